@@ -1,0 +1,1 @@
+"""The pure core: topology model, health rules, event diff. No I/O, stdlib only."""

@@ -1,0 +1,273 @@
+"""The plain data every part of the agent speaks: topology, observations, health.
+
+Everything here is a frozen dataclass or an enum, with no I/O. The edges
+(probes, the tailscale reader, the tray, the notifier) produce or consume these
+values; the pure core (topology validation, health rules, event diff) computes
+on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "Access",
+    "BackendState",
+    "CheckKind",
+    "Defaults",
+    "Health",
+    "Impact",
+    "Link",
+    "Node",
+    "NodeStatus",
+    "PeerView",
+    "ProbeResult",
+    "ProbeState",
+    "ProbeTarget",
+    "Reason",
+    "Service",
+    "ServiceStatus",
+    "Snapshot",
+    "TailnetView",
+    "TailscaleProblem",
+    "Topology",
+]
+
+
+# ==== topology =================================================================
+
+
+class CheckKind(StrEnum):
+    """How a service is probed."""
+
+    HTTP = "http"
+    TCP = "tcp"
+    REDIS = "redis"
+    POSTGRES = "postgres"
+    WEBSOCKET = "websocket"
+
+
+class Impact(StrEnum):
+    """What a service being down does to the colour."""
+
+    CRITICAL = "critical"  # red
+    DEGRADED = "degraded"  # amber
+    INFO = "info"  # shown, never colours, never alarms
+
+
+class Access(StrEnum):
+    """Where a service listens."""
+
+    TAILSCALE = "tailscale"
+    LOCALHOST_AND_TAILSCALE = "localhost+tailscale"
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    name: str
+    port: int
+    check: CheckKind
+    path: str = "/"  # http and websocket
+    expect_status: tuple[int, ...] = ()  # empty: any 2xx or 3xx
+    expect_body: str | None = None
+    impact: Impact = Impact.DEGRADED
+    access: Access = Access.TAILSCALE
+    open: bool = False  # offer "Open in browser"
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    interval_s: float = 10.0
+    timeout_s: float = 3.0
+    failure_threshold: int = 2
+    success_threshold: int = 1
+    latency_warn_ms: float = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    id: str
+    name: str
+    hostname: str
+    ip: str  # Tailscale IPv4
+    os: str = "linux"  # windows | macos | linux
+    role: str = ""
+    always_on: bool = True
+    services: tuple[Service, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    name: str
+    nodes: tuple[Node, ...]
+    defaults: Defaults = field(default_factory=Defaults)
+    version: int = 1
+    source: str = "<memory>"  # the file it came from, or "bundled default"
+
+    def node(self, node_id: str) -> Node | None:
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+
+# ==== tailscale ================================================================
+
+
+class BackendState(StrEnum):
+    """tailscaled's BackendState (ipn/backend.go); UNKNOWN for anything newer."""
+
+    NO_STATE = "NoState"
+    NEEDS_LOGIN = "NeedsLogin"
+    NEEDS_MACHINE_AUTH = "NeedsMachineAuth"
+    STOPPED = "Stopped"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    UNKNOWN = "Unknown"
+
+
+class TailscaleProblem(StrEnum):
+    """Why no usable Tailscale status could be read on this machine."""
+
+    NOT_INSTALLED = "not_installed"  # no CLI found
+    NOT_RUNNING = "not_running"  # BackendState other than Running
+    CLI_FAILED = "cli_failed"  # non-zero exit (tailscaled unreachable, ...)
+    TIMED_OUT = "timed_out"  # the CLI hung
+    BAD_OUTPUT = "bad_output"  # not the JSON we expect
+
+
+class Link(StrEnum):
+    """How this machine reaches a node (tailscale-facts.md section 4)."""
+
+    SELF = "self"
+    DIRECT = "direct"
+    RELAY = "relay"  # via a DERP server
+    PEER_RELAY = "peer-relay"
+    IDLE = "idle"  # not Active: path unknown, never "relayed"
+    OFFLINE = "offline"
+    UNKNOWN = "unknown"  # not in the tailnet, or no Tailscale here
+
+
+@dataclass(frozen=True, slots=True)
+class PeerView:
+    """One peer as Tailscale reports it."""
+
+    hostname: str
+    dns_name: str = ""
+    ips: tuple[str, ...] = ()
+    os: str = ""
+    online: bool = False
+    active: bool = False
+    cur_addr: str = ""
+    relay: str = ""  # home DERP region code, set even on direct peers
+    peer_relay: str = ""
+    last_seen: str = ""  # RFC 3339, "" when unset
+
+
+@dataclass(frozen=True, slots=True)
+class TailnetView:
+    """What `tailscale status --json` said, or why it could not say it."""
+
+    backend_state: BackendState | None = None
+    problem: TailscaleProblem | None = None
+    detail: str = ""  # a sentence for people when there is a problem
+    version: str = ""
+    self_hostname: str = ""
+    self_ips: tuple[str, ...] = ()
+    peers: tuple[PeerView, ...] = ()
+    health_warnings: tuple[str, ...] = ()
+
+    @property
+    def running(self) -> bool:
+        return self.problem is None and self.backend_state is BackendState.RUNNING
+
+
+# ==== observations =============================================================
+
+
+class ProbeState(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"  # the probe could not decide (an internal error)
+    SKIPPED = "skipped"  # not probed, and why is in the reason
+
+
+class Reason(StrEnum):
+    """Why a probe did not find its service up: each maps to a runbook hint."""
+
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    DNS = "dns"
+    HTTP_STATUS = "http_status"
+    BODY_MISMATCH = "body_mismatch"
+    PROTOCOL_MISMATCH = "protocol_mismatch"
+    TLS = "tls"
+    PEER_OFFLINE = "peer_offline"
+    TAILSCALE_DOWN = "tailscale_down"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """One probe to send: which service, at which address, with what timeout."""
+
+    node_id: str
+    service: Service
+    host: str
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    state: ProbeState
+    reason: Reason | None = None
+    detail: str = ""  # one human line: "HTTP 503", "connection refused", ...
+    latency_ms: float | None = None
+    at: float = 0.0  # wall-clock seconds when the result was known
+
+
+# ==== health ===================================================================
+
+
+class Health(StrEnum):
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+    GREY = "grey"  # no data, paused, no usable topology
+
+    @property
+    def exit_code(self) -> int:
+        """The Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
+        return {"green": 0, "amber": 1, "red": 2, "grey": 3}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    service: Service
+    result: ProbeResult
+    health: Health
+    address: str  # host:port actually probed (or that would be)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    node: Node
+    is_self: bool
+    link: Link
+    relay: str  # DERP region when the link is relayed, else ""
+    online: bool | None  # Tailscale's Online flag; None when unknown
+    latency_ms: float | None
+    health: Health
+    reasons: tuple[str, ...]  # human lines explaining a non-green node
+    services: tuple[ServiceStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One sweep, judged: what the tray, the CLI and the event diff read."""
+
+    topology: Topology
+    tailnet: TailnetView
+    self_node_id: str | None
+    nodes: tuple[NodeStatus, ...]
+    overall: Health
+    summary: str  # one line for a tooltip or a terminal
+    at: float

@@ -1,0 +1,1 @@
+"""Service probes (edge): one async probe per check kind, run concurrently."""
