@@ -1,0 +1,138 @@
+"""The command line: `tailnet-agent [check|run|topology|history] ...`.
+
+Parses arguments, wires the edges together and maps outcomes to exit codes:
+0 green, 1 amber, 2 red, 3 grey or unusable input (the Nagios plugin
+convention). Usage errors exit 3 too, so a monitoring system never reads a bad
+command line as "critical".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn, TextIO
+
+from agent import __version__
+from agent.core.model import Health
+from agent.core.report import render_table, snapshot_to_dict
+from agent.core.topology import describe_topology
+from agent.errors import AgentError, UsageError
+from agent.sweep import sweep
+from agent.tailscale import TAILSCALE_ENV, find_cli
+from agent.topology_source import load_topology, locate_topology
+
+__all__ = ["build_parser", "main"]
+
+EXIT_UNUSABLE = Health.GREY.exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {message}\n")
+
+
+def _add_topology_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--topology",
+        metavar="PATH",
+        help="topology file (default: $TAILNET_AGENT_TOPOLOGY, the user config, "
+        "else the bundled default)",
+    )
+
+
+def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
+    _add_topology_option(parser)
+    parser.add_argument(
+        "--node", metavar="ID", help="which topology node this machine is (default: ask Tailscale)"
+    )
+    parser.add_argument(
+        "--tailscale",
+        metavar="PATH",
+        help=f"the tailscale CLI (default: ${TAILSCALE_ENV}, PATH, the standard install places)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="tailnet-agent",
+        description="Watch a small Tailscale network: peers, links and services.",
+    )
+    parser.add_argument("--version", action="version", version=f"tailnet-agent {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    check = commands.add_parser(
+        "check", help="one sweep: a table (or JSON); exit 0 green, 1 amber, 2 red, 3 grey"
+    )
+    _add_sweep_options(check)
+    check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    topology = commands.add_parser("topology", help="validate or show the topology file")
+    topology_commands = topology.add_subparsers(
+        dest="topology_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    validate = topology_commands.add_parser("validate", help="check a topology file")
+    validate.add_argument("path", nargs="?", help="file to check (default: the one in use)")
+    show = topology_commands.add_parser("show", help="the topology in use and where it came from")
+    _add_topology_option(show)
+    return parser
+
+
+def _use_color(stream: TextIO, env: os._Environ[str] | dict[str, str]) -> bool:
+    if env.get("NO_COLOR"):
+        return False
+    return stream.isatty()
+
+
+def _check(args: argparse.Namespace) -> int:
+    topology = load_topology(args.topology, os.environ)
+    if args.node is not None and topology.node(args.node) is None:
+        known = ", ".join(n.id for n in topology.nodes)
+        raise UsageError(f"--node {args.node}: no such node in {topology.source} (known: {known})")
+    cli = find_cli(args.tailscale, os.environ)
+    snapshot = asyncio.run(sweep(topology, tailscale_cli=cli, node_override=args.node))
+    if args.json:
+        json.dump(snapshot_to_dict(snapshot), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_table(snapshot, color=_use_color(sys.stdout, os.environ)))
+    return snapshot.overall.exit_code
+
+
+def _topology(args: argparse.Namespace) -> int:
+    if args.topology_command == "validate":
+        if args.path is None:
+            topology = load_topology(None, os.environ)
+        else:
+            topology = load_topology(args.path, {})
+        services = sum(len(n.services) for n in topology.nodes)
+        print(f"OK: {topology.source}: {len(topology.nodes)} nodes, {services} services")
+        return 0
+    location = locate_topology(args.topology, os.environ)
+    topology = load_topology(args.topology, os.environ)
+    print(f"# from {location.origin}: {location.path}")
+    print(describe_topology(topology))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "check":
+            return _check(args)
+        if args.command == "topology":
+            return _topology(args)
+        parser.print_help()
+        return EXIT_UNUSABLE
+    except AgentError as error:
+        print(f"tailnet-agent: {error.message}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        return 130
+

@@ -1,0 +1,202 @@
+"""Health rules: one sweep's observations judged into colours, reasons and a summary.
+
+Pure. Input: the topology, what Tailscale said, which node is this machine, and
+one ProbeResult per service. Output: a Snapshot with a colour per service, per
+node and overall, and a line of text a person can act on.
+
+Colours: red for Tailscale not running here, an always-on peer offline or a
+critical service down; amber for a relayed (DERP) link, a slow link, a node not
+in the tailnet or a degraded service down; grey for "no colour" (no data, an
+info service, a peer that is not always on and is offline); green otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from agent.core.model import (
+    Health,
+    Impact,
+    Link,
+    Node,
+    NodeStatus,
+    ProbeResult,
+    ProbeState,
+    Reason,
+    ServiceStatus,
+    Snapshot,
+    TailnetView,
+    Topology,
+)
+from agent.core.plan import ServiceKey
+from agent.core.tailnet import find_peer, link_of
+
+__all__ = ["judge", "short_name", "worst"]
+
+_RANK = {Health.GREY: 0, Health.GREEN: 1, Health.AMBER: 2, Health.RED: 3}
+_MISSING = ProbeResult(ProbeState.UNKNOWN, Reason.ERROR, "no result")
+
+
+def worst(healths: Iterable[Health]) -> Health:
+    """The most severe colour; grey ("no colour") only when nothing else is there."""
+    return max(healths, key=_RANK.__getitem__, default=Health.GREY)
+
+
+def short_name(node: Node) -> str:
+    """"Mac mini — Backend Server" -> "Mac mini": the part before a dash, for one-liners."""
+    for dash in (" — ", " – ", " - "):
+        if dash in node.name:
+            return node.name.split(dash, 1)[0].strip()
+    return node.name or node.id
+
+
+def _service_health(impact: Impact, state: ProbeState) -> Health:
+    if state is ProbeState.UP:
+        return Health.GREEN
+    if state is ProbeState.SKIPPED or impact is Impact.INFO:
+        return Health.GREY
+    return Health.RED if impact is Impact.CRITICAL else Health.AMBER
+
+
+def _explain_offline(result: ProbeResult, hostname: str) -> ProbeResult:
+    """A failure on a peer that Tailscale calls offline: the runbook's Q1 is the reason."""
+    if result.state is not ProbeState.DOWN:
+        return result
+    detail = f"peer offline in Tailscale (run `tailscale up` on {hostname}); {result.detail}"
+    return ProbeResult(result.state, Reason.PEER_OFFLINE, detail, result.latency_ms, result.at)
+
+
+def _judge_node(
+    node: Node,
+    is_self: bool,
+    tailnet: TailnetView,
+    results: Mapping[ServiceKey, ProbeResult],
+    addresses: Mapping[ServiceKey, str],
+    latency_warn_ms: float,
+) -> NodeStatus:
+    online: bool | None
+    if is_self:
+        link, relay, online = Link.SELF, "", (True if tailnet.running else None)
+    elif not tailnet.running:
+        link, relay, online = Link.UNKNOWN, "", None
+    else:
+        peer = find_peer(node, tailnet)
+        if peer is None:
+            link, relay, online = Link.UNKNOWN, "", None
+        else:
+            link, relay = link_of(peer)
+            online = peer.online
+
+    services: list[ServiceStatus] = []
+    for service in node.services:
+        key = (node.id, service.name)
+        result = results.get(key, _MISSING)
+        if link is Link.OFFLINE:
+            result = _explain_offline(result, node.hostname)
+        health = _service_health(service.impact, result.state)
+        services.append(ServiceStatus(service, result, health, addresses.get(key, "")))
+
+    any_up = any(s.result.state is ProbeState.UP for s in services)
+    up_latencies = [
+        s.result.latency_ms
+        for s in services
+        if s.result.state is ProbeState.UP and s.result.latency_ms is not None
+    ]
+    latency = min(up_latencies, default=None)
+
+    reasons: list[str] = []
+    link_health = Health.GREEN
+    if link is Link.OFFLINE and not any_up:
+        if node.always_on:
+            link_health = Health.RED
+            reasons.append(f"offline in Tailscale (run `tailscale up` on {node.hostname})")
+        else:
+            # A laptop with its lid closed: shown, never an alarm; its services do not colour.
+            services = [
+                ServiceStatus(s.service, s.result, Health.GREY, s.address) for s in services
+            ]
+            reasons.append("offline (not an always-on node)")
+    elif link is Link.OFFLINE:
+        reasons.append("Tailscale reports it offline, but its services answer")
+    elif link is Link.RELAY:
+        link_health = Health.AMBER
+        reasons.append(
+            f"relayed via DERP '{relay}' — slower than direct (look for `direct` in "
+            "`tailscale status`)"
+        )
+    elif link is Link.UNKNOWN and not is_self and tailnet.running:
+        link_health = Health.AMBER
+        reasons.append(f"not found in this tailnet (no peer with IP {node.ip})")
+    if not is_self and latency is not None and latency > latency_warn_ms:
+        link_health = worst([link_health, Health.AMBER])
+        reasons.append(f"slow link: {latency:.0f} ms (warn above {latency_warn_ms:.0f} ms)")
+
+    for s in services:
+        if s.health in (Health.RED, Health.AMBER):
+            reasons.append(f"{s.service.name} down — {s.result.detail}")
+
+    if not tailnet.running and not is_self and not any_up:
+        health = Health.GREY  # nothing could be learnt about this peer
+    else:
+        health = worst([link_health, *(s.health for s in services)])
+    if health is Health.GREY and any(s.health is Health.GREEN for s in services):
+        health = Health.GREEN
+    return NodeStatus(
+        node, is_self, link, relay, online, latency, health, tuple(reasons), tuple(services)
+    )
+
+
+def _summary(topology: Topology, tailnet: TailnetView, nodes: list[NodeStatus]) -> str:
+    if not tailnet.running:
+        return tailnet.detail or "Tailscale is not running here (run `tailscale up`)"
+    if not nodes:
+        return f"{topology.name}: the topology has no nodes"
+    problems = [
+        (_RANK[n.health], f"{short_name(n.node)}: {reason}")
+        for n in nodes
+        if n.health in (Health.RED, Health.AMBER)
+        for reason in n.reasons
+    ]
+    if not problems:
+        up = sum(1 for n in nodes for s in n.services if s.result.state is ProbeState.UP)
+        total = sum(len(n.services) for n in nodes)
+        return f"All good — {len(nodes)} nodes, {up} of {total} services up"
+    problems.sort(key=lambda p: -p[0])  # stable: red first, then topology order
+    more = len(problems) - 1
+    return problems[0][1] + (f" (+{more} more)" if more else "")
+
+
+def judge(
+    topology: Topology,
+    tailnet: TailnetView,
+    self_node_id: str | None,
+    results: Mapping[ServiceKey, ProbeResult],
+    addresses: Mapping[ServiceKey, str],
+    *,
+    now: float,
+) -> Snapshot:
+    """Judge one sweep into a Snapshot."""
+    nodes = [
+        _judge_node(
+            node,
+            node.id == self_node_id,
+            tailnet,
+            results,
+            addresses,
+            topology.defaults.latency_warn_ms,
+        )
+        for node in topology.nodes
+    ]
+    if not tailnet.running:
+        overall = Health.RED
+    else:
+        overall = worst(n.health for n in nodes)
+    return Snapshot(
+        topology=topology,
+        tailnet=tailnet,
+        self_node_id=self_node_id,
+        nodes=tuple(nodes),
+        overall=overall,
+        summary=_summary(topology, tailnet, nodes),
+        at=now,
+    )

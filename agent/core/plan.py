@@ -1,0 +1,77 @@
+"""The sweep planner: which probes to send where, and which services not to probe at all.
+
+Pure: given the topology, the node this agent runs on and what Tailscale says, it
+returns the probe targets and, for services that must not be probed, a ready
+SKIPPED result saying why. The rule that matters most: when Tailscale is not
+running here, no probe is sent to any peer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.core.model import (
+    Access,
+    ProbeResult,
+    ProbeState,
+    ProbeTarget,
+    Reason,
+    TailnetView,
+    Topology,
+)
+
+__all__ = ["LOOPBACK_HOST", "ServiceKey", "SweepPlan", "format_address", "plan_sweep"]
+
+LOOPBACK_HOST = "127.0.0.1"
+
+ServiceKey = tuple[str, str]  # (node id, service name)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPlan:
+    targets: tuple[ProbeTarget, ...]
+    skipped: dict[ServiceKey, ProbeResult]
+    addresses: dict[ServiceKey, str]  # host:port for every service, probed or not
+
+
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _tailscale_down_detail(tailnet: TailnetView) -> str:
+    why = tailnet.detail or "Tailscale is not running here"
+    return f"not probed: {why.rstrip('.')}"
+
+
+def plan_sweep(
+    topology: Topology, self_node_id: str | None, tailnet: TailnetView, *, now: float = 0.0
+) -> SweepPlan:
+    """Plan one sweep.
+
+    Services of this machine's own node are probed locally: on loopback when they
+    listen there too, else on the node's own Tailscale address (traffic that never
+    leaves the machine). Peers are probed on their Tailscale address, and only
+    while Tailscale runs here.
+    """
+    timeout = topology.defaults.timeout_s
+    targets: list[ProbeTarget] = []
+    skipped: dict[ServiceKey, ProbeResult] = {}
+    addresses: dict[ServiceKey, str] = {}
+    for node in topology.nodes:
+        is_self = node.id == self_node_id
+        for service in node.services:
+            key = (node.id, service.name)
+            local = is_self and service.access is Access.LOCALHOST_AND_TAILSCALE
+            host = LOOPBACK_HOST if local else node.ip
+            addresses[key] = format_address(host, service.port)
+            if local or tailnet.running:
+                targets.append(ProbeTarget(node.id, service, host, timeout))
+            else:
+                skipped[key] = ProbeResult(
+                    ProbeState.SKIPPED,
+                    Reason.TAILSCALE_DOWN,
+                    _tailscale_down_detail(tailnet),
+                    None,
+                    now,
+                )
+    return SweepPlan(tuple(targets), skipped, addresses)

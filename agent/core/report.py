@@ -1,0 +1,140 @@
+"""A Snapshot as the `check` command shows it: a JSON-ready dict and a text table.
+
+Pure. The JSON keys are a contract (DESIGN.md): `overall`; `nodes[]` with `id`,
+`health`, `online`, `link`, `relay`, `latency_ms`, `services[]` with `name`,
+`port`, `state`, `reason`, `latency_ms`. More keys may be added, none removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.core.model import Health, NodeStatus, ProbeState, ServiceStatus, Snapshot
+
+__all__ = ["render_table", "snapshot_to_dict"]
+
+SCHEMA_VERSION = 1
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _service_dict(s: ServiceStatus) -> dict[str, Any]:
+    return {
+        "name": s.service.name,
+        "port": s.service.port,
+        "check": s.service.check.value,
+        "impact": s.service.impact.value,
+        "address": s.address,
+        "state": s.result.state.value,
+        "reason": None if s.result.reason is None else s.result.reason.value,
+        "detail": s.result.detail,
+        "latency_ms": _ms(s.result.latency_ms),
+        "health": s.health.value,
+    }
+
+
+def _node_dict(n: NodeStatus) -> dict[str, Any]:
+    return {
+        "id": n.node.id,
+        "name": n.node.name,
+        "hostname": n.node.hostname,
+        "ip": n.node.ip,
+        "is_self": n.is_self,
+        "always_on": n.node.always_on,
+        "health": n.health.value,
+        "online": n.online,
+        "link": n.link.value,
+        "relay": n.relay or None,
+        "latency_ms": _ms(n.latency_ms),
+        "reasons": list(n.reasons),
+        "services": [_service_dict(s) for s in n.services],
+    }
+
+
+def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
+    tailnet = snapshot.tailnet
+    return {
+        "schema": SCHEMA_VERSION,
+        "overall": snapshot.overall.value,
+        "exit_code": snapshot.overall.exit_code,
+        "summary": snapshot.summary,
+        "checked_at": snapshot.at,
+        "topology": {"name": snapshot.topology.name, "source": snapshot.topology.source},
+        "self_node": snapshot.self_node_id,
+        "tailscale": {
+            "running": tailnet.running,
+            "backend_state": None if tailnet.backend_state is None else tailnet.backend_state.value,
+            "problem": None if tailnet.problem is None else tailnet.problem.value,
+            "detail": tailnet.detail,
+            "version": tailnet.version,
+            "health_warnings": list(tailnet.health_warnings),
+        },
+        "nodes": [_node_dict(n) for n in snapshot.nodes],
+    }
+
+
+# ==== text table ================================================================
+
+_ANSI = {
+    Health.GREEN: "\x1b[32m",
+    Health.AMBER: "\x1b[33m",
+    Health.RED: "\x1b[31m",
+    Health.GREY: "\x1b[90m",
+}
+_RESET = "\x1b[0m"
+_STATE_MARK = {
+    ProbeState.UP: "✓",
+    ProbeState.DOWN: "✗",
+    ProbeState.UNKNOWN: "?",
+    ProbeState.SKIPPED: "-",
+}
+
+
+def _paint(text: str, health: Health, color: bool) -> str:
+    return f"{_ANSI[health]}{text}{_RESET}" if color else text
+
+
+def _link_text(n: NodeStatus) -> str:
+    if n.link.value == "relay":
+        return f"relay via DERP '{n.relay}'"
+    return n.link.value
+
+
+def _latency_text(ms: float | None) -> str:
+    return "" if ms is None else f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+
+
+def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
+    """A readable table grouped by node, ending with the overall verdict."""
+    lines: list[str] = []
+    head = f"{snapshot.topology.name}: {snapshot.overall.value.upper()}"
+    lines.append(_paint(head, snapshot.overall, color) + f" — {snapshot.summary}")
+    me = snapshot.self_node_id or "unknown (use --node ID)"
+    lines.append(f"topology: {snapshot.topology.source}; this machine: {me}")
+    if not snapshot.tailnet.running and snapshot.tailnet.detail:
+        lines.append(_paint(f"Tailscale: {snapshot.tailnet.detail}", Health.RED, color))
+    name_width = max(
+        (len(s.service.name) for n in snapshot.nodes for s in n.services), default=8
+    )
+    for n in snapshot.nodes:
+        lines.append("")
+        link = _link_text(n)
+        latency = _latency_text(n.latency_ms)
+        node_line = f"{n.node.id}  {n.node.name} ({n.node.hostname}, {n.node.ip})  {link}"
+        if latency:
+            node_line += f"  {latency}"
+        lines.append(_paint(f"[{n.health.value}]", n.health, color) + f" {node_line}")
+        for reason in n.reasons:
+            if not any(reason.startswith(f"{s.service.name} down") for s in n.services):
+                lines.append(f"    ! {reason}")
+        for s in n.services:
+            mark = _paint(_STATE_MARK[s.result.state], s.health, color)
+            state = s.result.state.value
+            tail = _latency_text(s.result.latency_ms) if state == "up" else s.result.detail
+            lines.append(
+                f"    {mark} {s.service.name:<{name_width}}  {s.service.port:>5}  "
+                f"{s.service.check.value:<9} {state:<7} {tail}".rstrip()
+            )
+    return "\n".join(lines) + "\n"
