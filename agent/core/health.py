@@ -43,7 +43,7 @@ def worst(healths: Iterable[Health]) -> Health:
 
 
 def short_name(node: Node) -> str:
-    """"Mac mini — Backend Server" -> "Mac mini": the part before a dash, for one-liners."""
+    """ "Mac mini — Backend Server" -> "Mac mini": the part before a dash, for one-liners."""
     for dash in (" — ", " – ", " - "):
         if dash in node.name:
             return node.name.split(dash, 1)[0].strip()
@@ -104,36 +104,45 @@ def _judge_node(
     ]
     latency = min(up_latencies, default=None)
 
-    reasons: list[str] = []
+    reasons: list[tuple[Health, str]] = []  # (how bad, why), sorted worst first below
     link_health = Health.GREEN
     if link is Link.OFFLINE and not any_up:
         if node.always_on:
             link_health = Health.RED
-            reasons.append(f"offline in Tailscale (run `tailscale up` on {node.hostname})")
+            reasons.append(
+                (link_health, f"offline in Tailscale (run `tailscale up` on {node.hostname})")
+            )
         else:
             # A laptop with its lid closed: shown, never an alarm; its services do not colour.
+            link_health = Health.GREY
             services = [
                 ServiceStatus(s.service, s.result, Health.GREY, s.address) for s in services
             ]
-            reasons.append("offline (not an always-on node)")
+            reasons.append((link_health, "offline (not an always-on node)"))
     elif link is Link.OFFLINE:
-        reasons.append("Tailscale reports it offline, but its services answer")
+        reasons.append((Health.GREEN, "Tailscale reports it offline, but its services answer"))
     elif link is Link.RELAY:
         link_health = Health.AMBER
         reasons.append(
-            f"relayed via DERP '{relay}' — slower than direct (look for `direct` in "
-            "`tailscale status`)"
+            (
+                link_health,
+                f"relayed via DERP '{relay}' — slower than direct (look for `direct` in "
+                "`tailscale status`)",
+            )
         )
     elif link is Link.UNKNOWN and not is_self and tailnet.running:
         link_health = Health.AMBER
-        reasons.append(f"not found in this tailnet (no peer with IP {node.ip})")
+        reasons.append((link_health, f"not found in this tailnet (no peer with IP {node.ip})"))
     if not is_self and latency is not None and latency > latency_warn_ms:
         link_health = worst([link_health, Health.AMBER])
-        reasons.append(f"slow link: {latency:.0f} ms (warn above {latency_warn_ms:.0f} ms)")
+        reasons.append(
+            (Health.AMBER, f"slow link: {latency:.0f} ms (warn above {latency_warn_ms:.0f} ms)")
+        )
 
     for s in services:
         if s.health in (Health.RED, Health.AMBER):
-            reasons.append(f"{s.service.name} down — {s.result.detail}")
+            reasons.append((s.health, f"{s.service.name} down — {s.result.detail}"))
+    reasons.sort(key=lambda r: -_RANK[r[0]])  # stable: worst first, then in order found
 
     if not tailnet.running and not is_self and not any_up:
         health = Health.GREY  # nothing could be learnt about this peer
@@ -142,7 +151,15 @@ def _judge_node(
     if health is Health.GREY and any(s.health is Health.GREEN for s in services):
         health = Health.GREEN
     return NodeStatus(
-        node, is_self, link, relay, online, latency, health, tuple(reasons), tuple(services)
+        node,
+        is_self,
+        link,
+        relay,
+        online,
+        latency,
+        health,
+        tuple(text for _, text in reasons),
+        tuple(services),
     )
 
 
@@ -155,14 +172,15 @@ def _summary(topology: Topology, tailnet: TailnetView, nodes: list[NodeStatus]) 
         (_RANK[n.health], f"{short_name(n.node)}: {reason}")
         for n in nodes
         if n.health in (Health.RED, Health.AMBER)
-        for reason in n.reasons
+        for reason in n.reasons[:1]
     ]
+    extra = sum(len(n.reasons) - 1 for n in nodes if n.health in (Health.RED, Health.AMBER))
     if not problems:
         up = sum(1 for n in nodes for s in n.services if s.result.state is ProbeState.UP)
         total = sum(len(n.services) for n in nodes)
         return f"All good — {len(nodes)} nodes, {up} of {total} services up"
     problems.sort(key=lambda p: -p[0])  # stable: red first, then topology order
-    more = len(problems) - 1
+    more = len(problems) - 1 + extra
     return problems[0][1] + (f" (+{more} more)" if more else "")
 
 
@@ -187,10 +205,7 @@ def judge(
         )
         for node in topology.nodes
     ]
-    if not tailnet.running:
-        overall = Health.RED
-    else:
-        overall = worst(n.health for n in nodes)
+    overall = Health.RED if not tailnet.running else worst(n.health for n in nodes)
     return Snapshot(
         topology=topology,
         tailnet=tailnet,

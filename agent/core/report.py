@@ -115,9 +115,7 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
     lines.append(f"topology: {snapshot.topology.source}; this machine: {me}")
     if not snapshot.tailnet.running and snapshot.tailnet.detail:
         lines.append(_paint(f"Tailscale: {snapshot.tailnet.detail}", Health.RED, color))
-    name_width = max(
-        (len(s.service.name) for n in snapshot.nodes for s in n.services), default=8
-    )
+    name_width = max((len(s.service.name) for n in snapshot.nodes for s in n.services), default=8)
     for n in snapshot.nodes:
         lines.append("")
         link = _link_text(n)
