@@ -1,4 +1,7 @@
-"""The command line: `tailnet-agent [check|run|topology|history] ...`.
+"""The command line: `tailnet-agent [check|run|tray|topology|history] ...`.
+
+Plain `tailnet-agent` starts the tray; where no display or tray can run it says
+so and how to run headless.
 
 Parses arguments, wires the edges together and maps outcomes to exit codes:
 0 green, 1 amber, 2 red, 3 grey or unusable input (the Nagios plugin
@@ -11,16 +14,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from agent import __version__
+from agent import __version__, paths
+from agent.app import AgentOptions, run_headless, run_tray
 from agent.core.model import Health
 from agent.core.report import render_table, snapshot_to_dict
 from agent.core.topology import describe_topology
 from agent.errors import AgentError, UsageError
+from agent.logs import setup_logging
 from agent.sweep import sweep
 from agent.tailscale import TAILSCALE_ENV, find_cli
 from agent.topology_source import load_topology, locate_topology
@@ -80,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("path", nargs="?", help="file to check (default: the one in use)")
     show = topology_commands.add_parser("show", help="the topology in use and where it came from")
     _add_topology_option(show)
+
+    run = commands.add_parser(
+        "run", help="the monitor; with --headless no tray (servers, tests): events to the log"
+    )
+    _add_sweep_options(run)
+    run.add_argument("--headless", action="store_true", help="no tray icon")
+
+    tray = commands.add_parser("tray", help="the tray icon and menu (the default command)")
+    _add_sweep_options(tray)
+
+    history = commands.add_parser("history", help="events recorded by the monitor")
+    history.add_argument("--json", action="store_true", help="print JSON instead of a list")
+    history.add_argument(
+        "--since", default="24h", metavar="WHEN", help="how far back: 24h, 30m, 7d or a date"
+    )
     return parser
 
 
@@ -120,16 +142,49 @@ def _topology(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history(args: argparse.Namespace) -> int:
+    from agent import history
+
+    now = time.time()
+    since = history.parse_since(args.since, now)
+    path = paths.history_path()
+    if not path.exists():
+        records = []
+    else:
+        with history.History(path) as store:
+            records = store.events(since=since)
+    if args.json:
+        json.dump(history.history_to_json(records), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(history.render_history(records, color=_use_color(sys.stdout, os.environ)))
+    return 0
+
+
+def _agent_options(args: argparse.Namespace) -> AgentOptions:
+    return AgentOptions(
+        topology=getattr(args, "topology", None),
+        node=getattr(args, "node", None),
+        tailscale=getattr(args, "tailscale", None),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "check":
+            setup_logging(None, verbose=args.verbose)
             return _check(args)
         if args.command == "topology":
             return _topology(args)
-        parser.print_help()
-        return EXIT_UNUSABLE
+        if args.command == "history":
+            return _history(args)
+        if args.command == "run" and args.headless:
+            setup_logging(paths.log_dir(), verbose=args.verbose, console_level=logging.INFO)
+            return run_headless(_agent_options(args))
+        setup_logging(paths.log_dir(), verbose=args.verbose)
+        return run_tray(_agent_options(args))
     except AgentError as error:
         print(f"tailnet-agent: {error.message}", file=sys.stderr)
         return EXIT_UNUSABLE

@@ -1,0 +1,214 @@
+"""The composition root: wires topology, Tailscale, monitor, notifier, history and tray.
+
+`run_tray` is plain `tailnet-agent`: the tray on the main thread, the monitor in
+its worker thread. `run_headless` is `tailnet-agent run --headless`: the same
+monitor, notifications and history, with the log instead of a tray, stopped
+cleanly by SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+from agent import __version__, paths
+from agent.core.menu import TrayView
+from agent.history import History
+from agent.monitor import Monitor, MonitorUpdate
+from agent.notify import Notifier, choose_notifier
+from agent.tailscale import find_cli
+from agent.topology_source import load_topology, locate_topology
+
+__all__ = ["AgentOptions", "run_headless", "run_tray"]
+
+log = logging.getLogger(__name__)
+
+MORNING_HOUR = 8  # "until tomorrow" ends at 08:00 local time
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOptions:
+    topology: str | None = None
+    node: str | None = None
+    tailscale: str | None = None
+
+
+def _build_monitor(
+    options: AgentOptions,
+    env: Mapping[str, str],
+    notifier: Notifier,
+    on_update: Callable[[MonitorUpdate], None],
+) -> Monitor:
+    location = locate_topology(options.topology, env)
+    cli = find_cli(options.tailscale, env)
+    if cli is None:
+        log.warning("no tailscale command found: peers will not be probed")
+    return Monitor(
+        load_topology=lambda: load_topology(options.topology, env),
+        topology_path=location.path,
+        tailscale_cli=cli,
+        notifier=notifier,
+        on_update=on_update,
+        node_override=options.node,
+        open_history=lambda: History(paths.history_path()),
+    )
+
+
+# ==== headless =================================================================
+
+
+def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
+    """The monitor without a tray, until SIGINT/SIGTERM. Returns the exit code."""
+    stop = threading.Event()
+    last_summary: list[str] = []
+
+    def on_update(update: MonitorUpdate) -> None:
+        snapshot = update.snapshot
+        text = (
+            f"{snapshot.overall.value}: {snapshot.summary}"
+            if snapshot is not None
+            else f"grey: {update.topology_error or 'no data yet'}"
+        )
+        if not last_summary or last_summary[-1] != text:
+            log.info("state %s", text)
+            last_summary[:] = [text]
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping on %s", signal.Signals(signum).name)
+        stop.set()
+
+    notifier = choose_notifier()
+    log.info("notifications through %s", notifier.name)
+    monitor = _build_monitor(options, env, notifier, on_update)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        monitor.start()
+        while not stop.wait(1.0):
+            if not monitor.alive:
+                log.error("the monitor stopped unexpectedly")
+                return 1
+    finally:
+        monitor.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+# ==== tray =====================================================================
+
+
+def next_morning(now: float) -> float:
+    """The next 08:00 local time after `now` (for "Pause until tomorrow")."""
+    local = datetime.fromtimestamp(now).astimezone()
+    morning = local.replace(hour=MORNING_HOUR, minute=0, second=0, microsecond=0)
+    if morning <= local:
+        morning += timedelta(days=1)
+    return morning.timestamp()
+
+
+def _open_path(path: Path) -> bool:
+    """Open a file or folder with the desktop's default application."""
+    try:
+        if sys.platform == "win32":
+            os.startfile(path)  # type: ignore[attr-defined,unused-ignore]
+        else:
+            opener = "open" if sys.platform == "darwin" else "xdg-open"
+            subprocess.Popen([opener, str(path)], stdin=subprocess.DEVNULL)
+    except OSError as error:
+        log.warning("could not open %s: %s", path, error)
+        return False
+    return True
+
+
+def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
+    """The file "Open topology file" should open: never the read-only bundled copy."""
+    location = locate_topology(options.topology, env)
+    if location.origin != "bundled default":
+        return location.path
+    target = paths.user_topology_path()
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(location.path, target)
+        log.info("copied the bundled topology to %s for editing", target)
+    return target
+
+
+def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
+    """The tray on this (main) thread, the monitor in a worker thread."""
+    from agent.tray import Tray, copy_text, open_url, tray_available
+
+    ok, why = tray_available()
+    if not ok:
+        print(f"tailnet-agent: {why}", file=sys.stderr)
+        return 3
+
+    notifier = choose_notifier()
+    holder: dict[str, Monitor] = {}
+
+    def on_update(update: MonitorUpdate) -> None:
+        tray.publish(
+            TrayView(
+                snapshot=update.snapshot,
+                now=update.now,
+                paused_until=update.paused_until,
+                autostart=None,
+                topology_error=update.topology_error,
+                uptime=update.uptime,
+                since=update.since,
+                version=__version__,
+                in_grace=update.in_grace,
+            )
+        )
+
+    def on_action(action: str) -> None:
+        monitor = holder["monitor"]
+        log.debug("menu action %s", action)
+        if action == "check_now":
+            monitor.check_now()
+        elif action == "pause_1h":
+            monitor.pause_notifications(time.time() + 3600)
+        elif action == "pause_tomorrow":
+            monitor.pause_notifications(next_morning(time.time()))
+        elif action == "resume":
+            monitor.resume_notifications()
+        elif action == "open_topology":
+            _open_path(_editable_topology(options, env))
+        elif action == "open_logs":
+            log_dir = paths.log_dir()
+            log_dir.mkdir(parents=True, exist_ok=True)
+            _open_path(log_dir)
+        elif action == "about":
+            notifier.notify(
+                f"tailnet-agent {__version__}",
+                "Watches your Tailscale network: peers, links and services.",
+            )
+        elif action == "quit":
+            monitor.stop()
+            tray.stop()
+        elif action.startswith("open:"):
+            open_url(action.removeprefix("open:"))
+        elif action.startswith("copy:"):
+            copy_text(action.removeprefix("copy:"))
+        else:
+            log.warning("unknown menu action %r", action)
+
+    tray = Tray(on_action)
+    monitor = _build_monitor(options, env, notifier, on_update)
+    holder["monitor"] = monitor
+    tray.publish(TrayView(snapshot=None, now=time.time(), version=__version__))
+    try:
+        tray.run(setup=monitor.start)
+    finally:
+        monitor.stop()
+    return 0
