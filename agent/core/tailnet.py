@@ -1,0 +1,230 @@
+"""Reading Tailscale's status: `tailscale status --json` -> TailnetView, the link rule, matching.
+
+Pure: it turns the decoded JSON object into a TailnetView, tolerating missing keys, nulls
+and values of the wrong type everywhere (the CLI warns the JSON changes between releases;
+tailscale-facts.md sections 2-3). It also holds the agent's direct/relay rule (section 4)
+and the matching of topology nodes to Tailscale peers and to this machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from agent.core.model import (
+    BackendState,
+    Link,
+    Node,
+    PeerView,
+    TailnetView,
+    TailscaleProblem,
+    Topology,
+)
+
+__all__ = [
+    "find_peer",
+    "identify_self",
+    "link_of",
+    "parse_status",
+    "parse_status_json",
+    "state_detail",
+]
+
+_UNSET_TIME_PREFIX = "0001-01-01"  # Go's zero time.Time: "0001-01-01T00:00:00Z"
+
+_STATE_DETAILS: dict[BackendState, str] = {
+    BackendState.NEEDS_LOGIN: "Tailscale needs you to log in here (run `tailscale up`)",
+    BackendState.STOPPED: "Tailscale is stopped on this machine (run `tailscale up`)",
+    BackendState.STARTING: (
+        "Tailscale is still starting on this machine; wait a moment "
+        "(if it stays like this, run `tailscale up`)"
+    ),
+    BackendState.NEEDS_MACHINE_AUTH: (
+        "Tailscale is waiting for an admin to approve this machine "
+        "(approve it in the Tailscale admin console)"
+    ),
+    BackendState.NO_STATE: ("Tailscale has not started on this machine yet (run `tailscale up`)"),
+}
+
+
+# ==== parsing ==================================================================
+
+
+def parse_status_json(text: str) -> TailnetView:
+    """Decode the CLI's stdout and parse it; text that is not JSON gives BAD_OUTPUT."""
+    try:
+        data: object = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        snippet = " ".join(text.split())[:60]
+        return TailnetView(
+            problem=TailscaleProblem.BAD_OUTPUT,
+            detail=f"`tailscale status --json` printed something that is not JSON ({exc}): "
+            f"{snippet!r}",
+        )
+    return parse_status(data)
+
+
+def parse_status(data: object) -> TailnetView:
+    """Turn a decoded `tailscale status --json` object into a TailnetView.
+
+    A backend state other than Running gives problem NOT_RUNNING with a hint a person can
+    act on; self and peers are still filled from whatever the status holds.
+    """
+    if not isinstance(data, Mapping):
+        return TailnetView(
+            problem=TailscaleProblem.BAD_OUTPUT,
+            detail="`tailscale status --json` printed "
+            f"{_kind(data)} where a JSON object was expected",
+        )
+    raw_state = _str(data.get("BackendState"))
+    state = _backend_state(raw_state)
+    self_obj = data.get("Self")
+    self_map: Mapping[str, object] = self_obj if isinstance(self_obj, Mapping) else {}
+    self_ips = _strs(data.get("TailscaleIPs")) or _strs(self_map.get("TailscaleIPs"))
+    peer_obj = data.get("Peer")
+    peers: tuple[PeerView, ...] = ()
+    if isinstance(peer_obj, Mapping):
+        peers = tuple(_peer(p) for p in peer_obj.values() if isinstance(p, Mapping))
+    problem: TailscaleProblem | None = None
+    detail = ""
+    if state is not BackendState.RUNNING:
+        problem = TailscaleProblem.NOT_RUNNING
+        detail = state_detail(state, raw_state)
+    return TailnetView(
+        backend_state=state,
+        problem=problem,
+        detail=detail,
+        version=_str(data.get("Version")),
+        self_hostname=_str(self_map.get("HostName")),
+        self_ips=self_ips,
+        peers=peers,
+        health_warnings=_strs(data.get("Health")),
+    )
+
+
+def state_detail(state: BackendState, raw: str = "") -> str:
+    """The sentence shown when Tailscale's backend is not Running (the runbook's hint)."""
+    if state is BackendState.RUNNING:
+        return ""
+    known = _STATE_DETAILS.get(state)
+    if known is not None:
+        return known
+    if raw:
+        return (
+            f"Tailscale reports a state this agent does not know ({raw[:40]!r}); "
+            "if it does not connect, run `tailscale up`"
+        )
+    return "Tailscale did not say whether it is running here (run `tailscale up`)"
+
+
+def _backend_state(raw: str) -> BackendState:
+    try:
+        state = BackendState(raw)
+    except ValueError:
+        return BackendState.UNKNOWN
+    return state
+
+
+def _peer(obj: Mapping[str, object]) -> PeerView:
+    last_seen = _str(obj.get("LastSeen"))
+    if last_seen.startswith(_UNSET_TIME_PREFIX):
+        last_seen = ""
+    return PeerView(
+        hostname=_str(obj.get("HostName")),
+        dns_name=_str(obj.get("DNSName")),
+        ips=_strs(obj.get("TailscaleIPs")),
+        os=_str(obj.get("OS")),
+        online=obj.get("Online") is True,
+        active=obj.get("Active") is True,
+        cur_addr=_str(obj.get("CurAddr")),
+        relay=_str(obj.get("Relay")),
+        peer_relay=_str(obj.get("PeerRelay")),
+        last_seen=last_seen,
+    )
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _strs(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, str))
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+# ==== the link rule ============================================================
+
+
+def link_of(peer: PeerView) -> tuple[Link, str]:
+    """How this machine reaches `peer`, and the DERP region code when relayed.
+
+    tailscale-facts.md section 4: offline when not Online; the path is known only for
+    Active peers (idle otherwise). Relay names the home DERP and is set on direct peers
+    too, so it counts only when neither CurAddr nor PeerRelay is set.
+    """
+    if not peer.online:
+        return Link.OFFLINE, ""
+    if not peer.active:
+        return Link.IDLE, ""
+    if peer.cur_addr:
+        return Link.DIRECT, ""
+    if peer.peer_relay:
+        return Link.PEER_RELAY, ""
+    if peer.relay:
+        return Link.RELAY, peer.relay
+    return Link.UNKNOWN, ""
+
+
+# ==== matching =================================================================
+
+
+def find_peer(node: Node, view: TailnetView) -> PeerView | None:
+    """The peer that is `node`: by Tailscale IP first, then by hostname (case-insensitive).
+
+    The hostname matches a peer's HostName or the first label of its DNSName.
+    """
+    if node.ip:
+        for peer in view.peers:
+            if node.ip in peer.ips:
+                return peer
+    wanted = node.hostname.casefold()
+    if not wanted:
+        return None
+    for peer in view.peers:
+        if wanted in _peer_names(peer):
+            return peer
+    return None
+
+
+def identify_self(topology: Topology, view: TailnetView) -> str | None:
+    """The id of the topology node this machine is, from Tailscale's Self; None if none fits."""
+    for node in topology.nodes:
+        if node.ip and node.ip in view.self_ips:
+            return node.id
+    own = view.self_hostname.casefold()
+    if own:
+        for node in topology.nodes:
+            if node.hostname and node.hostname.casefold() == own:
+                return node.id
+    return None
+
+
+def _peer_names(peer: PeerView) -> set[str]:
+    names = {peer.hostname.casefold(), peer.dns_name.split(".", 1)[0].casefold()}
+    names.discard("")
+    return names

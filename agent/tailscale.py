@@ -1,0 +1,182 @@
+"""The Tailscale CLI edge: find the `tailscale` command and run `tailscale status --json`.
+
+`find_cli` looks in the documented order (--tailscale PATH, $TAILNET_AGENT_TAILSCALE, PATH,
+then the standard install locations on Windows and macOS). `read_status` runs the command
+with an argv list, bounded by a timeout, and never raises for an operational failure: a
+missing command, a hang, a failing daemon or garbage output all come back as a TailnetView
+whose `problem` and `detail` say what went wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ntpath
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.core.model import TailnetView, TailscaleProblem
+from agent.core.tailnet import parse_status_json
+
+__all__ = [
+    "NOT_INSTALLED_DETAIL",
+    "TAILSCALE_ENV",
+    "find_cli",
+    "install_locations",
+    "read_status",
+]
+
+TAILSCALE_ENV = "TAILNET_AGENT_TAILSCALE"
+
+NOT_INSTALLED_DETAIL = "Tailscale is not installed here (no `tailscale` command found)"
+
+_KILL_WAIT_S = 5.0  # how long to wait for a killed CLI to be reaped before giving up
+_DETAIL_MAX = 200
+
+Which = Callable[[str], str | None]
+
+
+# ==== finding the CLI ==========================================================
+
+
+def install_locations(platform: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The standard places the Tailscale installers put the CLI, for `platform`.
+
+    Windows: `%ProgramW6432%` / `%ProgramFiles%` (so a 32-bit Python still finds the
+    64-bit install) and the literal `C:\\Program Files`; macOS: the GUI app's binary and
+    `/usr/local/bin/tailscale` (Standalone >= 1.68). Other systems rely on PATH.
+    """
+    if platform == "win32":
+        found: list[str] = []
+        for var in ("ProgramW6432", "ProgramFiles"):
+            base = _env_get(env, var)
+            if base:
+                found.append(ntpath.join(base, "Tailscale", "tailscale.exe"))
+        found.append("C:\\Program Files\\Tailscale\\tailscale.exe")
+        return tuple(dict.fromkeys(found))
+    if platform == "darwin":
+        return (
+            "/Applications/Tailscale.app/Contents/MacOS/Tailscale",
+            "/usr/local/bin/tailscale",
+        )
+    return ()
+
+
+def find_cli(
+    explicit: str | None,
+    env: Mapping[str, str],
+    *,
+    platform: str = sys.platform,
+    which: Which = shutil.which,
+    candidates: Sequence[str] | None = None,
+) -> str | None:
+    """The `tailscale` command to run, or None when there is none.
+
+    Order: `explicit` (--tailscale PATH, returned as given so a wrong path is reported
+    when it is run), the TAILNET_AGENT_TAILSCALE variable in `env`, `tailscale` on PATH,
+    then the first existing file among `candidates` (default: `install_locations`).
+    """
+    if explicit:
+        return explicit
+    from_env = env.get(TAILSCALE_ENV, "").strip()
+    if from_env:
+        return from_env
+    on_path = which("tailscale")
+    if on_path:
+        return on_path
+    if candidates is None:
+        candidates = install_locations(platform, env)
+    for candidate in candidates:
+        if Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def _env_get(env: Mapping[str, str], name: str) -> str:
+    """A variable from `env`, ignoring case as Windows does."""
+    value = env.get(name)
+    if value is None:
+        folded = name.casefold()
+        value = next((v for k, v in env.items() if k.casefold() == folded), None)
+    return (value or "").strip()
+
+
+# ==== running it ===============================================================
+
+
+async def read_status(cli: str | None, timeout_s: float = 5.0) -> TailnetView:
+    """Run `cli status --json` and parse what it prints; never raises for a failure."""
+    if cli is None:
+        return _problem(TailscaleProblem.NOT_INSTALLED, NOT_INSTALLED_DETAIL)
+    kwargs: dict[str, Any] = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            cli,
+            "status",
+            "--json",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            **kwargs,
+        )
+    except FileNotFoundError:
+        return _problem(
+            TailscaleProblem.NOT_INSTALLED, f"{NOT_INSTALLED_DETAIL}: {cli} does not exist"
+        )
+    except PermissionError:
+        return _problem(
+            TailscaleProblem.NOT_INSTALLED,
+            f"{NOT_INSTALLED_DETAIL}: {cli} cannot be run (permission denied; "
+            "is it the tailscale program?)",
+        )
+    except OSError as exc:
+        return _problem(
+            TailscaleProblem.CLI_FAILED,
+            f"Could not run {cli}: {exc.strerror or exc} (is it the tailscale program?)",
+        )
+    try:
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+        except TimeoutError:
+            await _kill(proc)
+            return _problem(
+                TailscaleProblem.TIMED_OUT,
+                f"`tailscale status` did not answer within {timeout_s:g} s "
+                "(tailscaled may be stuck; restart Tailscale)",
+            )
+    finally:
+        if proc.returncode is None:  # cancelled by the caller: never leave the CLI behind
+            await _kill(proc)
+    if proc.returncode != 0:
+        first = _first_line(err.decode("utf-8", errors="replace"))
+        return _problem(
+            TailscaleProblem.CLI_FAILED,
+            f"`tailscale status` failed (exit {proc.returncode}): {first or 'no error message'}",
+        )
+    return parse_status_json(out.decode("utf-8", errors="replace"))
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    # Bounded: a process that cannot be reaped must not hang the agent.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(proc.wait()), _KILL_WAIT_S)
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line[:_DETAIL_MAX]
+    return ""
+
+
+def _problem(problem: TailscaleProblem, detail: str) -> TailnetView:
+    return TailnetView(problem=problem, detail=detail)
