@@ -1,0 +1,269 @@
+"""Tray and app icons, drawn from shapes: one disc per Health, plus the app icon.
+
+This edge owns every pixel the agent shows. Glyphs are drawn as lines, arcs and dots (never with
+a font: fonts differ per OS and may be missing), at 4x and downsampled with LANCZOS so they stay
+crisp from 16 px to HiDPI. Each state has its own colour AND its own glyph shape, so the states
+stay distinguishable without colour (check, "!", "x", "?"). A dark rim around the disc and the
+glyph keeps the icon legible on light and dark bars.
+
+    render_icon(Health.RED, 22)          -> PIL.Image.Image (RGBA 22x22), cached; do not mutate
+    app_icon_images()                    -> the app icon at APP_ICON_SIZES
+    write_app_icon(Path("x.ico"))        -> writes .png / .ico / .icns by suffix
+    python -m agent.icons --write-app-icons icons/
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from agent.core.model import Health
+
+__all__ = [
+    "APP_ICON_COLOUR",
+    "APP_ICON_NAME",
+    "APP_ICON_SIZES",
+    "HEALTH_COLOURS",
+    "OUTLINE_COLOUR",
+    "app_icon_images",
+    "main",
+    "render_app_icon",
+    "render_icon",
+    "write_app_icon",
+    "write_app_icons",
+]
+
+RGB = tuple[int, int, int]
+
+HEALTH_COLOURS: dict[Health, RGB] = {
+    Health.GREEN: (0x2E, 0x9D, 0x4A),  # white glyph contrast 3.4:1
+    Health.AMBER: (0xEC, 0x97, 0x0F),  # the glyph's dark rim carries the contrast here
+    Health.RED: (0xD9, 0x3B, 0x3B),  # 4.3:1
+    Health.GREY: (0x8A, 0x8F, 0x98),  # 3.2:1
+}
+"""Disc colour per state (the tests and the tray-screenshot checks look for these)."""
+
+APP_ICON_COLOUR: RGB = (0x2F, 0x6A, 0xC8)
+OUTLINE_COLOUR: RGB = (0x1B, 0x1F, 0x24)
+GLYPH_COLOUR: RGB = (0xFF, 0xFF, 0xFF)
+
+APP_ICON_NAME = "tailnet-agent"
+APP_ICON_SIZES: tuple[int, ...] = (16, 24, 32, 48, 64, 128, 256)
+"""Frames of the Windows .ico; the .png is the 256 px one."""
+
+_ICNS_SIZES = (32, 64, 128, 256, 512, 1024)  # what Pillow's ICNS writer stores
+
+_DISC_RADIUS = 0.47  # of the icon's width, outline included
+_DISC_OUTLINE = 0.06  # of the icon's width, at least one final pixel
+_GLYPH_RIM = 0.035  # dark rim around the glyph, at least half a final pixel
+
+
+# ==== shapes ===================================================================
+# Coordinates are fractions of the icon's width: (0.5, 0.5) is the centre.
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    points: tuple[tuple[float, float], ...]
+    width: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Dot:
+    centre: tuple[float, float]
+    radius: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Arc:
+    centre: tuple[float, float]
+    radius: float  # of the stroke's centre line
+    start: float  # degrees, clockwise from 3 o'clock (Pillow's convention)
+    end: float
+    width: float
+
+
+_Shape = _Line | _Dot | _Arc
+
+_GLYPHS: dict[Health, tuple[_Shape, ...]] = {
+    Health.GREEN: (_Line(((0.285, 0.515), (0.43, 0.655), (0.715, 0.365)), 0.125),),
+    Health.AMBER: (
+        _Line(((0.5, 0.245), (0.5, 0.565)), 0.135),
+        _Dot((0.5, 0.745), 0.08),
+    ),
+    Health.RED: (
+        _Line(((0.335, 0.335), (0.665, 0.665)), 0.125),
+        _Line(((0.665, 0.335), (0.335, 0.665)), 0.125),
+    ),
+    Health.GREY: (
+        _Arc((0.5, 0.385), 0.135, 175.0, 415.0, 0.115),
+        _Line(((0.5 + 0.135 * 0.5736, 0.385 + 0.135 * 0.8192), (0.5, 0.555), (0.5, 0.585)), 0.115),
+        _Dot((0.5, 0.75), 0.075),
+    ),
+}
+
+# Three peers joined in a triangle: the app, not a state.
+_APP_GLYPH: tuple[_Shape, ...] = (
+    _Line(((0.5, 0.29), (0.295, 0.65), (0.705, 0.65), (0.5, 0.29)), 0.065),
+    _Dot((0.5, 0.29), 0.095),
+    _Dot((0.295, 0.65), 0.095),
+    _Dot((0.705, 0.65), 0.095),
+)
+
+
+def _arc_point(arc: _Arc, degrees: float) -> tuple[float, float]:
+    rad = math.radians(degrees)
+    return (arc.centre[0] + arc.radius * math.cos(rad), arc.centre[1] + arc.radius * math.sin(rad))
+
+
+def _draw_shapes(
+    draw: ImageDraw.ImageDraw,
+    shapes: Sequence[_Shape],
+    canvas: int,
+    grow: float,
+    fill: tuple[int, int, int, int],
+) -> None:
+    """Draw shapes scaled to `canvas` px, each stroke widened by `grow` px on both sides."""
+
+    def px(point: tuple[float, float]) -> tuple[float, float]:
+        return (point[0] * canvas, point[1] * canvas)
+
+    def cap(point: tuple[float, float], radius: float) -> None:
+        x, y = px(point)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
+
+    for shape in shapes:
+        if isinstance(shape, _Dot):
+            cap(shape.centre, shape.radius * canvas + grow)
+        elif isinstance(shape, _Line):
+            width = shape.width * canvas + 2 * grow
+            draw.line([px(p) for p in shape.points], fill=fill, width=round(width), joint="curve")
+            for point in shape.points:  # round caps and joints
+                cap(point, width / 2)
+        else:
+            width = shape.width * canvas + 2 * grow
+            outer = shape.radius * canvas + width / 2
+            cx, cy = px(shape.centre)
+            draw.arc(
+                (cx - outer, cy - outer, cx + outer, cy + outer),
+                shape.start,
+                shape.end,
+                fill=fill,
+                width=round(width),
+            )
+            for degrees in (shape.start, shape.end):
+                cap(_arc_point(shape, degrees), width / 2)
+
+
+def _render(disc: RGB, glyph: Sequence[_Shape], size: int) -> Image.Image:
+    if size < 8:
+        raise ValueError(f"icon size {size} px is too small (at least 8)")
+    factor = 4 if size <= 256 else 2
+    canvas = size * factor
+    image = Image.new("RGBA", (canvas, canvas), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+
+    centre = canvas / 2
+    radius = _DISC_RADIUS * canvas
+    outline = max(_DISC_OUTLINE * canvas, 1.0 * factor)
+    draw.ellipse(
+        (centre - radius, centre - radius, centre + radius, centre + radius),
+        fill=(*OUTLINE_COLOUR, 255),
+    )
+    inner = radius - outline
+    draw.ellipse(
+        (centre - inner, centre - inner, centre + inner, centre + inner), fill=(*disc, 255)
+    )
+
+    rim = max(_GLYPH_RIM * canvas, 0.5 * factor)
+    _draw_shapes(draw, glyph, canvas, rim, (*OUTLINE_COLOUR, 255))
+    _draw_shapes(draw, glyph, canvas, 0.0, (*GLYPH_COLOUR, 255))
+    return image.resize((size, size), Image.Resampling.LANCZOS)
+
+
+# ==== public ===================================================================
+
+
+@functools.lru_cache(maxsize=64)
+def render_icon(health: Health, size: int = 64) -> Image.Image:
+    """The tray icon for `health`, `size` x `size` RGBA. Cached: treat it as read-only."""
+    return _render(HEALTH_COLOURS[health], _GLYPHS[health], size)
+
+
+@functools.lru_cache(maxsize=16)
+def render_app_icon(size: int = 256) -> Image.Image:
+    """The application icon (installers, window lists, notifications). Cached: read-only."""
+    return _render(APP_ICON_COLOUR, _APP_GLYPH, size)
+
+
+def app_icon_images(sizes: Sequence[int] = APP_ICON_SIZES) -> list[Image.Image]:
+    """The app icon drawn natively at each size (not scaled from one bitmap)."""
+    return [render_app_icon(size) for size in sizes]
+
+
+def write_app_icon(path: Path) -> Path:
+    """Write the app icon to `path`; the suffix picks .png (256 px), .ico or .icns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        render_app_icon(256).save(path, format="PNG")
+    elif suffix == ".ico":
+        frames = app_icon_images()
+        largest = frames[-1]
+        largest.save(
+            path,
+            format="ICO",
+            sizes=[(im.width, im.height) for im in frames],
+            append_images=frames[:-1],
+        )
+    elif suffix == ".icns":
+        frames = app_icon_images(_ICNS_SIZES)
+        frames[-1].save(path, format="ICNS", append_images=frames[:-1])
+    else:
+        raise ValueError(f"{path}: unknown icon format {suffix!r} (use .png, .ico or .icns)")
+    return path
+
+
+def write_app_icons(directory: Path) -> list[Path]:
+    """Write tailnet-agent.png, .ico and .icns into `directory` (the packaging icons/)."""
+    return [
+        write_app_icon(directory / f"{APP_ICON_NAME}{suffix}")
+        for suffix in (".png", ".ico", ".icns")
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m agent.icons --write-app-icons DIR` (and `--write-state-icons DIR`)."""
+    parser = argparse.ArgumentParser(prog="python -m agent.icons", description=__doc__)
+    parser.add_argument("--write-app-icons", metavar="DIR", type=Path)
+    parser.add_argument(
+        "--write-state-icons",
+        metavar="DIR",
+        type=Path,
+        help="also write health-<state>-<size>.png previews",
+    )
+    args = parser.parse_args(argv)
+    if args.write_app_icons is None and args.write_state_icons is None:
+        parser.error("nothing to do: give --write-app-icons DIR or --write-state-icons DIR")
+    if args.write_app_icons is not None:
+        for path in write_app_icons(args.write_app_icons):
+            print(path)
+    if args.write_state_icons is not None:
+        args.write_state_icons.mkdir(parents=True, exist_ok=True)
+        for health in Health:
+            for size in (16, 22, 32, 64, 128):
+                path = args.write_state_icons / f"health-{health.value}-{size}.png"
+                render_icon(health, size).save(path, format="PNG")
+                print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
