@@ -1,0 +1,791 @@
+"""The topology file: parse and validate its TOML into core.model.Topology, describe, dump.
+
+Pure (stdlib only). The schema is DESIGN.md's "Topology file". Every refusal is an
+agent.errors.TopologyError naming the file, the line where it can be found, the key
+as a dotted path (``nodes[2].services[0].chek``) and why. All problems are
+collected: the error holds the first one (``str(error)`` is that one line) and
+``error.message`` lists them all, one ``FILE:LINE: KEY: WHY`` per line.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import ipaddress
+import json
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+
+from agent.core.model import Access, CheckKind, Defaults, Impact, Node, Service, Topology
+from agent.errors import TopologyError
+
+__all__ = [
+    "NODE_ID_PATTERN",
+    "OS_VALUES",
+    "SUPPORTED_VERSION",
+    "describe_topology",
+    "dump_topology",
+    "format_duration",
+    "parse_duration",
+    "parse_topology",
+]
+
+SUPPORTED_VERSION = 1
+OS_VALUES = ("windows", "macos", "linux")
+NODE_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+DEFAULT_NAME = "tailnet"
+MAX_LISTED_PROBLEMS = 30
+
+_ROOT_KEYS = ("version", "name", "defaults", "nodes")
+_DEFAULTS_KEYS = (
+    "interval",
+    "timeout",
+    "failure_threshold",
+    "success_threshold",
+    "latency_warn_ms",
+)
+_NODE_KEYS = ("id", "name", "hostname", "ip", "os", "role", "always_on", "services")
+_SERVICE_KEYS = (
+    "name",
+    "port",
+    "check",
+    "path",
+    "expect_status",
+    "expect_body",
+    "impact",
+    "access",
+    "open",
+)
+_PATH_CHECKS = (CheckKind.HTTP, CheckKind.WEBSOCKET)
+_OS_ALIASES = {
+    "darwin": "macos",
+    "mac": "macos",
+    "macosx": "macos",
+    "osx": "macos",
+    "win": "windows",
+    "win32": "windows",
+    "win64": "windows",
+    "ubuntu": "linux",
+    "debian": "linux",
+}
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_SYNTAX_POS_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_SYNTAX_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
+
+_Path = tuple[str | int, ...]
+_Table = dict[str, object]
+_MISSING = object()
+
+
+# ==== public API ===============================================================
+
+
+def parse_topology(text: str, source: str) -> Topology:
+    """Parse and validate topology TOML; `source` names the file in errors and in the result.
+
+    Raises TopologyError (all problems listed in its message) when the text is refused.
+    """
+    text = text.removeprefix("\ufeff")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise _syntax_error(source, text, error) from None
+    checker = _Checker(source, _LineIndex(text))
+    topology = checker.topology(data)
+    if checker.problems or topology is None:
+        raise checker.error()
+    return topology
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from "10s", "500ms", "1m", "1.5s", "1h" or a bare number; ValueError if not > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError('a duration is a string like "10s" or a number of seconds')
+    if isinstance(value, str):
+        match = _DURATION_RE.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(
+                f'{value!r} is not a duration; write e.g. "10s", "500ms", "1m" '
+                "or a number of seconds"
+            )
+        number, unit = match.groups()
+        seconds = float(number) / 1000 if unit == "ms" else float(number) * _DURATION_UNITS[unit]
+    else:
+        seconds = float(value)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"must be more than 0 seconds, got {value!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest of "1m", "10s", "500ms", "1.5s" that parse_duration reads back exactly.
+
+    Falls back to repr(seconds) (a bare number of seconds) when no unit form is exact.
+    """
+    if seconds >= 1 and seconds == int(seconds):
+        whole = int(seconds)
+        return f"{whole // 60}m" if whole % 60 == 0 else f"{whole}s"
+    millis = seconds * 1000
+    if millis == int(millis) and int(millis) / 1000 == seconds:
+        return f"{int(millis)}ms"
+    text = repr(seconds)
+    if "e" not in text and float(text) == seconds:
+        return f"{text}s"
+    return text
+
+
+def describe_topology(topology: Topology) -> str:
+    """A readable multi-line description (for `tailnet-agent topology show`)."""
+    d = topology.defaults
+    lines = [
+        f"{topology.name} (topology version {topology.version})",
+        f"source: {topology.source}",
+        f"defaults: interval {format_duration(d.interval_s)}, "
+        f"timeout {format_duration(d.timeout_s)}, "
+        f"failure_threshold {d.failure_threshold}, success_threshold {d.success_threshold}, "
+        f"latency_warn_ms {_format_number(d.latency_warn_ms)}",
+    ]
+    for node in topology.nodes:
+        always = "always on" if node.always_on else "not always on (offline is no alarm)"
+        lines += [
+            "",
+            f"{node.id}: {node.name}",
+            f"  ip {node.ip}, hostname {node.hostname}, os {node.os}, {always}",
+        ]
+        if node.role:
+            lines.append(f"  role: {node.role}")
+        if not node.services:
+            lines.append("  services: none (only the link is watched)")
+            continue
+        lines.append("  services:")
+        rows = [_service_row(s) for s in node.services]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            lines.append(("    " + "  ".join(cells) + "  " + row[-1]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def dump_topology(topology: Topology) -> str:
+    """TOML text that parse_topology reads back into an equal Topology (but for `source`)."""
+    d = topology.defaults
+    out = [
+        f"version = {topology.version}",
+        f"name = {_toml_str(topology.name)}",
+        "",
+        "[defaults]",
+        f"interval = {_toml_duration(d.interval_s)}",
+        f"timeout = {_toml_duration(d.timeout_s)}",
+        f"failure_threshold = {d.failure_threshold}",
+        f"success_threshold = {d.success_threshold}",
+        f"latency_warn_ms = {_format_number(d.latency_warn_ms)}",
+    ]
+    for node in topology.nodes:
+        out += [
+            "",
+            "[[nodes]]",
+            f"id = {_toml_str(node.id)}",
+            f"name = {_toml_str(node.name)}",
+            f"hostname = {_toml_str(node.hostname)}",
+            f"ip = {_toml_str(node.ip)}",
+            f"os = {_toml_str(node.os)}",
+            f"role = {_toml_str(node.role)}",
+            f"always_on = {_toml_bool(node.always_on)}",
+        ]
+        for s in node.services:
+            out += [
+                "",
+                "  [[nodes.services]]",
+                f"  name = {_toml_str(s.name)}",
+                f"  port = {s.port}",
+                f"  check = {_toml_str(s.check.value)}",
+            ]
+            if s.check in _PATH_CHECKS:
+                out.append(f"  path = {_toml_str(s.path)}")
+            if s.expect_status:
+                out.append(f"  expect_status = [{', '.join(str(c) for c in s.expect_status)}]")
+            if s.expect_body is not None:
+                out.append(f"  expect_body = {_toml_str(s.expect_body)}")
+            out += [
+                f"  impact = {_toml_str(s.impact.value)}",
+                f"  access = {_toml_str(s.access.value)}",
+                f"  open = {_toml_bool(s.open)}",
+            ]
+    return "\n".join(out) + "\n"
+
+
+# ==== formatting helpers =======================================================
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if value == int(value) and abs(value) < 1e15 else repr(value)
+
+
+def _toml_str(value: str) -> str:
+    # A JSON string is a TOML basic string, but for DEL, which TOML wants escaped.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _toml_duration(seconds: float) -> str:
+    text = format_duration(seconds)
+    return text if text[-1].isdigit() else _toml_str(text)
+
+
+def _service_row(s: Service) -> list[str]:
+    what = s.check.value
+    if s.check in _PATH_CHECKS:
+        what += f" {'GET ' if s.check is CheckKind.HTTP else ''}{s.path}"
+    if s.expect_status:
+        what += f" expect {','.join(str(c) for c in s.expect_status)}"
+    if s.expect_body is not None:
+        what += f" body contains {s.expect_body!r}"
+    return [
+        s.name,
+        f"port {s.port}",
+        what,
+        s.impact.value,
+        f"access {s.access.value}",
+        "open in browser" if s.open else "",
+    ]
+
+
+def _dotted(path: _Path) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            name = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part)
+            out += f".{name}" if out else name
+    return out
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, datetime.datetime):
+        return "a date-time"
+    if isinstance(value, datetime.date):
+        return "a date"
+    if isinstance(value, datetime.time):
+        return "a time"
+    return type(value).__name__  # pragma: no cover - tomllib yields nothing else
+
+
+def _got(value: object) -> str:
+    if isinstance(value, bool):
+        return f"got {_toml_bool(value)}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"got a string ({json.dumps(shown, ensure_ascii=False)})"
+    if isinstance(value, int | float):
+        return f"got {_kind(value)} ({value!r})"
+    return f"got {_kind(value)}"
+
+
+def _wrong_type(expected: str, value: object) -> str:
+    why = f"must be {expected}, {_got(value)}"
+    if isinstance(value, str):
+        bare = value.strip()
+        if expected.startswith(("an integer", "a number")) and re.fullmatch(
+            r"[+-]?\d+(\.\d+)?", bare
+        ):
+            why += "; write it without quotes"
+        elif expected.startswith("true or false") and bare.lower() in ("true", "false"):
+            why += f"; write {bare.lower()} without quotes"
+    elif expected == "a string" and isinstance(value, int | float):
+        why += "; put it in quotes"
+    return why
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    lowered = word.lower()
+    if lowered != word and lowered in choices:
+        return f"; did you mean '{lowered}'?"
+    close = difflib.get_close_matches(lowered, choices, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _unknown_key(key: str, allowed: Sequence[str]) -> str:
+    hint = _suggest(key, allowed)
+    return f"unknown key{hint}" if hint else f"unknown key (allowed here: {', '.join(allowed)})"
+
+
+# ==== syntax errors ============================================================
+
+
+def _syntax_error(source: str, text: str, error: tomllib.TOMLDecodeError) -> TopologyError:
+    message = str(error)
+    line: int | None = None
+    position = _SYNTAX_POS_RE.search(message)
+    if position is not None:
+        line = int(position.group(1))
+        message = f"{message[: position.start()]} (column {position.group(2)})"
+    else:
+        end = _SYNTAX_END_RE.search(message)
+        if end is not None:
+            line = text.count("\n") + 1
+            message = f"{message[: end.start()]} (at the end of the file)"
+    return TopologyError(source, f"TOML syntax error: {message}", line=line)
+
+
+# ==== where keys are written ===================================================
+
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_DOTTED_KEY = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
+_HEADER_RE = re.compile(rf"\s*(\[\[|\[)\s*({_DOTTED_KEY})\s*\]")
+_KEY_LINE_RE = re.compile(rf"\s*({_DOTTED_KEY})\s*=")
+_KEY_PART_RE = re.compile(_KEY_PART)
+
+
+def _key_parts(dotted: str) -> list[str]:
+    parts = []
+    for raw in _KEY_PART_RE.findall(dotted):
+        if raw.startswith('"'):
+            try:
+                raw = str(tomllib.loads(f"k = {raw}")["k"])
+            except tomllib.TOMLDecodeError:
+                raw = raw[1:-1]
+        elif raw.startswith("'"):
+            raw = raw[1:-1]
+        parts.append(raw)
+    return parts
+
+
+class _LineIndex:
+    """Best-effort map from key paths to the 1-based line where they are written.
+
+    tomllib gives no positions, so this scans the text: table headers (resolving
+    array-of-tables indices, so `[[nodes.services]]` becomes nodes[i].services[j])
+    and `key = ` lines, skipping multi-line strings.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.keys: dict[_Path, int] = {}
+        self.tables: dict[_Path, int] = {}
+        counts: dict[_Path, int] = {}
+        current: _Path = ()
+        in_string: str | None = None
+        for number, raw in enumerate(text.split("\n"), start=1):
+            line = raw.rstrip("\r")
+            if in_string is not None:
+                if line.count(in_string) % 2 == 1:
+                    in_string = None
+                continue
+            header = _HEADER_RE.match(line)
+            key_line = None if header else _KEY_LINE_RE.match(line)
+            if header is not None:
+                current = self._header(header.group(1) == "[[", header.group(2), counts, number)
+            elif key_line is not None:
+                parts = _key_parts(key_line.group(1))
+                for end in range(1, len(parts) + 1):
+                    self.keys.setdefault(current + tuple(parts[:end]), number)
+            for delimiter in ('"""', "'''"):
+                if line.count(delimiter) % 2 == 1:
+                    in_string = delimiter
+                    break
+
+    def _header(self, array: bool, dotted: str, counts: dict[_Path, int], number: int) -> _Path:
+        parts = _key_parts(dotted)
+        path: _Path = ()
+        for position, part in enumerate(parts):
+            path += (part,)
+            last = position == len(parts) - 1
+            if last and array:
+                counts[path] = counts.get(path, 0) + 1
+                self.tables.setdefault(path, number)
+                path += (counts[path] - 1,)
+            elif path in counts:
+                path += (counts[path] - 1,)
+        self.tables.setdefault(path, number)
+        return path
+
+    def line_of(self, path: _Path) -> int | None:
+        """The line of the key itself, else of the nearest enclosing key or table header."""
+        while path:
+            if path in self.keys:
+                return self.keys[path]
+            if path in self.tables:
+                return self.tables[path]
+            path = path[:-1]
+        return None
+
+
+# ==== validation ===============================================================
+
+
+class _Checker:
+    """Walks the parsed TOML, builds the model, and collects every problem on the way."""
+
+    def __init__(self, source: str, lines: _LineIndex) -> None:
+        self.source = source
+        self.lines = lines
+        self.problems: list[tuple[_Path, str]] = []
+
+    def fail(self, path: _Path, why: str) -> None:
+        self.problems.append((path, why))
+
+    def error(self) -> TopologyError:
+        errors = [
+            TopologyError(self.source, why, key=_dotted(path), line=self.lines.line_of(path))
+            for path, why in self.problems
+        ]
+        first = errors[0]
+        if len(errors) > 1:
+            listed = [str(e) for e in errors[:MAX_LISTED_PROBLEMS]]
+            if len(errors) > MAX_LISTED_PROBLEMS:
+                listed.append(f"... and {len(errors) - MAX_LISTED_PROBLEMS} more problems")
+            first.message = "\n".join(listed)
+        return first
+
+    # ---- generic value checks ------------------------------------------------
+
+    def table(self, value: object, path: _Path, allowed: Sequence[str]) -> _Table | None:
+        if not isinstance(value, dict):
+            self.fail(path, f"must be a table, {_got(value)}")
+            return None
+        for key in value:
+            if key not in allowed:
+                self.fail((*path, key), _unknown_key(key, allowed))
+        return value
+
+    def tables(self, value: object, path: _Path, header: str) -> list[object] | None:
+        if isinstance(value, dict):
+            self.fail(path, f"must be an array of tables: write [[{header}]], not [{header}]")
+            return None
+        if not isinstance(value, list):
+            self.fail(path, f"must be an array of tables ([[{header}]]), {_got(value)}")
+            return None
+        return value
+
+    def present(self, table: _Table, path: _Path, key: str, required: bool) -> object:
+        value = table.get(key, _MISSING)
+        if value is _MISSING and required:
+            self.fail((*path, key), "required key is missing")
+        return value
+
+    def string(
+        self, table: _Table, path: _Path, key: str, *, required: bool = False, empty: bool = False
+    ) -> str | None:
+        value = self.present(table, path, key, required)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, str):
+            self.fail((*path, key), _wrong_type("a string", value))
+            return None
+        if not empty and not value.strip():
+            self.fail((*path, key), "must not be empty")
+            return None
+        return value
+
+    def integer(
+        self,
+        table: _Table,
+        path: _Path,
+        key: str,
+        *,
+        low: int,
+        high: int | None = None,
+        required: bool = False,
+    ) -> int | None:
+        value = self.present(table, path, key, required)
+        if value is _MISSING:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail((*path, key), _wrong_type("an integer", value))
+            return None
+        if value < low or (high is not None and value > high):
+            bounds = f"{low}..{high}" if high is not None else f"at least {low}"
+            self.fail((*path, key), f"{value} is out of range ({bounds})")
+            return None
+        return value
+
+    def boolean(self, table: _Table, path: _Path, key: str) -> bool | None:
+        value = self.present(table, path, key, False)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, bool):
+            self.fail((*path, key), _wrong_type("true or false", value))
+            return None
+        return value
+
+    def choice(
+        self, table: _Table, path: _Path, key: str, choices: Sequence[str], what: str,
+        *, required: bool = False,
+    ) -> str | None:  # fmt: skip
+        value = self.string(table, path, key, required=required, empty=True)
+        if value is None:
+            return None
+        if value not in choices:
+            hint = _suggest(value, choices)
+            if not hint and key == "os" and value.lower() in _OS_ALIASES:
+                hint = f"; did you mean '{_OS_ALIASES[value.lower()]}'?"
+            self.fail(
+                (*path, key),
+                f"unknown {what} {json.dumps(value, ensure_ascii=False)}; "
+                f"expected one of {', '.join(choices)}{hint}",
+            )
+            return None
+        return value
+
+    def duration(self, table: _Table, path: _Path, key: str) -> float | None:
+        value = self.present(table, path, key, False)
+        if value is _MISSING:
+            return None
+        try:
+            return parse_duration(value)
+        except TypeError:
+            self.fail((*path, key), _wrong_type('a duration like "10s" or a number', value))
+        except ValueError as error:
+            self.fail((*path, key), str(error))
+        return None
+
+    def positive_number(self, table: _Table, path: _Path, key: str) -> float | None:
+        value = self.present(table, path, key, False)
+        if value is _MISSING:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail((*path, key), _wrong_type("a number", value))
+            return None
+        if not math.isfinite(value) or value <= 0:
+            self.fail((*path, key), f"must be more than 0, got {value!r}")
+            return None
+        return float(value)
+
+    # ---- the schema ------------------------------------------------------------
+
+    def topology(self, data: _Table) -> Topology | None:
+        root = self.table(data, (), _ROOT_KEYS)
+        assert root is not None  # tomllib always returns a table
+        version = self.integer(root, (), "version", low=0, required=True)
+        if version is not None and version != SUPPORTED_VERSION:
+            self.fail(
+                ("version",),
+                f"unsupported version {version}; this agent reads version {SUPPORTED_VERSION}",
+            )
+        name = self.string(root, (), "name")
+        defaults = self.defaults(root.get("defaults", _MISSING))
+        nodes = self.nodes(root.get("nodes", _MISSING))
+        if defaults is None or nodes is None:
+            return None
+        return Topology(
+            name=name if name is not None else DEFAULT_NAME,
+            nodes=nodes,
+            defaults=defaults,
+            version=SUPPORTED_VERSION,
+            source=self.source,
+        )
+
+    def defaults(self, value: object) -> Defaults | None:
+        if value is _MISSING:
+            return Defaults()
+        path: _Path = ("defaults",)
+        table = self.table(value, path, _DEFAULTS_KEYS)
+        if table is None:
+            return None
+        base = Defaults()
+        interval = self.duration(table, path, "interval")
+        timeout = self.duration(table, path, "timeout")
+        failure = self.integer(table, path, "failure_threshold", low=1)
+        success = self.integer(table, path, "success_threshold", low=1)
+        latency = self.positive_number(table, path, "latency_warn_ms")
+        return Defaults(
+            interval_s=interval if interval is not None else base.interval_s,
+            timeout_s=timeout if timeout is not None else base.timeout_s,
+            failure_threshold=failure if failure is not None else base.failure_threshold,
+            success_threshold=success if success is not None else base.success_threshold,
+            latency_warn_ms=latency if latency is not None else base.latency_warn_ms,
+        )
+
+    def nodes(self, value: object) -> tuple[Node, ...] | None:
+        path: _Path = ("nodes",)
+        if value is _MISSING:
+            self.fail(path, "required: the file lists no nodes; add a [[nodes]] table per machine")
+            return None
+        items = self.tables(value, path, "nodes")
+        if items is None:
+            return None
+        if not items:
+            self.fail(path, "must list at least one node")
+            return None
+        nodes = [self.node(item, (*path, i)) for i, item in enumerate(items)]
+        self.unique(
+            ((n.id, (*path, i, "id")) for i, n in enumerate(nodes) if n is not None),
+            "node id",
+        )
+        self.unique(
+            (
+                (n.hostname.lower(), (*path, i, "hostname"))
+                for i, n in enumerate(nodes)
+                if n is not None
+            ),
+            "hostname",
+        )
+        self.unique(
+            ((n.ip, (*path, i, "ip")) for i, n in enumerate(nodes) if n is not None),
+            "node IP",
+        )
+        if any(n is None for n in nodes):
+            return None
+        return tuple(n for n in nodes if n is not None)
+
+    def unique(self, values: Iterable[tuple[object, _Path]], what: str) -> None:
+        seen: dict[object, _Path] = {}
+        for value, path in values:
+            if value in seen:
+                shown = value if isinstance(value, int) else json.dumps(value, ensure_ascii=False)
+                self.fail(path, f"duplicate {what} {shown} (also at {_dotted(seen[value])})")
+            else:
+                seen[value] = path
+
+    def node(self, value: object, path: _Path) -> Node | None:
+        table = self.table(value, path, _NODE_KEYS)
+        if table is None:
+            return None
+        node_id = self.string(table, path, "id", required=True)
+        if node_id is not None and not NODE_ID_PATTERN.fullmatch(node_id):
+            self.fail(
+                (*path, "id"),
+                f"{json.dumps(node_id, ensure_ascii=False)} is not a short slug: use 1 to 32 of "
+                "a-z, 0-9, '-' and '_', starting with a letter or digit",
+            )
+            node_id = None
+        name = self.string(table, path, "name")
+        hostname = self.string(table, path, "hostname", required=True)
+        if hostname is not None and re.search(r"[\s\x00-\x1f\x7f]", hostname):
+            self.fail((*path, "hostname"), "must not contain spaces or control characters")
+            hostname = None
+        ip = self.ip(table, path)
+        os = self.choice(table, path, "os", OS_VALUES, "os")
+        role = self.string(table, path, "role", empty=True)
+        always_on = self.boolean(table, path, "always_on")
+        services = self.services(table.get("services", _MISSING), (*path, "services"))
+        if node_id is None or hostname is None or ip is None or services is None:
+            return None
+        return Node(
+            id=node_id,
+            name=name if name is not None else node_id,
+            hostname=hostname,
+            ip=ip,
+            os=os if os is not None else "linux",
+            role=role if role is not None else "",
+            always_on=always_on if always_on is not None else True,
+            services=services,
+        )
+
+    def ip(self, table: _Table, path: _Path) -> str | None:
+        text = self.string(table, path, "ip", required=True)
+        if text is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            self.fail(
+                (*path, "ip"),
+                f"{json.dumps(text, ensure_ascii=False)} is not an IPv4 or IPv6 address",
+            )
+            return None
+
+    def services(self, value: object, path: _Path) -> tuple[Service, ...] | None:
+        if value is _MISSING:
+            return ()
+        items = self.tables(value, path, "nodes.services")
+        if items is None:
+            return None
+        services = [self.service(item, (*path, i)) for i, item in enumerate(items)]
+        self.unique(
+            ((s.port, (*path, i, "port")) for i, s in enumerate(services) if s is not None),
+            "port",
+        )
+        self.unique(
+            ((s.name, (*path, i, "name")) for i, s in enumerate(services) if s is not None),
+            "service name",
+        )
+        if any(s is None for s in services):
+            return None
+        return tuple(s for s in services if s is not None)
+
+    def service(self, value: object, path: _Path) -> Service | None:
+        table = self.table(value, path, _SERVICE_KEYS)
+        if table is None:
+            return None
+        name = self.string(table, path, "name", required=True)
+        port = self.integer(table, path, "port", low=1, high=65535, required=True)
+        check_text = self.choice(
+            table, path, "check", [c.value for c in CheckKind], "check kind", required=True
+        )
+        check = CheckKind(check_text) if check_text is not None else None
+        service_path = self.service_path(table, path, check)
+        expect_status = self.expect_status(table, path, check)
+        expect_body = self.string(table, path, "expect_body")
+        if expect_body is not None and check is not None and check is not CheckKind.HTTP:
+            self.fail((*path, "expect_body"), "applies only to http checks")
+        impact = self.choice(table, path, "impact", [i.value for i in Impact], "impact")
+        access = self.choice(table, path, "access", [a.value for a in Access], "access")
+        open_ = self.boolean(table, path, "open")
+        if name is None or port is None or check is None:
+            return None
+        return Service(
+            name=name,
+            port=port,
+            check=check,
+            path=service_path if service_path is not None else "/",
+            expect_status=expect_status,
+            expect_body=expect_body,
+            impact=Impact(impact) if impact is not None else Impact.DEGRADED,
+            access=Access(access) if access is not None else Access.TAILSCALE,
+            open=open_ if open_ is not None else False,
+        )
+
+    def service_path(self, table: _Table, path: _Path, check: CheckKind | None) -> str | None:
+        value = self.string(table, path, "path", empty=True)
+        if value is None:
+            return None
+        key = (*path, "path")
+        if check is not None and check not in _PATH_CHECKS:
+            self.fail(key, "applies only to http and websocket checks")
+        elif not value.startswith("/") or value.startswith("//"):
+            self.fail(key, f"must start with a single '/', {_got(value)}")
+        elif re.search(r"[\s\x00-\x1f\x7f]", value):
+            self.fail(key, "must not contain spaces or control characters (percent-encode them)")
+        else:
+            return value
+        return None
+
+    def expect_status(self, table: _Table, path: _Path, check: CheckKind | None) -> tuple[int, ...]:
+        value = self.present(table, path, "expect_status", False)
+        key = (*path, "expect_status")
+        if value is _MISSING:
+            return ()
+        if not isinstance(value, list):
+            self.fail(key, _wrong_type("an array of status codes like [200]", value))
+            return ()
+        if check is not None and check is not CheckKind.HTTP:
+            self.fail(key, "applies only to http checks")
+        codes: list[int] = []
+        for i, code in enumerate(value):
+            if isinstance(code, bool) or not isinstance(code, int):
+                self.fail((*key, i), _wrong_type("an integer", code))
+            elif not 100 <= code <= 599:
+                self.fail((*key, i), f"{code} is not an HTTP status code (100..599)")
+            else:
+                codes.append(code)
+        return tuple(codes)

@@ -1,0 +1,87 @@
+"""Where the agent's files live: config, state, logs, and the bundled resources.
+
+The one module that knows platformdirs and PyInstaller. Every location is computed
+when asked (so XDG_* variables set by tests or users apply), and a directory is
+created only when a caller passes ensure=True — never at import.
+
+Frozen builds: PyInstaller unpacks bundled data under sys._MEIPASS; the build spec
+must place `agent/data/*` at `data/` there (datas=[("agent/data", "data")]), the
+same layout as the package directory in a normal install.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Final
+
+import platformdirs
+
+__all__ = [
+    "APP_AUTHOR",
+    "APP_NAME",
+    "bundled_topology_path",
+    "config_dir",
+    "history_path",
+    "is_frozen",
+    "log_dir",
+    "resource_dir",
+    "state_dir",
+    "user_topology_path",
+]
+
+APP_NAME: Final = "tailnet-agent"
+APP_AUTHOR: Final = (
+    False  # no vendor folder on Windows (None would repeat the app name); never change
+)
+
+
+def config_dir(*, ensure: bool = False) -> Path:
+    """The user's config folder (the user topology file lives here)."""
+    return Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR, ensure_exists=ensure))
+
+
+def state_dir(*, ensure: bool = False) -> Path:
+    """The user's state folder (history); the same folder as config on macOS and Windows."""
+    return Path(platformdirs.user_state_dir(APP_NAME, APP_AUTHOR, ensure_exists=ensure))
+
+
+def log_dir(*, ensure: bool = False) -> Path:
+    """The user's log folder."""
+    return Path(platformdirs.user_log_dir(APP_NAME, APP_AUTHOR, ensure_exists=ensure))
+
+
+def user_topology_path(*, ensure: bool = False) -> Path:
+    """`topology.toml` in the config folder (ensure creates the folder, not the file)."""
+    return config_dir(ensure=ensure) / "topology.toml"
+
+
+def history_path(*, ensure: bool = False) -> Path:
+    """The history database in the state folder (ensure creates the folder, not the file)."""
+    return state_dir(ensure=ensure) / "history.sqlite3"
+
+
+def _meipass() -> str | None:
+    meipass = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and isinstance(meipass, str):
+        return meipass
+    return None
+
+
+def is_frozen() -> bool:
+    """True when running from a PyInstaller build."""
+    return _meipass() is not None
+
+
+def resource_dir() -> Path:
+    """The folder holding bundled resources (`data/...`).
+
+    sys._MEIPASS when running from a PyInstaller build, else the `agent` package folder.
+    """
+    meipass = _meipass()
+    return Path(meipass) if meipass is not None else Path(__file__).resolve().parent
+
+
+def bundled_topology_path() -> Path:
+    """The default topology shipped with the agent (the Sparklio network)."""
+    return resource_dir() / "data" / "topology.toml"
