@@ -1,0 +1,411 @@
+"""The monitor's memory: judged sweeps in, confirmed state changes (Events) out.
+
+Pure and immutable: `step(state, snapshot, now_wall, now_mono, ...)` returns a new
+MonitorState, the Events of this sweep, when to sweep again for a quick confirmation,
+and whether a grace period is running. No clock is read here; times are passed in.
+
+Subjects and what a sweep tells about them (a reading is GOOD, BAD or nothing):
+- service (node id, service name): UP is good, DOWN is bad; UNKNOWN and SKIPPED say
+  nothing (the streak is left as it was).
+- peer (node id, never this machine's node): bad (offline) when Tailscale says OFFLINE and
+  none of its services is UP (Tailscale's Online flag lags; probes decide); good (online)
+  when the link is anything but OFFLINE/UNKNOWN, or any service is UP.
+- link (node id, never this machine's node): bad when relayed through DERP (RELAY), good
+  when DIRECT or PEER_RELAY. PEER_RELAY counts as good: it is not DERP, it is usually fast,
+  and the health rules do not colour it either. IDLE, OFFLINE and UNKNOWN say nothing, so
+  an idle peer is never "relayed".
+- tailscale here: good when `snapshot.tailnet.running`, else bad.
+- topology: the `topology_error` argument; announced at once, without thresholds.
+
+Rules:
+1. A confirmed state changes after `failure_threshold` consecutive bad readings or
+   `success_threshold` consecutive good ones (the topology's defaults). A contrary reading
+   resets the streak, so one lost packet never alarms.
+2. A reading that differs from the confirmed state and is not yet confirmed asks for a
+   re-sweep after RECHECK_S (about a second): the re-probe is the next reading, so a real
+   outage is known within about a second plus one probe timeout.
+3. Every subject starts UNKNOWN. Reaching BAD from UNKNOWN is announced (it was already
+   down when the agent started); reaching GOOD from UNKNOWN is silent (no event).
+4. Grace: a monotonic gap since the previous step above 2 × interval + CLOCK_SLACK_S, a wall
+   gap that differs from the monotonic gap by more than CLOCK_SLACK_S (sleep on clocks that
+   stop in suspend, clock changes), `network_changed`, or Tailscale going from not running
+   to running starts a grace period: the streaks of services, peers and links are reset and
+   their readings are ignored, so no event at all comes from them and their confirmed states
+   stay as they were. Grace ends at the first step at least `grace_s` (monotonic) after it
+   began that brings no new trigger; that step's readings count. So a real outage across a
+   sleep is announced after grace + thresholds, and a wake-up blip never is.
+   The Tailscale and topology subjects do not wait for grace (they read this machine only).
+5. While Tailscale is not running here, peers, links and the services of peers learn
+   nothing (their probes are skipped) and their streaks are reset: the only news is
+   "Tailscale is not running here" (critical). Services of this machine's own node keep
+   being read.
+6. Events: a recovery is emitted only after a confirmed bad state, and announced only if
+   that bad state was. A peer that is not always-on is recorded, not announced; so are
+   info services. Folding: a service confirmed down while its peer is confirmed offline
+   (in the same step or before) is recorded with announce=False and folded=True, because
+   the peer_offline event covers it. If the peer comes back online while such a service is
+   still down, the peer_online event names it ("… online — FastAPI still down"), is
+   announced (critical when the service is), and the service's later recovery is announced.
+   A topology error is announced when it appears and again when its text changes.
+7. Topology reloads: services are keyed by (node id, name) and peers/links by node id; a
+   subject that leaves the topology is dropped silently, a new one starts UNKNOWN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from agent.core.events import (
+    Event,
+    link_direct_event,
+    link_relayed_event,
+    peer_offline_event,
+    peer_online_event,
+    service_down_event,
+    service_up_event,
+    tailscale_running_event,
+    tailscale_stopped_event,
+    topology_error_event,
+    topology_fixed_event,
+)
+from agent.core.model import (
+    Impact,
+    Link,
+    Node,
+    NodeStatus,
+    ProbeResult,
+    ProbeState,
+    Snapshot,
+)
+
+__all__ = [
+    "CLOCK_SLACK_S",
+    "GRACE_S",
+    "RECHECK_S",
+    "MonitorState",
+    "ServiceKey",
+    "StepResult",
+    "Track",
+    "Verdict",
+    "initial_state",
+    "step",
+]
+
+GRACE_S = 30.0  # settling time after sleep/wake, a clock jump or a network change
+CLOCK_SLACK_S = 5.0  # tolerated disagreement between the wall and the monotonic clock
+RECHECK_S = 1.0  # re-sweep this soon to confirm a change
+
+ServiceKey = tuple[str, str]  # (node id, service name)
+
+
+class Verdict(StrEnum):
+    UNKNOWN = "unknown"
+    GOOD = "good"  # up / online / direct / running
+    BAD = "bad"  # down / offline / relayed / not running
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """One subject's hysteresis: its confirmed verdict and the streak against it."""
+
+    confirmed: Verdict = Verdict.UNKNOWN
+    pending: Verdict | None = None  # the contrary verdict being counted
+    streak: int = 0  # consecutive readings of `pending`
+    streak_since: float | None = None  # wall time of the streak's first reading
+    since: float | None = None  # wall time of the first reading of the confirmed state
+    announced: bool = False  # the confirmed BAD state was announced
+
+    def reset(self) -> Track:
+        """Forget the streak, keep the confirmed state."""
+        if self.pending is None and self.streak == 0:
+            return self
+        return replace(self, pending=None, streak=0, streak_since=None)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorState:
+    """Everything `step` remembers between sweeps. Treat the mappings as read-only."""
+
+    services: Mapping[ServiceKey, Track] = field(default_factory=dict)
+    peers: Mapping[str, Track] = field(default_factory=dict)
+    links: Mapping[str, Track] = field(default_factory=dict)
+    tailscale: Track = field(default_factory=Track)
+    tailscale_running: bool | None = None  # the last raw reading
+    topology_error: str | None = None
+    last_wall: float | None = None
+    last_mono: float | None = None
+    grace_since_mono: float | None = None  # set while a grace period runs
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    state: MonitorState
+    events: tuple[Event, ...]
+    recheck_after_s: float | None  # sweep again this soon (None: on the normal interval)
+    in_grace: bool
+
+
+def initial_state() -> MonitorState:
+    """Nothing known yet: every subject UNKNOWN, no grace."""
+    return MonitorState()
+
+
+# ==== one subject ==============================================================
+
+
+def _advance(
+    track: Track, reading: Verdict, at: float, *, bad_n: int, good_n: int
+) -> tuple[Track, Verdict | None]:
+    """Count one reading. Returns the new track and, when it confirmed a change, the old
+    confirmed verdict (the caller sets `announced`)."""
+    if reading is track.confirmed:
+        return track.reset(), None
+    if track.pending is reading and track.streak_since is not None:
+        streak, since = track.streak + 1, track.streak_since
+    else:
+        streak, since = 1, at
+    need = max(1, bad_n if reading is Verdict.BAD else good_n)
+    if streak >= need:
+        return Track(confirmed=reading, since=since), track.confirmed
+    return Track(track.confirmed, reading, streak, since, track.since, track.announced), None
+
+
+def _service_reading(result: ProbeResult) -> Verdict | None:
+    if result.state is ProbeState.UP:
+        return Verdict.GOOD
+    if result.state is ProbeState.DOWN:
+        return Verdict.BAD
+    return None  # UNKNOWN, SKIPPED: no information
+
+
+def _peer_reading(status: NodeStatus) -> Verdict | None:
+    any_up = any(s.result.state is ProbeState.UP for s in status.services)
+    if status.link is Link.OFFLINE and not any_up:
+        return Verdict.BAD
+    if any_up or status.link not in (Link.OFFLINE, Link.UNKNOWN):
+        return Verdict.GOOD
+    return None
+
+
+def _link_reading(link: Link) -> Verdict | None:
+    if link is Link.RELAY:
+        return Verdict.BAD
+    if link in (Link.DIRECT, Link.PEER_RELAY):
+        return Verdict.GOOD
+    return None  # IDLE, OFFLINE, UNKNOWN, SELF: the path is not known
+
+
+def _lasted(old: Track, new: Track) -> float | None:
+    """How long the old confirmed state lasted: from its first reading to the new one's."""
+    if old.since is None or new.since is None:
+        return None
+    return max(0.0, new.since - old.since)
+
+
+# ==== the step =================================================================
+
+
+@dataclass
+class _Sweep:
+    """Working data for one step (private, mutable, never escapes `step`)."""
+
+    at: float
+    bad_n: int
+    good_n: int
+    recheck: bool = False
+
+    def count(self, track: Track, reading: Verdict | None) -> tuple[Track, Verdict | None]:
+        if reading is None:
+            return track, None
+        new, old = _advance(track, reading, self.at, bad_n=self.bad_n, good_n=self.good_n)
+        if old is None and new.pending is not None:
+            self.recheck = True
+        return new, old
+
+
+def _grace_since(
+    state: MonitorState,
+    now_wall: float,
+    now_mono: float,
+    interval_s: float,
+    running: bool,
+    network_changed: bool,
+    grace_s: float,
+) -> float | None:
+    """When the grace period in force began (monotonic), or None when there is none."""
+    trigger = network_changed or (state.tailscale_running is False and running)
+    if state.last_mono is not None and state.last_wall is not None:
+        mono_gap = now_mono - state.last_mono
+        wall_gap = now_wall - state.last_wall
+        if (
+            mono_gap < 0
+            or mono_gap > 2 * interval_s + CLOCK_SLACK_S
+            or abs(wall_gap - mono_gap) > CLOCK_SLACK_S
+        ):
+            trigger = True
+    if trigger:
+        return now_mono
+    since = state.grace_since_mono
+    if since is not None and now_mono - since >= grace_s:
+        return None
+    return since
+
+
+def step(
+    state: MonitorState,
+    snapshot: Snapshot,
+    now_wall: float,
+    now_mono: float,
+    *,
+    topology_error: str | None = None,
+    network_changed: bool = False,
+    grace_s: float = GRACE_S,
+) -> StepResult:
+    """Take one judged sweep into account; see the module docstring for the rules."""
+    topology = snapshot.topology
+    defaults = topology.defaults
+    running = snapshot.tailnet.running
+    sweep = _Sweep(now_wall, defaults.failure_threshold, defaults.success_threshold)
+    events: list[Event] = []
+
+    grace_since = _grace_since(
+        state, now_wall, now_mono, defaults.interval_s, running, network_changed, grace_s
+    )
+    in_grace = grace_since is not None
+
+    # ---- Tailscale here and the topology file: no grace ----
+    ts, old = sweep.count(state.tailscale, Verdict.GOOD if running else Verdict.BAD)
+    if ts.confirmed is Verdict.BAD and old is not None:
+        ts = replace(ts, announced=True)
+        events.append(tailscale_stopped_event(snapshot.tailnet, now_wall))
+    elif old is Verdict.BAD:
+        lasted = _lasted(state.tailscale, ts)
+        announce = state.tailscale.announced
+        events.append(tailscale_running_event(now_wall, stopped_for_s=lasted, announce=announce))
+
+    if topology_error is not None and topology_error != state.topology_error:
+        events.append(topology_error_event(topology_error, now_wall))
+    elif topology_error is None and state.topology_error is not None:
+        events.append(topology_fixed_event(topology.source, len(topology.nodes), now_wall))
+
+    # ---- peers, links, services ----
+    statuses = {ns.node.id: ns for ns in snapshot.nodes}
+    self_id = snapshot.self_node_id
+    peer_nodes = [n for n in topology.nodes if n.id != self_id]
+    # Readings count only outside grace, and for peers only while Tailscale runs here.
+    learn_self = not in_grace
+    learn_peers = learn_self and running
+
+    def fresh(old_track: Track | None, learn: bool) -> Track:
+        # A subject that learns nothing this step (grace, Tailscale down) loses its streak.
+        track = old_track or Track()
+        return track if learn else track.reset()
+
+    peers: dict[str, Track] = {}
+    peer_changes: list[tuple[Node, Track, Track]] = []
+    links: dict[str, Track] = {}
+    link_events: list[Event] = []
+    for node in peer_nodes:
+        status = statuses.get(node.id)
+        prev = fresh(state.peers.get(node.id), learn_peers)
+        new, old = sweep.count(prev, _peer_reading(status) if status and learn_peers else None)
+        peers[node.id] = new
+        if old is not None and not (old is Verdict.UNKNOWN and new.confirmed is Verdict.GOOD):
+            peer_changes.append((node, prev, new))
+
+        prev = fresh(state.links.get(node.id), learn_peers)
+        reading = _link_reading(status.link) if status and learn_peers else None
+        new, old = sweep.count(prev, reading)
+        if old is not None and status is not None and new.confirmed is Verdict.BAD:
+            new = replace(new, announced=True)
+            link_events.append(
+                link_relayed_event(node, status.relay, now_wall, was_direct=old is Verdict.GOOD)
+            )
+        elif old is Verdict.BAD and status is not None:
+            link_events.append(
+                link_direct_event(
+                    node,
+                    now_wall,
+                    relayed_for_s=_lasted(prev, new),
+                    peer_relay=status.link is Link.PEER_RELAY,
+                    announce=prev.announced,
+                )
+            )
+        links[node.id] = new
+
+    services: dict[ServiceKey, Track] = {}
+    service_events: list[Event] = []
+    for node in topology.nodes:
+        is_self = node.id == self_id
+        learn = learn_self if is_self else learn_peers
+        status = statuses.get(node.id)
+        results = {s.service.name: s.result for s in status.services} if status else {}
+        peer_offline = not is_self and peers[node.id].confirmed is Verdict.BAD
+        for service in node.services:
+            key = (node.id, service.name)
+            prev = fresh(state.services.get(key), learn)
+            result = results.get(service.name)
+            reading = _service_reading(result) if result is not None and learn else None
+            new, old = sweep.count(prev, reading)
+            if old is not None and result is not None and new.confirmed is Verdict.BAD:
+                event = service_down_event(node, service, result, now_wall, folded=peer_offline)
+                new = replace(new, announced=event.announce)
+                service_events.append(event)
+            elif old is Verdict.BAD:
+                service_events.append(
+                    service_up_event(
+                        node,
+                        service,
+                        now_wall,
+                        down_for_s=_lasted(prev, new),
+                        announce=prev.announced,
+                    )
+                )
+            services[key] = new
+
+    for node, prev, new in peer_changes:
+        if new.confirmed is Verdict.BAD:
+            event = peer_offline_event(node, now_wall)
+            peers[node.id] = replace(new, announced=event.announce)
+        else:
+            still_down = tuple(
+                s
+                for s in node.services
+                if s.impact is not Impact.INFO
+                and (t := services[(node.id, s.name)]).confirmed is Verdict.BAD
+                and not t.announced
+            )
+            event = peer_online_event(
+                node,
+                now_wall,
+                offline_for_s=_lasted(prev, new),
+                announce=prev.announced,
+                still_down=still_down,
+            )
+            for s in still_down:  # the user hears of them now: their recovery is news too
+                services[(node.id, s.name)] = replace(services[(node.id, s.name)], announced=True)
+        events.append(event)
+    events.extend(link_events)
+    events.extend(service_events)
+
+    recheck: float | None = RECHECK_S if sweep.recheck else None
+    if grace_since is not None:
+        remaining = grace_s - (now_mono - grace_since)
+        if remaining < defaults.interval_s:
+            wait = max(RECHECK_S, remaining)
+            recheck = wait if recheck is None else min(recheck, wait)
+
+    new_state = MonitorState(
+        services=services,
+        peers=peers,
+        links=links,
+        tailscale=ts,
+        tailscale_running=running,
+        topology_error=topology_error,
+        last_wall=now_wall,
+        last_mono=now_mono,
+        grace_since_mono=grace_since,
+    )
+    return StepResult(new_state, tuple(events), recheck, in_grace)

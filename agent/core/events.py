@@ -1,0 +1,412 @@
+"""Confirmed state changes as values, with the words a person reads in a notification.
+
+Pure. An Event is one confirmed change of one subject (a service, a peer, the link to a
+peer, Tailscale on this machine, the topology file). The monitor's state machine
+(core.confirm) decides *when* a change is real; this module only says *what* it is and
+how to put it: a title, a message with the runbook's hint, whether it is critical and
+whether it is announced at all. Texts never carry URLs with credentials or query
+strings (see `scrub`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from agent.core.model import (
+    Impact,
+    Node,
+    ProbeResult,
+    Reason,
+    Service,
+    TailnetView,
+    TailscaleProblem,
+)
+
+__all__ = [
+    "Event",
+    "EventKind",
+    "Subject",
+    "describe_failure",
+    "format_duration",
+    "link_direct_event",
+    "link_relayed_event",
+    "peer_offline_event",
+    "peer_online_event",
+    "reason_hint",
+    "scrub",
+    "service_down_event",
+    "service_up_event",
+    "tailscale_running_event",
+    "tailscale_stopped_event",
+    "topology_error_event",
+    "topology_fixed_event",
+]
+
+
+class EventKind(StrEnum):
+    SERVICE_DOWN = "service_down"
+    SERVICE_UP = "service_up"
+    PEER_OFFLINE = "peer_offline"
+    PEER_ONLINE = "peer_online"
+    LINK_RELAYED = "link_relayed"
+    LINK_DIRECT = "link_direct"
+    TAILSCALE_STOPPED = "tailscale_stopped"
+    TAILSCALE_RUNNING = "tailscale_running"
+    TOPOLOGY_ERROR = "topology_error"
+    TOPOLOGY_FIXED = "topology_fixed"
+
+    @property
+    def family(self) -> str:
+        """What kind of subject changed: service | peer | link | tailscale | topology."""
+        return self.value.split("_", 1)[0]
+
+    @property
+    def bad(self) -> bool:
+        """True for a change for the worse (down, offline, relayed, stopped, error)."""
+        return self in _BAD_KINDS
+
+
+_BAD_KINDS = frozenset(
+    {
+        EventKind.SERVICE_DOWN,
+        EventKind.PEER_OFFLINE,
+        EventKind.LINK_RELAYED,
+        EventKind.TAILSCALE_STOPPED,
+        EventKind.TOPOLOGY_ERROR,
+    }
+)
+
+Subject = tuple[str, str, str]  # (family, node id or "", service name or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One confirmed change, ready to show.
+
+    critical: a critical service down, an always-on peer offline, Tailscale stopped here
+    (or a peer back online while a critical service of it is still down).
+    announce: False for changes that are recorded but never notified: an info service,
+    a peer that is not always on, a service down that the peer's offline event covers
+    (`folded`), or the recovery of a change that was never announced.
+    """
+
+    kind: EventKind
+    at: float  # wall-clock seconds
+    node_id: str | None
+    service: str | None
+    title: str
+    message: str
+    critical: bool
+    announce: bool
+    node_name: str = ""
+    reason: Reason | None = None
+    relay: str = ""  # DERP region code for link_relayed
+    duration_s: float | None = None  # recoveries: how long the bad state lasted
+    still_down: tuple[str, ...] = ()  # peer_online: services that still do not answer
+    folded: bool = False  # service_down covered by the node's peer_offline event
+
+    @property
+    def subject(self) -> Subject:
+        """Who changed: the key for rate limits and for pairing a recovery with its down."""
+        return (self.kind.family, self.node_id or "", self.service or "")
+
+    @property
+    def bad(self) -> bool:
+        return self.kind.bad
+
+
+# ==== words ====================================================================
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]*@")
+_QUERY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#]*)[?#][^\s]*")
+_MAX_DETAIL = 160
+
+
+def scrub(text: str, limit: int = _MAX_DETAIL) -> str:
+    """Remove credentials (user:password@) and query strings from URLs; cap the length."""
+    text = _USERINFO.sub(r"\1", text)
+    text = _QUERY.sub(r"\1", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def format_duration(seconds: float) -> str:
+    """12 -> "12 s", 250 -> "4 min", 3900 -> "1 h 5 min", 90000 -> "1 d 1 h"."""
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    minutes = s // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+# Reason -> (what happened, the runbook's hint). "{host}" is the node's hostname.
+_REASONS: dict[Reason, tuple[str, str]] = {
+    Reason.REFUSED: ("refused the connection", "service not running?"),
+    Reason.TIMEOUT: ("did not answer in time", "firewall or host unreachable?"),
+    Reason.HTTP_STATUS: (
+        "answered with an error status",
+        "the service reports a problem; check its logs",
+    ),
+    Reason.BODY_MISMATCH: (
+        "answered, but not with the expected content",
+        "the service is unhealthy, or something else answers there",
+    ),
+    Reason.PROTOCOL_MISMATCH: (
+        "answered in another protocol",
+        "something else answers on that port?",
+    ),
+    Reason.DNS: ("could not be found by name", "check the hostname and MagicDNS"),
+    Reason.TLS: ("failed the TLS handshake", "check the certificate, or use http"),
+    Reason.PEER_OFFLINE: (
+        "cannot be reached: its node is offline in Tailscale",
+        "run `tailscale up` on {host}",
+    ),
+    Reason.TAILSCALE_DOWN: (
+        "was not checked: Tailscale is not running here",
+        "run `tailscale up` here",
+    ),
+    Reason.ERROR: ("could not be checked", "see the log"),
+}
+
+
+def reason_hint(reason: Reason | None, hostname: str) -> str:
+    """The runbook's hint for a failure reason ("" when there is none)."""
+    if reason is None:
+        return ""
+    return _REASONS[reason][1].format(host=hostname)
+
+
+def describe_failure(service: str, hostname: str, result: ProbeResult) -> str:
+    """ "FastAPI on woosuns-mac-mini refused the connection (service not running?)"."""
+    reason = result.reason
+    detail = scrub(result.detail)
+    if reason is None:
+        what, hint = "is down", ""
+    else:
+        what, hint = _REASONS[reason][0], reason_hint(reason, hostname)
+    if reason is Reason.HTTP_STATUS and detail.upper().startswith("HTTP"):
+        what = f"answered {detail.split(';')[0].split('(')[0].strip()}"
+    elif reason in (None, Reason.ERROR) and detail:
+        what = f"{what}: {detail}"
+    text = f"{service} on {hostname} {what}"
+    return f"{text} ({hint})" if hint else text
+
+
+# ==== builders =================================================================
+
+
+def service_down_event(
+    node: Node, service: Service, result: ProbeResult, at: float, *, folded: bool = False
+) -> Event:
+    """A service confirmed down. Info services and folded downs are recorded, not announced."""
+    return Event(
+        kind=EventKind.SERVICE_DOWN,
+        at=at,
+        node_id=node.id,
+        service=service.name,
+        title=f"{node.name}: {service.name} down",
+        message=describe_failure(service.name, node.hostname, result)
+        + (" — the node is offline" if folded else ""),
+        critical=service.impact is Impact.CRITICAL,
+        announce=service.impact is not Impact.INFO and not folded,
+        node_name=node.name,
+        reason=result.reason,
+        folded=folded,
+    )
+
+
+def service_up_event(
+    node: Node, service: Service, at: float, *, down_for_s: float | None, announce: bool
+) -> Event:
+    """A service confirmed up again after a confirmed down; announced when the down was."""
+    after = f" (up after {format_duration(down_for_s)})" if down_for_s is not None else ""
+    return Event(
+        kind=EventKind.SERVICE_UP,
+        at=at,
+        node_id=node.id,
+        service=service.name,
+        title=f"{node.name}: {service.name} up",
+        message=f"{service.name} is back{after}",
+        critical=False,
+        announce=announce,
+        node_name=node.name,
+        duration_s=down_for_s,
+    )
+
+
+def peer_offline_event(node: Node, at: float) -> Event:
+    """A peer confirmed offline: an alarm for an always-on node, a quiet record otherwise."""
+    if node.always_on:
+        message = (
+            f"Tailscale reports {node.hostname} offline and none of its services answer "
+            "(run `tailscale up` on it)"
+        )
+    else:
+        message = f"{node.hostname} is offline (it is not an always-on node)"
+    return Event(
+        kind=EventKind.PEER_OFFLINE,
+        at=at,
+        node_id=node.id,
+        service=None,
+        title=f"{node.name} offline",
+        message=message,
+        critical=node.always_on,
+        announce=node.always_on,
+        node_name=node.name,
+        reason=Reason.PEER_OFFLINE,
+    )
+
+
+def peer_online_event(
+    node: Node,
+    at: float,
+    *,
+    offline_for_s: float | None,
+    announce: bool,
+    still_down: tuple[Service, ...] = (),
+) -> Event:
+    """A peer confirmed back online; names the services that still do not answer.
+
+    Those services' downs were folded into the offline event, so this is where the user
+    first hears of them: the event is announced when any is listed, and critical when a
+    critical one is.
+    """
+    after = f" (it was offline for {format_duration(offline_for_s)})" if offline_for_s else ""
+    message = f"{node.hostname} is back online{after}"
+    title = f"{node.name} online"
+    if still_down:
+        names = ", ".join(s.name for s in still_down)
+        title = f"{node.name} online — {names} still down"
+        message += f"; still not answering: {names}"
+    return Event(
+        kind=EventKind.PEER_ONLINE,
+        at=at,
+        node_id=node.id,
+        service=None,
+        title=title,
+        message=message,
+        critical=any(s.impact is Impact.CRITICAL for s in still_down),
+        announce=announce or bool(still_down),
+        node_name=node.name,
+        duration_s=offline_for_s,
+        still_down=tuple(s.name for s in still_down),
+    )
+
+
+def link_relayed_event(node: Node, relay: str, at: float, *, was_direct: bool) -> Event:
+    """The link to a peer confirmed relayed through a DERP server (slower)."""
+    via = f"via DERP '{relay}'" if relay else "via a DERP relay"
+    lead = "the direct path was lost" if was_direct else "there is no direct path"
+    return Event(
+        kind=EventKind.LINK_RELAYED,
+        at=at,
+        node_id=node.id,
+        service=None,
+        title=f"{node.name}: relayed {via}",
+        message=f"{lead}; traffic goes through a relay, which is slower "
+        "(look for `direct` in `tailscale status`)",
+        critical=False,
+        announce=True,
+        node_name=node.name,
+        relay=relay,
+    )
+
+
+def link_direct_event(
+    node: Node, at: float, *, relayed_for_s: float | None, peer_relay: bool, announce: bool
+) -> Event:
+    """The link to a peer confirmed off the DERP relay: direct, or through a peer relay."""
+    after = f" (it was relayed for {format_duration(relayed_for_s)})" if relayed_for_s else ""
+    if peer_relay:
+        title = f"{node.name}: off the DERP relay"
+        message = f"the link now goes through a peer relay, usually fast{after}"
+    else:
+        title = f"{node.name}: direct again"
+        message = f"the link is direct again{after}"
+    return Event(
+        kind=EventKind.LINK_DIRECT,
+        at=at,
+        node_id=node.id,
+        service=None,
+        title=title,
+        message=message,
+        critical=False,
+        announce=announce,
+        node_name=node.name,
+        duration_s=relayed_for_s,
+    )
+
+
+_TS_TITLES: dict[TailscaleProblem, str] = {
+    TailscaleProblem.NOT_INSTALLED: "Tailscale is not installed here",
+    TailscaleProblem.NOT_RUNNING: "Tailscale is not running here",
+    TailscaleProblem.CLI_FAILED: "Tailscale cannot be reached here",
+    TailscaleProblem.TIMED_OUT: "Tailscale does not answer here",
+    TailscaleProblem.BAD_OUTPUT: "Tailscale cannot be read here",
+}
+
+
+def tailscale_stopped_event(tailnet: TailnetView, at: float) -> Event:
+    """Tailscale confirmed not running on this machine: critical; peers are not checked."""
+    problem = tailnet.problem or TailscaleProblem.NOT_RUNNING
+    detail = scrub(tailnet.detail) or "Tailscale is not running on this machine"
+    return Event(
+        kind=EventKind.TAILSCALE_STOPPED,
+        at=at,
+        node_id=None,
+        service=None,
+        title=_TS_TITLES[problem],
+        message=f"{detail.rstrip('.')}. Peers cannot be checked until it runs (run `tailscale up`)",
+        critical=True,
+        announce=True,
+    )
+
+
+def tailscale_running_event(at: float, *, stopped_for_s: float | None, announce: bool) -> Event:
+    after = f" (it was down for {format_duration(stopped_for_s)})" if stopped_for_s else ""
+    return Event(
+        kind=EventKind.TAILSCALE_RUNNING,
+        at=at,
+        node_id=None,
+        service=None,
+        title="Tailscale is running here again",
+        message=f"Tailscale is running again{after}; peers are rechecked after a short "
+        "settling time",
+        critical=False,
+        announce=announce,
+        duration_s=stopped_for_s,
+    )
+
+
+def topology_error_event(error: str, at: float) -> Event:
+    return Event(
+        kind=EventKind.TOPOLOGY_ERROR,
+        at=at,
+        node_id=None,
+        service=None,
+        title="Topology file refused",
+        message=f"{scrub(error, 400)} — the last good topology stays in use",
+        critical=False,
+        announce=True,
+    )
+
+
+def topology_fixed_event(source: str, nodes: int, at: float) -> Event:
+    return Event(
+        kind=EventKind.TOPOLOGY_FIXED,
+        at=at,
+        node_id=None,
+        service=None,
+        title="Topology file accepted",
+        message=f"{scrub(source)} is valid again; watching {nodes} nodes",
+        critical=False,
+        announce=True,
+    )

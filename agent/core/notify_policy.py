@@ -1,0 +1,238 @@
+"""Which Events become desktop notifications: coalescing, rate limits and pause.
+
+Pure: `plan(state, events, now_wall)` takes the Events of one monitor step and returns
+the notifications to show and the new PolicyState. The rules:
+
+- Only events with announce=True are considered.
+- Critical events (a critical service down, an always-on peer offline, Tailscale stopped
+  here) always get a notification of their own, with their own title. They are never
+  coalesced, rate-limited or held back by a pause: "backend offline" is never missed.
+- Coalescing: the non-critical events of one call for the same node and direction
+  (changes for the worse / recoveries) become one notification when there are several:
+  "Mac mini — Backend Server: 3 services down", one line per event in the message.
+- Rate limit: a non-critical event of the same subject and kind is shown at most once per
+  RATE_LIMIT_S (a flapping service). A recovery passes whenever the matching change for
+  the worse was shown (even while paused), and is dropped when it was not: the user's
+  picture stays consistent.
+- Pause: `pause_until(state, until_wall)` / `resume(state)`. While paused, non-critical
+  events are dropped and counted; when the pause ends (by `resume` or because
+  `until_wall` passed, noticed at the next `plan`) one summary says
+  "While paused: 4 changes" if anything was dropped.
+- A peer_online event that names services still down (their downs were folded into the
+  offline notice) counts as news: it is treated like a change for the worse, and the
+  recovery of those services later passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from agent.core.events import Event, EventKind, Subject
+
+__all__ = [
+    "RATE_LIMIT_S",
+    "Notification",
+    "PausePreset",
+    "PolicyState",
+    "initial_policy",
+    "is_paused",
+    "pause_presets",
+    "pause_until",
+    "plan",
+    "resume",
+]
+
+RATE_LIMIT_S = 600.0  # the same subject and kind at most once per 10 min
+_SUMMARY_TITLES = 5  # titles kept for the "While paused" summary
+_COALESCED_LINES = 5  # lines listed in a coalesced message before "(+N more)"
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    title: str
+    message: str
+    critical: bool
+    event_kinds: tuple[EventKind, ...]  # the kinds it stands for; () for the pause summary
+    node_id: str | None = None
+    events: int = 1  # how many events it stands for (0 for the pause summary)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyState:
+    """What the policy remembers. Treat the mapping as read-only."""
+
+    paused_until: float | None = None  # wall time; None when not paused
+    dropped: int = 0  # events dropped during the current pause
+    dropped_titles: tuple[str, ...] = ()  # the last few of them, for the summary
+    last_shown: Mapping[tuple[Subject, EventKind], float] = field(default_factory=dict)
+    shown_bad: frozenset[Subject] = frozenset()  # subjects whose change for the worse was shown
+
+
+@dataclass(frozen=True, slots=True)
+class PausePreset:
+    label: str
+    until_wall: float
+
+
+def initial_policy() -> PolicyState:
+    return PolicyState()
+
+
+def is_paused(state: PolicyState, now_wall: float) -> bool:
+    return state.paused_until is not None and now_wall < state.paused_until
+
+
+def pause_until(state: PolicyState, until_wall: float) -> PolicyState:
+    """Pause (or move the end of the current pause); the dropped count carries on."""
+    return replace(state, paused_until=until_wall)
+
+
+def resume(state: PolicyState) -> tuple[PolicyState, tuple[Notification, ...]]:
+    """End the pause; one summary notification when anything was dropped during it."""
+    resumed = replace(state, paused_until=None, dropped=0, dropped_titles=())
+    if state.paused_until is None or state.dropped == 0:
+        return resumed, ()
+    n = state.dropped
+    listed = "; ".join(state.dropped_titles)
+    more = n - len(state.dropped_titles)
+    if more > 0:
+        listed += f" (+{more} earlier)"
+    summary = Notification(
+        title=f"While paused: {n} change{'s' if n != 1 else ''}",
+        message=f"{listed}. The menu shows the current state.",
+        critical=False,
+        event_kinds=(),
+        events=0,
+    )
+    return resumed, (summary,)
+
+
+def pause_presets(
+    now_wall: float, utc_offset_s: float, *, morning_hour: int = 8
+) -> tuple[PausePreset, ...]:
+    """The menu's pause choices: one hour, and until the next `morning_hour`:00 local time.
+
+    `utc_offset_s` is the local offset from UTC in force now (e.g. +32400 in Seoul); the
+    caller reads it, so this stays pure. Across a daylight-saving change the morning end
+    may be off by the change (an hour), which a pause can live with.
+    """
+    local = now_wall + utc_offset_s
+    day = local - local % 86400.0
+    target = day + morning_hour * 3600.0
+    label = f"Until {morning_hour:02d}:00"
+    if target <= local:
+        target += 86400.0
+        label = f"Until tomorrow {morning_hour:02d}:00"
+    return (
+        PausePreset("For 1 hour", now_wall + 3600.0),
+        PausePreset(label, target - utc_offset_s),
+    )
+
+
+# ==== plan =====================================================================
+
+
+def _is_news(event: Event) -> bool:
+    """A change for the worse, or a recovery that brings bad news (services still down)."""
+    return event.bad or bool(event.still_down)
+
+
+def _remember_dropped(titles: tuple[str, ...], title: str) -> tuple[str, ...]:
+    return (*titles, title)[-_SUMMARY_TITLES:]
+
+
+def plan(
+    state: PolicyState, events: Iterable[Event], now_wall: float
+) -> tuple[PolicyState, tuple[Notification, ...]]:
+    """Decide the notifications for one monitor step's events (see the module docstring)."""
+    out: list[Notification] = []
+    if state.paused_until is not None and now_wall >= state.paused_until:
+        state, summary = resume(state)
+        out.extend(summary)
+    paused = state.paused_until is not None
+    last_shown = {k: t for k, t in state.last_shown.items() if now_wall - t < RATE_LIMIT_S}
+    shown_bad = set(state.shown_bad)
+    dropped, titles = state.dropped, state.dropped_titles
+
+    passing: list[Event] = []
+    for event in events:
+        if not event.announce:
+            continue
+        key = (event.subject, event.kind)
+        if not _is_news(event):  # a recovery
+            if event.subject in shown_bad:
+                shown_bad.discard(event.subject)
+                passing.append(event)
+            elif paused:
+                dropped, titles = dropped + 1, _remember_dropped(titles, event.title)
+            continue
+        if not event.critical:
+            if paused:
+                dropped, titles = dropped + 1, _remember_dropped(titles, event.title)
+                continue
+            if key in last_shown:
+                continue  # a repeat within the rate limit
+        passing.append(event)
+        if event.bad:
+            shown_bad.add(event.subject)
+        else:
+            shown_bad.discard(event.subject)
+        for name in event.still_down:
+            shown_bad.add(("service", event.node_id or "", name))
+
+    for event in passing:
+        last_shown[(event.subject, event.kind)] = now_wall
+    out.extend(_notifications(passing))
+    new_state = PolicyState(
+        paused_until=state.paused_until,
+        dropped=dropped,
+        dropped_titles=titles,
+        last_shown=last_shown,
+        shown_bad=frozenset(shown_bad),
+    )
+    return new_state, tuple(out)
+
+
+def _single(event: Event) -> Notification:
+    return Notification(event.title, event.message, event.critical, (event.kind,), event.node_id)
+
+
+def _notifications(events: list[Event]) -> list[Notification]:
+    """Critical events alone and first; the rest grouped by node and direction."""
+    out = [_single(e) for e in events if e.critical]
+    groups: dict[tuple[str, bool] | int, list[Event]] = {}
+    for i, event in enumerate(events):
+        if event.critical:
+            continue
+        key: tuple[str, bool] | int = (event.node_id, event.bad) if event.node_id else i
+        groups.setdefault(key, []).append(event)
+    for group in groups.values():
+        out.append(_single(group[0]) if len(group) == 1 else _coalesced(group))
+    return out
+
+
+def _coalesced(group: list[Event]) -> Notification:
+    first = group[0]
+    n = len(group)
+    kinds = {e.kind for e in group}
+    name = first.node_name or first.node_id or ""
+    if kinds == {EventKind.SERVICE_DOWN}:
+        what = f"{n} services down"
+    elif kinds == {EventKind.SERVICE_UP}:
+        what = f"{n} services up"
+    elif first.bad:
+        what = f"{n} problems"
+    else:
+        what = f"{n} recoveries"
+    lines = [e.message for e in group[:_COALESCED_LINES]]
+    if n > _COALESCED_LINES:
+        lines.append(f"(+{n - _COALESCED_LINES} more)")
+    return Notification(
+        title=f"{name}: {what}",
+        message="\n".join(lines),
+        critical=False,
+        event_kinds=tuple(e.kind for e in group),
+        node_id=first.node_id,
+        events=n,
+    )
