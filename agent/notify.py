@@ -1,0 +1,556 @@
+"""Desktop notifications: the Notifier seam, one backend per platform, and the choice between them.
+
+    notifier = choose_notifier(app_icon=Path(".../tailnet-agent.png"))
+    notifier.notify("Backend offline", "FastAPI on macmini: connection refused", critical=True)
+
+`notify` returns True once the notification was handed to the OS and False when that failed;
+a failing backend logs (logging.getLogger(__name__)) and never raises. `critical=True` maps to
+D-Bus urgency 2 ("critical": servers keep it until dismissed) where the backend allows it.
+
+Backends and where each one is used (choose_notifier):
+
+- DbusNotifier: Linux. Calls org.freedesktop.Notifications.Notify itself over dbus-fast (pure
+  Python, the same library desktop-notifier uses on Linux). Chosen over plyer's Linux path,
+  which (2.1.0) silently loses notifications when a directory /app exists (it assumes Flatpak
+  and calls the portal through gdbus), needs dbus-python (a C extension that only builds with
+  libdbus-1-dev and a compiler) or else falls back to notify-send, which drops the icon, sends
+  "never expire" and cannot say "critical". Here the urgency, icon and timeout are ours, a
+  failure is an error reply we can see, and the bus address can be injected (tests).
+- PlyerNotifier: Windows (plyer's balloon, shown as a toast; app_icon must be a .ico), and the
+  Linux fallback when dbus-fast is missing. On Linux it picks plyer's implementation itself:
+  dbus-python if importable, else notify-send, never the Flatpak portal.
+- DesktopNotifierBackend: the desktop-notifier library. macOS inside the signed .app
+  (UNUserNotificationCenter); it also works on Linux over D-Bus, which is how it is tested.
+- OsascriptNotifier: macOS outside the .app, and the fallback inside it:
+  `osascript -e 'display notification "<msg>" with title "<title>"'`, one argv element, no shell.
+- LogNotifier: the log only; the last fallback (headless servers, no session bus).
+
+DbusNotifier and DesktopNotifierBackend run their asyncio code on a private event-loop thread,
+so `notify` may be called from any thread, including one running its own asyncio loop (the
+monitor). This edge imports only the core and third-party notification libraries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+__all__ = [
+    "APP_NAME",
+    "DbusNotifier",
+    "DesktopNotifierBackend",
+    "LogNotifier",
+    "Notifier",
+    "NotifierUnavailable",
+    "OsascriptNotifier",
+    "PlyerNotifier",
+    "applescript_string",
+    "choose_notifier",
+    "notifier_order",
+]
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "tailnet-agent"
+T = TypeVar("T")
+
+NOTIFICATIONS_NAME = "org.freedesktop.Notifications"
+NOTIFICATIONS_PATH = "/org/freedesktop/Notifications"
+URGENCY_NORMAL = 1
+URGENCY_CRITICAL = 2
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Shows one desktop notification. Never raises for an operational failure."""
+
+    name: str
+
+    def notify(self, title: str, message: str, *, critical: bool = False) -> bool: ...
+
+
+class NotifierUnavailable(Exception):
+    """A backend cannot work on this machine (raised at construction, never by notify)."""
+
+
+# ==== helpers ==================================================================
+
+
+class _LoopThread:
+    """A private asyncio loop on a daemon thread: run coroutines from any thread, blocking."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def _ensure(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run `coro` on the loop thread and wait for it (TimeoutError after `timeout` s)."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5.0)
+        if not thread.is_alive():
+            loop.close()
+
+
+def _uri(path: Path | None) -> str:
+    return path.resolve().as_uri() if path is not None else ""
+
+
+# ==== Linux: D-Bus =============================================================
+
+
+class DbusNotifier:
+    """org.freedesktop.Notifications over dbus-fast (Linux's default backend).
+
+    The constructor connects to the session bus (or `bus_address`) and raises
+    NotifierUnavailable when there is none. The notification daemon itself may appear later
+    (autostart races the desktop), so its absence is a failed `notify`, not an init error.
+    """
+
+    name = "dbus"
+
+    def __init__(
+        self,
+        *,
+        app_name: str = APP_NAME,
+        app_icon: Path | None = None,
+        bus_address: str | None = None,
+        expire_ms: int = 10_000,
+        timeout_s: float = 5.0,
+    ) -> None:
+        try:
+            from dbus_fast.aio import MessageBus
+        except ImportError as exc:
+            raise NotifierUnavailable(f"dbus-fast is not installed: {exc}") from exc
+        self._message_bus = MessageBus
+        self._app_name = app_name
+        self._icon = _uri(app_icon)
+        self._bus_address = bus_address
+        self._expire_ms = expire_ms
+        self._timeout_s = timeout_s
+        self._runner = _LoopThread("tailnet-agent-dbus-notify")
+        self._bus: Any = None
+        try:
+            self._runner.run(self._connected(), timeout_s)
+        except Exception as exc:
+            self._runner.close()
+            raise NotifierUnavailable(f"no D-Bus session bus: {exc}") from exc
+
+    async def _connected(self) -> Any:
+        if self._bus is None or not self._bus.connected:
+            self._bus = await self._message_bus(bus_address=self._bus_address).connect()
+        return self._bus
+
+    async def _notify(self, title: str, message: str, critical: bool) -> int:
+        from dbus_fast import Message, MessageType, Variant
+
+        bus = await self._connected()
+        urgency = URGENCY_CRITICAL if critical else URGENCY_NORMAL
+        reply = await bus.call(
+            Message(
+                destination=NOTIFICATIONS_NAME,
+                path=NOTIFICATIONS_PATH,
+                interface=NOTIFICATIONS_NAME,
+                member="Notify",
+                signature="susssasa{sv}i",
+                body=[
+                    self._app_name,
+                    0,
+                    self._icon,
+                    title,
+                    message,
+                    [],
+                    {"urgency": Variant("y", urgency)},
+                    0 if critical else self._expire_ms,  # critical: until dismissed
+                ],
+            )
+        )
+        if reply is None or reply.message_type != MessageType.METHOD_RETURN:
+            detail = reply.body[0] if reply is not None and reply.body else ""
+            error = reply.error_name if reply is not None else "no reply"
+            raise RuntimeError(f"{error}: {detail}".rstrip(": "))
+        return int(reply.body[0])
+
+    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+        try:
+            notification_id = self._runner.run(
+                self._notify(title, message, critical), self._timeout_s
+            )
+        except Exception as exc:
+            log.warning("notification not delivered (%s): %r: %s", self.name, title, exc)
+            return False
+        log.debug("notification %d sent (%s): %r", notification_id, self.name, title)
+        return True
+
+    def close(self) -> None:
+        """Disconnect and stop the loop thread (tests; the agent keeps it for its lifetime)."""
+
+        async def disconnect() -> None:
+            if self._bus is not None and self._bus.connected:
+                self._bus.disconnect()
+                await self._bus.wait_for_disconnect()
+
+        try:
+            self._runner.run(disconnect(), self._timeout_s)
+        except Exception as exc:
+            log.debug("dbus notifier disconnect: %s", exc)
+        self._runner.close()
+
+
+# ==== plyer: Windows, Linux fallback ===========================================
+
+
+def _plyer_implementation(platform: str) -> Any:
+    """plyer's notification object for `platform`, picked here rather than by plyer's Proxy.
+
+    Importing the platform module by name also lets PyInstaller see it (plyer's own lookup is
+    a computed import that needs a hiddenimport).
+    """
+    if platform == "win32":
+        from plyer.platforms.win import notification as win
+
+        return win.instance()
+    if platform.startswith("linux"):
+        from plyer.platforms.linux import notification as linux
+
+        if os.path.isdir("/app"):
+            log.info("/app exists: not using plyer's Flatpak portal guess")
+        try:
+            importlib.import_module("dbus")
+        except ImportError:
+            pass
+        else:
+            return linux.NotifyDbus()
+        if shutil.which("notify-send"):
+            return linux.NotifySendNotification()
+        raise NotifierUnavailable(
+            "plyer needs dbus-python or notify-send (apt-get install libnotify-bin)"
+        )
+    raise NotifierUnavailable(f"plyer notifications are not used on {platform}")
+
+
+class PlyerNotifier:
+    """plyer.notification: Windows' backend (a balloon shown as a toast), Linux's fallback.
+
+    On Windows `app_icon` must be a .ico; the toast carries the exe's name (app_name is
+    ignored by Windows) and plyer shows it from its own thread, so success means "handed
+    over". On Linux `critical` and the icon reach the server through plyer's notify-send or
+    dbus-python implementation; with notify-send a failed delivery cannot be seen.
+    """
+
+    name = "plyer"
+
+    def __init__(
+        self,
+        *,
+        platform: str = sys.platform,
+        app_name: str = APP_NAME,
+        app_icon: Path | None = None,
+        timeout_s: int = 10,
+        implementation: Any = None,
+    ) -> None:
+        try:
+            self._impl = (
+                implementation if implementation is not None else _plyer_implementation(platform)
+            )
+        except NotifierUnavailable:
+            raise
+        except Exception as exc:  # plyer's platform module failed to import
+            raise NotifierUnavailable(f"plyer cannot notify here: {exc!r}") from exc
+        self._platform = platform
+        self._app_name = app_name
+        self._app_icon = str(app_icon) if app_icon is not None else ""
+        self._timeout_s = timeout_s
+
+    def _hints(self, critical: bool) -> dict[str, Any]:
+        urgency = URGENCY_CRITICAL if critical else URGENCY_NORMAL
+        try:  # dbus-python marshals a plain int as int32; the spec wants a byte
+            dbus: Any = importlib.import_module("dbus")
+            return {"urgency": dbus.Byte(urgency)}
+        except ImportError:
+            return {"urgency": urgency}
+
+    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+        try:
+            if self._platform.startswith("linux"):
+                if type(self._impl).__name__ == "NotifySendNotification":
+                    # notify-send unescapes the body (g_strcompress: "\t" becomes a tab).
+                    message = message.replace("\\", "\\\\")
+                # plyer's facade forwards only some keys; its Linux implementations read
+                # more (icon, urgency, expire_time for notify-send; hints for dbus-python).
+                self._impl._notify(
+                    title=title,
+                    message=message,
+                    app_name=self._app_name,
+                    app_icon=self._app_icon,
+                    icon=self._app_icon,
+                    timeout=self._timeout_s,
+                    expire_time=str(0 if critical else self._timeout_s * 1000),
+                    urgency="critical" if critical else "normal",
+                    hints=self._hints(critical),
+                    ticker="",
+                    toast=False,
+                )
+            else:
+                self._impl.notify(
+                    title=title,
+                    message=message,
+                    app_name=self._app_name,
+                    app_icon=self._app_icon,
+                    timeout=self._timeout_s,
+                )
+        except Exception as exc:
+            log.warning("notification not delivered (%s): %r: %r", self.name, title, exc)
+            return False
+        log.debug("notification handed to plyer (%s): %r", type(self._impl).__name__, title)
+        return True
+
+
+# ==== desktop-notifier: macOS .app (and Linux) =================================
+
+
+class DesktopNotifierBackend:
+    """The desktop-notifier library (UNUserNotificationCenter in the signed .app, D-Bus on Linux).
+
+    Raises NotifierUnavailable where the library would only use its silent dummy backend
+    (macOS outside an app bundle, unsupported systems).
+    """
+
+    name = "desktop-notifier"
+
+    def __init__(
+        self,
+        *,
+        app_name: str = APP_NAME,
+        app_icon: Path | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        try:
+            import desktop_notifier as dn
+            from desktop_notifier.backends.dummy import DummyNotificationCenter
+            from desktop_notifier.main import get_backend_class
+        except ImportError as exc:
+            raise NotifierUnavailable(f"desktop-notifier is not installed: {exc}") from exc
+        if get_backend_class() is DummyNotificationCenter:
+            raise NotifierUnavailable("desktop-notifier has no working backend here")
+        self._dn = dn
+        self._timeout_s = timeout_s
+        icon = dn.Icon(path=app_icon.resolve()) if app_icon is not None else None
+        self._notifier = dn.DesktopNotifier(app_name=app_name, app_icon=icon)
+        self._runner = _LoopThread("tailnet-agent-desktop-notifier")
+
+    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+        dn = self._dn
+        dispatched = threading.Event()  # the library logs failures instead of raising
+        notification = dn.Notification(
+            title=title,
+            message=message,
+            urgency=dn.Urgency.Critical if critical else dn.Urgency.Normal,
+            on_dispatched=dispatched.set,
+        )
+        try:
+            self._runner.run(self._notifier.send_notification(notification), self._timeout_s)
+        except Exception as exc:
+            log.warning("notification not delivered (%s): %r: %r", self.name, title, exc)
+            return False
+        if not dispatched.is_set():
+            log.warning("notification not delivered (%s): %r", self.name, title)
+            return False
+        return True
+
+    def close(self) -> None:
+        """Drop the D-Bus connection (Linux) and stop the loop thread."""
+
+        async def disconnect() -> None:
+            backend = getattr(self._notifier, "_backend", None)
+            bus = getattr(backend, "bus", None)
+            if bus is not None and bus.connected:
+                bus.disconnect()
+                await bus.wait_for_disconnect()
+
+        try:
+            self._runner.run(disconnect(), self._timeout_s)
+        except Exception as exc:
+            log.debug("desktop-notifier disconnect: %s", exc)
+        self._runner.close()
+
+
+# ==== macOS: osascript =========================================================
+
+
+def applescript_string(text: str) -> str:
+    """`text` as an AppleScript string literal: quoted, `\\` and `"` escaped, line breaks as \\n.
+
+    Other control characters are dropped (they cannot be shown and could confuse the parser).
+    """
+    out = ['"']
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif char == '"':
+            out.append('\\"')
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            continue
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+class OsascriptNotifier:
+    """`osascript -e 'display notification ...'`: zero dependencies, always on macOS.
+
+    Shown under Script Editor's name and icon; macOS may ask the user to allow it first.
+    """
+
+    name = "osascript"
+
+    def __init__(self, *, executable: str | None = None, timeout_s: float = 10.0) -> None:
+        found = executable or shutil.which("osascript")
+        if not found:
+            raise NotifierUnavailable("osascript not found")
+        self._executable = found
+        self._timeout_s = timeout_s
+
+    @staticmethod
+    def script(title: str, message: str) -> str:
+        """The one AppleScript line passed after -e."""
+        return (
+            f"display notification {applescript_string(message)} "
+            f"with title {applescript_string(title)}"
+        )
+
+    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+        argv = [self._executable, "-e", self.script(title, message)]
+        try:
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=self._timeout_s,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("notification not delivered (%s): %r: %r", self.name, title, exc)
+            return False
+        if done.returncode != 0:
+            log.warning(
+                "notification not delivered (%s, exit %d): %r: %s",
+                self.name,
+                done.returncode,
+                title,
+                done.stderr.strip()[:300],
+            )
+            return False
+        return True
+
+
+# ==== the log ==================================================================
+
+
+class LogNotifier:
+    """Writes each notification to the log: the last fallback, and useful on headless servers."""
+
+    name = "log"
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._log = logger or log
+
+    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+        level = logging.WARNING if critical else logging.INFO
+        self._log.log(
+            level, "notification%s: %s: %s", " (critical)" if critical else "", title, message
+        )
+        return True
+
+
+# ==== choosing =================================================================
+
+NotifierFactory = Callable[[], Notifier]
+
+
+def notifier_order(platform: str, frozen: bool) -> list[str]:
+    """Backend names to try, best first, for a platform (sys.platform spelling)."""
+    if platform == "darwin":
+        return ["desktop-notifier", "osascript", "log"] if frozen else ["osascript", "log"]
+    if platform == "win32":
+        return ["plyer", "log"]
+    if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return ["dbus", "plyer", "log"]
+    return ["log"]
+
+
+def _default_factories(platform: str, app_icon: Path | None) -> dict[str, NotifierFactory]:
+    return {
+        "desktop-notifier": lambda: DesktopNotifierBackend(app_icon=app_icon),
+        "osascript": lambda: OsascriptNotifier(),
+        "plyer": lambda: PlyerNotifier(platform=platform, app_icon=app_icon),
+        "dbus": lambda: DbusNotifier(app_icon=app_icon),
+        "log": lambda: LogNotifier(),
+    }
+
+
+def choose_notifier(
+    platform: str = sys.platform,
+    frozen: bool | None = None,
+    *,
+    app_icon: Path | None = None,
+    factories: Mapping[str, NotifierFactory] | None = None,
+) -> Notifier:
+    """The best notifier that initialises here; LogNotifier when none does.
+
+    macOS: desktop-notifier inside the frozen .app, else osascript. Windows: plyer. Linux:
+    D-Bus (dbus-fast), then plyer. `app_icon` is a PNG on Linux, a .ico on Windows.
+    `factories` (name -> zero-argument constructor) replace the defaults, for tests.
+    """
+    if frozen is None:
+        frozen = bool(getattr(sys, "frozen", False))
+    available = dict(_default_factories(platform, app_icon))
+    available.update(factories or {})
+    for name in notifier_order(platform, frozen):
+        try:
+            notifier = available[name]()
+        except Exception as exc:
+            log.info("notifier %s unavailable: %s", name, exc)
+            continue
+        log.info("notifications via %s", notifier.name)
+        return notifier
+    return LogNotifier()

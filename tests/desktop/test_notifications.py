@@ -1,0 +1,168 @@
+"""Each Linux notifier backend over a real private session bus, seen by a real capture server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.icons import write_app_icon
+from agent.notify import (
+    DbusNotifier,
+    DesktopNotifierBackend,
+    LogNotifier,
+    Notifier,
+    NotifierUnavailable,
+    PlyerNotifier,
+    choose_notifier,
+)
+from tests.helpers.desktop import DesktopEnv, NotificationLog
+
+pytestmark = pytest.mark.linux_desktop
+
+MESSAGE = 'FastAPI on macmini: "connection refused" at C:\\tmp — 백엔드가 꺼졌습니다'
+
+
+@pytest.fixture(scope="session")
+def app_icon(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_app_icon(tmp_path_factory.mktemp("icon") / "tailnet-agent.png")
+
+
+@pytest.fixture(scope="session")
+def empty_bus(desktop_env: DesktopEnv) -> str:
+    """A second session bus on which no notification server runs."""
+    return desktop_env.start_session_bus(name="dbus-daemon-empty")
+
+
+def _close(notifier: object) -> None:
+    close = getattr(notifier, "close", None)
+    if close is not None:
+        close()
+
+
+Factory = Callable[[str, Path], Notifier]
+
+FACTORIES: dict[str, Factory] = {
+    "dbus": lambda bus, icon: DbusNotifier(app_icon=icon, bus_address=bus),
+    "desktop-notifier": lambda _bus, icon: DesktopNotifierBackend(app_icon=icon),
+    "plyer": lambda _bus, icon: PlyerNotifier(platform="linux", app_icon=icon),
+}
+
+
+@pytest.fixture
+def make_notifier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[[str, str, Path], Notifier]]:
+    """Build a backend talking to `bus` (the env points there too, for libraries that read it)."""
+    made: list[Notifier] = []
+
+    def make(backend: str, bus: str, icon: Path) -> Notifier:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", bus)
+        notifier = FACTORIES[backend](bus, icon)
+        made.append(notifier)
+        return notifier
+
+    yield make
+    for notifier in made:
+        _close(notifier)
+
+
+@pytest.mark.parametrize("critical", [False, True], ids=["normal", "critical"])
+@pytest.mark.parametrize("backend", list(FACTORIES))
+def test_backend_delivers_over_the_session_bus(
+    backend: str,
+    critical: bool,
+    desktop_env: DesktopEnv,
+    notification_log: NotificationLog,
+    make_notifier: Callable[[str, str, Path], Notifier],
+    app_icon: Path,
+) -> None:
+    notifier = make_notifier(backend, desktop_env.bus_address, app_icon)
+    title = f"Backend \\offline\\n ({backend}, critical={critical})"
+
+    assert notifier.notify(title, MESSAGE, critical=critical) is True
+
+    record = notification_log.wait_for(lambda r: r["summary"] == title)
+    assert record["body"] == MESSAGE
+    assert record["app_name"] == "tailnet-agent"
+    assert record["hints"]["urgency"] == (2 if critical else 1)
+    icon_refs = {str(app_icon), app_icon.as_uri()}
+    assert record["app_icon"] in icon_refs or record["hints"].get("image-path") in icon_refs
+
+
+@pytest.mark.parametrize("backend", ["dbus", "desktop-notifier"])
+def test_no_notification_server_is_false_and_logged(
+    backend: str,
+    empty_bus: str,
+    make_notifier: Callable[[str, str, Path], Notifier],
+    app_icon: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    notifier = make_notifier(backend, empty_bus, app_icon)
+    with caplog.at_level(logging.WARNING, logger="agent.notify"):
+        assert notifier.notify("Nobody listens", "no server on this bus") is False
+    assert any(
+        "not delivered" in r.getMessage() and "Nobody listens" in r.getMessage()
+        for r in caplog.records
+        if r.name == "agent.notify"
+    )
+
+
+def test_dbus_without_a_bus_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(NotifierUnavailable, match="no D-Bus session bus"):
+        DbusNotifier(bus_address=f"unix:path={tmp_path / 'no-bus-here'}", timeout_s=3)
+
+
+@pytest.mark.parametrize("backend", ["dbus", "desktop-notifier"])
+def test_notify_works_from_inside_a_running_event_loop(
+    backend: str,
+    desktop_env: DesktopEnv,
+    notification_log: NotificationLog,
+    make_notifier: Callable[[str, str, Path], Notifier],
+    app_icon: Path,
+) -> None:
+    # The monitor calls notify() from its asyncio thread: a blocking call must not need the
+    # caller's loop (asyncio.run / run_until_complete would raise there).
+    notifier = make_notifier(backend, desktop_env.bus_address, app_icon)
+    title = f"from a loop ({backend})"
+
+    async def monitor() -> bool:
+        return notifier.notify(title, "sent while a loop runs")
+
+    assert asyncio.run(monitor()) is True
+    assert notification_log.wait_for(lambda r: r["summary"] == title)["body"] == (
+        "sent while a loop runs"
+    )
+
+
+def test_choose_notifier_on_linux_is_dbus_and_delivers(
+    session_bus: str, notification_log: NotificationLog, app_icon: Path
+) -> None:
+    notifier = choose_notifier("linux", frozen=False, app_icon=app_icon)
+    try:
+        assert notifier.name == "dbus"
+        assert notifier.notify("chosen", "by choose_notifier", critical=True)
+    finally:
+        _close(notifier)
+    record = notification_log.wait_for(lambda r: r["summary"] == "chosen")
+    assert record["hints"]["urgency"] == 2
+    assert record["app_icon"] == app_icon.as_uri()
+
+
+def test_choose_notifier_without_a_bus_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path / 'gone'}")
+    # No session bus: D-Bus cannot init, plyer's notify-send path still can.
+    first = choose_notifier("linux", frozen=False)
+    assert first.name == "plyer"
+
+    # Nor notify-send nor dbus-python: only the log is left.
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "dbus", None)  # `import dbus` raises ImportError
+    last = choose_notifier("linux", frozen=False)
+    assert isinstance(last, LogNotifier)
