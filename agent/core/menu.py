@@ -1,0 +1,413 @@
+"""The tray menu as plain data: what the user reads and can click, for one TrayView.
+
+Pure. `build_menu(view, local_time=...)` turns the latest snapshot (plus the monitor's
+side facts: notifications paused, autostart, topology error, uptime, "since" times)
+into a tuple of MenuEntry; `overall_health` gives the icon colour and `tooltip` the
+hover text. The tray edge (agent.tray) only translates these entries into pystray.
+
+Every line carries a mark that reads without colour: ✓ good, ! degraded, × failing,
+? unknown (and – for something down that never alarms, such as an info service).
+Actions are strings the composition root dispatches: check_now, pause_1h,
+pause_tomorrow, resume, toggle_autostart, open_topology, open_logs, about, quit,
+"open:<http url>" and "copy:<ip>".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from agent.core.model import (
+    CheckKind,
+    Health,
+    Impact,
+    Link,
+    NodeStatus,
+    ProbeState,
+    Reason,
+    ServiceStatus,
+    Snapshot,
+)
+
+__all__ = [
+    "MARKS",
+    "SEPARATOR",
+    "TOOLTIP_MAX",
+    "MenuEntry",
+    "TrayView",
+    "build_menu",
+    "format_latency",
+    "format_uptime",
+    "node_title",
+    "overall_health",
+    "service_line",
+    "tooltip",
+]
+
+MARKS: dict[Health, str] = {
+    Health.GREEN: "✓",
+    Health.AMBER: "!",
+    Health.RED: "×",
+    Health.GREY: "?",
+}
+"""One mark per colour, so every state reads without colour."""
+
+QUIET_MARK = "–"  # down, but never an alarm (an info service, a laptop that is away)
+TOOLTIP_MAX = 127  # Windows: NOTIFYICONDATA.szTip holds 128 UTF-16 units, NUL included
+LINE_MAX = 96  # longer menu lines are cut with "…": menus do not wrap
+STALE_SWEEPS = 3  # a snapshot older than this many intervals says when it was taken
+
+
+@dataclass(frozen=True)
+class TrayView:
+    """Everything the tray shows, published by the monitor (any thread) as one value."""
+
+    snapshot: Snapshot | None  # None: no data yet (grey, "Checking…")
+    now: float
+    paused_until: float | None = None  # notifications paused until (wall s)
+    autostart: bool | None = None  # None: not supported here (item disabled)
+    topology_error: str | None = None  # last reload failed; the last good topology is in use
+    uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    since: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    version: str = ""
+    in_grace: bool = False  # after wake: "Resuming…"
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_until is not None and self.paused_until > self.now
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    """One menu line. A separator has separator=True and nothing else; a submenu has children."""
+
+    text: str
+    action: str | None = None
+    enabled: bool = True
+    checked: bool | None = None  # None: not a check item
+    default: bool = False  # bold; run on a left click where the platform allows
+    children: tuple[MenuEntry, ...] = ()
+    separator: bool = False
+
+
+SEPARATOR = MenuEntry("", enabled=False, separator=True)
+
+
+def _info(text: str) -> MenuEntry:
+    """A line to read, not to click."""
+    return MenuEntry(_clip(text, LINE_MAX), enabled=False)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())  # one line: no newlines or runs of blanks from details
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _clip_utf16(text: str, limit: int) -> str:
+    """Cut to `limit` UTF-16 code units (what Windows counts), ending with "…" when cut."""
+
+    def units(s: str) -> int:
+        return len(s.encode("utf-16-le")) // 2
+
+    if units(text) <= limit:
+        return text
+    while units(text) > limit - 1:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+# ==== formatting pieces ========================================================
+
+
+def format_latency(ms: float) -> str:
+    """1.24 -> "1.2 ms", 0.04 -> "<0.1 ms", 123.4 -> "123 ms"."""
+    if ms < 0.1:
+        return "<0.1 ms"
+    if ms < 10:
+        return f"{ms:.1f} ms"
+    return f"{ms:.0f} ms"
+
+
+def format_uptime(fraction: float) -> str:
+    """0.998 -> "99.8%"; rounds down, so only a perfect day reads "100%"."""
+    if fraction >= 1.0:
+        return "100%"
+    percent = math.floor(max(fraction, 0.0) * 1000) / 10
+    return f"{percent:.1f}%"
+
+
+def overall_health(view: TrayView) -> Health:
+    """The icon colour: grey with no data and while settling after a wake-up."""
+    if view.snapshot is None or view.in_grace:
+        return Health.GREY
+    return view.snapshot.overall
+
+
+def _status_line(view: TrayView, local_time: Callable[[float], str] | None) -> str:
+    """The first line without its mark: what is going on, in one sentence."""
+    snapshot = view.snapshot
+    if snapshot is None:
+        if view.topology_error:
+            return "No usable topology — see the topology error below"
+        return "Checking…"
+    if view.in_grace:
+        return "Resuming… (settling after sleep or a network change)"
+    text = snapshot.summary
+    interval = snapshot.topology.defaults.interval_s
+    if local_time is not None and view.now - snapshot.at > STALE_SWEEPS * max(interval, 1.0):
+        text += f" (last checked {local_time(snapshot.at)})"
+    return text
+
+
+def tooltip(view: TrayView, *, name: str = "tailnet-agent") -> str:
+    """The hover text: the app name and the state, within Windows' 127 characters."""
+    text = f"{name}: {_status_line(view, None)}"
+    if view.paused:
+        text += " · notifications paused"
+    return _clip_utf16(_clip(text, 10_000), TOOLTIP_MAX)
+
+
+# ==== nodes ====================================================================
+
+
+def _slow(node: NodeStatus, snapshot: Snapshot) -> bool:
+    limit = snapshot.topology.defaults.latency_warn_ms
+    return not node.is_self and node.latency_ms is not None and node.latency_ms > limit
+
+
+def _failing(node: NodeStatus) -> list[ServiceStatus]:
+    return [s for s in node.services if s.health in (Health.RED, Health.AMBER)]
+
+
+def _status_word(node: NodeStatus, snapshot: Snapshot) -> str:
+    """A few words for the node's title: "OK", "offline", "FastAPI down, relayed", ..."""
+    any_up = any(s.result.state is ProbeState.UP for s in node.services)
+    words: list[str] = []
+    if node.link is Link.OFFLINE and not any_up:
+        words.append("offline")
+    else:
+        failing = _failing(node)
+        if len(failing) == 1:
+            words.append(f"{failing[0].service.name} down")
+        elif failing:
+            words.append(f"{len(failing)} services down")
+        if node.link is Link.RELAY:
+            words.append("relayed")
+        if _slow(node, snapshot):
+            words.append("slow link")
+        if node.link is Link.UNKNOWN and not node.is_self and snapshot.tailnet.running:
+            words.append("not in tailnet")
+    if words:
+        return ", ".join(words)
+    if node.health is Health.GREY:
+        return "unknown" if not snapshot.tailnet.running else "not checked"
+    return "OK"
+
+
+def node_title(node: NodeStatus, snapshot: Snapshot) -> str:
+    """ "✓ Mac mini — Backend Server · OK", "(this machine)" added for our own node."""
+    mine = " (this machine)" if node.is_self else ""
+    title = f"{MARKS[node.health]} {node.node.name}{mine} · {_status_word(node, snapshot)}"
+    return _clip(title, LINE_MAX)
+
+
+def _link_line(node: NodeStatus, snapshot: Snapshot) -> str:
+    if node.is_self:
+        return "This machine"
+    match node.link:
+        case Link.DIRECT:
+            return "Link: direct"
+        case Link.RELAY:
+            region = f" '{node.relay}'" if node.relay else ""
+            return f"Link: relayed via DERP{region} — slower than direct"
+        case Link.PEER_RELAY:
+            return "Link: via a peer relay"
+        case Link.IDLE:
+            return "Link: idle (no recent traffic)"
+        case Link.OFFLINE:
+            if node.node.always_on:
+                return f"Link: offline — run `tailscale up` on {node.node.hostname}"
+            return "Link: offline (not an always-on node)"
+        case _:
+            if not snapshot.tailnet.running:
+                return "Link: unknown (Tailscale is not running here)"
+            return f"Link: unknown — no peer with IP {node.node.ip} in this tailnet"
+
+
+def _latency_line(node: NodeStatus, snapshot: Snapshot) -> str | None:
+    if node.is_self:
+        return None
+    if node.latency_ms is None:
+        return "Latency: — (no service answered)"
+    text = f"Latency: {format_latency(node.latency_ms)}"
+    if _slow(node, snapshot):
+        warn = snapshot.topology.defaults.latency_warn_ms
+        text += f" (slow: warn above {warn:.0f} ms)"
+    return text
+
+
+def _service_mark(status: ServiceStatus) -> str:
+    state = status.result.state
+    if state is ProbeState.UP:
+        return MARKS[Health.GREEN]
+    if state is ProbeState.DOWN:
+        return QUIET_MARK if status.health is Health.GREY else MARKS[status.health]
+    return MARKS[Health.GREY]
+
+
+def service_line(
+    node_id: str,
+    status: ServiceStatus,
+    view: TrayView,
+    local_time: Callable[[float], str],
+) -> str:
+    """ "✓ FastAPI :8000 — up · 99.8% 24 h", "× FastAPI :8000 — down since 10:42 — why"."""
+    service = status.service
+    result = status.result
+    key = (node_id, service.name)
+    head = f"{_service_mark(status)} {service.name} :{service.port}"
+    since = view.since.get(key)
+    if result.state is ProbeState.UP:
+        text = f"{head} — up"
+        uptime = view.uptime.get(key)
+        if uptime is not None:
+            text += f" · {format_uptime(uptime)} 24 h"
+    elif result.state is ProbeState.DOWN:
+        text = f"{head} — down"
+        if since is not None:
+            text += f" since {local_time(since)}"
+        if result.reason is Reason.PEER_OFFLINE:
+            text += " — peer offline in Tailscale"  # the link line carries the hint
+        elif result.detail:
+            text += f" — {result.detail}"
+        if service.impact is Impact.INFO:
+            text += " (info only)"
+    elif result.state is ProbeState.SKIPPED:
+        text = f"{head} — not checked"
+        if result.detail:
+            text += f" — {result.detail}"
+    else:
+        text = f"{head} — unknown"
+        if result.detail:
+            text += f" — {result.detail}"
+    return _clip(text, LINE_MAX)
+
+
+def _node_actions(node: NodeStatus) -> list[MenuEntry]:
+    actions: list[MenuEntry] = []
+    for status in node.services:
+        service = status.service
+        if service.check is CheckKind.HTTP and service.open:
+            address = status.address or f"{node.node.ip}:{service.port}"
+            path = service.path if service.path.startswith("/") else f"/{service.path}"
+            actions.append(
+                MenuEntry(f"Open {service.name} in browser", f"open:http://{address}{path}")
+            )
+    if node.node.ip:
+        actions.append(MenuEntry(f"Copy address {node.node.ip}", f"copy:{node.node.ip}"))
+    return actions
+
+
+def _node_menu(
+    node: NodeStatus, view: TrayView, snapshot: Snapshot, local_time: Callable[[float], str]
+) -> MenuEntry:
+    children: list[MenuEntry] = [_info(_link_line(node, snapshot))]
+    latency = _latency_line(node, snapshot)
+    if latency is not None:
+        children.append(_info(latency))
+    if node.services:
+        children.append(SEPARATOR)
+        children += [_info(service_line(node.node.id, s, view, local_time)) for s in node.services]
+    actions = _node_actions(node)
+    if actions:
+        children.append(SEPARATOR)
+        children += actions
+    return MenuEntry(node_title(node, snapshot), children=tuple(children))
+
+
+# ==== the whole menu ===========================================================
+
+
+def _topology_error_menu(view: TrayView, error: str) -> MenuEntry:
+    if view.snapshot is not None:
+        title = f"{MARKS[Health.AMBER]} Topology error — using last good file"
+    else:
+        title = f"{MARKS[Health.RED]} Topology error — no usable topology"
+    lines = _wrap(error, 80, max_lines=4)
+    return MenuEntry(
+        title,
+        children=(
+            *(_info(line) for line in lines),
+            SEPARATOR,
+            MenuEntry("Open topology file", "open_topology"),
+        ),
+    )
+
+
+def _wrap(text: str, width: int, *, max_lines: int) -> list[str]:
+    """Greedy word wrap for a few disabled menu lines."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    if current:
+        lines.append(current)
+    if len(lines) > max_lines:
+        lines = [*lines[: max_lines - 1], _clip(" ".join(lines[max_lines - 1 :]), width)]
+    return [_clip(line, width) for line in lines] or [""]
+
+
+def _pause_menu(view: TrayView, local_time: Callable[[float], str]) -> MenuEntry:
+    if view.paused and view.paused_until is not None:
+        title = f"Notifications paused until {local_time(view.paused_until)}"
+    else:
+        title = "Pause notifications"
+    return MenuEntry(
+        title,
+        children=(
+            MenuEntry("For 1 hour", "pause_1h"),
+            MenuEntry("Until tomorrow", "pause_tomorrow"),
+            MenuEntry("Resume", "resume", enabled=view.paused),
+        ),
+    )
+
+
+def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[MenuEntry, ...]:
+    """The whole tray menu, top to bottom. `local_time(wall_s)` formats a time ("14:05")."""
+    health = overall_health(view)
+    entries: list[MenuEntry] = [
+        MenuEntry(
+            _clip(f"{MARKS[health]} {_status_line(view, local_time)}", LINE_MAX),
+            "check_now",
+            default=True,
+        )
+    ]
+    if view.topology_error:
+        entries.append(_topology_error_menu(view, view.topology_error))
+    snapshot = view.snapshot
+    if snapshot is not None and snapshot.nodes:
+        entries.append(SEPARATOR)
+        entries += [_node_menu(n, view, snapshot, local_time) for n in snapshot.nodes]
+    version = f" {view.version}" if view.version else ""
+    entries += [
+        SEPARATOR,
+        MenuEntry("Check now", "check_now"),
+        _pause_menu(view, local_time),
+        MenuEntry(
+            "Start at login",
+            "toggle_autostart",
+            enabled=view.autostart is not None,
+            checked=bool(view.autostart),
+        ),
+        MenuEntry("Open topology file", "open_topology"),
+        MenuEntry("Open log folder", "open_logs"),
+        MenuEntry(f"About tailnet-agent{version}", "about"),
+        SEPARATOR,
+        MenuEntry("Quit", "quit"),
+    ]
+    return tuple(entries)
