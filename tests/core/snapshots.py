@@ -1,0 +1,191 @@
+"""Terse judged sweeps (Snapshots) and a stepping driver for the monitor's core tests.
+
+`sweep(...)` builds one Snapshot: every peer DIRECT and every service UP unless told
+otherwise. `Driver` feeds Snapshots to `confirm.step` with a fake pair of clocks that the
+test moves by hand (sweep interval, a 1 s recheck, a sleep, a clock jump).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from agent.core.confirm import MonitorState, StepResult, initial_state, step
+from agent.core.events import Event
+from agent.core.model import (
+    BackendState,
+    CheckKind,
+    Health,
+    Impact,
+    Link,
+    Node,
+    NodeStatus,
+    ProbeResult,
+    ProbeState,
+    Reason,
+    Service,
+    ServiceStatus,
+    Snapshot,
+    TailnetView,
+    TailscaleProblem,
+    Topology,
+)
+
+__all__ = [
+    "DESKTOP",
+    "FASTAPI",
+    "LAPTOP",
+    "MACMINI",
+    "NEXT",
+    "OLLAMA",
+    "POSTGRES",
+    "REDIS",
+    "TOPOLOGY",
+    "VITE",
+    "Driver",
+    "result",
+    "sweep",
+    "with_defaults",
+]
+
+FASTAPI = Service("FastAPI", 8000, CheckKind.HTTP, "/health", impact=Impact.CRITICAL)
+POSTGRES = Service("PostgreSQL", 5432, CheckKind.POSTGRES, impact=Impact.CRITICAL)
+REDIS = Service("Redis", 6379, CheckKind.REDIS, impact=Impact.DEGRADED)
+OLLAMA = Service("Ollama", 11434, CheckKind.HTTP, "/api/tags", impact=Impact.DEGRADED)
+NEXT = Service("Next.js", 3000, CheckKind.HTTP, impact=Impact.INFO)
+VITE = Service("Vite", 5173, CheckKind.HTTP, impact=Impact.DEGRADED)
+
+DESKTOP = Node("desktop", "Desktop — GPU Worker", "sweetlife", "100.120.180.42", "windows",
+               services=(OLLAMA,))  # fmt: skip
+LAPTOP = Node("laptop", "Laptop — Frontend Dev", "desktop-ecmkau8", "100.101.68.23", "windows",
+              always_on=False, services=(NEXT, VITE))  # fmt: skip
+MACMINI = Node("macmini", "Mac mini — Backend Server", "woosuns-mac-mini", "100.123.51.5",
+               "macos", services=(FASTAPI, POSTGRES, REDIS))  # fmt: skip
+TOPOLOGY = Topology("Sparklio", (DESKTOP, LAPTOP, MACMINI), source="topology.toml")
+SELF = "desktop"
+
+_RESULTS = {
+    "up": ProbeResult(ProbeState.UP, None, "HTTP 200", 1.0),
+    "down": ProbeResult(ProbeState.DOWN, Reason.REFUSED, "connection refused"),
+    "timeout": ProbeResult(ProbeState.DOWN, Reason.TIMEOUT, "no answer within 3 s"),
+    "offline": ProbeResult(ProbeState.DOWN, Reason.PEER_OFFLINE, "peer offline; no answer"),
+    "unknown": ProbeResult(ProbeState.UNKNOWN, Reason.ERROR, "internal error"),
+    "skipped": ProbeResult(ProbeState.SKIPPED, Reason.TAILSCALE_DOWN, "not probed"),
+}
+
+
+def result(word: str) -> ProbeResult:
+    """ "up" | "down" (refused) | "timeout" | "offline" | "unknown" | "skipped"."""
+    return _RESULTS[word]
+
+
+def with_defaults(topology: Topology = TOPOLOGY, **kw: float) -> Topology:
+    """The topology with some defaults changed (failure_threshold=3, interval_s=5, ...)."""
+    return replace(topology, defaults=replace(topology.defaults, **kw))  # type: ignore[arg-type]
+
+
+def sweep(
+    *,
+    topology: Topology = TOPOLOGY,
+    self_id: str | None = SELF,
+    running: bool = True,
+    problem: TailscaleProblem = TailscaleProblem.NOT_RUNNING,
+    links: Mapping[str, Link] | None = None,
+    relay: str = "tok",
+    services: Mapping[str, str | ProbeResult] | None = None,
+    at: float = 0.0,
+) -> Snapshot:
+    """One judged sweep.
+
+    links: node id -> Link for peers (default DIRECT). services: service name (or
+    "node/name") -> a `result` word or a ProbeResult (default "up"; "offline" on a peer
+    whose link is OFFLINE; "skipped" on peers while Tailscale is not running).
+    """
+    links = links or {}
+    services = services or {}
+    if running:
+        tailnet = TailnetView(backend_state=BackendState.RUNNING, self_hostname="sweetlife")
+    else:
+        tailnet = TailnetView(
+            backend_state=BackendState.STOPPED,
+            problem=problem,
+            detail="Tailscale is stopped on this machine (run `tailscale up`)",
+        )
+    nodes: list[NodeStatus] = []
+    for node in topology.nodes:
+        is_self = node.id == self_id
+        if is_self:
+            link = Link.SELF
+        elif not running:
+            link = Link.UNKNOWN
+        else:
+            link = links.get(node.id, Link.DIRECT)
+        statuses: list[ServiceStatus] = []
+        for service in node.services:
+            default = "up"
+            if not is_self and not running:
+                default = "skipped"
+            elif link is Link.OFFLINE:
+                default = "offline"
+            spec = services.get(f"{node.id}/{service.name}", services.get(service.name, default))
+            res = result(spec) if isinstance(spec, str) else spec
+            health = Health.GREEN if res.state is ProbeState.UP else Health.GREY
+            statuses.append(ServiceStatus(service, res, health, f"{node.ip}:{service.port}"))
+        nodes.append(
+            NodeStatus(
+                node=node,
+                is_self=is_self,
+                link=link,
+                relay=relay if link is Link.RELAY else "",
+                online=None if link is Link.UNKNOWN else link is not Link.OFFLINE,
+                latency_ms=None,
+                health=Health.GREEN,
+                reasons=(),
+                services=tuple(statuses),
+            )
+        )
+    return Snapshot(topology, tailnet, self_id, tuple(nodes), Health.GREEN, "", at)
+
+
+@dataclass
+class Driver:
+    """Feeds sweeps to `confirm.step`, moving a wall and a monotonic clock by hand."""
+
+    wall: float = 1_750_000_000.0
+    mono: float = 5_000.0
+    state: MonitorState = field(default_factory=initial_state)
+    log: list[Event] = field(default_factory=list)
+    grace_s: float = 30.0
+
+    def step(
+        self,
+        snapshot: Snapshot | None = None,
+        *,
+        after: float = 10.0,
+        wall_after: float | None = None,
+        topology_error: str | None = None,
+        network_changed: bool = False,
+    ) -> StepResult:
+        """Advance both clocks by `after` (the wall by `wall_after` when given), then step."""
+        self.mono += after
+        self.wall += after if wall_after is None else wall_after
+        res = step(
+            self.state,
+            snapshot if snapshot is not None else sweep(),
+            self.wall,
+            self.mono,
+            topology_error=topology_error,
+            network_changed=network_changed,
+            grace_s=self.grace_s,
+        )
+        self.state = res.state
+        self.log.extend(res.events)
+        return res
+
+    def hold(self, snapshot: Snapshot, seconds: float, *, every: float = 10.0) -> list[Event]:
+        """Sweep the same picture on schedule for `seconds`; the events it produced."""
+        events: list[Event] = []
+        steps = round(seconds / every)
+        for _ in range(steps):
+            events.extend(self.step(snapshot, after=every).events)
+        return events
