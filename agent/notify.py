@@ -469,7 +469,7 @@ class OsascriptNotifier:
                 stdin=subprocess.DEVNULL,
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("notification not delivered (%s): %r: %r", self.name, title, exc)
+            log.warning("notification not delivered (%s): %r: %s", self.name, title, exc)
             return False
         if done.returncode != 0:
             log.warning(
