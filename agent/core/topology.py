@@ -16,7 +16,8 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from decimal import Decimal
 
 from agent.core.model import Access, CheckKind, Defaults, Impact, Node, Service, Topology
 from agent.errors import TopologyError
@@ -108,34 +109,34 @@ def parse_duration(value: object) -> float:
     if isinstance(value, str):
         match = _DURATION_RE.fullmatch(value.strip())
         if match is None:
+            shown = json.dumps(value, ensure_ascii=False)
             raise ValueError(
-                f'{value!r} is not a duration; write e.g. "10s", "500ms", "1m" '
-                "or a number of seconds"
+                f'{shown} is not a duration; write e.g. "10s", "500ms", "1m" or a number of seconds'
             )
         number, unit = match.groups()
         seconds = float(number) / 1000 if unit == "ms" else float(number) * _DURATION_UNITS[unit]
     else:
         seconds = float(value)
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"must be more than 0 seconds, got {value!r}")
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+        raise ValueError(f"must be more than 0 seconds, got {shown}")
     return seconds
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest of "1m", "10s", "500ms", "1.5s" that parse_duration reads back exactly.
+    """The shortest of "1m", "10s", "1.5s", "500ms" that parse_duration reads back exactly.
 
-    Falls back to repr(seconds) (a bare number of seconds) when no unit form is exact.
+    `seconds` must be finite and > 0 (what parse_duration returns).
     """
     if seconds >= 1 and seconds == int(seconds):
         whole = int(seconds)
         return f"{whole // 60}m" if whole % 60 == 0 else f"{whole}s"
-    millis = seconds * 1000
-    if millis == int(millis) and int(millis) / 1000 == seconds:
-        return f"{int(millis)}ms"
-    text = repr(seconds)
-    if "e" not in text and float(text) == seconds:
-        return f"{text}s"
-    return text
+    if seconds < 1:
+        millis = round(seconds * 1000)
+        if millis >= 1 and millis / 1000 == seconds:
+            return f"{millis}ms"
+    # repr is the shortest text that reads back exactly; Decimal spells it without exponent.
+    return f"{Decimal(repr(seconds)):f}s"
 
 
 def describe_topology(topology: Topology) -> str:
@@ -235,8 +236,7 @@ def _toml_bool(value: bool) -> str:
 
 
 def _toml_duration(seconds: float) -> str:
-    text = format_duration(seconds)
-    return text if text[-1].isdigit() else _toml_str(text)
+    return _toml_str(format_duration(seconds))
 
 
 def _service_row(s: Service) -> list[str]:
@@ -439,6 +439,7 @@ class _Checker:
         self.source = source
         self.lines = lines
         self.problems: list[tuple[_Path, str]] = []
+        self.claimed: dict[tuple[_Path, str, object], _Path] = {}
 
     def fail(self, path: _Path, why: str) -> None:
         self.problems.append((path, why))
@@ -627,34 +628,16 @@ class _Checker:
             self.fail(path, "must list at least one node")
             return None
         nodes = [self.node(item, (*path, i)) for i, item in enumerate(items)]
-        self.unique(
-            ((n.id, (*path, i, "id")) for i, n in enumerate(nodes) if n is not None),
-            "node id",
-        )
-        self.unique(
-            (
-                (n.hostname.lower(), (*path, i, "hostname"))
-                for i, n in enumerate(nodes)
-                if n is not None
-            ),
-            "hostname",
-        )
-        self.unique(
-            ((n.ip, (*path, i, "ip")) for i, n in enumerate(nodes) if n is not None),
-            "node IP",
-        )
         if any(n is None for n in nodes):
             return None
         return tuple(n for n in nodes if n is not None)
 
-    def unique(self, values: Iterable[tuple[object, _Path]], what: str) -> None:
-        seen: dict[object, _Path] = {}
-        for value, path in values:
-            if value in seen:
-                shown = value if isinstance(value, int) else json.dumps(value, ensure_ascii=False)
-                self.fail(path, f"duplicate {what} {shown} (also at {_dotted(seen[value])})")
-            else:
-                seen[value] = path
+    def claim(self, scope: _Path, what: str, value: object, path: _Path) -> None:
+        """Refuse a value already used by another entry in the same scope."""
+        earlier = self.claimed.setdefault((scope, what, value), path)
+        if earlier != path:
+            shown = value if isinstance(value, int) else json.dumps(value, ensure_ascii=False)
+            self.fail(path, f"duplicate {what} {shown} (also at {_dotted(earlier)})")
 
     def node(self, value: object, path: _Path) -> Node | None:
         table = self.table(value, path, _NODE_KEYS)
@@ -668,12 +651,18 @@ class _Checker:
                 "a-z, 0-9, '-' and '_', starting with a letter or digit",
             )
             node_id = None
+        if node_id is not None:
+            self.claim((), "node id", node_id, (*path, "id"))
         name = self.string(table, path, "name")
         hostname = self.string(table, path, "hostname", required=True)
         if hostname is not None and re.search(r"[\s\x00-\x1f\x7f]", hostname):
             self.fail((*path, "hostname"), "must not contain spaces or control characters")
             hostname = None
+        if hostname is not None:
+            self.claim((), "hostname", hostname.lower(), (*path, "hostname"))
         ip = self.ip(table, path)
+        if ip is not None:
+            self.claim((), "node IP", ip, (*path, "ip"))
         os = self.choice(table, path, "os", OS_VALUES, "os")
         role = self.string(table, path, "role", empty=True)
         always_on = self.boolean(table, path, "always_on")
@@ -710,25 +699,21 @@ class _Checker:
         items = self.tables(value, path, "nodes.services")
         if items is None:
             return None
-        services = [self.service(item, (*path, i)) for i, item in enumerate(items)]
-        self.unique(
-            ((s.port, (*path, i, "port")) for i, s in enumerate(services) if s is not None),
-            "port",
-        )
-        self.unique(
-            ((s.name, (*path, i, "name")) for i, s in enumerate(services) if s is not None),
-            "service name",
-        )
+        services = [self.service(item, (*path, i), path) for i, item in enumerate(items)]
         if any(s is None for s in services):
             return None
         return tuple(s for s in services if s is not None)
 
-    def service(self, value: object, path: _Path) -> Service | None:
+    def service(self, value: object, path: _Path, scope: _Path) -> Service | None:
         table = self.table(value, path, _SERVICE_KEYS)
         if table is None:
             return None
         name = self.string(table, path, "name", required=True)
+        if name is not None:
+            self.claim(scope, "service name", name, (*path, "name"))
         port = self.integer(table, path, "port", low=1, high=65535, required=True)
+        if port is not None:
+            self.claim(scope, "port", port, (*path, "port"))
         check_text = self.choice(
             table, path, "check", [c.value for c in CheckKind], "check kind", required=True
         )
