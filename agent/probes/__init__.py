@@ -1,1 +1,73 @@
-"""Service probes (edge): one async probe per check kind, run concurrently."""
+"""Service probes (edge): one async probe per check kind, run concurrently.
+
+`run_probes(targets)` sends every probe of a sweep at once and returns one
+ProbeResult per target, in the targets' order. Each probe is bounded by its
+target's timeout as a whole (connect + request + read) and never raises: a
+failure is a result with a reason (see `_errors` for the mapping and `_run` for
+latency). HTTP probes share one httpx client: pass the monitor's long-lived
+client from `make_http_client()`; without one, run_probes makes one for the
+sweep (only when there is an HTTP target) and closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Protocol
+
+import httpx
+
+from agent.core.model import CheckKind, ProbeResult, ProbeState, ProbeTarget, Reason
+from agent.probes import http, postgres, redis, tcp, websocket
+from agent.probes._run import Clock
+from agent.probes.http import make_http_client
+
+__all__ = ["PROBES", "ProbeFn", "make_http_client", "run_probes"]
+
+
+class ProbeFn(Protocol):
+    def __call__(
+        self, target: ProbeTarget, client: httpx.AsyncClient | None = None, *, clock: Clock = ...
+    ) -> Awaitable[ProbeResult]: ...
+
+
+PROBES: Mapping[CheckKind, ProbeFn] = {
+    CheckKind.HTTP: http.probe,
+    CheckKind.TCP: tcp.probe,
+    CheckKind.REDIS: redis.probe,
+    CheckKind.POSTGRES: postgres.probe,
+    CheckKind.WEBSOCKET: websocket.probe,
+}
+
+
+async def _no_probe(target: ProbeTarget, clock: Clock) -> ProbeResult:
+    detail = f"no probe for check kind {target.service.check!r}"
+    return ProbeResult(ProbeState.UNKNOWN, Reason.ERROR, detail, None, clock())
+
+
+async def run_probes(
+    targets: Sequence[ProbeTarget],
+    client: httpx.AsyncClient | None = None,
+    *,
+    clock: Clock = time.time,
+) -> list[ProbeResult]:
+    """Probe all targets concurrently; results in the same order. Never raises
+    (except CancelledError). A supplied client is left open."""
+    if not targets:
+        return []
+    own: httpx.AsyncClient | None = None
+    if client is None and any(t.service.check is CheckKind.HTTP for t in targets):
+        client = own = make_http_client()
+    try:
+        jobs: list[Awaitable[ProbeResult]] = []
+        for target in targets:
+            probe = PROBES.get(target.service.check)
+            if probe is None:
+                jobs.append(_no_probe(target, clock))
+            else:
+                jobs.append(probe(target, client, clock=clock))
+        return list(await asyncio.gather(*jobs))
+    finally:
+        if own is not None:
+            await own.aclose()

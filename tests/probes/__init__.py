@@ -1,0 +1,1 @@
+"""Tests of the service probes against real servers on loopback."""

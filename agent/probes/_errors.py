@@ -1,0 +1,169 @@
+"""How a failed probe is explained: OS, httpx and ssl exceptions -> (state, reason, detail).
+
+One table for every probe kind, so "connection refused" reads the same whether
+an HTTP, Redis or plain TCP probe met it. The mapping (DESIGN.md, "Failure
+reasons"):
+
+- ECONNREFUSED                    -> DOWN REFUSED  "connection refused (service not running?)"
+- the probe's own deadline, httpx timeouts, ETIMEDOUT
+                                  -> DOWN TIMEOUT  "no answer within 3 s (firewall or host ...)"
+- EHOSTUNREACH / ENETUNREACH     -> DOWN TIMEOUT  "host unreachable" / "network unreachable"
+- name resolution (gaierror)      -> DOWN DNS
+- ECONNRESET / ECONNABORTED / EPIPE after the connection was accepted
+                                  -> DOWN PROTOCOL_MISMATCH: something accepted the connection
+                                     and dropped it instead of answering the protocol (a reset
+                                     in answer to the SYN is reported by the OS as refused)
+- httpx.RemoteProtocolError       -> DOWN PROTOCOL_MISMATCH "not an HTTP server on this port"
+- ssl errors                      -> DOWN TLS
+- anything else                   -> UNKNOWN ERROR with the exception type and message
+
+Windows reports some of these as WSA error numbers or `winerror` codes; both are
+recognised.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+from collections.abc import Iterator
+
+import httpx
+
+from agent.core.model import ProbeState, Reason
+
+__all__ = [
+    "Verdict",
+    "classify",
+    "one_line",
+    "refused_verdict",
+    "seconds_text",
+    "timeout_verdict",
+]
+
+Verdict = tuple[ProbeState, Reason | None, str]
+"""What a probe decided: state, reason (None when up) and one human line."""
+
+MAX_DETAIL = 200
+
+REFUSED_DETAIL = "connection refused (service not running?)"
+RESET_DETAIL = "connection reset by the service (something else on this port?)"
+NOT_HTTP_DETAIL = "not an HTTP server on this port"
+
+
+def _codes(*names: str) -> frozenset[int]:
+    return frozenset(getattr(errno, name) for name in names if hasattr(errno, name))
+
+
+# errno values (POSIX names, and the WSA numbers Windows sockets report).
+_REFUSED = _codes("ECONNREFUSED", "WSAECONNREFUSED") | {10061}
+_HOST_UNREACHABLE = _codes("EHOSTUNREACH", "EHOSTDOWN", "WSAEHOSTUNREACH") | {10065}
+_NET_UNREACHABLE = _codes("ENETUNREACH", "ENETDOWN", "WSAENETUNREACH") | {10051}
+_RESET = _codes("ECONNRESET", "ECONNABORTED", "EPIPE", "WSAECONNRESET", "WSAECONNABORTED") | {
+    10053,
+    10054,
+}
+_TIMED_OUT = _codes("ETIMEDOUT", "WSAETIMEDOUT") | {10060}
+# Windows system error codes (OSError.winerror) met by the proactor event loop.
+_WIN_REFUSED = {1225}  # ERROR_CONNECTION_REFUSED
+_WIN_HOST_UNREACHABLE = {1232}  # ERROR_HOST_UNREACHABLE
+_WIN_NET_UNREACHABLE = {1231}  # ERROR_NETWORK_UNREACHABLE
+_WIN_RESET = {64, 1236}  # ERROR_NETNAME_DELETED, ERROR_CONNECTION_ABORTED
+_WIN_TIMED_OUT = {121}  # ERROR_SEM_TIMEOUT
+
+
+def seconds_text(seconds: float) -> str:
+    """3.0 -> "3", 0.25 -> "0.25"."""
+    return f"{seconds:g}"
+
+
+def one_line(text: str, limit: int = MAX_DETAIL) -> str:
+    """Collapse whitespace to one line and cut it to `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def timeout_verdict(timeout_s: float) -> Verdict:
+    return (
+        ProbeState.DOWN,
+        Reason.TIMEOUT,
+        f"no answer within {seconds_text(timeout_s)} s (firewall or host unreachable?)",
+    )
+
+
+def refused_verdict() -> Verdict:
+    return ProbeState.DOWN, Reason.REFUSED, REFUSED_DETAIL
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what led to it: cause, wrapped errors, group members, context."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo and len(seen) < 32:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if current.__cause__ is not None:
+            todo.append(current.__cause__)
+        # httpcore wraps the original error as an argument and hides the context.
+        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        if current.__context__ is not None:
+            todo.append(current.__context__)
+
+
+def _os_verdict(exc: OSError, timeout_s: float, host: str) -> Verdict | None:
+    if isinstance(exc, socket.gaierror):
+        why = exc.strerror or str(exc)
+        return ProbeState.DOWN, Reason.DNS, one_line(f"cannot resolve {host}: {why}")
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        why = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or str(exc)
+        return ProbeState.DOWN, Reason.TLS, one_line(f"TLS error: {why}")
+    code = exc.errno
+    win = getattr(exc, "winerror", None)
+    if isinstance(exc, ConnectionRefusedError) or code in _REFUSED or win in _WIN_REFUSED:
+        return refused_verdict()
+    if code in _HOST_UNREACHABLE or win in _WIN_HOST_UNREACHABLE:
+        return ProbeState.DOWN, Reason.TIMEOUT, "host unreachable"
+    if code in _NET_UNREACHABLE or win in _WIN_NET_UNREACHABLE:
+        return ProbeState.DOWN, Reason.TIMEOUT, "network unreachable"
+    if (
+        isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError)
+        or code in _RESET
+        or win in _WIN_RESET
+    ):
+        return ProbeState.DOWN, Reason.PROTOCOL_MISMATCH, RESET_DETAIL
+    if isinstance(exc, TimeoutError) or code in _TIMED_OUT or win in _WIN_TIMED_OUT:
+        return timeout_verdict(timeout_s)
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc)
+    name = type(exc).__name__
+    return one_line(f"{name}: {message}" if message else name)
+
+
+def classify(exc: BaseException, timeout_s: float, host: str = "") -> Verdict:
+    """Explain an exception met while probing; never raises."""
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return timeout_verdict(timeout_s)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        if "without sending" in str(exc):
+            return (
+                ProbeState.DOWN,
+                Reason.PROTOCOL_MISMATCH,
+                f"{NOT_HTTP_DETAIL} (it closed the connection without an answer)",
+            )
+        return ProbeState.DOWN, Reason.PROTOCOL_MISMATCH, NOT_HTTP_DETAIL
+    innermost_os: OSError | None = None
+    for link in _chain(exc):
+        if isinstance(link, OSError):
+            verdict = _os_verdict(link, timeout_s, host)
+            if verdict is not None:
+                return verdict
+            innermost_os = link
+    return ProbeState.UNKNOWN, Reason.ERROR, _describe(innermost_os or exc)

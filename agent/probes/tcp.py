@@ -1,0 +1,32 @@
+"""The TCP probe: UP when a connection to host:port opens; closed at once, nothing sent.
+
+Its latency is the connect time (one round trip), the best link-latency figure a
+service check gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from agent.core.model import ProbeResult, ProbeState, ProbeTarget
+from agent.probes._errors import Verdict
+from agent.probes._run import Clock, guarded
+
+__all__ = ["probe"]
+
+
+async def _attempt(target: ProbeTarget) -> Verdict:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_connection(asyncio.Protocol, target.host, target.service.port)
+    transport.close()
+    return ProbeState.UP, None, "connection accepted"
+
+
+async def probe(
+    target: ProbeTarget, client: httpx.AsyncClient | None = None, *, clock: Clock = time.time
+) -> ProbeResult:
+    """Probe one TCP port (the client is not used)."""
+    return await guarded(target, lambda: _attempt(target), clock=clock)
