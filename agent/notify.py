@@ -162,6 +162,7 @@ class DbusNotifier:
         self._timeout_s = timeout_s
         self._runner = _LoopThread("tailnet-agent-dbus-notify")
         self._bus: Any = None
+        self._connect_lock: asyncio.Lock | None = None  # made on the loop thread
         try:
             self._runner.run(self._connected(), timeout_s)
         except Exception as exc:
@@ -169,9 +170,13 @@ class DbusNotifier:
             raise NotifierUnavailable(f"no D-Bus session bus: {exc}") from exc
 
     async def _connected(self) -> Any:
-        if self._bus is None or not self._bus.connected:
-            self._bus = await self._message_bus(bus_address=self._bus_address).connect()
-        return self._bus
+        """The bus connection, made again if it dropped (one connect at a time)."""
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            if self._bus is None or not self._bus.connected:
+                self._bus = await self._message_bus(bus_address=self._bus_address).connect()
+            return self._bus
 
     async def _notify(self, title: str, message: str, critical: bool) -> int:
         from dbus_fast import Message, MessageType, Variant
@@ -264,7 +269,8 @@ def _plyer_implementation(platform: str) -> Any:
 class PlyerNotifier:
     """plyer.notification: Windows' backend (a balloon shown as a toast), Linux's fallback.
 
-    On Windows `app_icon` must be a .ico; the toast carries the exe's name (app_name is
+    On Windows `app_icon` must be a .ico (given a .png, the .ico beside it is used, else
+    none); the toast carries the exe's name (app_name is
     ignored by Windows) and plyer shows it from its own thread, so success means "handed
     over". On Linux `critical` and the icon reach the server through plyer's notify-send or
     dbus-python implementation; with notify-send a failed delivery cannot be seen.
@@ -291,8 +297,16 @@ class PlyerNotifier:
             raise NotifierUnavailable(f"plyer cannot notify here: {exc!r}") from exc
         self._platform = platform
         self._app_name = app_name
+        if platform == "win32" and app_icon is not None and app_icon.suffix.lower() != ".ico":
+            ico = app_icon.with_suffix(".ico")  # the balloon API only loads .ico files
+            app_icon = ico if ico.exists() else None
         self._app_icon = str(app_icon) if app_icon is not None else ""
         self._timeout_s = timeout_s
+
+    @property
+    def app_icon(self) -> str:
+        """The icon path handed to plyer ("" for none)."""
+        return self._app_icon
 
     def _hints(self, critical: bool) -> dict[str, Any]:
         urgency = URGENCY_CRITICAL if critical else URGENCY_NORMAL

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent import notify
+from agent.icons import write_app_icon
 from agent.notify import (
     LogNotifier,
     Notifier,
@@ -139,6 +140,23 @@ def test_plyer_on_linux_needs_dbus_python_or_notify_send(
     monkeypatch.setitem(sys.modules, "dbus", None)
     with pytest.raises(NotifierUnavailable, match="libnotify-bin"):
         PlyerNotifier(platform="linux")
+
+
+@pytest.mark.parametrize("ico_exists", [True, False], ids=["ico-beside", "no-ico"])
+def test_plyer_on_windows_uses_the_ico_beside_a_png(tmp_path: Path, ico_exists: bool) -> None:
+    png = write_app_icon(tmp_path / "tailnet-agent.png")
+    if ico_exists:
+        write_app_icon(tmp_path / "tailnet-agent.ico")
+    # `implementation` stands for plyer's Windows object, which cannot load off Windows;
+    # only the icon choice is checked here, nothing is sent.
+    notifier = PlyerNotifier(platform="win32", app_icon=png, implementation=object())
+    assert notifier.app_icon == (str(tmp_path / "tailnet-agent.ico") if ico_exists else "")
+
+
+def test_plyer_on_linux_keeps_the_png(tmp_path: Path) -> None:
+    png = tmp_path / "tailnet-agent.png"
+    notifier = PlyerNotifier(platform="linux", app_icon=png, implementation=object())
+    assert notifier.app_icon == str(png)
 
 
 def test_desktop_notifier_order_matches_the_brief() -> None:
