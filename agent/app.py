@@ -18,12 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
 from agent import __version__, paths
 from agent.core.menu import TrayView
+from agent.core.notify_policy import pause_presets
 from agent.history import History
 from agent.monitor import Monitor, MonitorUpdate
 from agent.notify import Notifier, choose_notifier
@@ -33,8 +34,6 @@ from agent.topology_source import load_topology, locate_topology
 __all__ = ["AgentOptions", "run_headless", "run_tray"]
 
 log = logging.getLogger(__name__)
-
-MORNING_HOUR = 8  # "until tomorrow" ends at 08:00 local time
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +107,11 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
 # ==== tray =====================================================================
 
 
-def next_morning(now: float) -> float:
-    """The next 08:00 local time after `now` (for "Pause until tomorrow")."""
-    local = datetime.fromtimestamp(now).astimezone()
-    morning = local.replace(hour=MORNING_HOUR, minute=0, second=0, microsecond=0)
-    if morning <= local:
-        morning += timedelta(days=1)
-    return morning.timestamp()
+def _pause_ends(now: float) -> tuple[float, float]:
+    """When "for 1 hour" and "until tomorrow" end, in local time."""
+    offset = datetime.fromtimestamp(now).astimezone().utcoffset()
+    hour, morning = pause_presets(now, offset.total_seconds() if offset else 0.0)
+    return hour.until_wall, morning.until_wall
 
 
 def _open_path(path: Path) -> bool:
@@ -177,9 +174,9 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         if action == "check_now":
             monitor.check_now()
         elif action == "pause_1h":
-            monitor.pause_notifications(time.time() + 3600)
+            monitor.pause_notifications(_pause_ends(time.time())[0])
         elif action == "pause_tomorrow":
-            monitor.pause_notifications(next_morning(time.time()))
+            monitor.pause_notifications(_pause_ends(time.time())[1])
         elif action == "resume":
             monitor.resume_notifications()
         elif action == "open_topology":

@@ -12,6 +12,7 @@ once. Everything the UI thread asks for goes through call_soon_threadsafe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -19,8 +20,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 from agent.core import confirm, notify_policy
 from agent.core.events import Event
@@ -122,7 +121,7 @@ class Monitor:
 
     def resume_notifications(self) -> None:
         def apply() -> None:
-            self._policy, notes = notify_policy.resume(self._policy, self._wall())
+            self._policy, notes = notify_policy.resume(self._policy)
             self._republish()
             if self._loop is not None:
                 self._loop.create_task(self._deliver(notes))
@@ -136,10 +135,9 @@ class Monitor:
     def _call(self, fn: Callable[[], None]) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            try:
+            # RuntimeError: the loop closed meanwhile, the monitor is stopping.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(fn)
-            except RuntimeError:  # the loop closed meanwhile: the monitor is stopping
-                pass
 
     # ==== the worker thread ====================================================
 
@@ -213,7 +211,7 @@ class Monitor:
             self._loop = None
 
     def _state_in_grace(self) -> bool:
-        return bool(getattr(self._state, "in_grace", False))
+        return self._state.grace_since_mono is not None
 
     async def _sleep(self, delay: float) -> None:
         """Wait `delay` s, waking early for "Check now", a stop, or a topology edit."""
@@ -274,7 +272,9 @@ class Monitor:
             log.error("history is off: %s", error)
             return None
 
-    def _record(self, history: History | None, snapshot: Snapshot, events: tuple[Event, ...]) -> None:
+    def _record(
+        self, history: History | None, snapshot: Snapshot, events: tuple[Event, ...]
+    ) -> None:
         if history is None:
             return
         try:
@@ -309,10 +309,12 @@ class Monitor:
     def _publish(
         self, snapshot: Snapshot | None, events: tuple[Event, ...], *, in_grace: bool = False
     ) -> None:
+        now = self._wall()
+        paused = notify_policy.is_paused(self._policy, now)
         update = MonitorUpdate(
             snapshot=snapshot,
-            now=self._wall(),
-            paused_until=notify_policy.paused_until(self._policy, self._wall()),
+            now=now,
+            paused_until=self._policy.paused_until if paused else None,
             topology_error=self._topology_error,
             in_grace=in_grace,
             uptime=self._uptime,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.core.model import Health, NodeStatus, ProbeState, ServiceStatus, Snapshot
+from agent.core.model import Health, NodeStatus, ProbeState, Reason, ServiceStatus, Snapshot
 
 __all__ = ["render_table", "snapshot_to_dict"]
 
@@ -113,7 +113,8 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
     lines.append(_paint(head, snapshot.overall, color) + f" — {snapshot.summary}")
     me = snapshot.self_node_id or "unknown (use --node ID)"
     lines.append(f"topology: {snapshot.topology.source}; this machine: {me}")
-    if not snapshot.tailnet.running and snapshot.tailnet.detail:
+    detail = snapshot.tailnet.detail
+    if not snapshot.tailnet.running and detail and detail != snapshot.summary:
         lines.append(_paint(f"Tailscale: {snapshot.tailnet.detail}", Health.RED, color))
     name_width = max((len(s.service.name) for n in snapshot.nodes for s in n.services), default=8)
     for n in snapshot.nodes:
@@ -130,7 +131,12 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
         for s in n.services:
             mark = _paint(_STATE_MARK[s.result.state], s.health, color)
             state = s.result.state.value
-            tail = _latency_text(s.result.latency_ms) if state == "up" else s.result.detail
+            if state == "up":
+                tail = _latency_text(s.result.latency_ms)
+            elif s.result.reason is Reason.TAILSCALE_DOWN:
+                tail = "not probed: Tailscale is not running here"
+            else:
+                tail = s.result.detail
             lines.append(
                 f"    {mark} {s.service.name:<{name_width}}  {s.service.port:>5}  "
                 f"{s.service.check.value:<9} {state:<7} {tail}".rstrip()

@@ -1,0 +1,242 @@
+"""End to end: the installed `tailnet-agent check` over a loopback copy of the Sparklio network.
+
+The network is real: an HTTP "FastAPI", a real Redis and a real PostgreSQL on
+127.0.0.3 (the Mac mini), an HTTP "Ollama" on 127.0.0.1 (this machine, the
+desktop), a "Next.js" on 127.0.0.2 (the laptop). Tailscale is the stand-in
+executable printing recorded-format JSON whose IPs are those loopback addresses.
+Every run checks that the agent tried no address outside loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AgentSandbox
+from tests.helpers.servers import closed_port, http_server, postgres_server, redis_server
+
+DESKTOP, LAPTOP, MACMINI = "127.0.0.1", "127.0.0.2", "127.0.0.3"
+
+
+def topology_text(ports: dict[str, int], *, timeout: str = "1s") -> str:
+    return f"""
+version = 1
+name = "Sparklio (loopback)"
+
+[defaults]
+timeout = "{timeout}"
+
+[[nodes]]
+id = "desktop"
+name = "Desktop — GPU Worker"
+hostname = "sweetlife"
+ip = "{DESKTOP}"
+os = "windows"
+
+  [[nodes.services]]
+  name = "Ollama"
+  port = {ports["ollama"]}
+  check = "http"
+  path = "/api/tags"
+
+[[nodes]]
+id = "laptop"
+name = "Laptop — Frontend Dev"
+hostname = "desktop-ecmkau8"
+ip = "{LAPTOP}"
+os = "windows"
+always_on = false
+
+  [[nodes.services]]
+  name = "Next.js"
+  port = {ports["next"]}
+  check = "http"
+  impact = "info"
+
+[[nodes]]
+id = "macmini"
+name = "Mac mini — Backend Server"
+hostname = "woosuns-mac-mini"
+ip = "{MACMINI}"
+os = "macos"
+
+  [[nodes.services]]
+  name = "FastAPI"
+  port = {ports["fastapi"]}
+  check = "http"
+  path = "/health"
+  expect_body = "ok"
+  impact = "critical"
+
+  [[nodes.services]]
+  name = "PostgreSQL"
+  port = {ports["postgres"]}
+  check = "postgres"
+  impact = "critical"
+
+  [[nodes.services]]
+  name = "Redis"
+  port = {ports["redis"]}
+  check = "redis"
+"""
+
+
+@contextlib.contextmanager
+def loopback_network(*, fastapi_up: bool = True) -> Iterator[dict[str, int]]:
+    with contextlib.ExitStack() as stack:
+        ports = {
+            "ollama": stack.enter_context(http_server({"/api/tags": '{"models":[]}'}, DESKTOP))[1],
+            "next": stack.enter_context(http_server({"/": "<html>"}, LAPTOP))[1],
+            "postgres": stack.enter_context(postgres_server(MACMINI))[1],
+            "redis": stack.enter_context(redis_server(host=MACMINI))[1],
+        }
+        if fastapi_up:
+            ports["fastapi"] = stack.enter_context(
+                http_server({"/health": '{"status":"ok"}'}, MACMINI)
+            )[1]
+        else:
+            ports["fastapi"] = closed_port(MACMINI)
+        yield ports
+
+
+def write_topology(sandbox: AgentSandbox, ports: dict[str, int], **kw: str) -> Path:
+    path = sandbox.root / "topology.toml"
+    path.write_text(topology_text(ports, **kw), encoding="utf-8")
+    return path
+
+
+def check_json(sandbox: AgentSandbox, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    done = sandbox.run("check", "--json", *args)
+    assert done.stdout, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def by_id(data: dict) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {n["id"]: n for n in data["nodes"]}
+
+
+def test_all_up_and_direct_is_green(sandbox: AgentSandbox) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    with loopback_network() as ports:
+        code, data = check_json(sandbox, "--topology", str(write_topology(sandbox, ports)))
+    assert (code, data["overall"]) == (0, "green"), data["summary"]
+    nodes = by_id(data)
+    assert data["self_node"] == "desktop"
+    assert [nodes[i]["link"] for i in ("desktop", "laptop", "macmini")] == [
+        "self", "direct", "direct",
+    ]  # fmt: skip
+    states = {(n, s["name"]): s["state"] for n, node in nodes.items() for s in node["services"]}
+    assert set(states.values()) == {"up"}, states
+    assert len(states) == 5
+    assert nodes["macmini"]["latency_ms"] is not None
+    assert sandbox.outside_connections() == []
+    calls = (sandbox.root / "fake-tailscale.log").read_text().splitlines()
+    assert [json.loads(c) for c in calls] == [["status", "--json"]]
+
+
+def test_backend_down_is_red_with_the_reason(sandbox: AgentSandbox) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    with loopback_network(fastapi_up=False) as ports:
+        code, data = check_json(sandbox, "--topology", str(write_topology(sandbox, ports)))
+    assert (code, data["overall"]) == (2, "red")
+    fastapi = by_id(data)["macmini"]["services"][0]
+    assert (fastapi["name"], fastapi["state"], fastapi["reason"]) == ("FastAPI", "down", "refused")
+    assert data["summary"].startswith("Mac mini: FastAPI down — connection refused")
+    assert sandbox.outside_connections() == []
+
+
+def test_relayed_link_is_amber_and_names_the_region(sandbox: AgentSandbox) -> None:
+    sandbox.use_fake_tailscale("loopback_mac_relayed.json")
+    with loopback_network() as ports:
+        code, data = check_json(sandbox, "--topology", str(write_topology(sandbox, ports)))
+    mac = by_id(data)["macmini"]
+    assert (code, data["overall"], mac["link"], mac["relay"]) == (1, "amber", "relay", "tok")
+
+
+def test_table_output_reads_by_node(sandbox: AgentSandbox) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    with loopback_network(fastapi_up=False) as ports:
+        done = sandbox.run("check", "--topology", str(write_topology(sandbox, ports)))
+    assert done.returncode == 2
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Sparklio (loopback): RED — Mac mini: FastAPI down")
+    mac_at = next(i for i, line in enumerate(lines) if line.startswith("[red] macmini"))
+    assert "FastAPI" in lines[mac_at + 1] and "refused" in lines[mac_at + 1]
+    assert "\x1b[" not in done.stdout  # NO_COLOR, and not a terminal
+
+
+def test_python_dash_m_agent_works_too(sandbox: AgentSandbox) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    with loopback_network() as ports:
+        done = sandbox.run(
+            "check", "--json", "--topology", str(write_topology(sandbox, ports)), module=True
+        )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["overall"] == "green"
+
+
+@pytest.mark.parametrize("extra", [[], ["--node", "desktop"]], ids=["auto", "node-given"])
+def test_no_tailscale_installed_is_red_and_probes_nothing(
+    sandbox: AgentSandbox, extra: list[str]
+) -> None:
+    """The bundled default names real people's 100.x machines: nothing may be sent there."""
+    code, data = check_json(sandbox, *extra)
+    assert (code, data["overall"]) == (2, "red")
+    assert data["tailscale"]["problem"] == "not_installed"
+    assert "not installed" in data["summary"]
+    states = {s["state"] for n in data["nodes"] for s in n["services"] if not n["is_self"]}
+    assert states == {"skipped"}
+    assert sandbox.outside_connections() == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "problem"),
+    [("fail", "cli_failed"), ("garbage", "bad_output")],
+)
+def test_broken_tailscale_is_red_not_a_crash(
+    sandbox: AgentSandbox, mode: str, problem: str
+) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json", mode=mode)
+    code, data = check_json(sandbox)
+    assert (code, data["tailscale"]["problem"]) == (2, problem)
+    assert sandbox.outside_connections() == []
+
+
+def test_stopped_tailscale_says_tailscale_up(sandbox: AgentSandbox) -> None:
+    sandbox.use_fake_tailscale("stopped.json")
+    done = sandbox.run("check")
+    assert done.returncode == 2
+    assert "tailscale up" in done.stdout
+    assert sandbox.outside_connections() == []
+
+
+def test_bad_topology_exits_3_naming_file_line_and_key(sandbox: AgentSandbox) -> None:
+    path = sandbox.root / "bad.toml"
+    path.write_text(
+        'version = 1\n[[nodes]]\nid = "a"\nhostname = "a"\nip = "127.0.0.1"\n'
+        '  [[nodes.services]]\n  name = "x"\n  port = 80\n  chek = "http"\n',
+        encoding="utf-8",
+    )
+    done = sandbox.run("check", "--topology", str(path))
+    assert done.returncode == 3
+    assert f"{path}:9" in done.stderr and "chek" in done.stderr and "check" in done.stderr
+    validate = sandbox.run("topology", "validate", str(path))
+    assert validate.returncode == 3 and "chek" in validate.stderr
+
+
+def test_unknown_node_and_bad_arguments_exit_3(sandbox: AgentSandbox) -> None:
+    done = sandbox.run("check", "--node", "nope")
+    assert done.returncode == 3 and "no such node" in done.stderr and "macmini" in done.stderr
+    assert sandbox.run("check", "--bogus").returncode == 3
+
+
+def test_topology_show_and_validate_the_bundled_default(sandbox: AgentSandbox) -> None:
+    show = sandbox.run("topology", "show")
+    assert show.returncode == 0, show.stderr
+    assert "bundled default" in show.stdout and "woosuns-mac-mini" in show.stdout
+    validate = sandbox.run("topology", "validate")
+    assert validate.returncode == 0 and validate.stdout.startswith("OK:")
