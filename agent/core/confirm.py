@@ -79,13 +79,13 @@ from agent.core.model import (
     ProbeState,
     Snapshot,
 )
+from agent.core.plan import ServiceKey
 
 __all__ = [
     "CLOCK_SLACK_S",
     "GRACE_S",
     "RECHECK_S",
     "MonitorState",
-    "ServiceKey",
     "StepResult",
     "Track",
     "Verdict",
@@ -96,8 +96,6 @@ __all__ = [
 GRACE_S = 30.0  # settling time after sleep/wake, a clock jump or a network change
 CLOCK_SLACK_S = 5.0  # tolerated disagreement between the wall and the monotonic clock
 RECHECK_S = 1.0  # re-sweep this soon to confirm a change
-
-ServiceKey = tuple[str, str]  # (node id, service name)
 
 
 class Verdict(StrEnum):
