@@ -316,9 +316,10 @@ def _exchange(address: Address, payload: bytes, timeout: float = 0.5) -> bytes:
 
 @contextlib.contextmanager
 def redis_server(
-    requirepass: str | None = None, extra_args: Sequence[str] = ()
+    requirepass: str | None = None, extra_args: Sequence[str] = (), *, host: str = "127.0.0.1"
 ) -> Iterator[Address]:
-    """The real redis-server on 127.0.0.1 and a free port, no persistence, in a tmp dir.
+    """The real redis-server on `host` (a loopback address) and a free port, no
+    persistence, in a tmp dir.
 
     `extra_args` are more redis-server options, e.g. ("--rename-command", "PING", "").
     """
@@ -327,15 +328,15 @@ def redis_server(
         raise MissingTool("redis-server not found: apt-get install redis-server")
     with tempfile.TemporaryDirectory(prefix="tailnet-redis-") as tmp:
         log = Path(tmp, "redis.log")
-        port = free_port()
-        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+        port = free_port(host)
+        argv = [binary, "--port", str(port), "--bind", host, "--save", "", "--appendonly"]
         argv += ["no", "--dir", tmp, "--daemonize", "no", "--logfile", str(log)]
         if requirepass is not None:
             argv += ["--requirepass", requirepass]
         argv += list(extra_args)
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         try:
-            address: Address = ("127.0.0.1", port)
+            address: Address = (host, port)
             ping = b"*1\r\n$4\r\nECHO\r\n$2\r\nhi\r\n"
             _wait_until(
                 lambda: _exchange(address, ping)[:1] in (b"+", b"-"), proc, "redis-server", log
@@ -363,8 +364,9 @@ def _unprivileged() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[Address]:
-    """A real PostgreSQL: initdb into a tmp dir, listen on 127.0.0.1 and a free port."""
+def postgres_server(host: str = "127.0.0.1") -> Iterator[Address]:
+    """A real PostgreSQL: initdb into a tmp dir, listen on `host` (a loopback address)
+    and a free port, its unix socket in the tmp dir."""
     bindir = _postgres_bin()
     drop = _unprivileged()
     tmp = tempfile.mkdtemp(prefix="tailnet-pg-")
@@ -391,11 +393,11 @@ def postgres_server() -> Iterator[Address]:
             )
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb failed ({initdb.returncode}):\n{_tail(log)}")
-        port = free_port()
+        port = free_port(host)
         out = log.open("ab")
         proc = subprocess.Popen(
             [
-                *(str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port)),
+                *(str(bindir / "postgres"), "-D", str(data), "-h", host, "-p", str(port)),
                 *("-k", tmp, "-c", "fsync=off", "-c", "full_page_writes=off"),
                 *("-c", "synchronous_commit=off", "-c", "max_connections=20"),
                 *("-c", "shared_buffers=8MB", "-c", "logging_collector=off"),
@@ -408,8 +410,8 @@ def postgres_server() -> Iterator[Address]:
             **drop,
         )
         try:
-            address: Address = ("127.0.0.1", port)
-            _wait_until(lambda: _pg_ready(bindir, port), proc, "postgres", log)
+            address: Address = (host, port)
+            _wait_until(lambda: _pg_ready(bindir, address), proc, "postgres", log)
             yield address
         finally:
             with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -430,23 +432,14 @@ def postgres_server() -> Iterator[Address]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _pg_ready(bindir: Path, port: int) -> bool:
+def _pg_ready(bindir: Path, address: Address) -> bool:
     # A cheap socket check first (the SSLRequest answer), then pg_isready for "accepting".
-    if _exchange(("127.0.0.1", port), struct.pack("!II", 8, 80877103))[:1] not in (b"S", b"N"):
+    host, port = address
+    if _exchange(address, struct.pack("!II", 8, 80877103))[:1] not in (b"S", b"N"):
         return False
+    argv = [str(bindir / "pg_isready"), "-q", "-h", host, "-p", str(port), "-t", "1"]
     done = subprocess.run(
-        [
-            str(bindir / "pg_isready"),
-            "-q",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-t",
-            "1",
-            "-U",
-            "postgres",
-        ],
+        [*argv, "-U", "postgres"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
