@@ -17,10 +17,12 @@ from agent.core.model import Health
 from agent.icons import HEALTH_COLOURS
 from tests.helpers.desktop import (
     DesktopEnv,
+    DesktopError,
     NotificationLog,
     Region,
     find_colour,
     read_line,
+    require_pystray_backend,
     wait_for,
 )
 
@@ -64,6 +66,10 @@ class TrayChild:
 def tray_child(
     request: pytest.FixtureRequest, desktop_env: DesktopEnv, tray_host: Region
 ) -> Iterator[TrayChild]:
+    try:
+        require_pystray_backend(request.param)
+    except DesktopError as exc:
+        pytest.fail(str(exc), pytrace=False)
     child = TrayChild(desktop_env, request.param)
     try:
         yield child

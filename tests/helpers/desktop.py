@@ -24,6 +24,8 @@ A missing tool raises DesktopError naming the Debian package (tests fail, never 
 from __future__ import annotations
 
 import contextlib
+import glob
+import importlib.util
 import json
 import os
 import select
@@ -49,6 +51,7 @@ __all__ = [
     "Region",
     "find_colour",
     "read_line",
+    "require_pystray_backend",
     "require_tool",
     "start_desktop",
     "unix_sockets_allowed",
@@ -109,6 +112,35 @@ def require_tool(name: str) -> str:
             f"  (all desktop-test packages: {APT_LINE})"
         )
     return path
+
+
+PYSTRAY_BACKEND_NEEDS: dict[str, tuple[tuple[str, str], ...]] = {  # typelib -> Debian package
+    "gtk": (("Gtk-3.0", "gir1.2-gtk-3.0"),),
+    "appindicator": (
+        ("Gtk-3.0", "gir1.2-gtk-3.0"),
+        ("AyatanaAppIndicator3-0.1", "gir1.2-ayatanaappindicator3-0.1"),
+    ),
+    "xorg": (),
+}
+
+
+def require_pystray_backend(backend: str) -> None:
+    """DesktopError naming what to install when pystray's `backend` cannot load here."""
+    needs = PYSTRAY_BACKEND_NEEDS.get(backend, ())
+    if needs and importlib.util.find_spec("gi") is None:
+        raise DesktopError(
+            f"pystray's {backend} backend needs PyGObject: pip install 'PyGObject<3.51' "
+            "(builds with: apt-get install -y --no-install-recommends gcc pkg-config "
+            "libgirepository1.0-dev libcairo2-dev)"
+        )
+    dirs = [Path(p) for p in glob.glob("/usr/lib/*/girepository-1.0")]
+    dirs += [Path("/usr/lib/girepository-1.0")]
+    for typelib, package in needs:
+        if not any((d / f"{typelib}.typelib").exists() for d in dirs):
+            raise DesktopError(
+                f"pystray's {backend} backend needs the {typelib} typelib: "
+                f"apt-get install -y --no-install-recommends {package}"
+            )
 
 
 def wait_for(
