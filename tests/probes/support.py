@@ -10,7 +10,7 @@ from typing import Any
 from agent.core.model import CheckKind, ProbeResult, ProbeTarget, Service
 from agent.probes import PROBES
 
-__all__ = ["FIXED_NOW", "HANG_GUARD_S", "fixed_clock", "probe_once", "target"]
+__all__ = ["FIXED_NOW", "HANG_GUARD_S", "fixed_clock", "probe_once", "target", "timed"]
 
 HANG_GUARD_S = 2.0  # a probe with a 0.3 s timeout must be back well before this
 FIXED_NOW = 1_700_000_000.5
