@@ -42,7 +42,7 @@ import re
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,7 +80,8 @@ DEFAULT_BUSY_TIMEOUT_S = 5.0
 DEFAULT_PRUNE_EVERY = 1000
 GAP_FACTOR = 3.0  # a sweep later than GAP_FACTOR x interval + GAP_SLACK_S means a gap
 GAP_SLACK_S = 5.0
-_JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+_JOURNAL_SIZE_LIMIT = 1024 * 1024
+_WAL_AUTOCHECKPOINT_PAGES = 256
 
 _STATE_CODE = {
     ProbeState.UP: "u",
@@ -402,6 +403,7 @@ class History:
                 log.warning("history: %s is not in WAL mode (%s)", self.path, mode)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_AUTOCHECKPOINT_PAGES}")
             if version < SCHEMA_VERSION:
                 self._upgrade(conn, version)
         except BaseException:
@@ -616,14 +618,18 @@ class History:
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM runs WHERE last_at < ?", (sweep_cutoff,))
+            conn.execute(  # the oldest run left may begin before the cutoff: trim it
+                "UPDATE runs SET first_at = ?1 WHERE first_at < ?1 AND id = "
+                "(SELECT id FROM runs ORDER BY last_at LIMIT 1)",
+                (sweep_cutoff,),
+            )
             conn.execute("DELETE FROM events WHERE at < ?", (event_cutoff,))
             conn.execute("DELETE FROM keysets WHERE id NOT IN (SELECT keyset FROM runs)")
 
         self._write(work)
         self._keyset_ids.clear()
         self._keysets.clear()
-        if self._last_run is not None and self._last_run.last_at < sweep_cutoff:
-            self._last_run = None
+        self._last_run = self._load_last_run()
         self._pruned = True
         self._writes_since_prune = 0
         count, free, size = self._pages()
@@ -683,7 +689,7 @@ class History:
                 raise self._locked_error() from error
             raise HistoryError(f"cannot read the history {self.path}: {error}") from error
 
-    def _iter(self, sql: str, params: tuple[object, ...] = ()) -> Iterator[Any]:
+    def _iter(self, sql: str, params: tuple[object, ...] = ()) -> Generator[Any, None, None]:
         try:
             yield from self._db().execute(sql, params)
         except sqlite3.Error as error:
@@ -755,6 +761,12 @@ class History:
         rows = self._iter(
             "SELECT keyset, first_at, last_at, interval, states FROM runs ORDER BY id DESC"
         )
+        try:
+            return self._since_from(rows, now)
+        finally:
+            rows.close()
+
+    def _since_from(self, rows: Iterator[Any], now: float) -> dict[tuple[str, str], float]:
         latest = next(rows, None)
         if latest is None:
             return {}
