@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 import httpx
@@ -46,14 +46,24 @@ async def _no_probe(target: ProbeTarget, clock: Clock) -> ProbeResult:
     return ProbeResult(ProbeState.UNKNOWN, Reason.ERROR, detail, None, clock())
 
 
+async def _reporting(
+    index: int, job: Awaitable[ProbeResult], on_result: Callable[[int, ProbeResult], None]
+) -> ProbeResult:
+    result = await job
+    on_result(index, result)
+    return result
+
+
 async def run_probes(
     targets: Sequence[ProbeTarget],
     client: httpx.AsyncClient | None = None,
     *,
     clock: Clock = time.time,
+    on_result: Callable[[int, ProbeResult], None] | None = None,
 ) -> list[ProbeResult]:
     """Probe all targets concurrently; results in the same order. Never raises
-    (except CancelledError). A supplied client is left open."""
+    (except CancelledError). A supplied client is left open. `on_result(index,
+    result)` is called as each result becomes known (progress, streaming output)."""
     if not targets:
         return []
     own: httpx.AsyncClient | None = None
@@ -67,6 +77,8 @@ async def run_probes(
                 jobs.append(_no_probe(target, clock))
             else:
                 jobs.append(probe(target, client, clock=clock))
+        if on_result is not None:
+            jobs = [_reporting(i, job, on_result) for i, job in enumerate(jobs)]
         return list(await asyncio.gather(*jobs))
     finally:
         if own is not None:

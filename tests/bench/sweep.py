@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -82,10 +83,8 @@ async def _serve(spec: dict[str, list[list[object]]], ready_fd: int) -> None:
     os.close(ready_fd)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=600)
-    except TimeoutError:
-        pass
     for server in servers:
         server.close()
 

@@ -118,3 +118,19 @@ def test_cancellation_is_not_swallowed() -> None:
 
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(scenario())
+
+
+def test_results_are_reported_as_they_become_known(web_addr: Address) -> None:
+    """The fast answers are reported before a black hole's timeout: streaming and progress."""
+    with black_hole() as hole:
+        targets = [
+            target("http", hole, timeout=0.5, name="hole"),
+            target("http", web_addr, path="/health", name="web"),
+            target("tcp", ("127.0.0.1", closed_port()), name="closed"),
+        ]
+        seen: list[tuple[int, Reason | None]] = []
+        results = asyncio.run(
+            run_probes(targets, on_result=lambda i, r: seen.append((i, r.reason)))
+        )
+    assert sorted(seen) == [(i, r.reason) for i, r in enumerate(results)]
+    assert seen[-1] == (0, Reason.TIMEOUT)  # the black hole comes last
