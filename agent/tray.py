@@ -1,0 +1,459 @@
+"""The tray edge: the one module that talks to pystray (icon, tooltip, menu, clicks).
+
+`Tray` shows the latest TrayView: the icon colour (agent.icons.render_icon), the tooltip and
+the menu built by agent.core.menu, and hands every click to `on_action(action_id)`. pystray
+is imported lazily, inside methods: `import pystray` picks its backend at import time and
+raises (Xlib's DisplayNameError, not ImportError) where there is no display.
+
+Threads — workers publish, one UI thread applies (desktop-pitfalls.md section 1):
+
+    backend        what pystray allows from other threads   how publish() reaches the UI
+    gtk            marshals itself (GObject.idle_add)        GLib.idle_add(apply)
+    appindicator   marshals itself (GObject.idle_add)        GLib.idle_add(apply)
+    darwin         nothing: AppKit on a worker thread gets   PyObjCTools.AppHelper.callAfter
+                   the process killed (SIGTRAP) on recent
+                   macOS
+    win32          icon/tooltip via Shell_NotifyIcon from    a dedicated refresher thread
+                   any thread; update_menu races the window  applies under a lock, and only
+                   procedure (pystray#60, open)              when the menu text changed
+    xorg           dispatches to its own loop and waits      the same refresher (no menu)
+
+`publish` never blocks on the UI: it stores the view and asks for one apply; views that
+arrive before the apply ran are coalesced (the newest wins). The icon image is set only when
+the colour changes (Windows writes a temporary .ico each time), the menu only when its
+entries changed.
+
+Helpers for the composition root: `tray_available()` (can a tray run here, and if not, why),
+`open_url(url)` (http/https only, through webbrowser) and `copy_text(text)` (pbcopy, clip,
+wl-copy, xclip or xsel, argv lists, no shell).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import webbrowser
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from agent.core.menu import MenuEntry, TrayView, build_menu, overall_health, tooltip
+from agent.core.model import Health
+from agent.icons import render_icon
+
+__all__ = [
+    "NO_DISPLAY",
+    "Tray",
+    "TrayCounters",
+    "backend_name",
+    "clipboard_commands",
+    "copy_text",
+    "local_time",
+    "open_url",
+    "to_pystray_menu",
+    "tray_available",
+]
+
+log = logging.getLogger(__name__)
+
+NO_DISPLAY = "no display (DISPLAY/WAYLAND_DISPLAY unset): run `tailnet-agent run --headless`"
+_SELF_MARSHALLING = frozenset({"gtk", "appindicator"})  # apply through GLib.idle_add
+_MAIN_THREAD_ONLY = frozenset({"darwin"})  # apply through AppHelper.callAfter
+_NEEDS_SESSION_BUS = frozenset({"gtk", "appindicator"})  # hang at run() without one
+CLIPBOARD_TIMEOUT_S = 5.0
+
+
+# ==== pystray, lazily ==========================================================
+
+
+def _pystray() -> Any:
+    """`import pystray`, which binds the backend (PYSTRAY_BACKEND or auto) on first use."""
+    import pystray
+
+    return pystray
+
+
+def backend_name(pystray: Any = None) -> str:
+    """The backend pystray bound at import: gtk, appindicator, xorg, win32, darwin or dummy."""
+    module = str((pystray or _pystray()).Icon.__module__)  # e.g. "pystray._gtk"
+    name = module.rsplit(".", 1)[-1].lstrip("_")
+    return "dummy" if name == "base" else name  # the dummy backend is the abstract base Icon
+
+
+def local_time(wall: float) -> str:
+    """ "14:05" today, "Tue 14:05" on another day: times in the menu."""
+    when = time.localtime(wall)
+    today = time.localtime()
+    if when[:3] == today[:3]:
+        return time.strftime("%H:%M", when)
+    return time.strftime("%a %H:%M", when)
+
+
+def _label(text: str, backend: str) -> str:
+    """Menu text as the native menu shows it literally (Windows takes "&" as a mnemonic)."""
+    return text.replace("&", "&&") if backend == "win32" else text
+
+
+def to_pystray_menu(
+    entries: Sequence[MenuEntry], on_action: Callable[[str], None], backend: str | None = None
+) -> Any:
+    """The pystray.Menu for `entries`: each click calls `on_action(entry.action)`."""
+    pystray = _pystray()
+    backend = backend or backend_name(pystray)
+
+    def item(entry: MenuEntry) -> Any:
+        if entry.separator:
+            return pystray.Menu.SEPARATOR
+        action: Any
+        if entry.children:
+            action = pystray.Menu(*(item(child) for child in entry.children))
+        elif entry.action is not None:
+            action = _clicker(entry.action, on_action)
+        else:
+            action = None
+        checked = entry.checked
+        return pystray.MenuItem(
+            _label(entry.text, backend),
+            action,
+            checked=None if checked is None else (lambda _item, value=checked: value),
+            default=entry.default,
+            enabled=entry.enabled,
+        )
+
+    return pystray.Menu(*(item(entry) for entry in entries))
+
+
+def _clicker(action_id: str, on_action: Callable[[str], None]) -> Callable[[Any, Any], None]:
+    def clicked(_icon: Any, _item: Any) -> None:
+        try:
+            on_action(action_id)
+        except Exception:  # a failing action must not take the UI loop down
+            log.exception("menu action %r failed", action_id)
+
+    return clicked
+
+
+# ==== the tray =================================================================
+
+
+@dataclass(frozen=True, slots=True)
+class TrayCounters:
+    """What the tray did so far (for the log and the tests): applies and what they changed."""
+
+    applied: int = 0  # views applied on the UI side (after coalescing)
+    icon_changes: int = 0  # icon images set (Windows writes a temp .ico for each)
+    menu_rebuilds: int = 0  # pystray menus built and installed
+
+
+class Tray:
+    """The tray icon and its menu. Single use: construct, publish any time, run() once."""
+
+    def __init__(
+        self,
+        on_action: Callable[[str], None],
+        *,
+        title: str = "tailnet-agent",
+        icon_size: int = 64,
+    ) -> None:
+        self._on_action = on_action
+        self._title = title
+        self._icon_size = icon_size
+        self._lock = threading.Lock()  # guards _view, _icon, _backend, _pending
+        self._apply_lock = threading.Lock()  # one apply at a time, whatever thread runs it
+        self._view: TrayView | None = None
+        self._icon: Any = None
+        self._backend = ""
+        self._pending = False
+        self._stopping = threading.Event()
+        self._wake = threading.Event()  # refresher backends: a view is waiting
+        self._refresher: threading.Thread | None = None
+        self._shown_health: Health | None = None
+        self._shown_title: str | None = None
+        self._shown_entries: tuple[MenuEntry, ...] | None = None
+        self._counters = TrayCounters()
+
+    # ---- any thread ------------------------------------------------------------
+
+    def publish(self, view: TrayView) -> None:
+        """Show `view` (thread-safe, never blocks on the UI). Before run(): kept for the start."""
+        with self._lock:
+            self._view = view
+            if self._icon is None or self._pending or self._stopping.is_set():
+                return
+            self._pending = True
+            backend = self._backend
+        self._request_apply(backend)
+
+    def stop(self) -> None:
+        """End run() (thread-safe; a no-op once stopped). Stopping before run() skips it."""
+        self._stopping.set()
+        self._wake.set()
+        with self._lock:
+            icon, backend = self._icon, self._backend
+        if icon is None:
+            return
+        if (
+            backend in _MAIN_THREAD_ONLY
+            and threading.current_thread() is not threading.main_thread()
+        ):
+            self._call_on_ui(backend, icon.stop)
+        else:
+            icon.stop()
+
+    @property
+    def counters(self) -> TrayCounters:
+        """Applies so far, and how many changed the icon or rebuilt the menu."""
+        return self._counters
+
+    @property
+    def backend(self) -> str:
+        """The pystray backend in use ("" before run())."""
+        return self._backend
+
+    # ---- the main thread -------------------------------------------------------
+
+    def run(self, setup: Callable[[], None] | None = None) -> None:
+        """Show the icon and run the UI loop until stop() (main thread; blocks).
+
+        `setup` runs once, in pystray's setup thread, after the icon was asked to show.
+        """
+        if self._stopping.is_set():
+            return
+        pystray = _pystray()
+        backend = backend_name(pystray)
+        if backend == "dummy":
+            raise RuntimeError("PYSTRAY_BACKEND=dummy cannot run a tray (it has no UI loop)")
+        with self._lock:
+            view = self._view or TrayView(snapshot=None, now=time.time())
+            self._view = view
+        health = overall_health(view)
+        text = tooltip(view, name=self._title)
+        entries = build_menu(view, local_time=local_time)
+        icon = pystray.Icon(
+            self._title,
+            icon=render_icon(health, self._icon_size),
+            title=text,
+            menu=to_pystray_menu(entries, self._on_action, backend),
+        )
+        self._shown_health, self._shown_title, self._shown_entries = health, text, entries
+        with self._lock:
+            self._icon, self._backend = icon, backend
+            newer = self._view is not view  # published while the icon was being built
+            self._pending = newer
+        if newer:
+            self._request_apply(backend)
+
+        def on_ready(_icon: Any) -> None:
+            self._call_on_ui(backend, self._show)
+            if backend not in _SELF_MARSHALLING | _MAIN_THREAD_ONLY:
+                self._refresher = threading.Thread(
+                    target=self._refresh_loop, name="tray-refresher", daemon=True
+                )
+                self._refresher.start()
+            if setup is not None:
+                setup()
+
+        try:
+            icon.run(on_ready)
+        finally:
+            self._stopping.set()
+            self._wake.set()
+            if self._refresher is not None:
+                self._refresher.join(5)
+            with self._lock:
+                self._icon = None
+
+    # ---- applying --------------------------------------------------------------
+
+    def _request_apply(self, backend: str) -> None:
+        if backend in _SELF_MARSHALLING | _MAIN_THREAD_ONLY:
+            self._call_on_ui(backend, self._apply_pending)
+        else:
+            self._wake.set()
+
+    @staticmethod
+    def _call_on_ui(backend: str, fn: Callable[[], None]) -> None:
+        """Run `fn` on the UI thread where the backend needs that; else right here."""
+        if backend in _SELF_MARSHALLING:
+            from gi.repository import GLib  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+            def once() -> bool:
+                fn()
+                return False  # do not repeat
+
+            GLib.idle_add(once)
+        elif backend in _MAIN_THREAD_ONLY:
+            from PyObjCTools import AppHelper  # type: ignore[import-not-found,unused-ignore]
+
+            AppHelper.callAfter(fn)
+        else:
+            fn()
+
+    def _show(self) -> None:
+        with self._lock:
+            icon, backend = self._icon, self._backend
+        if icon is None:
+            return
+        icon.visible = True
+        if backend in _SELF_MARSHALLING:
+            # pystray's gtk/appindicator set the title only on a change while visible.
+            icon._update_title()
+            self._native_tooltip(icon, icon.title)
+
+    def _refresh_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            self._apply_pending()
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            self._pending = False
+            view, icon = self._view, self._icon
+        if icon is None or view is None or self._stopping.is_set():
+            return
+        try:
+            with self._apply_lock:
+                self._apply(icon, view)
+        except Exception:  # showing state must never kill the UI loop
+            log.exception("could not update the tray")
+
+    def _apply(self, icon: Any, view: TrayView) -> None:
+        counters = self._counters
+        health = overall_health(view)
+        if health is not self._shown_health:
+            icon.icon = render_icon(health, self._icon_size)
+            self._shown_health = health
+            counters = replace(counters, icon_changes=counters.icon_changes + 1)
+        text = tooltip(view, name=self._title)
+        if text != self._shown_title:
+            icon.title = text
+            self._native_tooltip(icon, text)
+            self._shown_title = text
+        entries = build_menu(view, local_time=local_time)
+        if entries != self._shown_entries:
+            icon.menu = to_pystray_menu(entries, self._on_action, self._backend)  # updates it
+            self._shown_entries = entries
+            counters = replace(counters, menu_rebuilds=counters.menu_rebuilds + 1)
+        self._counters = replace(counters, applied=counters.applied + 1)
+
+    @staticmethod
+    def _native_tooltip(icon: Any, text: str) -> None:
+        """gtk: pystray sets the StatusIcon's title, which is no hover text; set that too."""
+        status_icon = getattr(icon, "_status_icon", None)
+        if status_icon is not None and hasattr(status_icon, "set_tooltip_text"):
+            status_icon.set_tooltip_text(text)
+
+
+# ==== can a tray run here? =====================================================
+
+
+def _has_session_bus() -> bool:
+    if os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return True
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return runtime is not None and runtime != "" and (Path(runtime) / "bus").exists()
+
+
+def tray_available() -> tuple[bool, str]:
+    """(True, "pystray backend 'gtk'") or (False, why in words, with what to do instead).
+
+    May import pystray (binding its backend from PYSTRAY_BACKEND): call it on the thread and
+    in the process that will run the tray.
+    """
+    headless = "run `tailnet-agent run --headless`"
+    if os.environ.get("PYSTRAY_BACKEND") == "dummy":
+        return False, f"PYSTRAY_BACKEND=dummy has no tray: unset it, or {headless}"
+    if sys.platform not in ("win32", "darwin") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return False, NO_DISPLAY
+    try:
+        pystray = _pystray()
+    except Exception as exc:  # Xlib raises DisplayNameError/DisplayConnectionError, gi others
+        why = str(exc).strip() or type(exc).__name__
+        return False, f"no usable tray backend ({why}): {headless}"
+    name = backend_name(pystray)
+    if name in _NEEDS_SESSION_BUS and not _has_session_bus():
+        return False, (
+            "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset, no $XDG_RUNTIME_DIR/bus): "
+            f"the {name} tray needs a desktop session; {headless}"
+        )
+    return True, f"pystray backend '{name}'"
+
+
+# ==== actions the menu offers ==================================================
+
+
+def open_url(url: str) -> bool:
+    """Open an http(s) URL in the default browser; refuse anything else. True when opened."""
+    parts = urllib.parse.urlsplit(url)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(ord(c) < 0x21 or c == "\x7f" for c in url)
+    ):
+        log.warning("refused to open %r: only http and https URLs", url)
+        return False
+    try:
+        return webbrowser.open(url)
+    except webbrowser.Error as exc:
+        log.warning("no browser to open %s: %s", url, exc)
+        return False
+
+
+def clipboard_commands() -> list[tuple[list[str], str]]:
+    """The clipboard writers found here, best first: (argv, stdin encoding)."""
+    candidates: list[tuple[list[str], str]]
+    if sys.platform == "darwin":
+        candidates = [(["pbcopy"], "utf-8")]
+    elif sys.platform == "win32":
+        candidates = [(["clip"], "utf-16")]  # clip.exe reads UTF-16 with a BOM as Unicode
+    else:
+        candidates = []
+        if os.environ.get("WAYLAND_DISPLAY"):
+            candidates.append((["wl-copy"], "utf-8"))
+        if os.environ.get("DISPLAY"):
+            candidates.append((["xclip", "-selection", "clipboard", "-in"], "utf-8"))
+            candidates.append((["xsel", "--clipboard", "--input"], "utf-8"))
+    found: list[tuple[list[str], str]] = []
+    for argv, encoding in candidates:
+        path = shutil.which(argv[0])
+        if path is not None:
+            found.append(([path, *argv[1:]], encoding))
+    return found
+
+
+def copy_text(text: str) -> bool:
+    """Put `text` on the clipboard. False when no clipboard tool is available or all failed."""
+    env = dict(os.environ)
+    if sys.platform == "darwin":
+        env.setdefault("LANG", "en_US.UTF-8")  # pbcopy reads stdin in the locale's encoding
+    for argv, encoding in clipboard_commands():
+        try:
+            # xclip, xsel and wl-copy fork a child that serves the selection: no output pipes,
+            # or run() would wait for that child.
+            subprocess.run(
+                argv,
+                input=text.encode(encoding),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                timeout=CLIPBOARD_TIMEOUT_S,
+                check=True,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("%s could not copy: %s", Path(argv[0]).name, exc)
+            continue
+        return True
+    log.warning("no clipboard tool found (pbcopy, clip, wl-copy, xclip or xsel)")
+    return False

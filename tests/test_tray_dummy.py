@@ -1,0 +1,427 @@
+"""agent.tray without a desktop: the real pystray.Menu (dummy backend), tray_available, open_url,
+copy_text and the time format of the menu.
+
+pystray binds its backend at import time, so the `pystray_dummy` fixture imports it afresh with
+PYSTRAY_BACKEND=dummy and puts back whatever was imported before. Checks that depend on the
+process environment at import time (tray_available) run in a subprocess.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.core.menu import MenuEntry, TrayView, build_menu
+from agent.core.model import (
+    BackendState,
+    CheckKind,
+    Defaults,
+    Health,
+    Impact,
+    Link,
+    Node,
+    NodeStatus,
+    ProbeResult,
+    ProbeState,
+    Reason,
+    Service,
+    ServiceStatus,
+    Snapshot,
+    TailnetView,
+    Topology,
+)
+from agent.tray import (
+    NO_DISPLAY,
+    Tray,
+    backend_name,
+    clipboard_commands,
+    copy_text,
+    local_time,
+    open_url,
+    to_pystray_menu,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def pystray_dummy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """pystray imported with the dummy backend; the previous import (if any) is restored."""
+
+    def ours() -> dict[str, Any]:
+        return {k: m for k, m in sys.modules.items() if k == "pystray" or k.startswith("pystray.")}
+
+    saved = ours()
+    for name in saved:
+        del sys.modules[name]
+    monkeypatch.setenv("PYSTRAY_BACKEND", "dummy")
+    try:
+        module = importlib.import_module("pystray")
+        assert backend_name(module) == "dummy"
+        yield module
+    finally:
+        for name in ours():
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+# ==== a view with something of everything ======================================
+
+FASTAPI = Service("FastAPI", 8000, CheckKind.HTTP, "/health", impact=Impact.CRITICAL, open=True)
+REDIS = Service("Redis", 6379, CheckKind.REDIS)
+MAC = Node("macmini", "Mac mini — R&D Backend", "woosuns-mac-mini", "100.123.51.5",
+           services=(FASTAPI, REDIS))  # fmt: skip
+REFUSED = ProbeResult(ProbeState.DOWN, Reason.REFUSED, "connection refused (service not running?)")
+
+
+def rich_view() -> TrayView:
+    mac = NodeStatus(
+        MAC,
+        False,
+        Link.RELAY,
+        "tok",
+        True,
+        1.5,
+        Health.RED,
+        (),
+        (
+            ServiceStatus(FASTAPI, REFUSED, Health.RED, "100.123.51.5:8000"),
+            ServiceStatus(REDIS, ProbeResult(ProbeState.UP), Health.GREEN, "100.123.51.5:6379"),
+        ),
+    )
+    snapshot = Snapshot(
+        Topology("t", (MAC,), Defaults()),
+        TailnetView(backend_state=BackendState.RUNNING),
+        None,
+        (mac,),
+        Health.RED,
+        "Mac mini: FastAPI down",
+        at=100.0,
+    )
+    return TrayView(
+        snapshot,
+        now=100.0,
+        paused_until=4000.0,
+        autostart=True,
+        topology_error="topology.toml:3: nodes: bad",
+        uptime={("macmini", "Redis"): 0.998},
+        since={("macmini", "FastAPI"): 50.0},
+        version="9.9",
+    )
+
+
+def entries() -> tuple[MenuEntry, ...]:
+    return build_menu(rich_view(), local_time=lambda t: f"T{t:.0f}")
+
+
+def shape_of_entries(items: tuple[MenuEntry, ...]) -> list[Any]:
+    return [
+        "---"
+        if e.separator
+        else (e.text, e.enabled, e.checked, e.default, shape_of_entries(e.children) or None)
+        for e in items
+    ]
+
+
+def shape_of_menu(pystray: Any, menu: Any) -> list[Any]:
+    return [
+        "---"
+        if item is pystray.Menu.SEPARATOR
+        else (
+            item.text,
+            item.enabled,
+            item.checked,
+            item.default,
+            None if item.submenu is None else shape_of_menu(pystray, item.submenu),
+        )
+        for item in menu  # iterating a Menu yields its visible items, as backends do
+    ]
+
+
+def leaves(pystray: Any, menu: Any) -> Iterator[Any]:
+    for item in menu:
+        if item.submenu is not None:
+            yield from leaves(pystray, item.submenu)
+        elif item is not pystray.Menu.SEPARATOR:
+            yield item
+
+
+# ==== the pystray menu ==========================================================
+
+
+def test_pystray_menu_mirrors_the_entries(pystray_dummy: Any) -> None:
+    menu = to_pystray_menu(entries(), lambda _a: None)
+    assert isinstance(menu, pystray_dummy.Menu)
+    assert shape_of_menu(pystray_dummy, menu) == shape_of_entries(entries())
+
+
+def test_pystray_menu_details(pystray_dummy: Any) -> None:
+    menu = to_pystray_menu(entries(), lambda _a: None)
+    items = list(menu)
+    assert items[0].text == "× Mac mini: FastAPI down" and items[0].default
+    by_text = {item.text: item for item in leaves(pystray_dummy, menu)}
+    assert by_text["Start at login"].checked is True
+    assert by_text["Resume"].enabled is True
+    assert by_text["Check now"].checked is None  # not a check item
+    assert by_text["Link: relayed via DERP 'tok' — slower than direct"].enabled is False
+    node = next(item for item in items if item.text.startswith("× Mac mini — R&D Backend"))
+    assert [i.text for i in node.submenu if i is not pystray_dummy.Menu.SEPARATOR] == [
+        "Link: relayed via DERP 'tok' — slower than direct",
+        "Latency: 1.5 ms",
+        "× FastAPI :8000 — down since T50 — connection refused (service not running?)",
+        "✓ Redis :6379 — up · 99.8% 24 h",
+        "Open FastAPI in browser",
+        "Copy address 100.123.51.5",
+    ]
+
+
+def test_every_item_calls_on_action_with_its_id(pystray_dummy: Any) -> None:
+    calls: list[str] = []
+    menu = to_pystray_menu(entries(), calls.append)
+    icon = pystray_dummy.Icon("test", menu=menu)
+    expected = [e.action for e in _walk(entries()) if not e.children and not e.separator]
+    for item in leaves(pystray_dummy, menu):
+        item(icon)  # what a backend does on a click
+    assert calls == [a for a in expected if a is not None]
+    assert "open:http://100.123.51.5:8000/health" in calls
+    assert "copy:100.123.51.5" in calls
+    assert calls[-1] == "quit"
+
+
+def test_default_item_is_check_now(pystray_dummy: Any) -> None:
+    calls: list[str] = []
+    menu = to_pystray_menu(entries(), calls.append)
+    menu(pystray_dummy.Icon("test", menu=menu))  # a left click where the backend has one
+    assert calls == ["check_now"]
+
+
+def test_failing_action_is_logged_not_raised(
+    pystray_dummy: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(action: str) -> None:
+        raise OSError(f"cannot {action}")
+
+    menu = to_pystray_menu(entries(), broken)
+    quit_item = list(menu)[-1]
+    with caplog.at_level(logging.ERROR, logger="agent.tray"):
+        quit_item(pystray_dummy.Icon("test", menu=menu))
+    assert "menu action 'quit' failed" in caplog.text
+    assert "cannot quit" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("backend", "text"),
+    [("win32", "× Mac mini — R&&D Backend"), ("gtk", "× Mac mini — R&D Backend")],
+    ids=["win32-escapes-mnemonics", "gtk-literal"],
+)
+def test_ampersand_is_shown_literally(pystray_dummy: Any, backend: str, text: str) -> None:
+    menu = to_pystray_menu(entries(), lambda _a: None, backend)
+    assert any(item.text.startswith(text) for item in menu)
+
+
+def test_tray_refuses_to_run_on_dummy(pystray_dummy: Any) -> None:
+    tray = Tray(lambda _a: None)
+    tray.publish(rich_view())  # before run(): kept, nothing applied
+    with pytest.raises(RuntimeError, match="dummy"):
+        tray.run()
+    assert tray.counters.applied == 0
+
+
+def test_stop_before_run_makes_run_return(pystray_dummy: Any) -> None:
+    tray = Tray(lambda _a: None)
+    tray.stop()
+    tray.run()  # returns at once: no icon, not even the dummy error
+    assert tray.backend == ""
+
+
+# ==== tray_available (fresh interpreters: pystray binds its backend on import) ==
+
+_PROBE = (
+    "import sys; from agent.tray import tray_available; "
+    "print(repr(tray_available())); print('pystray' in sys.modules)"
+)
+
+
+def _probe(tmp_path: Path, **env: str) -> tuple[tuple[bool, str], bool]:
+    base = {k: v for k, v in os.environ.items() if k not in {
+        "DISPLAY", "WAYLAND_DISPLAY", "PYSTRAY_BACKEND", "DBUS_SESSION_BUS_ADDRESS",
+        "XDG_RUNTIME_DIR"}}  # fmt: skip
+    base.update(PYTHONPATH=str(REPO), XDG_RUNTIME_DIR=str(tmp_path), **env)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE], env=base, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    result, imported = done.stdout.strip().splitlines()
+    return ast.literal_eval(result), imported == "True"
+
+
+def test_tray_available_without_display(tmp_path: Path) -> None:
+    result, imported = _probe(tmp_path)
+    assert result == (False, NO_DISPLAY)
+    assert not imported  # never imports pystray there: it would raise DisplayNameError
+
+
+def test_tray_available_with_dummy_backend(tmp_path: Path) -> None:
+    (ok, why), _ = _probe(tmp_path, PYSTRAY_BACKEND="dummy", DISPLAY=":0")
+    assert not ok
+    assert (
+        why == "PYSTRAY_BACKEND=dummy has no tray: unset it, or run `tailnet-agent run --headless`"
+    )
+
+
+def test_tray_available_with_an_unreachable_display(tmp_path: Path) -> None:
+    # No X server answers on this display: python-xlib cannot connect (no socket under
+    # /tmp/.X11-unix/X4242; nothing is sent over a network).
+    assert not Path("/tmp/.X11-unix/X4242").exists()
+    (ok, why), _ = _probe(tmp_path, PYSTRAY_BACKEND="xorg", DISPLAY=":4242")
+    assert not ok
+    assert why.startswith("no usable tray backend (") and why.endswith(
+        "): run `tailnet-agent run --headless`"
+    ), why
+
+
+def test_tray_available_with_an_unknown_backend(tmp_path: Path) -> None:
+    (ok, why), _ = _probe(tmp_path, PYSTRAY_BACKEND="nosuch", DISPLAY=":0")
+    assert (ok, why) == (
+        False,
+        "no usable tray backend (unknown backend: 'nosuch'): run `tailnet-agent run --headless`",
+    )
+
+
+# ==== open_url ==================================================================
+
+
+def _recording_browser(tmp_path: Path) -> tuple[Path, Path]:
+    log = tmp_path / "browser.log"
+    script = tmp_path / "record-browser"
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "{log}"\n', encoding="utf-8")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script, log
+
+
+URLS = [
+    ("http://100.123.51.5:8000/health", True),
+    ("https://127.0.0.1:9001/", True),
+    ("file:///etc/passwd", False),
+    ("javascript:alert(1)", False),
+    ("ftp://127.0.0.1/", False),
+    ("http:///nohost", False),
+    ("http://127.0.0.1/a b", False),
+    ("http://127.0.0.1/\nX-Injected: 1", False),
+    ("HTTP://127.0.0.1:8188/", True),
+    ("", False),
+]
+
+
+def test_open_url_opens_only_http_and_https(tmp_path: Path) -> None:
+    """Through the real webbrowser module, with $BROWSER set to a recording script."""
+    script, log = _recording_browser(tmp_path)
+    code = (
+        "import json, sys; from agent.tray import open_url; "
+        "print(json.dumps([open_url(u) for u in json.loads(sys.argv[1])]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
+    env.update(BROWSER=str(script), PYTHONPATH=str(REPO))
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps([u for u, _ in URLS])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [ok for _, ok in URLS]
+    opened = log.read_text(encoding="utf-8").splitlines()
+    assert opened == [u for u, ok in URLS if ok]
+
+
+def test_open_url_logs_a_refusal(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="agent.tray"):
+        assert open_url("file:///etc/passwd") is False
+    assert "refused to open 'file:///etc/passwd': only http and https URLs" in caplog.text
+
+
+# ==== copy_text =================================================================
+
+
+def _tool(folder: Path, name: str, body: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_copy_text_without_any_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert clipboard_commands() == []
+    assert copy_text("100.64.0.1") is False
+
+
+def test_copy_text_without_a_display(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    _tool(tmp_path / "bin", "xclip", "exit 0")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert copy_text("x") is False
+
+
+def test_copy_text_tries_the_next_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-ins for wl-copy (fails) and xclip (stores stdin): order and fallback."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    out = tmp_path / "clipboard"
+    bin_dir = tmp_path / "bin"
+    _tool(bin_dir, "wl-copy", "exit 1")
+    _tool(bin_dir, "xclip", f'cat > "{out}"; echo "$@" > "{out}.args"')
+    _tool(bin_dir, "xsel", "exit 3")
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), "/usr/bin", "/bin"]))  # for cat
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    names = [Path(argv[0]).name for argv, _ in clipboard_commands()]
+    assert names == ["wl-copy", "xclip", "xsel"]
+    assert copy_text("100.123.51.5 — ü") is True
+    assert out.read_text(encoding="utf-8") == "100.123.51.5 — ü"
+    assert (tmp_path / "clipboard.args").read_text().split() == ["-selection", "clipboard", "-in"]
+
+
+def test_copy_text_all_tools_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    bin_dir = tmp_path / "bin"
+    _tool(bin_dir, "xclip", "exit 1")
+    _tool(bin_dir, "xsel", "exit 1")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert copy_text("x") is False
+
+
+# ==== times in the menu =========================================================
+
+
+def test_local_time_today_and_other_days() -> None:
+    now = time.time()
+    assert local_time(now) == time.strftime("%H:%M", time.localtime(now))
+    two_days_ago = now - 2 * 86400
+    assert local_time(two_days_ago) == time.strftime("%a %H:%M", time.localtime(two_days_ago))
+
+
+def _walk(items: tuple[MenuEntry, ...]) -> Iterator[MenuEntry]:
+    for entry in items:
+        yield entry
+        yield from _walk(entry.children)
