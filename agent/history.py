@@ -351,6 +351,10 @@ class History:
         self._keyset_ids: dict[str, int] = {}
         self._keysets: dict[int, tuple[tuple[str, str], ...]] = {}
         self._last_run: _Run | None = None
+        # state_since, kept up to date by this writer's record_sweep: valid while the
+        # newest run in the file is _since_run (None: ask the file)
+        self._since: dict[tuple[str, str], float] | None = None
+        self._since_run: int | None = None
         self._conn: sqlite3.Connection | None = None
         self._open()
 
@@ -526,6 +530,7 @@ class History:
         self._keyset_ids.clear()
         self._keysets.clear()
         self._last_run = None
+        self._since = None
         self._move_aside(f"became damaged ({error})")
         self._conn = self._connect_fresh()
 
@@ -577,10 +582,32 @@ class History:
             run_id = int(cursor.lastrowid or 0)
             return keyset, _Run(run_id, keyset, at, at, interval, overall, links, states)
 
+        previous = self._last_run
         keyset, run = self._write(work)
         self._keyset_ids[keys] = keyset
         self._last_run = run
+        self._follow_since(previous, run)
         self._after_write()
+
+    def _follow_since(self, previous: _Run | None, run: _Run) -> None:
+        """Carry the state_since answer forward by one sweep, as the walk would find it."""
+        if self._since is None or previous is None or self._since_run != previous.id:
+            self._since = None
+            return
+        if run.id != previous.id:
+            current = dict(zip(self._keys(run.keyset), run.states, strict=False))
+            gap = run.first_at - previous.last_at
+            if abs(gap) > _gap_limit(previous.interval):
+                self._since = dict.fromkeys(current, run.first_at)
+            else:
+                before = dict(zip(self._keys(previous.keyset), previous.states, strict=False))
+                self._since = {
+                    key: self._since.get(key, run.first_at)
+                    if before.get(key) == state
+                    else run.first_at
+                    for key, state in current.items()
+                }
+        self._since_run = run.id
 
     def record_events(self, events: Iterable[Event]) -> None:
         """Record events, announced or not (one transaction; nothing to do for none)."""
@@ -630,6 +657,7 @@ class History:
         self._keyset_ids.clear()
         self._keysets.clear()
         self._last_run = self._load_last_run()
+        self._since = None
         self._pruned = True
         self._writes_since_prune = 0
         count, free, size = self._pages()
@@ -665,6 +693,7 @@ class History:
         self._keyset_ids.clear()
         self._keysets.clear()
         self._last_run = self._load_last_run()
+        self._since = None
         before = self.path.stat().st_size if self.path.exists() else 0
         try:
             self._db().execute("VACUUM")
@@ -758,21 +787,30 @@ class History:
 
         Empty when the latest sweep is too old to say what the current state is.
         """
+        newest = self._read("SELECT id, last_at, interval FROM runs ORDER BY id DESC LIMIT 1")
+        if not newest:
+            return {}
+        run_id, last_at, interval = newest[0]
+        if now - last_at > _gap_limit(interval):
+            return {}
+        if self._since is not None and self._since_run == run_id:
+            return dict(self._since)
         rows = self._iter(
             "SELECT keyset, first_at, last_at, interval, states FROM runs ORDER BY id DESC"
         )
         try:
-            return self._since_from(rows, now)
+            since = self._since_from(rows)
         finally:
             rows.close()
+        self._since, self._since_run = dict(since), run_id
+        return since
 
-    def _since_from(self, rows: Iterator[Any], now: float) -> dict[tuple[str, str], float]:
+    def _since_from(self, rows: Iterator[Any]) -> dict[tuple[str, str], float]:
+        """Walk back from the newest run while each service keeps its current state."""
         latest = next(rows, None)
         if latest is None:
             return {}
         keyset, first_at, last_at, interval, states = latest
-        if now - last_at > _gap_limit(interval):
-            return {}
         current = dict(zip(self._keys(keyset), states, strict=False))
         since: dict[tuple[str, str], float] = {}
         open_keys = set(current)
@@ -816,10 +854,11 @@ def _printable(text: str) -> str:
 
 
 def _mark(record: EventRecord) -> tuple[str, str]:
-    if record.bad and record.critical:
-        return "✗", _ANSI_RED
+    colour = _ANSI_RED if record.critical else _ANSI_AMBER
     if record.bad:
-        return "!", _ANSI_AMBER
+        return ("✗" if record.critical else "!"), colour
+    if record.still_down:  # a peer back online with services still down
+        return "!", colour
     return "✓", _ANSI_GREEN
 
 
@@ -828,16 +867,15 @@ def render_history(
 ) -> str:
     """A readable list, oldest first: local time, a severity mark, the title, the message.
 
-    ✗ a critical change for the worse, ! another change for the worse, ✓ a recovery;
-    "(not notified)" marks events that were recorded but not announced.
+    ✗ a critical change for the worse, ! another one (or a recovery that leaves services
+    down), ✓ a recovery; "(not notified)" marks events recorded but not announced.
+    Pass `since` (the --since time) for the header and for "No events since ...".
     """
     items = list(records)
     if not items:
-        return (
-            f"No events since {_local(since, False)}.\n"
-            if since is not None
-            else ("No events recorded.\n")
-        )
+        if since is None:
+            return "No events recorded.\n"
+        return f"No events since {_local(since, False)}.\n"
     lines: list[str] = []
     if since is not None:
         lines.append(f"Events since {_local(since, False)} (local time):")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -340,6 +341,27 @@ def test_state_since_restarts_after_a_gap_and_survives_a_new_service(store: Hist
     assert store.state_since(later + 10 + HOUR) == {}  # too old to say what is current
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_state_since_of_the_writer_matches_a_fresh_reading(db: Path, seed: int) -> None:
+    """The writer keeps state_since up to date as it records; a new reader walks the file."""
+    rng = random.Random(seed)
+    grown = topology(nodes=(DESKTOP, replace(MACMINI, services=(FASTAPI, REDIS, OLLAMA))))
+    choices = [UP, UP, UP, DOWN, UNKNOWN, SKIPPED]
+    t = T0
+    with History(db, clock=Clock()) as writer:
+        for step in range(150):
+            t += rng.choice([10.0, 10.0, 10.0, 12.0, 1.0, 600.0])  # 600 s: a gap
+            states = {s: rng.choice(choices) for s in ("FastAPI", "Redis", "Ollama")}
+            if rng.random() < 0.7:
+                states = {}  # mostly nothing changes
+            topo = grown if (step // 40) % 2 else topology()
+            writer.record_sweep(snapshot(t, states, topo=topo))
+            mine = writer.state_since(t)
+            with History(db, clock=Clock()) as reader:
+                assert mine == reader.state_since(t), f"step {step}"
+            assert set(mine) == {(n.id, s.name) for n in topo.nodes for s in n.services}
+
+
 # ==== retention and size =======================================================
 
 
@@ -641,7 +663,7 @@ def test_render_history_lists_time_mark_title_and_message(store: History) -> Non
     assert lines[3] == f"{_local(T0 + 2)}  ! Desktop — GPU: relayed via DERP 'tok'"
     assert lines[5] == f"{_local(T0 + 300)}  ✓ Mac mini — Backend: FastAPI up (not notified)"
     assert lines[6].strip() == "FastAPI is back (up after 4 min)"
-    assert "(not notified)" not in lines[7]
+    assert lines[7] == f"{_local(T0 + 400)}  ! Mac mini — Backend online — Redis still down"
     assert "\x1b" not in text and text.endswith("\n")
 
 
