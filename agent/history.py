@@ -1,7 +1,8 @@
 """The history store (edge): events and compact per-sweep records in one SQLite file.
 
-Storage design (kept small: 12 services every 10 s for 7 days is a few hundred KB when
-states are steady, a few MB when one service flaps on every sweep):
+Storage design (kept small: 12 services every 10 s for the 7 days kept is about 30 KB
+when states are steady, 3.4 MB when one service flaps on every sweep, the worst case;
+tests/bench/history.py measures it):
 
 - ``keysets``: each distinct shape of a sweep, the ordered nodes and their services, as
   JSON (``[["macmini", ["FastAPI", "Redis"]], ...]``). A topology edit adds one row.
@@ -18,15 +19,16 @@ sweep comes later than ``3 x interval + 5 s`` (the agent stopped, the machine sl
 that time is a gap: the last sweep before it counts for one interval and the rest is
 unknown. Unknown and skipped states, and gaps, count neither as up nor as down.
 
-Retention: runs older than 7 days and events older than 30 days are deleted on the
-first write after opening (readers such as the `history` command never write) and then
-every ``prune_every`` writes. Deleted pages are reused; when a quarter of the file is
-free, ``PRAGMA incremental_vacuum`` gives it back. A file above ``max_bytes`` is pruned
-harder (oldest halves first) and then VACUUMed: the only VACUUM.
+Retention: runs older than 7 days (the oldest one left is trimmed to the cutoff) and
+events older than 30 days are deleted on the first write after opening (so readers such
+as the `history` command never write) and then every ``prune_every`` writes. Deleted
+pages are reused; when a quarter of the file is free, ``PRAGMA incremental_vacuum``
+gives it back. A file above ``max_bytes`` is pruned harder (oldest halves first) and
+then VACUUMed: the only VACUUM.
 
 Robustness: WAL mode with synchronous=NORMAL, each write its own committed transaction;
 a file that is damaged, not ours, or from a newer schema is moved aside as
-``history.sqlite3.corrupt-<time>`` and a fresh one started (logged, never raised); a
+``history.sqlite3.corrupt-<time>`` and a fresh one started (logged, not raised); a
 database locked by another writer is waited for ``busy_timeout_s`` and then refused
 with a HistoryError. A History object belongs to the thread that opened it.
 """
@@ -377,7 +379,11 @@ class History:
                 raise HistoryError(f"cannot open {self.path}: {error}") from error
             self._move_aside(f"it is damaged ({error})")
             self._conn = self._connect_fresh()
-        self._last_run = self._load_last_run()
+        try:
+            self._last_run = self._load_last_run()
+        except sqlite3.Error as error:
+            self.close()
+            raise HistoryError(f"cannot read the history {self.path}: {error}") from error
 
     def _connect_fresh(self) -> sqlite3.Connection:
         try:
