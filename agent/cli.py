@@ -19,10 +19,9 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from agent import __version__, paths
-from agent.app import AgentOptions, run_headless, run_tray
 from agent.core.model import Health
 from agent.core.report import render_table, snapshot_to_dict
 from agent.core.topology import describe_topology
@@ -31,6 +30,9 @@ from agent.logs import setup_logging
 from agent.sweep import sweep
 from agent.tailscale import TAILSCALE_ENV, find_cli
 from agent.topology_source import load_topology, locate_topology
+
+if TYPE_CHECKING:
+    from agent.app import AgentOptions
 
 __all__ = ["build_parser", "main"]
 
@@ -157,11 +159,14 @@ def _history(args: argparse.Namespace) -> int:
         json.dump(history.history_to_json(records), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(history.render_history(records, color=_use_color(sys.stdout, os.environ)))
+        color = _use_color(sys.stdout, os.environ)
+        sys.stdout.write(history.render_history(records, color=color, since=since))
     return 0
 
 
 def _agent_options(args: argparse.Namespace) -> AgentOptions:
+    from agent.app import AgentOptions
+
     return AgentOptions(
         topology=getattr(args, "topology", None),
         node=getattr(args, "node", None),
@@ -180,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _topology(args)
         if args.command == "history":
             return _history(args)
+        # The monitor and the tray load only when used: `check` starts fast.
+        from agent.app import run_headless, run_tray
+
         if args.command == "run" and args.headless:
             setup_logging(paths.log_dir(), verbose=args.verbose, console_level=logging.INFO)
             return run_headless(_agent_options(args))
@@ -190,3 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `tailnet-agent history | head`: the reader left; say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

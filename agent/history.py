@@ -40,7 +40,6 @@ import dataclasses
 import json
 import logging
 import math
-import re
 import sqlite3
 import time
 import unicodedata
@@ -847,7 +846,6 @@ _ANSI_AMBER = "\x1b[33m"
 _ANSI_GREEN = "\x1b[32m"
 _ANSI_GREY = "\x1b[90m"
 _RESET = "\x1b[0m"
-_DAYS_RE = re.compile(r"(\d+(?:\.\d+)?)\s*d")
 
 
 def _local(at: float, seconds: bool = True) -> str:
@@ -930,17 +928,13 @@ def history_to_json(records: Iterable[EventRecord]) -> list[dict[str, Any]]:
 def parse_since(text: str, now: float) -> float:
     """The start time meant by "24h", "30m", "7d", "90s" (before `now`) or an ISO date.
 
-    Durations use the topology's parser (s, m, h, ms) plus days ("7d"); dates without a
+    Durations use the topology's parser (ms, s, m, h, d); dates without a
     time zone are local ("2024-05-01", "2024-05-01T10:00", "2024-05-01 10:00:00+02:00").
     """
     value = text.strip()
-    days = _DAYS_RE.fullmatch(value)
     seconds: float | None = None
-    if days is not None:
-        seconds = float(days.group(1)) * DAY_S
-    else:
-        with contextlib.suppress(ValueError, TypeError):
-            seconds = parse_duration(value)
+    with contextlib.suppress(ValueError, TypeError):
+        seconds = parse_duration(value)
     if seconds is not None:
         if not math.isfinite(seconds) or seconds <= 0:
             raise UsageError(f"--since {text!r}: the duration must be more than 0")

@@ -72,8 +72,8 @@ _OS_ALIASES = {
     "debian": "linux",
 }
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SYNTAX_POS_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _SYNTAX_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
 
@@ -103,7 +103,10 @@ def parse_topology(text: str, source: str) -> Topology:
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from "10s", "500ms", "1m", "1.5s", "1h" or a bare number; ValueError if not > 0."""
+    """Seconds from "10s", "500ms", "1m", "1.5s", "1h", "7d" or a bare number.
+
+    ValueError unless the result is a finite number above 0.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise TypeError('a duration is a string like "10s" or a number of seconds')
     if isinstance(value, str):
