@@ -14,8 +14,9 @@ Threads — workers publish, one UI thread applies (desktop-pitfalls.md section 
                    the process killed (SIGTRAP) on recent
                    macOS
     win32          icon/tooltip via Shell_NotifyIcon from    a dedicated refresher thread
-                   any thread; update_menu races the window  applies under a lock, and only
-                   procedure (pystray#60, open)              when the menu text changed
+                   any thread; update_menu races the window  applies under a lock; the menu
+                   procedure (pystray#60, open)              only when its text changed and
+                                                             not while it is open (retried)
     xorg           dispatches to its own loop and waits      the same refresher (no menu)
 
 `publish` never blocks on the UI: it stores the view and asks for one apply; views that
@@ -68,6 +69,9 @@ _SELF_MARSHALLING = frozenset({"gtk", "appindicator"})  # apply through GLib.idl
 _MAIN_THREAD_ONLY = frozenset({"darwin"})  # apply through AppHelper.callAfter
 _NEEDS_SESSION_BUS = frozenset({"gtk", "appindicator"})  # hang at run() without one
 CLIPBOARD_TIMEOUT_S = 5.0
+MENU_RETRY_S = 0.5  # win32: how soon a menu update held back by an open menu is retried
+_GUI_INMENUMODE = 0x0004  # GUITHREADINFO.flags (winuser.h)
+_GUI_POPUPMENUMODE = 0x0010
 
 
 # ==== pystray, lazily ==========================================================
@@ -94,6 +98,16 @@ def local_time(wall: float) -> str:
     if when[:3] == today[:3]:
         return time.strftime("%H:%M", when)
     return time.strftime("%a %H:%M", when)
+
+
+_LATIN1 = str.maketrans({"—": "-", "–": "-", "…": "...", "✓": "ok", "‘": "'", "’": "'"})
+
+
+def _title(text: str, backend: str) -> str:
+    """The tooltip as the backend can carry it: xorg writes WM_NAME as Latin-1."""
+    if backend != "xorg":
+        return text
+    return text.translate(_LATIN1).encode("latin-1", "replace").decode("latin-1")
 
 
 def _label(text: str, backend: str) -> str:
@@ -178,6 +192,7 @@ class Tray:
         self._shown_title: str | None = None
         self._shown_entries: tuple[MenuEntry, ...] | None = None
         self._counters = TrayCounters()
+        self._ui_thread_id = 0  # native id of the thread in run()
 
     # ---- any thread ------------------------------------------------------------
 
@@ -226,6 +241,7 @@ class Tray:
         """
         if self._stopping.is_set():
             return
+        self._ui_thread_id = threading.get_native_id()
         pystray = _pystray()
         backend = backend_name(pystray)
         if backend == "dummy":
@@ -239,7 +255,7 @@ class Tray:
         icon = pystray.Icon(
             self._title,
             icon=render_icon(health, self._icon_size),
-            title=text,
+            title=_title(text, backend),
             menu=to_pystray_menu(entries, self._on_action, backend),
         )
         self._shown_health, self._shown_title, self._shown_entries = health, text, entries
@@ -279,7 +295,7 @@ class Tray:
             self._wake.set()
 
     @staticmethod
-    def _call_on_ui(backend: str, fn: Callable[[], None]) -> None:
+    def _call_on_ui(backend: str, fn: Callable[[], object]) -> None:
         """Run `fn` on the UI thread where the backend needs that; else right here."""
         if backend in _SELF_MARSHALLING:
             from gi.repository import GLib  # type: ignore[import-untyped,import-not-found,unused-ignore]
@@ -308,26 +324,33 @@ class Tray:
             self._native_tooltip(icon, icon.title)
 
     def _refresh_loop(self) -> None:
+        deferred = False
         while True:
-            self._wake.wait()
+            self._wake.wait(MENU_RETRY_S if deferred else None)
             self._wake.clear()
             if self._stopping.is_set():
                 return
-            self._apply_pending()
+            deferred = not self._apply_pending()
 
-    def _apply_pending(self) -> None:
+    def _apply_pending(self) -> bool:
+        """Apply the newest view; False when the menu had to wait (it is open on win32)."""
         with self._lock:
             self._pending = False
             view, icon = self._view, self._icon
         if icon is None or view is None or self._stopping.is_set():
-            return
+            return True
         try:
             with self._apply_lock:
-                self._apply(icon, view)
+                return self._apply(icon, view)
         except Exception:  # showing state must never kill the UI loop
             log.exception("could not update the tray")
+            return True
 
-    def _apply(self, icon: Any, view: TrayView) -> None:
+    def _menu_open(self) -> bool:
+        """win32 only: is the UI thread tracking a menu? Then replacing it would race."""
+        return self._backend == "win32" and _win32_in_menu_mode(self._ui_thread_id)
+
+    def _apply(self, icon: Any, view: TrayView) -> bool:
         counters = self._counters
         health = overall_health(view)
         if health is not self._shown_health:
@@ -336,15 +359,20 @@ class Tray:
             counters = replace(counters, icon_changes=counters.icon_changes + 1)
         text = tooltip(view, name=self._title)
         if text != self._shown_title:
-            icon.title = text
+            icon.title = _title(text, self._backend)
             self._native_tooltip(icon, text)
             self._shown_title = text
         entries = build_menu(view, local_time=local_time)
+        complete = True
         if entries != self._shown_entries:
-            icon.menu = to_pystray_menu(entries, self._on_action, self._backend)  # updates it
-            self._shown_entries = entries
-            counters = replace(counters, menu_rebuilds=counters.menu_rebuilds + 1)
+            if self._menu_open():
+                complete = False  # the refresher retries with the newest view shortly
+            else:
+                icon.menu = to_pystray_menu(entries, self._on_action, self._backend)  # updates
+                self._shown_entries = entries
+                counters = replace(counters, menu_rebuilds=counters.menu_rebuilds + 1)
         self._counters = replace(counters, applied=counters.applied + 1)
+        return complete
 
     @staticmethod
     def _native_tooltip(icon: Any, text: str) -> None:
@@ -352,6 +380,43 @@ class Tray:
         status_icon = getattr(icon, "_status_icon", None)
         if status_icon is not None and hasattr(status_icon, "set_tooltip_text"):
             status_icon.set_tooltip_text(text)
+
+
+def _win32_in_menu_mode(thread_id: int) -> bool:
+    """GetGUIThreadInfo: is that thread inside TrackPopupMenu? False when it cannot be told.
+
+    pystray's win32 backend destroys and rebuilds its HMENU in update_menu() on the calling
+    thread while the UI thread may be tracking it (pystray#60); the refresher waits instead.
+    (Written for Windows, where this project has no CI yet: every failure answers False.)
+    """
+    import ctypes
+    from ctypes import wintypes
+
+    windll: Any = getattr(ctypes, "windll", None)
+    if windll is None or not thread_id:
+        return False
+
+    class GuiThreadInfo(ctypes.Structure):
+        _fields_ = [
+            ("cbSize", wintypes.DWORD),
+            ("flags", wintypes.DWORD),
+            ("hwndActive", wintypes.HWND),
+            ("hwndFocus", wintypes.HWND),
+            ("hwndCapture", wintypes.HWND),
+            ("hwndMenuOwner", wintypes.HWND),
+            ("hwndMoveSize", wintypes.HWND),
+            ("hwndCaret", wintypes.HWND),
+            ("rcCaret", wintypes.RECT),
+        ]
+
+    info = GuiThreadInfo()
+    info.cbSize = ctypes.sizeof(GuiThreadInfo)
+    try:
+        if not windll.user32.GetGUIThreadInfo(thread_id, ctypes.byref(info)):
+            return False
+    except (OSError, AttributeError):
+        return False
+    return bool(info.flags & (_GUI_INMENUMODE | _GUI_POPUPMENUMODE))
 
 
 # ==== can a tray run here? =====================================================

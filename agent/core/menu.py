@@ -192,6 +192,11 @@ def _status_word(node: NodeStatus, snapshot: Snapshot) -> str:
             words.append(f"{failing[0].service.name} down")
         elif failing:
             words.append(f"{len(failing)} services down")
+        quiet = [s for s in node.services if s.result.state is ProbeState.DOWN and s not in failing]
+        if len(quiet) == 1:
+            words.append(f"{quiet[0].service.name} down (info)")
+        elif quiet:
+            words.append(f"{len(quiet)} info services down")
         if node.link is Link.RELAY:
             words.append("relayed")
         if _slow(node, snapshot):

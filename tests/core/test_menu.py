@@ -359,6 +359,24 @@ def test_marks_are_distinct_and_not_colour_words() -> None:
             id="one-down-and-relayed",
         ),
         pytest.param(
+            ns(LAPTOP, ss(NEXT, REFUSED, LAPTOP.ip), link=Link.IDLE),
+            "✓ Laptop — Frontend Dev · Next.js down (info)",
+            "Link: idle (no recent traffic)",
+            id="info-service-down-never-colours-but-is-said",
+        ),
+        pytest.param(
+            ns(
+                MAC,
+                ss(FASTAPI, REFUSED),
+                ss(REDIS, REFUSED, health=Health.GREY),
+                ss(CONSOLE, REFUSED, health=Health.GREY),
+                health=Health.RED,
+            ),
+            "× Mac mini — Backend Server · FastAPI down, 2 info services down",
+            "Link: direct",
+            id="critical-and-info-down",
+        ),
+        pytest.param(
             ns(MAC, latency=250.0, health=Health.AMBER),
             "! Mac mini — Backend Server · slow link",
             "Link: direct",

@@ -34,7 +34,7 @@ from tests.helpers.tray_app import view_from_json
 
 pytestmark = pytest.mark.linux_desktop
 
-MIN_PIXELS = 200  # trayer scales the 64 px icon to about 26-30 px: 300+ disc pixels
+MIN_PIXELS = 150  # trayer scales the 64 px icon: gtk 26x26 (300+ red px), xorg 24x30 (~196)
 TOLERANCE = 40
 MENU_WHITE = 5000  # an open GtkMenu paints thousands of white pixels below the strip
 NOW = time.time()
@@ -192,10 +192,10 @@ def _icon_at(desk: DesktopEnv, region: Region, health: Health) -> tuple[int, int
     return (bbox[0] + bbox[2]) // 2, (bbox[1] + bbox[3]) // 2
 
 
-def _menu_white(desk: DesktopEnv, strip: Region) -> int:
-    width, height = desk.screenshot().size
-    below = (0, strip[3], width, height)
-    return find_colour(desk.screenshot(), (255, 255, 255), 8, below)[0]
+def _menu_white(desk: DesktopEnv, strip: Region, tol: int = 8) -> int:
+    shot = desk.screenshot()
+    below = (0, strip[3], shot.size[0], shot.size[1])
+    return find_colour(shot, (255, 255, 255), tol, below)[0]
 
 
 def _open_menu(desk: DesktopEnv, strip: Region, at: tuple[int, int], button: str = "3") -> None:
@@ -243,6 +243,7 @@ def start_app(
 # ==== tests ====================================================================
 
 
+@pytest.mark.parametrize("backend", ["gtk", "appindicator", "xorg"])  # xorg: the refresher
 def test_icon_follows_published_views(
     start_app: Any, desktop_env: DesktopEnv, tray_host: Region, screenshots: Path
 ) -> None:
@@ -336,6 +337,25 @@ def test_left_click_runs_the_default_item_on_gtk(
         _open_menu(desktop_env, tray_host, at, button="1")
         desktop_env.xdotool("key", "Escape")
         assert app.recorded() == []
+
+
+@pytest.mark.parametrize("backend", ["gtk"])  # pystray's own StatusIcon: the tooltip is ours
+def test_hovering_shows_the_tooltip(
+    start_app: Any, desktop_env: DesktopEnv, tray_host: Region, screenshots: Path
+) -> None:
+    desk = desktop_env
+    start_app(view_json())
+    at = _icon_at(desk, tray_host, Health.GREEN)
+    assert _menu_white(desk, tray_host) == 0  # the screen below the strip is black
+    desk.xdotool("mousemove", str(at[0]), str(at[1]))
+    # The tooltip's text (light on dark) appears under the strip after GTK's hover delay.
+    wait_for(
+        lambda: 30 <= _menu_white(desk, tray_host, tol=60) < MENU_WHITE,
+        timeout=15,
+        message="no tooltip appeared over the icon",
+    )
+    desk.save_screenshot(screenshots / "tooltip.png")
+    desk.xdotool("mousemove", "600", "600")
 
 
 def test_tray_available_here(desktop_env: DesktopEnv, backend: str) -> None:
