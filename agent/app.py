@@ -191,8 +191,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
                 "Watches your Tailscale network: peers, links and services.",
             )
         elif action == "quit":
-            monitor.stop()
-            tray.stop()
+            tray.stop()  # run() returns on the main thread, which then stops the monitor
         elif action.startswith("open:"):
             open_url(action.removeprefix("open:"))
         elif action.startswith("copy:"):
