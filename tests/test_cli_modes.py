@@ -1,0 +1,73 @@
+"""The long-running modes from the command line: tray without a display, headless, logging."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AgentSandbox, installed_agent
+from tests.helpers.servers import http_server
+
+
+def test_version(sandbox: AgentSandbox) -> None:
+    done = sandbox.run("--version")
+    assert done.returncode == 0 and done.stdout.startswith("tailnet-agent ")
+
+
+@pytest.mark.parametrize("args", [[], ["tray"]], ids=["plain", "tray"])
+def test_tray_without_a_display_says_how_to_run_headless(
+    sandbox: AgentSandbox, args: list[str]
+) -> None:
+    for key in ("DISPLAY", "WAYLAND_DISPLAY"):
+        sandbox.env.pop(key, None)
+    done = sandbox.run(*args, timeout=30)
+    assert done.returncode == 3
+    assert "run --headless" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_headless_logs_to_a_file_and_stops_on_sigint(sandbox: AgentSandbox) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    sandbox.env.pop("DBUS_SESSION_BUS_ADDRESS", None)  # no desktop: notifications go to the log
+    log_file = Path(sandbox.env["XDG_STATE_HOME"]) / "tailnet-agent" / "log" / "tailnet-agent.log"
+    with http_server({"/": "ok"}) as (_, port):
+        topo = sandbox.root / "topology.toml"
+        topo.write_text(
+            'version = 1\nname = "t"\n[defaults]\ninterval = "1s"\n'
+            '[[nodes]]\nid = "desktop"\nhostname = "sweetlife"\nip = "127.0.0.1"\n'
+            f'[[nodes.services]]\nname = "Ollama"\nport = {port}\ncheck = "http"\n',
+            encoding="utf-8",
+        )
+        proc = subprocess.Popen(
+            [installed_agent(), "run", "--headless", "--topology", str(topo)],
+            env=sandbox.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if log_file.exists() and "state green" in log_file.read_text():
+                    break
+                assert proc.poll() is None, proc.communicate()
+                time.sleep(0.1)
+            else:
+                pytest.fail(f"no 'state green' in {log_file}")
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, stderr
+    assert "state green: All good" in stderr  # the console shows it too
+    text = log_file.read_text()
+    assert "notifications through" in text
+    assert "stopping on SIGINT" in text
+    assert sandbox.outside_connections() == []
