@@ -378,6 +378,8 @@ def _pause_menu(view: TrayView, local_time: Callable[[float], str]) -> MenuEntry
             MenuEntry("For 1 hour", "pause_1h"),
             MenuEntry("Until tomorrow", "pause_tomorrow"),
             MenuEntry("Resume", "resume", enabled=view.paused),
+            SEPARATOR,
+            MenuEntry("Critical alerts still show", enabled=False),
         ),
     )
 

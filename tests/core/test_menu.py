@@ -683,6 +683,8 @@ def test_pause_menu(paused_until: float | None, title: str, resume_enabled: bool
         ("For 1 hour", "pause_1h", True),
         ("Until tomorrow", "pause_tomorrow", True),
         ("Resume", "resume", resume_enabled),
+        ("", None, False),
+        ("Critical alerts still show", None, False),
     ]
     assert ("notifications paused" in tooltip(view)) is resume_enabled
 
