@@ -11,7 +11,8 @@ is killed and restarted), for each mode — `run --headless`, and the tray
     default interval (10 s), after a warm-up sweep;
   * detection latency: from the backend being killed to the "FastAPI down"
     notification on the bus, over --trials (10): median and max; each trial also
-    waits for the recovery notification before the next kill.
+    waits for the recovery notification, then a random part of an interval (so
+    kills land anywhere between sweeps, as real outages do) before the next kill.
 
     .venv/bin/python tests/bench/footprint.py                     # both modes, 60 s, 10 trials
     .venv/bin/python tests/bench/footprint.py --modes headless --seconds 20 --trials 3
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -41,6 +43,7 @@ FAKE_TAILSCALE_DIR = ROOT / "tests" / "helpers" / "fake_tailscale"
 TAILSCALE_JSON = ROOT / "tests" / "fixtures" / "tailscale" / "loopback_all_direct.json"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NODES = {"desktop": "127.0.0.1", "laptop": "127.0.0.2", "macmini": "127.0.0.3"}
+INTERVAL_S = 10.0  # the default interval: the topology below sets none
 
 
 def free_port(host: str) -> int:
@@ -146,7 +149,11 @@ def measure(mode: str, args: argparse.Namespace) -> dict[str, object]:
         cpu_pct = (cpu1 - cpu0) / (time.monotonic() - t0) * 100
 
         latencies: list[float] = []
+        rng = random.Random(args.seed)
         for trial in range(args.trials):
+            # A kill right after a recovery would always land just after a sweep (the worst
+            # case); outages start at any moment, so wait a random part of an interval first.
+            time.sleep(rng.uniform(0, INTERVAL_S))
             log.mark()
             backend.send_signal(signal.SIGKILL)
             backend.wait(5)
@@ -178,6 +185,7 @@ def main() -> None:
     parser.add_argument("--modes", default="headless,tray")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1, help="for the kill moments")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = [measure(mode, args) for mode in args.modes.split(",")]
