@@ -8,43 +8,87 @@ is not HTTP on the port is a PROTOCOL_MISMATCH.
 
 from __future__ import annotations
 
+import functools
 import time
+from http.cookiejar import Cookie, CookieJar
 
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.probes._errors import Verdict, one_line
 from agent.probes._run import USER_AGENT, Clock, guarded, url_host
+from agent.probes._transport import ProbeTransport
 
 __all__ = ["BODY_LIMIT", "USER_AGENT", "make_http_client", "probe"]
 
 BODY_LIMIT = 64 * 1024  # bytes of the body searched for expect_body
 
 
+class _KeepNothing(CookieJar):
+    """A cookie jar that drops every cookie it is given."""
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+
+class _NoCookies(httpx.Cookies):
+    """Always empty; a response's Set-Cookie headers are not even parsed."""
+
+    def __init__(self) -> None:
+        super().__init__(_KeepNothing())
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+_NO_COOKIES = _NoCookies()
+
+
+class ProbeClient(httpx.AsyncClient):
+    """The shared probe client: an httpx.AsyncClient that keeps no cookies.
+
+    A probe never sends what an earlier answer set (each result depends on the
+    service alone, not on the sweeps before), and the client holds no state that
+    grows over a long run. It also spares every response the cookie parsing.
+    """
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        raise AttributeError("a probe client keeps no cookies")
+
+
 def make_http_client() -> httpx.AsyncClient:
     """The client for a whole sweep (reuse it across sweeps too).
 
-    No connection-count limit (500 concurrent probes never queue behind a pool),
-    no keep-alive (every probe opens its own connection, so it measures connect +
-    answer and holds no idle sockets between sweeps), certificates verified, no
-    redirects, and no proxy or netrc from the environment (trust_env=False): a
-    probe goes straight to the address it names. Timeouts are per request.
+    Its transport (`_transport.ProbeTransport`) opens a fresh connection for
+    every request and closes it with the response: no connection pool and no
+    connection-count limit (500 concurrent probes never queue behind a pool), no
+    keep-alive (every probe measures connect + answer and holds no idle socket
+    between sweeps). No redirects, and no proxy or netrc from the environment
+    (trust_env=False): a probe goes straight to the address it names. https
+    (never sent by the probe itself) goes through httpx's own transport with
+    certificates verified, built on first use. Timeouts are per request.
     """
-    return httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+    return ProbeClient(
+        transport=ProbeTransport(),
         timeout=httpx.Timeout(10.0),
-        verify=True,
         follow_redirects=False,
         trust_env=False,
         headers={"User-Agent": USER_AGENT},
     )
 
 
-def _url(target: ProbeTarget) -> str:
-    path = target.service.path or "/"
+@functools.lru_cache(maxsize=1024)
+def _url(host: str, port: int, path: str) -> httpx.URL:
+    """The URL a target's probe fetches, parsed once (httpx's URL parsing is not cheap)."""
+    path = path or "/"
     if not path.startswith("/"):
         path = "/" + path
-    return f"http://{url_host(target.host)}:{target.service.port}{path}"
+    return httpx.URL(f"http://{url_host(host)}:{port}{path}")
 
 
 def _expected_text(expected: tuple[int, ...]) -> str:
@@ -69,7 +113,8 @@ async def _read_head_of_body(response: httpx.Response) -> str:
 
 async def _attempt(target: ProbeTarget, client: httpx.AsyncClient) -> Verdict:
     service = target.service
-    async with client.stream("GET", _url(target), timeout=target.timeout_s) as response:
+    url = _url(target.host, service.port, service.path)
+    async with client.stream("GET", url, timeout=target.timeout_s) as response:
         status = response.status_code
         if not _status_ok(status, service.expect_status):
             expected = _expected_text(service.expect_status)

@@ -13,7 +13,6 @@ The harness times it from spawn to exit, interpreter start-up included.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import sys
@@ -33,8 +32,9 @@ from agent.core.model import (
     TailnetView,
     Topology,
 )
-from agent.core.plan import plan_sweep
+from agent.core.plan import SweepPlan, plan_sweep
 from agent.probes import make_http_client, run_probes
+from agent.sweep import run
 
 
 def topology_from(manifest: dict) -> tuple[Topology, dict[tuple[str, str], str]]:  # type: ignore[type-arg]
@@ -67,10 +67,15 @@ def verdict(result: ProbeResult) -> str:
     )
 
 
-async def main(manifest_path: str) -> None:
+def main(manifest_path: str) -> None:
     manifest = json.loads(Path(manifest_path).read_text())
     topology, ids = topology_from(manifest)
     plan = plan_sweep(topology, None, TailnetView(backend_state=BackendState.RUNNING))
+    # As `check` runs a sweep: uvloop where installed, for a sweep big enough to pay for it.
+    run(probe_all(plan, ids), probes=len(plan.targets))
+
+
+async def probe_all(plan: SweepPlan, ids: dict[tuple[str, str], str]) -> None:
     out = sys.stdout
 
     def emit(index: int, result: ProbeResult) -> None:
@@ -84,4 +89,4 @@ async def main(manifest_path: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    main(sys.argv[1])

@@ -13,6 +13,10 @@ With one black hole at timeout T the sweep must take about T, not N x T.
 
     .venv/bin/python tests/bench/sweep.py                 # N = 12 and 500, timeout 2 s, 3 rounds
     .venv/bin/python tests/bench/sweep.py --sizes 12 --rounds 5 --timeout 1
+    .venv/bin/python tests/bench/sweep.py --loop asyncio  # the stdlib loop even where uvloop is
+
+The event loop is the one the agent would use (`agent.sweep.run`: uvloop where it is
+installed and the sweep has at least UVLOOP_MIN_PROBES probes), unless --loop says.
 
 Only loopback addresses are used.
 """
@@ -31,7 +35,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -49,6 +55,7 @@ from agent.core.model import (  # noqa: E402
 )
 from agent.core.plan import plan_sweep  # noqa: E402
 from agent.probes import make_http_client, run_probes  # noqa: E402
+from agent.sweep import loop_factory, run  # noqa: E402
 
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\nContent-Type: application/json\r\n\r\n"
 OK_BODY = b'{"status":"ok"}'
@@ -71,7 +78,10 @@ async def _serve(spec: dict[str, list[list[object]]], ready_fd: int) -> None:
         finally:
             writer.close()
 
-    servers = [await asyncio.start_server(health, host, port) for host, port in spec["http"]]
+    servers = [
+        await asyncio.start_server(health, str(host), cast(int, port))
+        for host, port in spec["http"]
+    ]
     holes = []
     for host, port in spec["blackhole"]:
         sock = socket.socket()
@@ -172,7 +182,17 @@ async def one_sweep(
     return wall, cpu, right
 
 
-def bench(n: int, rounds: int, timeout: float) -> dict[str, object]:
+def pick_loop(name: str, probes: int) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name == "asyncio":
+        return asyncio.new_event_loop
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return loop_factory(probes)
+
+
+def bench(n: int, rounds: int, timeout: float, loop: str = "auto") -> dict[str, object]:
     holes = refused = 1 if n <= 20 else max(1, n // 100)
     n_nodes = 3 if n <= 20 else 10
     spec, topology, expected = build_network(n, refused, holes, n_nodes)
@@ -182,11 +202,16 @@ def bench(n: int, rounds: int, timeout: float) -> dict[str, object]:
         type(topology.defaults)(timeout_s=timeout),
     )
     total = len(expected)
+    factory = pick_loop(loop, total)
     fleet = start_fleet(spec)
     try:
         walls, cpus, rights = [], [], []
         for _ in range(rounds):
-            wall, cpu, right = asyncio.run(one_sweep(topology, expected))
+            if loop == "auto":
+                wall, cpu, right = run(one_sweep(topology, expected), probes=total)
+            else:
+                with asyncio.Runner(loop_factory=factory) as runner:
+                    wall, cpu, right = runner.run(one_sweep(topology, expected))
             walls.append(wall)
             cpus.append(cpu)
             rights.append(right)
@@ -195,6 +220,7 @@ def bench(n: int, rounds: int, timeout: float) -> dict[str, object]:
         fleet.wait(10)
     return {
         "services": total,
+        "loop": factory.__module__.split(".")[0],
         "up": n,
         "refused": refused,
         "black_holes": holes,
@@ -216,6 +242,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="12,500", help="healthy services per run (12,500)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=2.0, help="probe timeout, s")
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop (auto: what agent.sweep.run picks)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON lines only")
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -226,20 +258,21 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
     if not args.json:
         print(
-            "| services | black holes | timeout s | sweep wall s (median, min-max) "
-            "| wall / timeout | CPU ms per probe | correct |"
+            "| services | black holes | timeout s | loop | sweep wall s (median, min-max) "
+            "| wall / timeout | CPU ms per probe | correct | peak RSS MiB |"
         )
-        print("|---:|---:|---:|---|---:|---:|---:|")
+        print("|---:|---:|---:|---|---|---:|---:|---:|---:|")
     for size in (int(s) for s in args.sizes.split(",")):
-        row = bench(size, args.rounds, args.timeout)
+        row = bench(size, args.rounds, args.timeout, args.loop)
         if args.json:
             print(json.dumps(row))
         else:
             print(
                 f"| {row['services']} | {row['black_holes']} | {row['timeout_s']:g} "
+                f"| {row['loop']} "
                 f"| {row['wall_s_median']:.3f} ({row['wall_s_min']:.3f}-{row['wall_s_max']:.3f}) "
                 f"| {row['wall_over_timeout']:.2f} | {row['cpu_ms_per_probe_median']:.3f} "
-                f"| {row['correct_worst']} |",
+                f"| {row['correct_worst']} | {row['peak_rss_mib']:.1f} |",
                 flush=True,
             )
 
