@@ -164,8 +164,10 @@ class _Wire(asyncio.BufferedProtocol):
                 raise httpx.WriteTimeout("timed out while sending the request") from exc
 
     def close(self) -> None:
+        """Close now, dropping anything not yet sent (close() would first flush it, forever
+        if the peer never reads; after a complete exchange nothing is pending anyway)."""
         if self.transport is not None:
-            self.transport.close()
+            self.transport.abort()
 
 
 async def _connect(host: str, port: int, timeout: float | None) -> _Wire:
@@ -271,11 +273,13 @@ class ProbeTransport(httpx.AsyncBaseTransport):
             head = h11.Request(
                 method=request.method, target=url.raw_path, headers=request.headers.raw
             )
-            await wire.write(exchange.send(head), write_timeout)
+            unsent = exchange.send(head)  # a GET goes out in one write: head and end
             assert isinstance(request.stream, httpx.AsyncByteStream)
             async for chunk in request.stream:
-                await wire.write(exchange.send(h11.Data(data=chunk)), write_timeout)
-            await wire.write(exchange.send(h11.EndOfMessage()), write_timeout)
+                if chunk:
+                    await wire.write(unsent + exchange.send(h11.Data(data=chunk)), write_timeout)
+                    unsent = b""
+            await wire.write(unsent + exchange.send(h11.EndOfMessage()), write_timeout)
             while True:
                 event = await exchange.next_event()
                 if isinstance(event, h11.Response):

@@ -15,8 +15,8 @@ With one black hole at timeout T the sweep must take about T, not N x T.
     .venv/bin/python tests/bench/sweep.py --sizes 12 --rounds 5 --timeout 1
     .venv/bin/python tests/bench/sweep.py --loop asyncio  # the stdlib loop even where uvloop is
 
-The event loop is the one the agent would use (`agent.sweep.run`: uvloop where it is
-installed and the sweep has at least UVLOOP_MIN_PROBES probes), unless --loop says.
+The event loop is the one `agent.sweep.run` picks (uvloop where it is installed and the
+sweep has at least UVLOOP_MIN_PROBES probes), unless --loop says.
 
 Only loopback addresses are used.
 """

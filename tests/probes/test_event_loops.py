@@ -33,17 +33,17 @@ def _loop(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 FACTORY_CASES = [
     # probes, uvloop expected (where it can be installed)
-    ("long-running", None, True),
-    ("big-check", UVLOOP_MIN_PROBES, True),
-    ("small-check", UVLOOP_MIN_PROBES - 1, False),
-    ("one-probe", 1, False),
+    ("many", 500, True),
+    ("threshold", UVLOOP_MIN_PROBES, True),
+    ("below", UVLOOP_MIN_PROBES - 1, False),
+    ("one", 1, False),
 ]
 
 
 @pytest.mark.parametrize(
     ("probes", "wants_uvloop"), [c[1:] for c in FACTORY_CASES], ids=[c[0] for c in FACTORY_CASES]
 )
-def test_loop_factory_picks_uvloop_where_it_pays(probes: int | None, wants_uvloop: bool) -> None:
+def test_loop_factory_picks_uvloop_where_it_pays(probes: int, wants_uvloop: bool) -> None:
     if wants_uvloop and sys.platform != "win32":
         assert loop_factory(probes) is _uvloop_factory()
     else:  # Windows has no uvloop: asyncio's loop, always
@@ -52,10 +52,10 @@ def test_loop_factory_picks_uvloop_where_it_pays(probes: int | None, wants_uvloo
 
 @pytest.mark.parametrize(
     ("probes", "module"),
-    [(None, "uvloop" if sys.platform != "win32" else "asyncio"), (1, "asyncio")],
-    ids=["long-running", "one-probe"],
+    [(UVLOOP_MIN_PROBES, "uvloop" if sys.platform != "win32" else "asyncio"), (1, "asyncio")],
+    ids=["many", "one"],
 )
-def test_run_returns_the_result_from_the_chosen_loop(probes: int | None, module: str) -> None:
+def test_run_returns_the_result_from_the_chosen_loop(probes: int, module: str) -> None:
     async def which_loop() -> str:
         await asyncio.sleep(0)
         return type(asyncio.get_running_loop()).__module__.split(".")[0]

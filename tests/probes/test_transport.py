@@ -86,10 +86,13 @@ def reply(raw: bytes) -> Answer:
 
 def get(url: str, **kwargs: object) -> httpx.Response:
     """One GET through a fresh shared-style client (body read, connection closed)."""
+    return get_with(url, method="GET", **kwargs)
 
+
+def get_with(url: str, *, method: str, **kwargs: object) -> httpx.Response:
     async def scenario() -> httpx.Response:
         async with make_http_client() as client:
-            return await client.get(url, **kwargs)  # type: ignore[arg-type]
+            return await client.request(method, url, **kwargs)  # type: ignore[arg-type]
 
     return asyncio.run(scenario())
 
@@ -214,6 +217,32 @@ def new_loop(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
     except ImportError:
         pytest.fail("uvloop is not installed: pip install uvloop (Linux, macOS)")
     return uvloop.new_event_loop
+
+
+def test_a_large_request_body_is_sent_with_flow_control() -> None:
+    """Not a probe's request, but the shared client's transport takes any: 8 MiB, more
+    than the socket buffers hold, so writing pauses until the server has read."""
+    body = bytes(range(256)) * 32768
+
+    def count_body(conn: socket.socket, head: bytes) -> None:
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        got = len(head.split(b"\r\n\r\n", 1)[1])
+        while got < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+        text = str(got).encode()
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(text), text))
+
+    with scripted_server(count_body) as ((host, port), _):
+        response = get_with(f"http://{host}:{port}/upload", method="POST", content=body)
+    assert (response.status_code, response.text) == (200, str(len(body)))
+
+
+def test_a_request_body_nobody_reads_times_out() -> None:
+    with black_hole() as (host, port), pytest.raises(httpx.WriteTimeout):
+        get_with(f"http://{host}:{port}/", method="POST", content=b"x" * (32 << 20), timeout=0.3)
 
 
 # ==== connections ==============================================================
