@@ -4,6 +4,10 @@ GET http://host:port{path}: UP when the status is in `expect_status` (or, when
 that is empty, below 400) and, if `expect_body` is set, the first 64 KiB of the
 body contain it. Redirects are not followed (a 3xx is an answer). Something that
 is not HTTP on the port is a PROTOCOL_MISMATCH.
+
+The shared client (`make_http_client`) is a `ProbeClient`: an httpx.AsyncClient
+over `_transport.ProbeTransport` (a fresh connection per request, no pool) that
+keeps no cookies.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from agent.probes._errors import Verdict, one_line
 from agent.probes._run import USER_AGENT, Clock, guarded, url_host
 from agent.probes._transport import ProbeTransport
 
-__all__ = ["BODY_LIMIT", "USER_AGENT", "make_http_client", "probe"]
+__all__ = ["BODY_LIMIT", "USER_AGENT", "ProbeClient", "make_http_client", "probe"]
 
 BODY_LIMIT = 64 * 1024  # bytes of the body searched for expect_body
 

@@ -168,6 +168,15 @@ def test_bodies_of_every_framing_are_read(raw: bytes) -> None:
     assert (missing.state, missing.reason) == (ProbeState.DOWN, Reason.BODY_MISMATCH)
 
 
+def test_a_long_response_head_is_accepted() -> None:
+    """Up to 100 KiB of status line and headers, as under httpx's own transport."""
+    cookies = b"".join(b"Set-Cookie: c%d=%s\r\n" % (i, b"v" * 900) for i in range(60))
+    raw = b"HTTP/1.1 200 OK\r\n" + cookies + b"Content-Length: 0\r\n\r\n"
+    with scripted_server(reply(raw)) as (address, _):
+        result = probe_once(target("http", address))
+    assert (result.state, result.detail) == (ProbeState.UP, "HTTP 200")
+
+
 def test_an_interim_100_continue_is_skipped() -> None:
     raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"
     with scripted_server(reply(raw)) as (address, _):
