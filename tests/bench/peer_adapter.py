@@ -6,9 +6,11 @@
 
 Reads the fleet's manifest, turns its endpoints into a topology (one node per
 loopback host; http and tcp checks as the manifest says), plans and probes them
-with the agent's own planner and probes, and prints one JSON line
+with the agent's own planner and probes on the loop `agent.sweep.run` picks
+(uvloop from UVLOOP_MIN_PROBES probes, where installed), and prints one JSON line
 {"id": ..., "state": up|timeout|refused|...} as each verdict becomes known.
 The harness times it from spawn to exit, interpreter start-up included.
+Figures and how to read them: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def main(manifest_path: str) -> None:
     manifest = json.loads(Path(manifest_path).read_text())
     topology, ids = topology_from(manifest)
     plan = plan_sweep(topology, None, TailnetView(backend_state=BackendState.RUNNING))
-    # As `check` runs a sweep: uvloop where installed, for a sweep big enough to pay for it.
+    # As the agent's entry points run a sweep (uvloop for a sweep big enough to pay for it).
     run(probe_all(plan, ids), probes=len(plan.targets))
 
 

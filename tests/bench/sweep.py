@@ -18,7 +18,7 @@ With one black hole at timeout T the sweep must take about T, not N x T.
 The event loop is the one `agent.sweep.run` picks (uvloop where it is installed and the
 sweep has at least UVLOOP_MIN_PROBES probes), unless --loop says.
 
-Only loopback addresses are used.
+Only loopback addresses are used. Figures and how to read them: docs/benchmarks.md.
 """
 
 from __future__ import annotations
