@@ -12,7 +12,6 @@ command line as "critical".
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from agent.core.report import render_table, snapshot_to_dict
 from agent.core.topology import describe_topology
 from agent.errors import AgentError, UsageError
 from agent.logs import setup_logging
-from agent.sweep import sweep
+from agent.sweep import run, sweep
 from agent.tailscale import TAILSCALE_ENV, find_cli
 from agent.topology_source import load_topology, locate_topology
 
@@ -119,7 +118,8 @@ def _check(args: argparse.Namespace) -> int:
         known = ", ".join(n.id for n in topology.nodes)
         raise UsageError(f"--node {args.node}: no such node in {topology.source} (known: {known})")
     cli = find_cli(args.tailscale, os.environ)
-    snapshot = asyncio.run(sweep(topology, tailscale_cli=cli, node_override=args.node))
+    probes = sum(len(node.services) for node in topology.nodes)
+    snapshot = run(sweep(topology, tailscale_cli=cli, node_override=args.node), probes=probes)
     if args.json:
         json.dump(snapshot_to_dict(snapshot), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
