@@ -28,6 +28,7 @@ from agent.core.notify_policy import pause_presets
 from agent.history import History
 from agent.monitor import Monitor, MonitorUpdate
 from agent.notify import Notifier, choose_notifier
+from agent.single_instance import InstanceLock
 from agent.tailscale import find_cli
 from agent.topology_source import load_topology, locate_topology
 
@@ -87,6 +88,8 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
         log.info("stopping on %s", signal.Signals(signum).name)
         stop.set()
 
+    lock = InstanceLock(paths.instance_lock_path())
+    lock.acquire()
     notifier = choose_notifier()
     log.info("notifications through %s", notifier.name)
     monitor = _build_monitor(options, env, notifier, on_update)
@@ -101,6 +104,7 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
         monitor.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        lock.release()
     return 0
 
 
@@ -150,6 +154,8 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         print(f"tailnet-agent: {why}", file=sys.stderr)
         return 3
 
+    lock = InstanceLock(paths.instance_lock_path())
+    lock.acquire()
     notifier = choose_notifier()
     holder: dict[str, Monitor] = {}
 
@@ -207,4 +213,5 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         tray.run(setup=monitor.start)
     finally:
         monitor.stop()
+        lock.release()
     return 0

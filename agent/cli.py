@@ -194,7 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(paths.log_dir(), verbose=args.verbose)
         return run_tray(_agent_options(args))
     except AgentError as error:
-        print(f"tailnet-agent: {error.message}", file=sys.stderr)
+        if args.command in (None, "run", "tray"):
+            # The log reaches the file too: a windowed build has no stderr.
+            logging.getLogger("agent").error("%s", error.message)
+        else:
+            print(f"tailnet-agent: {error.message}", file=sys.stderr)
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
         return 130

@@ -23,6 +23,7 @@ __all__ = [
     "bundled_topology_path",
     "config_dir",
     "history_path",
+    "instance_lock_path",
     "is_frozen",
     "log_dir",
     "resource_dir",
@@ -59,6 +60,11 @@ def user_topology_path(*, ensure: bool = False) -> Path:
 def history_path(*, ensure: bool = False) -> Path:
     """The history database in the state folder (ensure creates the folder, not the file)."""
     return state_dir(ensure=ensure) / "history.sqlite3"
+
+
+def instance_lock_path(*, ensure: bool = False) -> Path:
+    """The lock file that keeps one agent running per user."""
+    return state_dir(ensure=ensure) / "agent.lock"
 
 
 def _meipass() -> str | None:

@@ -59,6 +59,9 @@ def test_headless_logs_to_a_file_and_stops_on_sigint(sandbox: AgentSandbox) -> N
                 time.sleep(0.1)
             else:
                 pytest.fail(f"no 'state green' in {log_file}")
+            second = sandbox.run("run", "--headless", "--topology", str(topo), timeout=30)
+            assert second.returncode == 3
+            assert f"already running (pid {proc.pid})" in second.stderr
             proc.send_signal(signal.SIGINT)
             _, stderr = proc.communicate(timeout=15)
         finally:
