@@ -30,6 +30,8 @@ def test_a_second_holder_is_refused_until_the_first_is_killed(tmp_path: Path) ->
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
     with InstanceLock(path):  # the crashed holder left the file, not the lock
         assert path.read_text() != str(child.pid)
     with InstanceLock(path):  # released on exit: taken again
