@@ -20,15 +20,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.core import confirm, notify_policy
 from agent.core.events import Event
 from agent.core.model import Snapshot, Topology
 from agent.errors import AgentError
-from agent.history import History
-from agent.notify import Notifier
 from agent.probes import make_http_client
-from agent.sweep import StatusReader, sweep
+from agent.sweep import sweep
+
+if TYPE_CHECKING:  # the history store and the notifier are passed in; only their types here
+    from agent.history import History
+    from agent.notify import Notifier
 
 __all__ = ["Monitor", "MonitorUpdate"]
 
@@ -66,7 +69,6 @@ class Monitor:
         on_update: Callable[[MonitorUpdate], None],
         node_override: str | None = None,
         open_history: Callable[[], History] | None = None,
-        read_tailnet: StatusReader | None = None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -77,7 +79,6 @@ class Monitor:
         self._on_update = on_update
         self._node_override = node_override
         self._open_history = open_history
-        self._read_tailnet = read_tailnet
         self._wall = wall
         self._mono = mono
 
@@ -170,7 +171,6 @@ class Monitor:
                     tailscale_cli=self._tailscale_cli,
                     node_override=self._node_override,
                     client=client,
-                    read_tailnet=self._read_tailnet,
                     clock=self._wall,
                 )
                 self_ips = snapshot.tailnet.self_ips

@@ -17,21 +17,20 @@ import asyncio
 import functools
 import gc
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import httpx
 
 from agent.core.health import judge
-from agent.core.model import Snapshot, TailnetView, Topology
+from agent.core.model import Snapshot, Topology
 from agent.core.plan import plan_sweep
 from agent.core.tailnet import identify_self
 from agent.probes import run_probes
 from agent.tailscale import read_status
 
-__all__ = ["UVLOOP_MIN_PROBES", "StatusReader", "loop_factory", "run", "sweep"]
+__all__ = ["UVLOOP_MIN_PROBES", "loop_factory", "run", "sweep"]
 
-StatusReader = Callable[[], Awaitable[TailnetView]]
 T = TypeVar("T")
 
 TAILSCALE_TIMEOUT_S = 5.0
@@ -46,14 +45,10 @@ async def sweep(
     tailscale_cli: str | None,
     node_override: str | None = None,
     client: httpx.AsyncClient | None = None,
-    read_tailnet: StatusReader | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure."""
-    if read_tailnet is None:
-        tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
-    else:
-        tailnet = await read_tailnet()
+    tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
     self_id = node_override or identify_self(topology, tailnet)
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
     probed = await run_probes(plan.targets, client, clock=clock)

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.core.model import Health, NodeStatus, ProbeState, Reason, ServiceStatus, Snapshot
+from agent.core.menu import format_latency
+from agent.core.model import (
+    Health,
+    Link,
+    NodeStatus,
+    ProbeState,
+    Reason,
+    ServiceStatus,
+    Snapshot,
+)
 
 __all__ = ["render_table", "snapshot_to_dict"]
 
@@ -97,13 +106,13 @@ def _paint(text: str, health: Health, color: bool) -> str:
 
 
 def _link_text(n: NodeStatus) -> str:
-    if n.link.value == "relay":
+    if n.link is Link.RELAY:
         return f"relay via DERP '{n.relay}'"
     return n.link.value
 
 
 def _latency_text(ms: float | None) -> str:
-    return "" if ms is None else f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+    return "" if ms is None else format_latency(ms)
 
 
 def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
