@@ -19,7 +19,10 @@ import platformdirs
 
 __all__ = [
     "APP_AUTHOR",
+    "APP_ID",
     "APP_NAME",
+    "CLI_EXECUTABLE",
+    "GUI_EXECUTABLE",
     "bundled_topology_path",
     "config_dir",
     "history_path",
@@ -35,6 +38,14 @@ APP_NAME: Final = "tailnet-agent"
 APP_AUTHOR: Final = (
     False  # no vendor folder on Windows (None would repeat the app name); never change
 )
+# Reverse-DNS identity, decided once and never changed: the macOS bundle identifier (which
+# notifications and signing key on), the LaunchAgent label, and the Windows named mutex that
+# the installer's AppMutex waits for.
+APP_ID: Final = "io.github.tailnet-agent"
+# The two executables of a frozen build, side by side in one folder (like Tailscale's
+# tailscale-ipn.exe and tailscale.exe): the windowed tray and its console twin.
+GUI_EXECUTABLE: Final = "tailnet-agent"
+CLI_EXECUTABLE: Final = "tailnet-agent-cli"
 
 
 def config_dir(*, ensure: bool = False) -> Path:
