@@ -95,7 +95,7 @@ def parse_topology(text: str, source: str) -> Topology:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise _syntax_error(source, text, error) from None
-    checker = _Checker(source, _LineIndex(text))
+    checker = _Checker(source, text)
     topology = checker.topology(data)
     if checker.problems or topology is None:
         raise checker.error()
@@ -376,9 +376,12 @@ def _key_parts(dotted: str) -> list[str]:
 class _LineIndex:
     """Best-effort map from key paths to the 1-based line where they are written.
 
-    tomllib gives no positions, so this scans the text: table headers (resolving
-    array-of-tables indices, so `[[nodes.services]]` becomes nodes[i].services[j])
-    and `key = ` lines, skipping multi-line strings.
+    tomllib gives no positions, so this reads the text statement by statement. Where a
+    statement ends is tomllib's own view, not a hand scan: a statement that opens a
+    multi-line string or array goes on until its lines parse on their own (a statement of
+    a valid document is valid by itself; ''' inside a one-line string opens
+    nothing). The first line of each statement is a table header (array-of-tables indices
+    resolved, so `[[nodes.services]]` becomes nodes[i].services[j]) or a `key = ` line.
     """
 
     def __init__(self, text: str) -> None:
@@ -386,25 +389,23 @@ class _LineIndex:
         self.tables: dict[_Path, int] = {}
         counts: dict[_Path, int] = {}
         current: _Path = ()
-        in_string: str | None = None
-        for number, raw in enumerate(text.split("\n"), start=1):
-            line = raw.rstrip("\r")
-            if in_string is not None:
-                if line.count(in_string) % 2 == 1:
-                    in_string = None
-                continue
-            header = _HEADER_RE.match(line)
-            key_line = None if header else _KEY_LINE_RE.match(line)
-            if header is not None:
-                current = self._header(header.group(1) == "[[", header.group(2), counts, number)
-            elif key_line is not None:
-                parts = _key_parts(key_line.group(1))
-                for end in range(1, len(parts) + 1):
-                    self.keys.setdefault(current + tuple(parts[:end]), number)
-            for delimiter in ('"""', "'''"):
-                if line.count(delimiter) % 2 == 1:
-                    in_string = delimiter
-                    break
+        lines = text.split("\n")
+        start = 0  # index of the first line of the statement being read
+        for index in range(len(lines)):
+            if index == start:
+                line = lines[index].rstrip("\r")
+                header = _HEADER_RE.match(line)
+                key_line = None if header else _KEY_LINE_RE.match(line)
+                if header is not None:
+                    current = self._header(
+                        header.group(1) == "[[", header.group(2), counts, index + 1
+                    )
+                elif key_line is not None:
+                    parts = _key_parts(key_line.group(1))
+                    for end in range(1, len(parts) + 1):
+                        self.keys.setdefault(current + tuple(parts[:end]), index + 1)
+            if _is_complete("\n".join(lines[start : index + 1]) + "\n"):
+                start = index + 1
 
     def _header(self, array: bool, dotted: str, counts: dict[_Path, int], number: int) -> _Path:
         parts = _key_parts(dotted)
@@ -432,15 +433,24 @@ class _LineIndex:
         return None
 
 
+def _is_complete(statement: str) -> bool:
+    """Do these lines parse on their own (no multi-line string or array left open)?"""
+    try:
+        tomllib.loads(statement)
+    except tomllib.TOMLDecodeError:
+        return False
+    return True
+
+
 # ==== validation ===============================================================
 
 
 class _Checker:
     """Walks the parsed TOML, builds the model, and collects every problem on the way."""
 
-    def __init__(self, source: str, lines: _LineIndex) -> None:
+    def __init__(self, source: str, text: str) -> None:
         self.source = source
-        self.lines = lines
+        self.text = text
         self.problems: list[tuple[_Path, str]] = []
         self.claimed: dict[tuple[_Path, str, object], _Path] = {}
 
@@ -448,8 +458,9 @@ class _Checker:
         self.problems.append((path, why))
 
     def error(self) -> TopologyError:
+        lines = _LineIndex(self.text)  # only a refused file needs line numbers
         errors = [
-            TopologyError(self.source, why, key=_dotted(path), line=self.lines.line_of(path))
+            TopologyError(self.source, why, key=_dotted(path), line=lines.line_of(path))
             for path, why in self.problems
         ]
         first = errors[0]

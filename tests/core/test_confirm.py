@@ -703,7 +703,7 @@ def _reading(family: str, link: Link, words: dict[str, str]) -> Verdict | None:
     return {"up": Verdict.GOOD, "down": Verdict.BAD, "timeout": Verdict.BAD}.get(word)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(
     steps=st.lists(_step_spec, min_size=1, max_size=40),
     failure=st.integers(1, 4),
@@ -749,7 +749,7 @@ def test_events_alternate_and_each_follows_its_threshold_of_readings(
         assert r.recheck_after_s is None or r.recheck_after_s >= RECHECK_S
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(words=st.lists(st.sampled_from(["up", "down"]), min_size=2, max_size=30))
 def test_threshold_two_never_alarms_on_isolated_failures(words: list[str]) -> None:
     d = Driver()

@@ -284,6 +284,29 @@ def test_a_long_list_of_problems_is_capped() -> None:
             id="after-multiline-string",
         ),
         pytest.param(
+            HEAD + NODE + SVC + "  expect_body = \"'''\"\n" + '  chek = "tcp"\n',
+            11,
+            id="triple-quote-inside-a-one-line-string",  # found by the property test below
+        ),
+        pytest.param(
+            HEAD + NODE + SVC + '  expect_body = \'"""\'\n' + '  chek = "tcp"\n',
+            11,
+            id="triple-double-quote-inside-a-literal-string",
+        ),
+        pytest.param(
+            HEAD + NODE + "role = '''\nrole of a\n'''\nos = \"beos\"\n",
+            9,
+            id="after-multiline-literal-string",
+        ),
+        pytest.param(
+            HEAD + NODE + SVC + "  expect_status = [\n    200,\n    204,\n  ]\n  chek = 1\n",
+            14,
+            id="after-multiline-array",
+        ),
+        pytest.param(
+            (HEAD + NODE + 'os = "beos"\n').replace("\n", "\r\n"), 6, id="crlf-line-endings"
+        ),
+        pytest.param(
             HEAD + 'defaults = { interval = "x" }\n' + NODE, 2, id="inline-table-points-at-it"
         ),
         pytest.param(HEAD + 'defaults.timeout = "x"\n' + NODE, 2, id="dotted-key"),
@@ -575,7 +598,7 @@ def topologies(draw: st.DrawFn) -> Topology:
     return Topology(draw(_text), nodes, defaults, 1, "generated.toml")
 
 
-@settings(deadline=None, max_examples=150)
+@settings(deadline=None)
 @given(topologies())
 def test_generated_topologies_round_trip(topology: Topology) -> None:
     text = dump_topology(topology)
@@ -586,7 +609,7 @@ def test_generated_topologies_round_trip(topology: Topology) -> None:
         assert node.ip in description
 
 
-@settings(deadline=None, max_examples=150)
+@settings(deadline=None)
 @given(topologies(), st.data())
 def test_one_typo_in_a_generated_file_is_named(topology: Topology, data: st.DataObject) -> None:
     """Renaming any one key of a valid file is refused, naming that key and its line."""
