@@ -9,7 +9,8 @@ glyph keeps the icon legible on light and dark bars.
     render_icon(Health.RED, 22)          -> PIL.Image.Image (RGBA 22x22), cached; do not mutate
     app_icon_images()                    -> the app icon at APP_ICON_SIZES
     write_app_icon(Path("x.ico"))        -> writes .png / .ico / .icns by suffix
-    python -m agent.icons --write-app-icons icons/
+    icon_set()                           -> every committed file of icons/ and its frames
+    python -m agent.icons --write icons/ -> (re)draws all of icons/
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ __all__ = [
     "APP_ICON_NAME",
     "APP_ICON_SIZES",
     "HEALTH_COLOURS",
+    "ICNS_SIZES",
     "OUTLINE_COLOUR",
+    "PNG_SIZES",
+    "STATE_ICON_SIZES",
     "app_icon_images",
+    "icon_set",
     "main",
     "render_app_icon",
     "render_icon",
     "write_app_icon",
-    "write_app_icons",
+    "write_icon_set",
 ]
 
 RGB = tuple[int, int, int]
@@ -58,7 +63,9 @@ APP_ICON_NAME = "tailnet-agent"
 APP_ICON_SIZES: tuple[int, ...] = (16, 24, 32, 48, 64, 128, 256)
 """Frames of the Windows .ico; the .png is the 256 px one."""
 
-_ICNS_SIZES = (32, 64, 128, 256, 512, 1024)  # what Pillow's ICNS writer stores
+ICNS_SIZES: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)  # what Pillow's ICNS writer stores
+PNG_SIZES: tuple[int, ...] = (16, 24, 32, 48, 64, 128, 256, 512, 1024)
+STATE_ICON_SIZES: tuple[int, ...] = (16, 22, 24, 32, 48, 64)  # tray sizes, 1x and 2x
 
 _DISC_RADIUS = 0.47  # of the icon's width, outline included
 _DISC_OUTLINE = 0.06  # of the icon's width, at least one final pixel
@@ -224,44 +231,55 @@ def write_app_icon(path: Path) -> Path:
             append_images=frames[:-1],
         )
     elif suffix == ".icns":
-        frames = app_icon_images(_ICNS_SIZES)
+        frames = app_icon_images(ICNS_SIZES)
         frames[-1].save(path, format="ICNS", append_images=frames[:-1])
     else:
         raise ValueError(f"{path}: unknown icon format {suffix!r} (use .png, .ico or .icns)")
     return path
 
 
-def write_app_icons(directory: Path) -> list[Path]:
-    """Write tailnet-agent.png, .ico and .icns into `directory` (the packaging icons/)."""
-    return [
-        write_app_icon(directory / f"{APP_ICON_NAME}{suffix}")
-        for suffix in (".png", ".ico", ".icns")
-    ]
+def icon_set() -> dict[str, list[Image.Image]]:
+    """Every committed icon file (a path relative to icons/) and the frames it must hold.
+
+    The app icon as .ico (16-256), .icns (32-1024) and .png (256), one PNG per size from 16 to
+    1024 in png/, and the tray's per-state icons in tray/ at the sizes trays ask for.
+    """
+    files: dict[str, list[Image.Image]] = {
+        f"{APP_ICON_NAME}.png": [render_app_icon(256)],
+        f"{APP_ICON_NAME}.ico": app_icon_images(),
+        f"{APP_ICON_NAME}.icns": app_icon_images(ICNS_SIZES),
+    }
+    for size in PNG_SIZES:
+        files[f"png/{APP_ICON_NAME}-{size}.png"] = [render_app_icon(size)]
+    for health in Health:
+        for size in STATE_ICON_SIZES:
+            files[f"tray/{health.value}-{size}.png"] = [render_icon(health, size)]
+    return files
+
+
+def write_icon_set(directory: Path) -> list[Path]:
+    """Write every file of icon_set() under `directory` (the repository's icons/)."""
+    written = []
+    for name, frames in icon_set().items():
+        path = directory / name
+        if len(frames) == 1 and path.suffix == ".png":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frames[0].save(path, format="PNG")
+        else:
+            write_app_icon(path)
+        written.append(path)
+    return written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m agent.icons --write-app-icons DIR` (and `--write-state-icons DIR`)."""
+    """`python -m agent.icons --write DIR`: the whole icon set, as committed in icons/."""
     parser = argparse.ArgumentParser(prog="python -m agent.icons", description=__doc__)
-    parser.add_argument("--write-app-icons", metavar="DIR", type=Path)
     parser.add_argument(
-        "--write-state-icons",
-        metavar="DIR",
-        type=Path,
-        help="also write health-<state>-<size>.png previews",
+        "--write", metavar="DIR", type=Path, required=True, help="where to write (icons/)"
     )
     args = parser.parse_args(argv)
-    if args.write_app_icons is None and args.write_state_icons is None:
-        parser.error("nothing to do: give --write-app-icons DIR or --write-state-icons DIR")
-    if args.write_app_icons is not None:
-        for path in write_app_icons(args.write_app_icons):
-            print(path)
-    if args.write_state_icons is not None:
-        args.write_state_icons.mkdir(parents=True, exist_ok=True)
-        for health in Health:
-            for size in (16, 22, 32, 64, 128):
-                path = args.write_state_icons / f"health-{health.value}-{size}.png"
-                render_icon(health, size).save(path, format="PNG")
-                print(path)
+    for path in write_icon_set(args.write):
+        print(path)
     return 0
 
 
