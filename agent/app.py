@@ -90,7 +90,7 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
 
     lock = InstanceLock(paths.instance_lock_path())
     lock.acquire()
-    notifier = choose_notifier()
+    notifier = choose_notifier(app_icon=paths.app_icon_path())
     log.info("notifications through %s", notifier.name)
     monitor = _build_monitor(options, env, notifier, on_update)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -156,7 +156,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
 
     lock = InstanceLock(paths.instance_lock_path())
     lock.acquire()
-    notifier = choose_notifier()
+    notifier = choose_notifier(app_icon=paths.app_icon_path())
     holder: dict[str, Monitor] = {}
 
     def on_update(update: MonitorUpdate) -> None:

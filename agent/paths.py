@@ -23,6 +23,7 @@ __all__ = [
     "APP_NAME",
     "CLI_EXECUTABLE",
     "GUI_EXECUTABLE",
+    "app_icon_path",
     "bundled_topology_path",
     "config_dir",
     "history_path",
@@ -102,3 +103,19 @@ def resource_dir() -> Path:
 def bundled_topology_path() -> Path:
     """The default topology shipped with the agent (the Sparklio network)."""
     return resource_dir() / "data" / "topology.toml"
+
+
+def app_icon_path() -> Path | None:
+    """The app icon PNG for notifications (a .ico sits beside it for Windows), if shipped.
+
+    Frozen builds carry it at data/icons/ (build.spec); a source checkout has the repository's
+    icons/; a plain wheel has none (notifications then show the desktop's default icon).
+    """
+    for folder in (
+        resource_dir() / "data" / "icons",
+        Path(__file__).resolve().parents[1] / "icons",
+    ):
+        icon = folder / "tailnet-agent.png"
+        if icon.is_file():
+            return icon
+    return None
