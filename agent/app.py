@@ -88,7 +88,7 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
         log.info("stopping on %s", signal.Signals(signum).name)
         stop.set()
 
-    lock = InstanceLock(paths.instance_lock_path())
+    lock = InstanceLock(paths.instance_lock_path(), mutex_name=paths.APP_ID)
     lock.acquire()
     notifier = choose_notifier(app_icon=paths.app_icon_path())
     log.info("notifications through %s", notifier.name)
@@ -154,7 +154,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         print(f"tailnet-agent: {why}", file=sys.stderr)
         return 3
 
-    lock = InstanceLock(paths.instance_lock_path())
+    lock = InstanceLock(paths.instance_lock_path(), mutex_name=paths.APP_ID)
     lock.acquire()
     notifier = choose_notifier(app_icon=paths.app_icon_path())
     holder: dict[str, Monitor] = {}
