@@ -13,6 +13,8 @@ Windows and macOS, each step printing PASS or FAIL (exit 1 on the first failure)
   check-red    the HTTP service stops: exit 2, "refused"
   check-down   Tailscale not running here: exit 2, no probe sent
   validate     `topology validate` of a bad file: exit 3, naming the line and the key
+  commands     `topology show` and `history --json`
+  headless     `run --headless` reaches a green sweep and stops cleanly on SIGTERM
   autostart    enable / status --json / disable in a private HOME, registering the tray
                executable of DIR (Linux and macOS; Windows writes the real HKCU Run value)
   tray         --desktop (Linux): the frozen tray docks green under Xvfb + trayer, turns red
@@ -290,6 +292,49 @@ def step_validate(smoke: Smoke) -> str:
     return "exit 3, " + done.stderr.strip().splitlines()[-1][:80]
 
 
+def step_commands(smoke: Smoke) -> str:
+    shown = smoke.run(smoke.cli, "topology", "show")
+    expect(shown.returncode == 0 and "bundled default" in shown.stdout, "topology show", shown)
+    history = smoke.run(smoke.cli, "history", "--json", "--since", "7d")
+    expect(history.returncode == 0, "history --json failed", history)
+    json.loads(history.stdout)
+    return "topology show (the bundled default), history --json"
+
+
+def step_headless(smoke: Smoke) -> str:
+    """`run --headless` finishes a sweep green and stops cleanly on SIGTERM (POSIX)."""
+    with http_service() as web, tcp_service() as tcp_port:
+        topology = smoke.root / "headless-topology.toml"
+        topology.write_text(topology_text(web.server_address[1], tcp_port), encoding="utf-8")
+        argv = [str(smoke.cli), "run", "--headless", "--topology", str(topology)]
+        argv += ["--tailscale", str(smoke.tailscale)]
+        began = time.monotonic()
+        proc = subprocess.Popen(
+            argv,
+            env=smoke.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        lines: list[str] = []
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                lines.append(line.rstrip())
+                if "state green" in line or time.monotonic() - began > TIMEOUT_S:
+                    break
+            expect(any("state green" in line for line in lines), "\n".join(lines[-20:]))
+            took = time.monotonic() - began
+        finally:
+            proc.terminate()
+            code = proc.wait(TIMEOUT_S)
+    if sys.platform != "win32":  # TerminateProcess on Windows is no signal to handle
+        expect(code == 0, f"run --headless exited {code} on SIGTERM")
+    return f"green after {took:.1f} s, stopped with exit {code}"
+
+
 def step_autostart(smoke: Smoke) -> str:
     topology = smoke.root / "topology.toml"
     enable = smoke.run(smoke.cli, "autostart", "enable", "--topology", str(topology))
@@ -363,6 +408,8 @@ STEPS: list[tuple[str, Callable[[Smoke], str]]] = [
     ("version", step_version),
     ("check", step_checks),
     ("validate", step_validate),
+    ("commands", step_commands),
+    ("headless", step_headless),
     ("autostart", step_autostart),
 ]
 

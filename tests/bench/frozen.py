@@ -159,7 +159,13 @@ def main(argv: list[str] | None = None) -> int:
                     wait_for(lambda: not green(), 15, message="an icon is still docked")
                     began = time.perf_counter()
                     proc = subprocess.Popen(
-                        [str(exe), "--topology", str(topology), "--tailscale", str(smoke.tailscale)],
+                        [
+                            str(exe),
+                            "--topology",
+                            str(topology),
+                            "--tailscale",
+                            str(smoke.tailscale),
+                        ],
                         env=tray_env,
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.DEVNULL,
