@@ -467,6 +467,9 @@ def mac(tmp_path: Path) -> Iterator[dict[str, object]]:
     (app / "Frameworks" / "PIL" / "_imaging.cpython-312-darwin.so").write_text("ext")
     (app / "Frameworks" / "Python.framework" / "Versions" / "3.12").mkdir(parents=True)
     (app / "Frameworks" / "Python.framework" / "Versions" / "3.12" / "Python").write_text("lib")
+    nested_app = app / "Frameworks" / "Python.framework" / "Versions" / "3.12" / "Python.app"
+    (nested_app / "Contents").mkdir(parents=True)  # python.org frameworks hold one
+    (nested_app / "Contents" / "Info.plist").write_text("<plist/>")
     (app / "Resources").mkdir()
     (app / "Resources" / "base_library.zip").write_text("data")
     (app / "Info.plist").write_text("<plist/>")
@@ -535,10 +538,12 @@ def test_dmg_with_a_developer_id_signs_inside_out_with_the_hardened_runtime(
     libs = {t for t in targets if t.endswith((".dylib", ".so", "/Python"))}
     assert len(libs) == 3
     framework = f"{app}/Contents/Frameworks/Python.framework"
+    nested_app = f"{framework}/Versions/3.12/Python.app"
     cli = f"{app}/Contents/MacOS/{paths.CLI_EXECUTABLE}"
     dmg = str(Path(str(mac["out"])) / "tailnet-agent-1.2.3-macos-arm64.dmg")
-    # Inside out: libraries, then the framework bundle, the console executable, the app, the image.
-    assert targets[len(libs) :] == [framework, cli, app, dmg]
+    # Inside out: libraries, nested bundles deepest first, the console executable, the app, the
+    # image.
+    assert targets[len(libs) :] == [nested_app, framework, cli, app, dmg]
     entitled = {c[-1] for c in signed if "--entitlements" in c}
     assert entitled == {cli, app}
     (cli_call,) = [c for c in signed if c[-1] == cli]
