@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import plistlib
 import re
 import shutil
 import subprocess
@@ -431,8 +432,16 @@ elif name == "codesign":
 elif name == "xcrun" and args[:2] == ["notarytool", "submit"]:
     print(json.dumps({"id": "job-1", "status": os.environ.get("STUB_NOTARY", "Accepted")}))
 elif name == "plutil":
+    import plistlib
     key, source = args[1], args[-1]
-    print(json.load(open(source))[key])
+    if source.endswith(".plist"):
+        data = plistlib.load(open(source, "rb"))
+    else:
+        data = json.load(open(source))
+    if key not in data:
+        sys.exit(1)
+    value = data[key]
+    print(str(value).lower() if isinstance(value, bool) else value)
 elif name in ("dmgbuild", "hdiutil") and "verify" not in args:
     pathlib.Path(args[-1]).write_bytes(b"dmg")
 elif name == "ditto":
@@ -472,7 +481,13 @@ def mac(tmp_path: Path) -> Iterator[dict[str, object]]:
     (nested_app / "Contents" / "Info.plist").write_text("<plist/>")
     (app / "Resources").mkdir()
     (app / "Resources" / "base_library.zip").write_text("data")
-    (app / "Info.plist").write_text("<plist/>")
+    info = {
+        "CFBundleIdentifier": paths.APP_ID,
+        "CFBundleExecutable": paths.GUI_EXECUTABLE,
+        "LSUIElement": True,
+        "NSHighResolutionCapable": True,
+    }
+    (app / "Info.plist").write_bytes(plistlib.dumps(info))
     stubs = tmp_path / "stubs"
     stubs.mkdir()
     stub = stubs / "stub.py"
@@ -580,6 +595,31 @@ def test_dmg_fails_when_apple_refuses_the_submission(mac: dict[str, object]) -> 
     assert not (Path(str(mac["out"])) / "tailnet-agent-1.2.3-macos-arm64.dmg").exists()
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "CFBundleIdentifier",
+            "tailnet-agent",
+            "CFBundleIdentifier is not io.github.tailnet-agent",
+        ),
+        ("CFBundleExecutable", paths.CLI_EXECUTABLE, "CFBundleExecutable is not tailnet-agent"),
+        ("LSUIElement", False, "LSUIElement is not true"),
+        ("LSBackgroundOnly", True, "LSBackgroundOnly is true"),
+    ],
+)
+def test_dmg_refuses_a_bundle_that_is_not_the_tray_app(
+    mac: dict[str, object], key: str, value: object, message: str
+) -> None:
+    plist = Path(str(mac["app"])) / "Contents" / "Info.plist"
+    info = plistlib.loads(plist.read_bytes())
+    plist.write_bytes(plistlib.dumps({**info, key: value}))
+    done, calls = build_dmg(mac)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert not [c for c in calls if c[0] in ("codesign", "dmgbuild", "hdiutil")]
+
+
 def test_dmg_refuses_notarisation_without_a_developer_id(mac: dict[str, object]) -> None:
     done, _ = build_dmg(mac, MACOS_NOTARY_PROFILE="notary")
     assert done.returncode != 0
@@ -600,7 +640,5 @@ def test_dmg_settings_give_dmgbuild_the_app_and_an_applications_link() -> None:
 
 
 def test_entitlements_allow_only_what_a_pyinstaller_app_needs() -> None:
-    import plistlib
-
     entitlements = plistlib.loads((MACOS / "entitlements.plist").read_bytes())
     assert entitlements == {"com.apple.security.cs.allow-unsigned-executable-memory": True}

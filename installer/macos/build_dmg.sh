@@ -51,6 +51,20 @@ for exe in "$GUI_EXE" "$CLI_EXE"; do
   [ -x "$APP/Contents/MacOS/$exe" ] || die "$APP/Contents/MacOS/$exe is missing"
 done
 
+# The bundle's identity, as agent/paths.py and the signing and notifications expect it. With two
+# EXEs in one BUNDLE, PyInstaller takes console= from the last one: a console CLI listed last
+# makes it write LSBackgroundOnly=true, a background-only app (PyInstaller/building/osx.py).
+plist_value() {
+  plutil -extract "$1" raw -o - "$APP/Contents/Info.plist" 2>/dev/null || true
+}
+[ "$(plist_value CFBundleIdentifier)" = "$BUNDLE_ID" ] || die "CFBundleIdentifier is not $BUNDLE_ID"
+[ "$(plist_value CFBundleExecutable)" = "$GUI_EXE" ] || die "CFBundleExecutable is not $GUI_EXE"
+[ "$(plist_value LSUIElement)" = "true" ] || die "LSUIElement is not true (the tray would get a Dock icon)"
+if [ "$(plist_value LSBackgroundOnly)" = "true" ]; then
+  die "LSBackgroundOnly is true: build.spec must pass info_plist={'LSBackgroundOnly': False, ...}" \
+    "or give BUNDLE the windowed EXE last"
+fi
+
 if [ -z "${VERSION:-}" ]; then
   VERSION=$(sed -n 's/^__version__ = "\([^"]*\)"$/\1/p' "$ROOT/agent/__init__.py")
 fi
