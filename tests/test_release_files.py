@@ -24,7 +24,7 @@ import pytest
 from ruamel.yaml import YAML  # a dependency of check-jsonschema (the test extra)
 
 import agent
-from agent import paths
+from agent import icons, paths
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / ".github" / "workflows" / "release.yml"
@@ -343,6 +343,8 @@ def test_tarball_holds_the_build_the_installer_and_the_menu_entry(
         f"{top}/tailnet-agent/{paths.CLI_EXECUTABLE}",
         f"{top}/tailnet-agent/_internal",
         f"{top}/tailnet-agent/_internal/base_library.zip",
+        f"{top}/icons/png",
+        *(f"{top}/icons/png/tailnet-agent-{size}.png" for size in icons.PNG_SIZES),
     }
     for exe in (
         "install.sh",
