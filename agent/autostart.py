@@ -355,9 +355,10 @@ def run_command(
         return subprocess.CompletedProcess(list(argv), 127, "", str(error))
 
 
-def launched_at_login(env: Mapping[str, str] = os.environ, platform: str = sys.platform) -> bool:
+def launched_at_login(env: Mapping[str, str] = os.environ, platform: str | None = None) -> bool:
     """True in the process launchd started from our LaunchAgent (launchd sets XPC_SERVICE_NAME
     to the job's label in the job's environment; a Terminal or Finder start has another)."""
+    platform = sys.platform if platform is None else platform
     return platform == "darwin" and env.get("XPC_SERVICE_NAME") == LAUNCH_AGENT_LABEL
 
 
@@ -454,7 +455,7 @@ class LaunchAgent:
     def disable(self) -> AutostartState:
         _remove(self.path)
         notes: list[str] = []
-        if launched_at_login(self._env):
+        if launched_at_login(self._env, "darwin"):
             # This process is the job: bootout would stop the very tray that was asked. Without
             # the file launchd does not load it at the next login; until then Quit ends it.
             notes.append("this agent keeps running; it does not start at the next login")
@@ -691,8 +692,9 @@ def _uid() -> int:
     raise AutostartError("launchd domains exist only on macOS")
 
 
-def backend(platform: str = sys.platform, env: Mapping[str, str] = os.environ) -> Autostart:
-    """The start-at-login backend for `platform` (sys.platform spelling)."""
+def backend(platform: str | None = None, env: Mapping[str, str] = os.environ) -> Autostart:
+    """The start-at-login backend for `platform` (sys.platform spelling; default: this one)."""
+    platform = sys.platform if platform is None else platform
     if platform == "win32":
         return RunKey(_windows_registry())
     if platform == "darwin":
@@ -769,8 +771,8 @@ def login_command(
     topology: str | None = None,
     node: str | None = None,
     tailscale: str | None = None,
-    platform: str = sys.platform,
-    executable: str = sys.executable,
+    platform: str | None = None,
+    executable: str | None = None,
     frozen: bool | None = None,
 ) -> list[str]:
     """The argv that starts this install's tray at login, with the user's options.
@@ -779,9 +781,11 @@ def login_command(
     absolute (a login starts in another folder); a topology URL and a bare `tailscale` name
     (looked up on PATH) stay as given.
     """
-    if frozen is None:
-        frozen = paths.is_frozen()
-    argv = _program(platform, executable, frozen)
+    argv = _program(
+        sys.platform if platform is None else platform,
+        sys.executable if executable is None else executable,
+        paths.is_frozen() if frozen is None else frozen,
+    )
     if topology:
         argv += ["--topology", topology if "://" in topology else _absolute(topology)]
     if node:
