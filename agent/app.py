@@ -3,7 +3,8 @@
 `run_tray` is plain `tailnet-agent`: the tray on the main thread, the monitor in
 its worker thread. `run_headless` is `tailnet-agent run --headless`: the same
 monitor, notifications and history, with the log instead of a tray, stopped
-cleanly by SIGINT or SIGTERM.
+cleanly by SIGINT or SIGTERM. The tray's "Start at login" checkbox is an
+AutostartSwitch over agent.autostart.
 """
 
 from __future__ import annotations
