@@ -588,3 +588,39 @@ def test_options_are_appended_and_made_absolute(
     assert cmd(topology="https://example.invalid/t.toml")[2] == "https://example.invalid/t.toml"
     assert cmd(tailscale="tailscale")[1:] == ["--tailscale", "tailscale"]  # looked up on PATH
     assert cmd() == [str(script)]  # no command word: options alone start the tray
+
+
+# ==== a second agent that launchd started ======================================
+
+
+@pytest.mark.parametrize(
+    ("platform", "service", "args", "code"),
+    [
+        ("darwin", LABEL, [], 0),  # launchd's RunAtLoad copy while the user's tray runs
+        ("darwin", LABEL, ["tray"], 0),
+        ("darwin", "0", [], 3),  # started from a terminal or Finder: the usual refusal
+        ("darwin", LABEL, ["run", "--headless"], 3),
+        ("linux", LABEL, [], 3),
+    ],
+)
+def test_already_running_exits_0_only_for_the_launch_agent(
+    monkeypatch: pytest.MonkeyPatch,
+    platform: str,
+    service: str,
+    args: list[str],
+    code: int,
+) -> None:
+    """KeepAlive {SuccessfulExit: false} restarts a job that exits non-zero every 10 s: the
+    copy launchd starts on `autostart enable` while an agent runs must exit 0."""
+    import agent.app
+    from agent.single_instance import AlreadyRunning
+
+    def already(*_args: object, **_kwargs: object) -> int:
+        raise AlreadyRunning("tailnet-agent is already running (pid 42)")
+
+    monkeypatch.setattr(agent.app, "run_tray", already)
+    monkeypatch.setattr(agent.app, "run_headless", already)
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setenv("XPC_SERVICE_NAME", service)
+    monkeypatch.setattr("agent.cli.setup_logging", lambda *_a, **_k: None)
+    assert cli.main(args) == code
