@@ -15,7 +15,7 @@ import pytest
 
 from agent.core.model import Health
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES, installed_agent
-from tests.desktop.test_tray_real import _icon_at, _open_menu
+from tests.desktop.test_tray_real import _count, _icon_at, _open_menu
 from tests.helpers.desktop import DesktopEnv, Region, wait_for
 from tests.helpers.servers import http_server
 
@@ -99,6 +99,9 @@ def test_login_entry_starts_the_tray_and_its_checkbox_turns_it_off_and_on(
             if agent.poll() is None:
                 desk.stop(agent)
             entry.unlink(missing_ok=True)
+    wait_for(
+        lambda: _count(desk, tray_host, Health.GREEN) == 0, 15, message="the icon stayed docked"
+    )
     log = Path(env["XDG_STATE_HOME"]) / "tailnet-agent" / "log" / "tailnet-agent.log"
     text = log.read_text(encoding="utf-8")
     assert f"start at login off: {entry}" in text
