@@ -3,7 +3,8 @@
 `run_tray` is plain `tailnet-agent`: the tray on the main thread, the monitor in
 its worker thread. `run_headless` is `tailnet-agent run --headless`: the same
 monitor, notifications and history, with the log instead of a tray, stopped
-cleanly by SIGINT or SIGTERM.
+cleanly by SIGINT or SIGTERM. The tray's "Start at login" checkbox is an
+AutostartSwitch over agent.autostart.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from agent import __version__, paths
+from agent import __version__, autostart, paths
 from agent.core.menu import TrayView
 from agent.core.notify_policy import pause_presets
+from agent.errors import AgentError, AutostartError
 from agent.history import History
 from agent.monitor import Monitor, MonitorUpdate
 from agent.notify import Notifier, choose_notifier
@@ -32,9 +34,11 @@ from agent.single_instance import InstanceLock
 from agent.tailscale import find_cli
 from agent.topology_source import load_topology, locate_topology
 
-__all__ = ["AgentOptions", "run_headless", "run_tray"]
+__all__ = ["AUTOSTART_REFRESH_S", "AgentOptions", "AutostartSwitch", "run_headless", "run_tray"]
 
 log = logging.getLogger(__name__)
+
+AUTOSTART_REFRESH_S = 60.0  # the checkbox re-reads the OS at most this often between toggles
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,87 @@ def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
     return target
 
 
+class AutostartSwitch:
+    """The tray's "Start at login" checkbox: the OS's real state, and the toggle.
+
+    The state is read when the tray starts, after each toggle, and at most once per
+    AUTOSTART_REFRESH_S otherwise (so a `tailnet-agent autostart disable` shows up), never on
+    each menu render. `checked()` is None where start at login is unsupported (the item is
+    greyed). A toggle enables with the tray's own options or disables; a failure is logged and
+    told to the user through the notifier, never raised.
+    """
+
+    def __init__(
+        self,
+        options: AgentOptions,
+        notifier: Notifier,
+        backend: autostart.Autostart,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._options = options
+        self._notifier = notifier
+        self._backend = backend
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._checked: bool | None = None
+        self._read_at: float | None = None
+
+    def checked(self) -> bool | None:
+        """The checkbox: True/False, None when unsupported or unreadable (any thread)."""
+        with self._lock:
+            due = self._read_at is None or self._clock() - self._read_at >= AUTOSTART_REFRESH_S
+        if due:
+            self._store(self._read())
+        with self._lock:
+            return self._checked
+
+    def _read(self) -> autostart.AutostartState | None:
+        try:
+            return self._backend.status()
+        except AgentError as error:
+            log.warning("start at login: %s", error.message)
+            return None
+
+    def _store(self, state: autostart.AutostartState | None) -> None:
+        with self._lock:
+            self._checked = None if state is None or not state.supported else state.enabled
+            self._read_at = self._clock()
+
+    def toggle(self) -> bool | None:
+        """Turn start at login off when on, on when off; returns the checkbox afterwards."""
+        try:
+            current = self._backend.status()
+            if not current.supported:
+                raise AutostartError(current.detail)
+            if current.enabled:
+                state = self._backend.disable()
+            else:
+                command = autostart.login_command(
+                    topology=self._options.topology,
+                    node=self._options.node,
+                    tailscale=self._options.tailscale,
+                )
+                state = self._backend.enable(command)
+        except (AgentError, OSError) as error:
+            message = error.message if isinstance(error, AgentError) else str(error)
+            log.warning("start at login: %s", message)
+            self._notifier.notify("Start at login failed", message)
+            self._store(self._read())
+        else:
+            log.info(
+                "start at login %s: %s %s",
+                "on" if state.enabled else "off",
+                state.location,
+                autostart.format_command(state),
+            )
+            if state.detail:
+                log.info("start at login: %s", state.detail)
+            self._store(state)
+        with self._lock:
+            return self._checked
+
+
 def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     """The tray on this (main) thread, the monitor in a worker thread."""
     from agent.tray import Tray, copy_text, open_url, tray_available
@@ -158,21 +243,32 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     lock.acquire()
     notifier = choose_notifier(app_icon=paths.app_icon_path())
     holder: dict[str, Monitor] = {}
+    switch = AutostartSwitch(options, notifier, autostart.backend(env=env))
+    # The last view published, so a toggle can republish it with the new checkbox. Views are
+    # built and published under this lock: a monitor update racing a toggle cannot publish the
+    # old checkbox after the new one.
+    view_lock = threading.Lock()
+    shown = [TrayView(snapshot=None, now=time.time(), version=__version__)]
+
+    def publish(view: TrayView) -> None:
+        shown[0] = view
+        tray.publish(view)
 
     def on_update(update: MonitorUpdate) -> None:
-        tray.publish(
-            TrayView(
-                snapshot=update.snapshot,
-                now=update.now,
-                paused_until=update.paused_until,
-                autostart=None,
-                topology_error=update.topology_error,
-                uptime=update.uptime,
-                since=update.since,
-                version=__version__,
-                in_grace=update.in_grace,
+        with view_lock:
+            publish(
+                TrayView(
+                    snapshot=update.snapshot,
+                    now=update.now,
+                    paused_until=update.paused_until,
+                    autostart=switch.checked(),
+                    topology_error=update.topology_error,
+                    uptime=update.uptime,
+                    since=update.since,
+                    version=__version__,
+                    in_grace=update.in_grace,
+                )
             )
-        )
 
     def on_action(action: str) -> None:
         monitor = holder["monitor"]
@@ -185,6 +281,10 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             monitor.pause_notifications(_pause_ends(time.time())[1])
         elif action == "resume":
             monitor.resume_notifications()
+        elif action == "toggle_autostart":
+            checked = switch.toggle()
+            with view_lock:
+                publish(replace(shown[0], autostart=checked))
         elif action == "open_topology":
             _open_path(_editable_topology(options, env))
         elif action == "open_logs":
@@ -208,7 +308,8 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     tray = Tray(on_action)
     monitor = _build_monitor(options, env, notifier, on_update)
     holder["monitor"] = monitor
-    tray.publish(TrayView(snapshot=None, now=time.time(), version=__version__))
+    with view_lock:
+        publish(replace(shown[0], autostart=switch.checked()))
     try:
         tray.run(setup=monitor.start)
     finally:

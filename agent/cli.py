@@ -1,12 +1,14 @@
-"""The command line: `tailnet-agent [check|run|tray|topology|history] ...`.
+"""The command line: `tailnet-agent [check|run|tray|topology|history|autostart] ...`.
 
-Plain `tailnet-agent` starts the tray; where no display or tray can run it says
-so and how to run headless.
+Plain `tailnet-agent` starts the tray, and so do the sweep options with no command
+(`tailnet-agent --topology P --node ID`: what start at login registers); where no
+display or tray can run it says so and how to run headless.
 
 Parses arguments, wires the edges together and maps outcomes to exit codes:
 0 green, 1 amber, 2 red, 3 grey or unusable input (the Nagios plugin
 convention). Usage errors exit 3 too, so a monitoring system never reads a bad
-command line as "critical".
+command line as "critical". `autostart` follows the same scale: 0 done (status:
+enabled), 1 status says disabled, 3 unsupported here or failed.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from agent.topology_source import load_topology, locate_topology
 
 if TYPE_CHECKING:
     from agent.app import AgentOptions
+    from agent.autostart import AutostartState
 
 __all__ = ["build_parser", "main"]
 
@@ -44,23 +47,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {message}\n")
 
 
-def _add_topology_option(parser: argparse.ArgumentParser) -> None:
+SWEEP_OPTIONS = ("topology", "node", "tailscale")
+_TOP = "top_"  # dest prefix of the sweep options given before any command
+
+
+def _add_topology_option(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument(
         "--topology",
         metavar="PATH",
+        dest=f"{prefix}topology",
         help="topology file (default: $TAILNET_AGENT_TOPOLOGY, the user config, "
         "else the bundled default)",
     )
 
 
-def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
-    _add_topology_option(parser)
+def _add_sweep_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    _add_topology_option(parser, prefix)
     parser.add_argument(
-        "--node", metavar="ID", help="which topology node this machine is (default: ask Tailscale)"
+        "--node",
+        metavar="ID",
+        dest=f"{prefix}node",
+        help="which topology node this machine is (default: ask Tailscale)",
     )
     parser.add_argument(
         "--tailscale",
         metavar="PATH",
+        dest=f"{prefix}tailscale",
         help=f"the tailscale CLI (default: ${TAILSCALE_ENV}, PATH, the standard install places)",
     )
 
@@ -68,10 +80,14 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tailnet-agent",
-        description="Watch a small Tailscale network: peers, links and services.",
+        description="Watch a small Tailscale network: peers, links and services. "
+        "With no command: the tray, so `tailnet-agent --topology P --node ID` (what start at "
+        "login registers) starts it.",
     )
     parser.add_argument("--version", action="version", version=f"tailnet-agent {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    # Before a command they count for the tray (no command) or for a command that takes them.
+    _add_sweep_options(parser, _TOP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     check = commands.add_parser(
@@ -103,7 +119,47 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument(
         "--since", default="24h", metavar="WHEN", help="how far back: 24h, 30m, 7d or a date"
     )
+
+    autostart = commands.add_parser(
+        "autostart", help="start the tray at login: enable, disable or status"
+    )
+    autostart_actions = autostart.add_subparsers(
+        dest="autostart_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    enable = autostart_actions.add_parser(
+        "enable", help="start the tray at login, with these options; exit 0 when registered"
+    )
+    _add_sweep_options(enable)
+    disable = autostart_actions.add_parser(
+        "disable", help="do not start at login any more; exit 0 when removed"
+    )
+    status = autostart_actions.add_parser(
+        "status", help="what is registered and where; exit 0 enabled, 1 disabled, 3 unsupported"
+    )
+    for action in (enable, disable, status):
+        action.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
+
+
+def _merge_top_level_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fold `tailnet-agent --node ID COMMAND` into COMMAND's own --node (refused if it has
+    none, or if it was given on both sides); with no command they are the tray's options."""
+    for name in SWEEP_OPTIONS:
+        value = getattr(args, f"{_TOP}{name}")
+        delattr(args, f"{_TOP}{name}")
+        if args.command is None:
+            setattr(args, name, value)
+            continue
+        if value is None:
+            continue
+        where = " ".join(
+            word for word in (args.command, getattr(args, f"{args.command}_command", None)) if word
+        )
+        if not hasattr(args, name):
+            parser.error(f"--{name} does not go with `{where}`")
+        if getattr(args, name) is not None:
+            parser.error(f"--{name} given both before and after `{where}`")
+        setattr(args, name, value)
 
 
 def _use_color(stream: TextIO, env: os._Environ[str] | dict[str, str]) -> bool:
@@ -174,9 +230,68 @@ def _agent_options(args: argparse.Namespace) -> AgentOptions:
     )
 
 
+def _started_at_login_while_running(error: AgentError) -> bool:
+    from agent import autostart
+    from agent.single_instance import AlreadyRunning
+
+    return isinstance(error, AlreadyRunning) and autostart.launched_at_login(os.environ)
+
+
+def _print_autostart(state: AutostartState) -> None:
+    from agent.autostart import format_command
+
+    if not state.supported:
+        print(f"Start at login: not supported here ({state.detail})")
+        return
+    print(f"Start at login: {'enabled' if state.enabled else 'disabled'}")
+    print(f"  where:   {state.location}")
+    if state.command is not None:
+        print(f"  command: {format_command(state)}")
+    if state.detail:
+        print(f"  note:    {state.detail}")
+
+
+def _autostart(args: argparse.Namespace) -> int:
+    """enable / disable / status: exit 0 done or enabled, 1 disabled (status), 3 unsupported
+    or failed (AutostartError, raised to main)."""
+    from agent import autostart
+
+    action = args.autostart_command
+    if action == "enable":
+        if args.topology is not None or args.node is not None:
+            # Refuse now what would fail at every login: a missing file, an unknown node.
+            topology = load_topology(args.topology, os.environ)
+            if args.node is not None and topology.node(args.node) is None:
+                known = ", ".join(n.id for n in topology.nodes)
+                raise UsageError(
+                    f"--node {args.node}: no such node in {topology.source} (known: {known})"
+                )
+        command = autostart.login_command(
+            topology=args.topology, node=args.node, tailscale=args.tailscale
+        )
+        state = autostart.enable(command)
+    elif action == "disable":
+        state = autostart.disable()
+    else:
+        state = autostart.status()
+    if args.json:
+        json.dump(state.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_autostart(state)
+    if not state.supported:
+        return EXIT_UNUSABLE
+    if action == "status":
+        return 0 if state.enabled else 1
+    if action == "enable" and not state.enabled:  # written, but read back as off
+        return EXIT_UNUSABLE
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _merge_top_level_options(parser, args)
     try:
         if args.command == "check":
             setup_logging(None, verbose=args.verbose)
@@ -185,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _topology(args)
         if args.command == "history":
             return _history(args)
+        if args.command == "autostart":
+            return _autostart(args)
         # The monitor and the tray load only when used: `check` starts fast.
         from agent.app import run_headless, run_tray
 
@@ -194,6 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(paths.log_dir(), verbose=args.verbose)
         return run_tray(_agent_options(args))
     except AgentError as error:
+        if args.command in (None, "tray") and _started_at_login_while_running(error):
+            # launchd started us (at login, or on `autostart enable`) while an agent runs: the
+            # wanted state already, and exit 0 keeps KeepAlive from restarting us every 10 s.
+            logging.getLogger("agent").info("%s; started at login: nothing to do", error.message)
+            return 0
         if args.command in (None, "run", "tray"):
             # The log reaches the file too: a windowed build has no stderr.
             logging.getLogger("agent").error("%s", error.message)

@@ -2,14 +2,15 @@
 
     AgentError                 title + message, shown in the menu or on stderr
      ├── TopologyError         a topology file that cannot be used (names file, line, key, why)
-     └── UsageError            a command line that cannot be honoured
+     ├── UsageError            a command line that cannot be honoured
+     └── AutostartError        start at login could not be read, registered or removed
 
 Probe failures are not exceptions: probes return data (see core.model.ProbeResult).
 """
 
 from __future__ import annotations
 
-__all__ = ["AgentError", "TopologyError", "UsageError"]
+__all__ = ["AgentError", "AutostartError", "TopologyError", "UsageError"]
 
 
 class AgentError(Exception):
@@ -38,3 +39,7 @@ class TopologyError(AgentError):
 
 class UsageError(AgentError):
     title = "Cannot do that"
+
+
+class AutostartError(AgentError):
+    title = "Start at login failed"

@@ -71,7 +71,7 @@ class AgentSandbox:
             self.env["FAKE_TAILSCALE_JSON"] = str(path)
 
     def run(
-        self, *args: str, timeout: float = 60, module: bool = False
+        self, *args: str, timeout: float = 60, module: bool = False, cwd: Path | None = None
     ) -> subprocess.CompletedProcess[str]:
         argv: Sequence[str] = (
             [sys.executable, "-m", "agent", *args] if module else [installed_agent(), *args]
@@ -84,6 +84,7 @@ class AgentSandbox:
             timeout=timeout,
             stdin=subprocess.DEVNULL,
             check=False,
+            cwd=cwd,
         )
 
 
