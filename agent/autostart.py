@@ -582,16 +582,6 @@ def _read_desktop_entry(text: str) -> dict[str, str]:
     return entry
 
 
-def _app_icon() -> Path | None:
-    """The app icon, where this install has one: bundled (frozen) or in a source checkout."""
-    base = paths.resource_dir()
-    for candidate in (base / "icons", base.parent / "icons"):
-        icon = candidate / f"{paths.APP_NAME}.png"
-        if icon.is_file():
-            return icon.resolve()
-    return None
-
-
 class XdgAutostart:
     """$XDG_CONFIG_HOME/autostart/tailnet-agent.desktop (freedesktop autostart spec)."""
 
@@ -606,7 +596,7 @@ class XdgAutostart:
         lines = [
             "[Desktop Entry]",
             "Type=Application",
-            "Version=1.5",
+            "Version=1.4",  # 1.5 is refused by Debian 12's desktop-file-validate 0.26
             f"Name={paths.APP_NAME}",
             f"Comment={COMMENT}",
             f"Exec={desktop_exec(command)}",
@@ -700,7 +690,7 @@ def backend(platform: str | None = None, env: Mapping[str, str] = os.environ) ->
     if platform == "darwin":
         return LaunchAgent(Path(env.get("HOME") or Path.home()), uid=_uid(), env=env)
     if platform.startswith(("linux", "freebsd", "openbsd", "netbsd", "dragonfly", "sunos")):
-        return XdgAutostart(_xdg_config_home(env), icon=_app_icon())
+        return XdgAutostart(_xdg_config_home(env), icon=paths.app_icon_path())
     return Unsupported(f"starting at login is not supported on {platform}")
 
 

@@ -117,5 +117,5 @@ def app_icon_path() -> Path | None:
     ):
         icon = folder / "tailnet-agent.png"
         if icon.is_file():
-            return icon
+            return icon.resolve()
     return None

@@ -39,6 +39,7 @@ from agent.autostart import (
     windows_command_line,
 )
 from agent.errors import AutostartError
+from tests.helpers.desktop import require_tool
 
 LABEL = "io.github.tailnet-agent"
 
@@ -387,7 +388,7 @@ def test_desktop_file(tmp_path: Path) -> None:
     assert path.read_text(encoding="utf-8") == (
         "[Desktop Entry]\n"
         "Type=Application\n"
-        "Version=1.5\n"
+        "Version=1.4\n"
         "Name=tailnet-agent\n"
         "Comment=Watches your Tailscale network: peers, links and services\n"
         'Exec="/opt/tailnet agent/bin/tailnet-agent" --node desktop\n'
@@ -398,6 +399,14 @@ def test_desktop_file(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert state.enabled and state.location == str(path)
     assert "does not exist" in state.detail  # /opt/tailnet agent is not installed here
+    icon.write_bytes(b"")  # the validator wants an Icon it can find
+    validated = subprocess.run(
+        [require_tool("desktop-file-validate"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert validated.returncode == 0 and not validated.stdout.strip(), validated.stdout
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,7 @@ TOOLS: dict[str, str] = {  # executable -> Debian package
     "trayer": "trayer",
     "xdotool": "xdotool",
     "notify-send": "libnotify-bin",
+    "desktop-file-validate": "desktop-file-utils",
 }
 
 APT_PACKAGES = (
