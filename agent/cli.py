@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from agent import __version__, paths
-from agent.core.model import Health
+from agent.core.model import Health, Topology
 from agent.core.report import render_table, snapshot_to_dict
 from agent.core.topology import describe_topology
 from agent.errors import AgentError, UsageError
@@ -168,11 +168,16 @@ def _use_color(stream: TextIO, env: os._Environ[str] | dict[str, str]) -> bool:
     return stream.isatty()
 
 
+def _require_node(topology: Topology, node: str | None) -> None:
+    """UsageError unless `--node` is absent or names a node of `topology`."""
+    if node is not None and topology.node(node) is None:
+        known = ", ".join(n.id for n in topology.nodes)
+        raise UsageError(f"--node {node}: no such node in {topology.source} (known: {known})")
+
+
 def _check(args: argparse.Namespace) -> int:
     topology = load_topology(args.topology, os.environ)
-    if args.node is not None and topology.node(args.node) is None:
-        known = ", ".join(n.id for n in topology.nodes)
-        raise UsageError(f"--node {args.node}: no such node in {topology.source} (known: {known})")
+    _require_node(topology, args.node)
     cli = find_cli(args.tailscale, os.environ)
     probes = sum(len(node.services) for node in topology.nodes)
     snapshot = run(sweep(topology, tailscale_cli=cli, node_override=args.node), probes=probes)
@@ -260,12 +265,7 @@ def _autostart(args: argparse.Namespace) -> int:
     if action == "enable":
         if args.topology is not None or args.node is not None:
             # Refuse now what would fail at every login: a missing file, an unknown node.
-            topology = load_topology(args.topology, os.environ)
-            if args.node is not None and topology.node(args.node) is None:
-                known = ", ".join(n.id for n in topology.nodes)
-                raise UsageError(
-                    f"--node {args.node}: no such node in {topology.source} (known: {known})"
-                )
+            _require_node(load_topology(args.topology, os.environ), args.node)
         command = autostart.login_command(
             topology=args.topology, node=args.node, tailscale=args.tailscale
         )
