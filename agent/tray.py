@@ -17,7 +17,10 @@ Threads — workers publish, one UI thread applies (desktop-pitfalls.md section 
                    any thread; update_menu races the window  applies under a lock; the menu
                    procedure (pystray#60, open)              only when its text changed and
                                                              not while it is open (retried)
-    xorg           dispatches to its own loop and waits      the same refresher (no menu)
+    xorg           writes to its X connection from the       _XorgLoop: a ClientMessage over
+                   calling thread while its loop uses it     a second X connection wakes the
+                   too; python-xlib then loses writes (quit  loop, which applies (no menu);
+                   hung with DestroyWindow still queued)     show and stop() go the same way
 
 `publish` never blocks on the UI: it stores the view and asks for one apply; views that
 arrive before the apply ran are coalesced (the newest wins). The icon image is set only when
@@ -40,6 +43,7 @@ import threading
 import time
 import urllib.parse
 import webbrowser
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -67,6 +71,8 @@ log = logging.getLogger(__name__)
 NO_DISPLAY = "no display (DISPLAY/WAYLAND_DISPLAY unset): run `tailnet-agent run --headless`"
 _SELF_MARSHALLING = frozenset({"gtk", "appindicator"})  # apply through GLib.idle_add
 _MAIN_THREAD_ONLY = frozenset({"darwin"})  # apply through AppHelper.callAfter
+_OWN_LOOP = frozenset({"xorg"})  # apply through _XorgLoop, on pystray's loop thread
+_POSTED = _SELF_MARSHALLING | _MAIN_THREAD_ONLY | _OWN_LOOP  # the rest: the refresher thread
 _NEEDS_SESSION_BUS = frozenset({"gtk", "appindicator"})  # hang at run() without one
 CLIPBOARD_TIMEOUT_S = 5.0
 MENU_RETRY_S = 0.5  # win32: how soon a menu update held back by an open menu is retried
@@ -188,6 +194,7 @@ class Tray:
         self._stopping = threading.Event()
         self._wake = threading.Event()  # refresher backends: a view is waiting
         self._refresher: threading.Thread | None = None
+        self._xorg: _XorgLoop | None = None  # set in run() before the icon is published
         self._shown_health: Health | None = None
         self._shown_title: str | None = None
         self._shown_entries: tuple[MenuEntry, ...] | None = None
@@ -214,7 +221,7 @@ class Tray:
             icon, backend = self._icon, self._backend
         if icon is None:
             return
-        if (
+        if backend in _OWN_LOOP or (
             backend in _MAIN_THREAD_ONLY
             and threading.current_thread() is not threading.main_thread()
         ):
@@ -259,16 +266,22 @@ class Tray:
             menu=to_pystray_menu(entries, self._on_action, backend),
         )
         self._shown_health, self._shown_title, self._shown_entries = health, text, entries
+        if backend in _OWN_LOOP:
+            self._xorg = _XorgLoop(icon)
         with self._lock:
             self._icon, self._backend = icon, backend
             newer = self._view is not view  # published while the icon was being built
             self._pending = newer
+            stopped = self._stopping.is_set()  # stop() came while the icon was being built
+        if stopped:
+            self._end_run()
+            return
         if newer:
             self._request_apply(backend)
 
         def on_ready(_icon: Any) -> None:
             self._call_on_ui(backend, self._show)
-            if backend not in _SELF_MARSHALLING | _MAIN_THREAD_ONLY:
+            if backend not in _POSTED:
                 self._refresher = threading.Thread(
                     target=self._refresh_loop, name="tray-refresher", daemon=True
                 )
@@ -279,25 +292,32 @@ class Tray:
         try:
             icon.run(on_ready)
         finally:
-            self._stopping.set()
-            self._wake.set()
-            if self._refresher is not None:
-                self._refresher.join(5)
-            with self._lock:
-                self._icon = None
+            self._end_run()
+
+    def _end_run(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._refresher is not None:
+            self._refresher.join(5)
+        with self._lock:
+            self._icon = None
+        if self._xorg is not None:
+            self._xorg.close()
 
     # ---- applying --------------------------------------------------------------
 
     def _request_apply(self, backend: str) -> None:
-        if backend in _SELF_MARSHALLING | _MAIN_THREAD_ONLY:
+        if backend in _POSTED:
             self._call_on_ui(backend, self._apply_pending)
         else:
             self._wake.set()
 
-    @staticmethod
-    def _call_on_ui(backend: str, fn: Callable[[], object]) -> None:
+    def _call_on_ui(self, backend: str, fn: Callable[[], object]) -> None:
         """Run `fn` on the UI thread where the backend needs that; else right here."""
-        if backend in _SELF_MARSHALLING:
+        if backend in _OWN_LOOP:
+            if self._xorg is not None:
+                self._xorg.call(fn)
+        elif backend in _SELF_MARSHALLING:
             from gi.repository import GLib  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
             def once() -> bool:
@@ -315,7 +335,7 @@ class Tray:
     def _show(self) -> None:
         with self._lock:
             icon, backend = self._icon, self._backend
-        if icon is None:
+        if icon is None or self._stopping.is_set():
             return
         icon.visible = True
         if backend in _SELF_MARSHALLING:
@@ -380,6 +400,94 @@ class Tray:
         status_icon = getattr(icon, "_status_icon", None)
         if status_icon is not None and hasattr(status_icon, "set_tooltip_text"):
             status_icon.set_tooltip_text(text)
+
+
+class _XorgLoop:
+    """xorg: run calls on pystray's loop thread, woken over an X connection of our own.
+
+    pystray's xorg backend carries out icon=, title=, visible= and stop() from another thread
+    by writing a ClientMessage to the icon's X connection from that thread, while its loop
+    thread reads and writes the same connection. python-xlib 0.33 loses writes when two threads
+    share one: a flush that finds another thread marked as sending returns unwritten, a thread
+    that then starts receiving skips writing too, and a thread waiting for a reply can be left
+    asleep. Quit hung that way (the loop slept in select() with its DestroyWindow queued), and
+    so could any update. Here no other thread touches that connection: a call is queued, and a
+    ClientMessage sent over this second connection (one sender at a time) makes the loop run
+    it, where pystray calls its own methods directly. Uses pystray 0.19.5's private `_window`,
+    `_message_handlers`, `_dock_window` and `_systray_manager` (pystray is pinned to it).
+    """
+
+    _ATOM = "_TAILNET_AGENT_CALL"
+
+    def __init__(self, icon: Any) -> None:
+        from Xlib import X
+        from Xlib import display as xdisplay
+
+        self._calls: deque[Callable[[], object]] = deque()
+        self._lock = threading.Lock()  # guards _display: one thread at a time uses it
+        self._display: Any = xdisplay.Display()  # $DISPLAY, the server pystray connected to
+        self._atom: int = self._display.intern_atom(self._ATOM)
+        self._window: Any = self._display.create_resource_object("window", icon._window.id)
+        pystray_handler = icon._message_handlers[X.ClientMessage]
+
+        def on_client_message(event: Any) -> None:  # on pystray's loop thread
+            if event.client_type == self._atom:
+                self._run_calls()
+            else:
+                pystray_handler(event)
+
+        icon._message_handlers[X.ClientMessage] = on_client_message
+        pystray_dock = icon._dock_window
+
+        def dock_once() -> None:
+            # pystray asks the tray host to dock from both _update_icon and _show: visible=True
+            # on one thread sent two requests back to back, and trayer embedded the window
+            # twice and dropped it. pystray clears _systray_manager when the host goes away.
+            if icon._systray_manager is None:
+                pystray_dock()
+
+        icon._dock_window = dock_once
+
+    def call(self, fn: Callable[[], object]) -> None:
+        """Have the loop run `fn` soon (any thread; never blocks on the loop)."""
+        from Xlib.protocol import event
+
+        with self._lock:
+            if self._display is None:  # the loop has ended
+                return
+            self._calls.append(fn)
+            message = event.ClientMessage(
+                window=self._window, client_type=self._atom, data=(32, (0, 0, 0, 0, 0))
+            )
+            try:
+                # An empty event mask sends it to the window's creator: pystray's connection.
+                self._display.send_event(self._window, message, onerror=self._x_error)
+                self._display.flush()
+            except Exception:  # the X server went away: so did pystray's loop
+                log.exception("could not wake the xorg tray loop")
+
+    def close(self) -> None:
+        """After the loop ended: later calls are dropped."""
+        with self._lock:
+            display, self._display = self._display, None
+        if display is not None:
+            try:
+                display.close()
+            except Exception:  # the X server is gone already
+                log.debug("could not close the xorg wake-up connection", exc_info=True)
+
+    def _run_calls(self) -> None:
+        while self._calls:
+            fn = self._calls.popleft()
+            try:
+                fn()
+            except Exception:  # an exception would end pystray's loop
+                log.exception("tray call %r failed", fn)
+
+    @staticmethod
+    def _x_error(error: Any, _request: Any) -> None:
+        # BadWindow when a wake-up arrives after stop() destroyed the icon's window.
+        log.debug("xorg tray wake-up not delivered: %s", error)
 
 
 def _win32_in_menu_mode(thread_id: int) -> bool:

@@ -243,7 +243,7 @@ def start_app(
 # ==== tests ====================================================================
 
 
-@pytest.mark.parametrize("backend", ["gtk", "appindicator", "xorg"])  # xorg: the refresher
+@pytest.mark.parametrize("backend", ["gtk", "appindicator", "xorg"])  # xorg: agent.tray._XorgLoop
 def test_icon_follows_published_views(
     start_app: Any, desktop_env: DesktopEnv, tray_host: Region, screenshots: Path
 ) -> None:
@@ -270,6 +270,49 @@ def test_icon_follows_published_views(
     app.send("quit")
     assert app.read() == "bye"
     assert app.proc.wait(15) == 0
+
+
+def test_xorg_quit_survives_a_stop_caller_held_mid_write(
+    desktop_env: DesktopEnv, tray_host: Region
+) -> None:
+    """Quit on xorg while views keep coming, with the interleaving that once hung it forced.
+
+    tests/helpers/xorg_quit_child.py holds the thread calling Tray.stop() right after any write
+    it makes to pystray's X connection until the loop is about to sleep with requests queued.
+    When Tray.stop() reaches pystray's stop() from that thread, the loop's DestroyWindow is
+    never sent and run() never returns. Only pystray's loop thread may use that connection.
+    """
+    desk = desktop_env
+    name = "xorg-quit-child"
+    proc = desk.spawn(
+        [sys.executable, "-m", "tests.helpers.xorg_quit_child"],
+        name=name,
+        extra_env={"PYSTRAY_BACKEND": "xorg"},
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def read(timeout: float = 10.0) -> str:
+        try:
+            return read_line(stdout, timeout, name)
+        except Exception as exc:
+            raise AssertionError(f"{exc}\n{desk.log_tail(name)}") from exc
+
+    try:
+        assert [read(), read(), read()] == ["ready", "stopping", "stopped"]
+        result = json.loads(read())  # printed once run() returned: the quit did not hang
+        assert result["foreign_writers"] == [], desk.log_tail(name)
+        assert result["applied"] >= 3
+        assert read() == "bye"
+        assert proc.wait(10) == 0
+    finally:
+        desk.stop(proc)
+        wait_for(
+            lambda: all(_count(desk, tray_host, h) == 0 for h in (Health.GREEN, Health.RED)),
+            timeout=15,
+            message="the xorg icon stayed in the strip after its process ended",
+        )
 
 
 def test_menu_reads_well_and_check_now_reaches_the_app(
