@@ -240,3 +240,67 @@ def test_topology_show_and_validate_the_bundled_default(sandbox: AgentSandbox) -
     assert "bundled default" in show.stdout and "woosuns-mac-mini" in show.stdout
     validate = sandbox.run("topology", "validate")
     assert validate.returncode == 0 and validate.stdout.startswith("OK:")
+
+
+def _cells(text: str) -> int:
+    """Display cells, independently of agent.core.cells: W/F are 2, combining marks 0."""
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+WIDE_TOPOLOGY = """
+version = 1
+name = "스파클리오"
+
+[[nodes]]
+id = "macmini"
+name = "맥 미니 — 백엔드"
+hostname = "woosuns-mac-mini"
+ip = "127.0.0.3"
+
+  [[nodes.services]]
+  name = "데이터베이스"
+  port = {db}
+  check = "tcp"
+
+  [[nodes.services]]
+  name = "API"
+  port = {api}
+  check = "tcp"
+
+  [[nodes.services]]
+  name = "Cafe\u0301 캐시"
+  port = {cache}
+  check = "tcp"
+"""
+
+
+def test_check_and_topology_show_columns_line_up_with_hangul_names(sandbox: AgentSandbox) -> None:
+    """Widths are display cells: a Hangul syllable takes two, a combining accent none."""
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    ports = {"db": closed_port(MACMINI), "api": closed_port(MACMINI), "cache": closed_port(MACMINI)}
+    path = sandbox.root / "wide.toml"
+    path.write_text(WIDE_TOPOLOGY.format(**ports), encoding="utf-8")
+    done = sandbox.run("check", "--topology", str(path), "--node", "macmini")
+    assert done.returncode == 1, done.stderr  # amber: degraded services down
+    rows = [line for line in done.stdout.splitlines() if line.startswith("    ✗ ")]
+    assert len(rows) == 3, done.stdout
+    # Every column starts at the same cell: the port's last digit, the check kind, the state.
+    for word in ("tcp", "down"):
+        starts = {_cells(row[: row.index(f" {word} ") + 1]) for row in rows}
+        assert len(starts) == 1, (word, done.stdout)
+    ends = {_cells(row[: row.index(str(port)) + len(str(port))]) for row, port in
+            zip(rows, ports.values(), strict=True)}  # fmt: skip
+    assert len(ends) == 1, done.stdout
+
+    show = sandbox.run("topology", "show", "--topology", str(path))
+    assert show.returncode == 0, show.stderr
+    rows = [line for line in show.stdout.splitlines() if " port " in line]
+    assert len(rows) == 3, show.stdout
+    for word in ("port", "tcp", "degraded", "access"):
+        starts = {_cells(row[: row.index(f"{word} ")]) for row in rows}
+        assert len(starts) == 1, (word, show.stdout)

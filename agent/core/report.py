@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.core import cells
 from agent.core.menu import format_latency
 from agent.core.model import (
     Health,
@@ -125,7 +126,9 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
     detail = snapshot.tailnet.detail
     if not snapshot.tailnet.running and detail and detail != snapshot.summary:
         lines.append(_paint(f"Tailscale: {snapshot.tailnet.detail}", Health.RED, color))
-    name_width = max((len(s.service.name) for n in snapshot.nodes for s in n.services), default=8)
+    name_width = max(
+        (cells.width(s.service.name) for n in snapshot.nodes for s in n.services), default=8
+    )
     for n in snapshot.nodes:
         lines.append("")
         link = _link_text(n)
@@ -147,7 +150,7 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
             else:
                 tail = s.result.detail
             lines.append(
-                f"    {mark} {s.service.name:<{name_width}}  {s.service.port:>5}  "
+                f"    {mark} {cells.ljust(s.service.name, name_width)}  {s.service.port:>5}  "
                 f"{s.service.check.value:<9} {state:<7} {tail}".rstrip()
             )
     return "\n".join(lines) + "\n"

@@ -19,6 +19,7 @@ import tomllib
 from collections.abc import Sequence
 from decimal import Decimal
 
+from agent.core import cells
 from agent.core.model import Access, CheckKind, Defaults, Impact, Node, Service, Topology
 from agent.errors import TopologyError
 
@@ -167,10 +168,10 @@ def describe_topology(topology: Topology) -> str:
             continue
         lines.append("  services:")
         rows = [_service_row(s) for s in node.services]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        widths = [max(cells.width(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         for row in rows:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-            lines.append(("    " + "  ".join(cells) + "  " + row[-1]).rstrip())
+            padded = [cells.ljust(cell, width) for cell, width in zip(row, widths, strict=False)]
+            lines.append(("    " + "  ".join(padded) + "  " + row[-1]).rstrip())
     return "\n".join(lines) + "\n"
 
 
