@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.core.hints import NOT_THE_CLI, tailscale_hint, tailscale_title, with_hint
 from agent.core.model import TailnetView, TailscaleProblem
 from agent.core.tailnet import parse_status_json
 
@@ -32,7 +33,10 @@ __all__ = [
 
 TAILSCALE_ENV = "TAILNET_AGENT_TAILSCALE"
 
-NOT_INSTALLED_DETAIL = "Tailscale is not installed here (no `tailscale` command found)"
+NOT_INSTALLED_DETAIL = with_hint(
+    f"{tailscale_title(TailscaleProblem.NOT_INSTALLED)}: no `tailscale` command found",
+    tailscale_hint(TailscaleProblem.NOT_INSTALLED),
+)
 
 _KILL_WAIT_S = 5.0  # how long to wait for a killed CLI to be reaped before giving up
 _DETAIL_MAX = 200
@@ -111,7 +115,7 @@ def _env_get(env: Mapping[str, str], name: str) -> str:
 async def read_status(cli: str | None, timeout_s: float = 5.0) -> TailnetView:
     """Run `cli status --json` and parse what it prints; never raises for a failure."""
     if cli is None:
-        return _problem(TailscaleProblem.NOT_INSTALLED, NOT_INSTALLED_DETAIL)
+        return TailnetView(problem=TailscaleProblem.NOT_INSTALLED, detail=NOT_INSTALLED_DETAIL)
     kwargs: dict[str, Any] = {}
     if sys.platform == "win32":
         kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW
@@ -127,18 +131,21 @@ async def read_status(cli: str | None, timeout_s: float = 5.0) -> TailnetView:
         )
     except FileNotFoundError:
         return _problem(
-            TailscaleProblem.NOT_INSTALLED, f"{NOT_INSTALLED_DETAIL}: {cli} does not exist"
+            TailscaleProblem.NOT_INSTALLED,
+            f"{tailscale_title(TailscaleProblem.NOT_INSTALLED)}: {cli} does not exist",
         )
     except PermissionError:
         return _problem(
             TailscaleProblem.NOT_INSTALLED,
-            f"{NOT_INSTALLED_DETAIL}: {cli} cannot be run (permission denied; "
-            "is it the tailscale program?)",
+            f"{tailscale_title(TailscaleProblem.NOT_INSTALLED)}: {cli} cannot be run: "
+            "permission denied",
+            hint=NOT_THE_CLI,
         )
     except OSError as exc:
         return _problem(
             TailscaleProblem.CLI_FAILED,
-            f"Could not run {cli}: {exc.strerror or exc} (is it the tailscale program?)",
+            f"{cli} cannot be run: {exc.strerror or exc}",
+            hint=NOT_THE_CLI,
         )
     try:
         try:
@@ -147,8 +154,7 @@ async def read_status(cli: str | None, timeout_s: float = 5.0) -> TailnetView:
             await _kill(proc)
             return _problem(
                 TailscaleProblem.TIMED_OUT,
-                f"`tailscale status` did not answer within {timeout_s:g} s "
-                "(tailscaled may be stuck; restart Tailscale)",
+                f"`tailscale status` did not answer within {timeout_s:g} s",
             )
     finally:
         if proc.returncode is None:  # cancelled by the caller: never leave the CLI behind
@@ -178,5 +184,8 @@ def _first_line(text: str) -> str:
     return ""
 
 
-def _problem(problem: TailscaleProblem, detail: str) -> TailnetView:
-    return TailnetView(problem=problem, detail=detail)
+def _problem(problem: TailscaleProblem, fact: str, *, hint: str | None = None) -> TailnetView:
+    """The view for a problem: the fact with one hint, the core table's for the problem
+    unless the situation has a better one."""
+    hint = tailscale_hint(problem) if hint is None else hint
+    return TailnetView(problem=problem, detail=with_hint(fact, hint))

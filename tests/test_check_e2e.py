@@ -17,7 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import AgentSandbox
-from tests.helpers.servers import closed_port, http_server, postgres_server, redis_server
+from tests.helpers.servers import (
+    black_hole,
+    closed_port,
+    http_server,
+    postgres_server,
+    redis_server,
+)
 
 DESKTOP, LAPTOP, MACMINI = "127.0.0.1", "127.0.0.2", "127.0.0.3"
 
@@ -304,3 +310,81 @@ def test_check_and_topology_show_columns_line_up_with_hangul_names(sandbox: Agen
     for word in ("port", "tcp", "degraded", "access"):
         starts = {_cells(row[: row.index(f"{word} ")]) for row in rows}
         assert len(starts) == 1, (word, show.stdout)
+
+
+# ==== one hint per situation ==================================================
+
+
+def test_no_tailscale_says_where_to_get_it_and_nothing_contradicts_it(
+    sandbox: AgentSandbox,
+) -> None:
+    """Not installed: the download link, once; no `tailscale up`, no "not running", no
+    --node (which node this is cannot be the problem while Tailscale is missing)."""
+    done = sandbox.run("check")
+    assert done.returncode == 2, done.stderr
+    out = done.stdout
+    assert out.splitlines()[0].startswith("Sparklio: RED — Tailscale is not installed here")
+    assert out.count("https://tailscale.com/download") == 1, out
+    for wrong in ("tailscale up", "not running", "--node"):
+        assert wrong not in out, (wrong, out)
+    rows = [line for line in out.splitlines() if line.startswith("    - ")]
+    assert len(rows) == 8 and all(row.endswith("Tailscale is not installed here") for row in rows)
+    data = json.loads(sandbox.run("check", "--json").stdout)
+    assert "https://tailscale.com/download" in data["summary"]
+    assert "tailscale up" not in data["summary"]
+
+
+def test_a_machine_missing_from_the_topology_is_told_about_node(sandbox: AgentSandbox) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    with loopback_network() as ports:
+        text = topology_text(ports).replace('ip = "127.0.0.1"', 'ip = "127.0.0.9"')
+        path = sandbox.root / "topology.toml"
+        path.write_text(text.replace('hostname = "sweetlife"', 'hostname = "other"'), "utf-8")
+        done = sandbox.run("check", "--topology", str(path))
+    assert "this machine: unknown" in done.stdout and "--node ID" in done.stdout, done.stdout
+
+
+def test_garbage_from_tailscale_reads_as_words_not_a_python_error(sandbox: AgentSandbox) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json", mode="garbage")
+    done = sandbox.run("check")
+    assert done.returncode == 2
+    head = done.stdout.splitlines()[0]
+    assert "not JSON" in head and "Tailscale is stopped." in head, head
+    for python in ("Expecting value", "line 1 column 1", "char 0"):
+        assert python not in done.stdout, done.stdout
+    assert "tailscale up" not in done.stdout
+
+
+def test_a_service_that_accepts_and_never_answers_hangs_it_is_no_firewall(
+    sandbox: AgentSandbox,
+) -> None:
+    """The host took the connection: it is reachable, the service hangs. A connect that
+    never completes is the firewall-or-unreachable case."""
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    with (
+        black_hole(MACMINI) as (_, silent_http),
+        black_hole(MACMINI) as (_, silent_redis),
+        black_hole(MACMINI, handshake=False) as (_, dropped),
+    ):
+        path = sandbox.root / "topology.toml"
+        path.write_text(
+            'version = 1\n[defaults]\ntimeout = "0.5s"\n'
+            '[[nodes]]\nid = "macmini"\nhostname = "woosuns-mac-mini"\nip = "127.0.0.3"\n'
+            f'[[nodes.services]]\nname = "FastAPI"\nport = {silent_http}\ncheck = "http"\n'
+            f'[[nodes.services]]\nname = "Redis"\nport = {silent_redis}\ncheck = "redis"\n'
+            f'[[nodes.services]]\nname = "MinIO"\nport = {dropped}\ncheck = "http"\n',
+            encoding="utf-8",
+        )
+        _, data = check_json(sandbox, "--topology", str(path))
+        table = sandbox.run("check", "--topology", str(path)).stdout
+    services = {s["name"]: s for s in data["nodes"][0]["services"]}
+    for name in ("FastAPI", "Redis"):
+        assert services[name]["reason"] == "no_answer", services[name]
+        assert services[name]["detail"] == "connected, but no answer within 0.5 s"
+    assert (services["MinIO"]["reason"], services["MinIO"]["detail"]) == (
+        "timeout", "no answer within 0.5 s",
+    )  # fmt: skip
+    rows = {line.split()[1]: line for line in table.splitlines() if line.startswith("    ✗ ")}
+    for name in ("FastAPI", "Redis"):
+        assert "the service hangs" in rows[name] and "firewall" not in rows[name], table
+    assert "firewall" in rows["MinIO"], table

@@ -210,8 +210,8 @@ def test_missing_executable_is_not_installed(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-tailscale"
     view = asyncio.run(read_status(str(missing)))
     assert view.problem is TailscaleProblem.NOT_INSTALLED
-    assert NOT_INSTALLED_DETAIL in view.detail
-    assert str(missing) in view.detail
+    assert view.detail.startswith("Tailscale is not installed here: ")
+    assert str(missing) in view.detail and "https://tailscale.com/download" in view.detail
 
 
 def test_non_executable_file_is_not_installed(tmp_path: Path) -> None:

@@ -78,6 +78,7 @@ from agent.core.model import (
     ProbeResult,
     ProbeState,
     Snapshot,
+    TailscaleProblem,
 )
 from agent.core.plan import ServiceKey
 
@@ -131,6 +132,7 @@ class MonitorState:
     links: Mapping[str, Track] = field(default_factory=dict)
     tailscale: Track = field(default_factory=Track)
     tailscale_running: bool | None = None  # the last raw reading
+    tailscale_problem: TailscaleProblem | None = None  # what the confirmed stop was
     topology_error: str | None = None
     last_wall: float | None = None
     last_mono: float | None = None
@@ -275,13 +277,19 @@ def step(
 
     # ---- Tailscale here and the topology file: no grace ----
     ts, old = sweep.count(state.tailscale, Verdict.GOOD if running else Verdict.BAD)
+    ts_problem = state.tailscale_problem
     if ts.confirmed is Verdict.BAD and old is not None:
         ts = replace(ts, announced=True)
+        ts_problem = snapshot.tailnet.problem
         events.append(tailscale_stopped_event(snapshot.tailnet, now_wall))
     elif old is Verdict.BAD:
         lasted = _lasted(state.tailscale, ts)
         announce = state.tailscale.announced
-        events.append(tailscale_running_event(now_wall, stopped_for_s=lasted, announce=announce))
+        events.append(
+            tailscale_running_event(
+                now_wall, stopped_for_s=lasted, announce=announce, problem=ts_problem
+            )
+        )
 
     if topology_error is not None and topology_error != state.topology_error:
         events.append(topology_error_event(topology_error, now_wall))
@@ -401,6 +409,7 @@ def step(
         links=links,
         tailscale=ts,
         tailscale_running=running,
+        tailscale_problem=ts_problem,
         topology_error=topology_error,
         last_wall=now_wall,
         last_mono=now_mono,

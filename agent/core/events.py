@@ -14,6 +14,13 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from agent.core.hints import (
+    reason_hint,
+    reason_text,
+    tailscale_hint,
+    tailscale_title,
+    with_hint,
+)
 from agent.core.model import (
     Impact,
     Node,
@@ -147,43 +154,6 @@ def format_duration(seconds: float) -> str:
     return f"{days} d {hours} h" if hours else f"{days} d"
 
 
-# Reason -> (what happened, the runbook's hint). "{host}" is the node's hostname.
-_REASONS: dict[Reason, tuple[str, str]] = {
-    Reason.REFUSED: ("refused the connection", "service not running?"),
-    Reason.TIMEOUT: ("did not answer in time", "firewall or host unreachable?"),
-    Reason.HTTP_STATUS: (
-        "answered with an error status",
-        "the service reports a problem; check its logs",
-    ),
-    Reason.BODY_MISMATCH: (
-        "answered, but not with the expected content",
-        "the service is unhealthy, or something else answers there",
-    ),
-    Reason.PROTOCOL_MISMATCH: (
-        "answered in another protocol",
-        "something else answers on that port?",
-    ),
-    Reason.DNS: ("could not be found by name", "check the hostname and MagicDNS"),
-    Reason.TLS: ("failed the TLS handshake", "check the certificate, or use http"),
-    Reason.PEER_OFFLINE: (
-        "cannot be reached: its node is offline in Tailscale",
-        "run `tailscale up` on {host}",
-    ),
-    Reason.TAILSCALE_DOWN: (
-        "was not checked: Tailscale is not running here",
-        "run `tailscale up` here",
-    ),
-    Reason.ERROR: ("could not be checked", "see the log"),
-}
-
-
-def reason_hint(reason: Reason | None, hostname: str) -> str:
-    """The runbook's hint for a failure reason ("" when there is none)."""
-    if reason is None:
-        return ""
-    return _REASONS[reason][1].format(host=hostname)
-
-
 def describe_failure(service: str, hostname: str, result: ProbeResult) -> str:
     """ "FastAPI on woosuns-mac-mini refused the connection (service not running?)"."""
     reason = result.reason
@@ -191,13 +161,12 @@ def describe_failure(service: str, hostname: str, result: ProbeResult) -> str:
     if reason is None:
         what, hint = "is down", ""
     else:
-        what, hint = _REASONS[reason][0], reason_hint(reason, hostname)
+        what, hint = reason_text(reason), reason_hint(reason, hostname)
     if reason is Reason.HTTP_STATUS and detail.upper().startswith("HTTP"):
         what = f"answered {detail.split(';')[0].split('(')[0].strip()}"
     elif reason in (None, Reason.ERROR) and detail:
         what = f"{what}: {detail}"
-    text = f"{service} on {hostname} {what}"
-    return f"{text} ({hint})" if hint else text
+    return with_hint(f"{service} on {hostname} {what}", hint)
 
 
 # ==== builders =================================================================
@@ -345,41 +314,72 @@ def link_direct_event(
     )
 
 
-_TS_TITLES: dict[TailscaleProblem, str] = {
-    TailscaleProblem.NOT_INSTALLED: "Tailscale is not installed here",
-    TailscaleProblem.NOT_RUNNING: "Tailscale is not running here",
-    TailscaleProblem.CLI_FAILED: "Tailscale cannot be reached here",
-    TailscaleProblem.TIMED_OUT: "Tailscale does not answer here",
-    TailscaleProblem.BAD_OUTPUT: "Tailscale cannot be read here",
-}
-
-
 def tailscale_stopped_event(tailnet: TailnetView, at: float) -> Event:
-    """Tailscale confirmed not running on this machine: critical; peers are not checked."""
+    """Tailscale confirmed unusable on this machine: critical; peers are not checked.
+
+    The reader's detail already ends with the one hint for its problem (the download link
+    when Tailscale is missing, `tailscale up` when it is stopped): none is added here."""
     problem = tailnet.problem or TailscaleProblem.NOT_RUNNING
-    detail = scrub(tailnet.detail) or "Tailscale is not running on this machine"
+    detail = scrub(tailnet.detail) or with_hint(tailscale_title(problem), tailscale_hint(problem))
     return Event(
         kind=EventKind.TAILSCALE_STOPPED,
         at=at,
         node_id=None,
         service=None,
-        title=_TS_TITLES[problem],
-        message=f"{detail.rstrip('.')}. Peers cannot be checked until it runs (run `tailscale up`)",
+        title=tailscale_title(problem),
+        message=f"{detail.rstrip('.')}. Peers cannot be checked until then",
         critical=True,
         announce=True,
     )
 
 
-def tailscale_running_event(at: float, *, stopped_for_s: float | None, announce: bool) -> Event:
-    after = f" (it was down for {format_duration(stopped_for_s)})" if stopped_for_s else ""
+# What ended, by the problem that was confirmed: (title, message lead, "it was ... for").
+_TS_RECOVERED: dict[TailscaleProblem, tuple[str, str, str]] = {
+    TailscaleProblem.NOT_RUNNING: (
+        "Tailscale is running here again",
+        "Tailscale is running again",
+        "it was down for {}",
+    ),
+    TailscaleProblem.NOT_INSTALLED: (
+        "Tailscale is installed here now",
+        "Tailscale is installed now",
+        "it was missing for {}",
+    ),
+    TailscaleProblem.CLI_FAILED: (
+        "Tailscale can be reached here again",
+        "Tailscale answers again",
+        "it could not be reached for {}",
+    ),
+    TailscaleProblem.TIMED_OUT: (
+        "Tailscale answers here again",
+        "Tailscale answers again",
+        "it did not answer for {}",
+    ),
+    TailscaleProblem.BAD_OUTPUT: (
+        "Tailscale can be read here again",
+        "Tailscale's status reads normally again",
+        "for {} it printed something unreadable",
+    ),
+}
+
+
+def tailscale_running_event(
+    at: float,
+    *,
+    stopped_for_s: float | None,
+    announce: bool,
+    problem: TailscaleProblem | None = None,
+) -> Event:
+    """Tailscale usable here again; `problem` is what was wrong (None: not running)."""
+    title, lead, lasted = _TS_RECOVERED[problem or TailscaleProblem.NOT_RUNNING]
+    after = f" ({lasted.format(format_duration(stopped_for_s))})" if stopped_for_s else ""
     return Event(
         kind=EventKind.TAILSCALE_RUNNING,
         at=at,
         node_id=None,
         service=None,
-        title="Tailscale is running here again",
-        message=f"Tailscale is running again{after}; peers are rechecked after a short "
-        "settling time",
+        title=title,
+        message=f"{lead}{after}; peers are rechecked after a short settling time",
         critical=False,
         announce=announce,
         duration_s=stopped_for_s,

@@ -14,6 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from agent.core.hints import (
+    explain,
+    peer_offline_hint,
+    reason_hint,
+    tailscale_hint,
+    tailscale_title,
+    with_hint,
+)
 from agent.core.model import (
     Health,
     Impact,
@@ -26,6 +34,7 @@ from agent.core.model import (
     ServiceStatus,
     Snapshot,
     TailnetView,
+    TailscaleProblem,
     Topology,
 )
 from agent.core.plan import ServiceKey
@@ -58,11 +67,14 @@ def _service_health(impact: Impact, state: ProbeState) -> Health:
     return Health.RED if impact is Impact.CRITICAL else Health.AMBER
 
 
-def _explain_offline(result: ProbeResult, hostname: str) -> ProbeResult:
-    """A failure on a peer that Tailscale calls offline: the runbook's Q1 is the reason."""
+def _explain_offline(result: ProbeResult) -> ProbeResult:
+    """A failure on a peer that Tailscale calls offline: the runbook's Q1 is the reason, and
+    its hint the only one (what the probe met stays in the detail, without its own hint)."""
     if result.state is not ProbeState.DOWN:
         return result
-    detail = f"peer offline in Tailscale (run `tailscale up` on {hostname}); {result.detail}"
+    # A detail written with its hint (by an older probe) loses it.
+    met = result.detail.removesuffix(f" ({reason_hint(result.reason, '')})")
+    detail = f"peer offline in Tailscale; {met}" if met else "peer offline in Tailscale"
     return ProbeResult(result.state, Reason.PEER_OFFLINE, detail, result.latency_ms, result.at)
 
 
@@ -92,7 +104,7 @@ def _judge_node(
         key = (node.id, service.name)
         result = results.get(key, _MISSING)
         if link is Link.OFFLINE:
-            result = _explain_offline(result, node.hostname)
+            result = _explain_offline(result)
         health = _service_health(service.impact, result.state)
         services.append(ServiceStatus(service, result, health, addresses.get(key, "")))
 
@@ -110,7 +122,7 @@ def _judge_node(
         if node.always_on:
             link_health = Health.RED
             reasons.append(
-                (link_health, f"offline in Tailscale (run `tailscale up` on {node.hostname})")
+                (link_health, f"offline in Tailscale ({peer_offline_hint(node.hostname)})")
             )
         else:
             # A laptop with its lid closed: shown, never an alarm; its services do not colour.
@@ -141,7 +153,8 @@ def _judge_node(
 
     for s in services:
         if s.health in (Health.RED, Health.AMBER):
-            reasons.append((s.health, f"{s.service.name} down — {s.result.detail}"))
+            why = explain(s.result, node.hostname)
+            reasons.append((s.health, f"{s.service.name} down — {why}"))
     reasons.sort(key=lambda r: -_RANK[r[0]])  # stable: worst first, then in order found
 
     if not tailnet.running and not is_self and not any_up:
@@ -165,7 +178,8 @@ def _judge_node(
 
 def _summary(topology: Topology, tailnet: TailnetView, nodes: list[NodeStatus]) -> str:
     if not tailnet.running:
-        return tailnet.detail or "Tailscale is not running here (run `tailscale up`)"
+        problem = tailnet.problem or TailscaleProblem.NOT_RUNNING
+        return tailnet.detail or with_hint(tailscale_title(problem), tailscale_hint(problem))
     if not nodes:
         return f"{topology.name}: the topology has no nodes"
     problems = [

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from agent.core.hints import explain
 from agent.core.model import (
     CheckKind,
     Health,
@@ -266,8 +267,11 @@ def service_line(
     status: ServiceStatus,
     view: TrayView,
     local_time: Callable[[float], str],
+    *,
+    hostname: str = "",
 ) -> str:
-    """ "✓ FastAPI :8000 — up · 99.8% 24 h", "× FastAPI :8000 — down since 10:42 — why"."""
+    """ "✓ FastAPI :8000 — up · 99.8% 24 h", "× FastAPI :8000 — down since 10:42 — why"
+    (the why with its hint; `hostname` is the node's, for the hints that name it)."""
     service = status.service
     result = status.result
     key = (node_id, service.name)
@@ -285,7 +289,7 @@ def service_line(
         if result.reason is Reason.PEER_OFFLINE:
             text += " — peer offline in Tailscale"  # the link line carries the hint
         elif result.detail:
-            text += f" — {result.detail}"
+            text += f" — {explain(result, hostname)}"
         if service.impact is Impact.INFO:
             text += " (info only)"
     elif result.state is ProbeState.SKIPPED:
@@ -295,7 +299,7 @@ def service_line(
     else:
         text = f"{head} — unknown"
         if result.detail:
-            text += f" — {result.detail}"
+            text += f" — {explain(result, hostname)}"
     return _clip(text, LINE_MAX)
 
 
@@ -323,7 +327,10 @@ def _node_menu(
         children.append(_info(latency))
     if node.services:
         children.append(SEPARATOR)
-        children += [_info(service_line(node.node.id, s, view, local_time)) for s in node.services]
+        children += [
+            _info(service_line(node.node.id, s, view, local_time, hostname=node.node.hostname))
+            for s in node.services
+        ]
     actions = _node_actions(node)
     if actions:
         children.append(SEPARATOR)

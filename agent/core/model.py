@@ -194,7 +194,8 @@ class Reason(StrEnum):
     """Why a probe did not find its service up: each maps to a runbook hint."""
 
     REFUSED = "refused"
-    TIMEOUT = "timeout"
+    TIMEOUT = "timeout"  # no connection in time: a firewall, or the host unreachable
+    NO_ANSWER = "no_answer"  # connected, then silence: the host is up, the service hangs
     DNS = "dns"
     HTTP_STATUS = "http_status"
     BODY_MISMATCH = "body_mismatch"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.core.hints import tailscale_title
 from agent.core.model import (
     Access,
     ProbeResult,
@@ -17,6 +18,7 @@ from agent.core.model import (
     ProbeTarget,
     Reason,
     TailnetView,
+    TailscaleProblem,
     Topology,
 )
 
@@ -39,8 +41,9 @@ def format_address(host: str, port: int) -> str:
 
 
 def _tailscale_down_detail(tailnet: TailnetView) -> str:
-    why = tailnet.detail or "Tailscale is not running here"
-    return f"not probed: {why.rstrip('.')}"
+    """The short fact ("Tailscale is not installed here"): the summary carries the hint once,
+    every skipped service says the same thing without it."""
+    return tailscale_title(tailnet.problem or TailscaleProblem.NOT_RUNNING)
 
 
 def plan_sweep(

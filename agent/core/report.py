@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.core import cells
+from agent.core.hints import explain
 from agent.core.menu import format_latency
 from agent.core.model import (
     Health,
@@ -121,7 +122,12 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
     lines: list[str] = []
     head = f"{snapshot.topology.name}: {snapshot.overall.value.upper()}"
     lines.append(_paint(head, snapshot.overall, color) + f" — {snapshot.summary}")
-    me = snapshot.self_node_id or "unknown (use --node ID)"
+    if snapshot.self_node_id is not None:
+        me = snapshot.self_node_id
+    elif snapshot.tailnet.running:
+        me = "unknown: no node has its Tailscale IP or hostname (use --node ID)"
+    else:
+        me = "unknown (Tailscale tells which node it is)"
     lines.append(f"topology: {snapshot.topology.source}; this machine: {me}")
     detail = snapshot.tailnet.detail
     if not snapshot.tailnet.running and detail and detail != snapshot.summary:
@@ -145,10 +151,10 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
             state = s.result.state.value
             if state == "up":
                 tail = _latency_text(s.result.latency_ms)
-            elif s.result.reason is Reason.TAILSCALE_DOWN:
-                tail = "not probed: Tailscale is not running here"
+            elif s.result.reason in (Reason.TAILSCALE_DOWN, Reason.PEER_OFFLINE):
+                tail = s.result.detail  # the headline or the node's line carries the hint
             else:
-                tail = s.result.detail
+                tail = explain(s.result, n.node.hostname)
             lines.append(
                 f"    {mark} {cells.ljust(s.service.name, name_width)}  {s.service.port:>5}  "
                 f"{s.service.check.value:<9} {state:<7} {tail}".rstrip()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from agent.core.hints import TAILSCALE_UP, tailscale_hint, with_hint
 from agent.core.model import (
     BackendState,
     Link,
@@ -33,18 +34,23 @@ __all__ = [
 _UNSET_TIME_PREFIX = "0001-01-01"  # Go's zero time.Time: "0001-01-01T00:00:00Z"
 
 _STATE_DETAILS: dict[BackendState, str] = {
-    BackendState.NEEDS_LOGIN: "Tailscale needs you to log in here (run `tailscale up`)",
-    BackendState.STOPPED: "Tailscale is stopped on this machine (run `tailscale up`)",
+    BackendState.NEEDS_LOGIN: f"Tailscale needs you to log in here ({TAILSCALE_UP})",
+    BackendState.STOPPED: f"Tailscale is stopped on this machine ({TAILSCALE_UP})",
     BackendState.STARTING: (
         "Tailscale is still starting on this machine; wait a moment "
-        "(if it stays like this, run `tailscale up`)"
+        f"(if it stays like this, {TAILSCALE_UP})"
     ),
     BackendState.NEEDS_MACHINE_AUTH: (
         "Tailscale is waiting for an admin to approve this machine "
         "(approve it in the Tailscale admin console)"
     ),
-    BackendState.NO_STATE: ("Tailscale has not started on this machine yet (run `tailscale up`)"),
+    BackendState.NO_STATE: f"Tailscale has not started on this machine yet ({TAILSCALE_UP})",
 }
+
+
+def _bad_output(fact: str) -> TailnetView:
+    hint = tailscale_hint(TailscaleProblem.BAD_OUTPUT)
+    return TailnetView(problem=TailscaleProblem.BAD_OUTPUT, detail=with_hint(fact, hint))
 
 
 # ==== parsing ==================================================================
@@ -54,13 +60,11 @@ def parse_status_json(text: str) -> TailnetView:
     """Decode the CLI's stdout and parse it; text that is not JSON gives BAD_OUTPUT."""
     try:
         data: object = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError):
+        # What it printed tells a person more than the JSON decoder's position does.
         snippet = " ".join(text.split())[:60]
-        return TailnetView(
-            problem=TailscaleProblem.BAD_OUTPUT,
-            detail=f"`tailscale status --json` printed something that is not JSON ({exc}): "
-            f"{snippet!r}",
-        )
+        shown = json.dumps(snippet, ensure_ascii=False) if snippet else "nothing"
+        return _bad_output(f"`tailscale status --json` printed something that is not JSON: {shown}")
     return parse_status(data)
 
 
@@ -71,10 +75,8 @@ def parse_status(data: object) -> TailnetView:
     act on; self and peers are still filled from whatever the status holds.
     """
     if not isinstance(data, Mapping):
-        return TailnetView(
-            problem=TailscaleProblem.BAD_OUTPUT,
-            detail="`tailscale status --json` printed "
-            f"{_kind(data)} where a JSON object was expected",
+        return _bad_output(
+            f"`tailscale status --json` printed {_kind(data)} where a JSON object was expected"
         )
     raw_state = _str(data.get("BackendState"))
     state = _backend_state(raw_state)
@@ -112,9 +114,9 @@ def state_detail(state: BackendState, raw: str = "") -> str:
     if raw:
         return (
             f"Tailscale reports a state this agent does not know ({raw[:40]!r}); "
-            "if it does not connect, run `tailscale up`"
+            f"if it does not connect, {TAILSCALE_UP}"
         )
-    return "Tailscale did not say whether it is running here (run `tailscale up`)"
+    return f"Tailscale did not say whether it is running here ({TAILSCALE_UP})"
 
 
 def _backend_state(raw: str) -> BackendState:

@@ -4,9 +4,12 @@ One table for every probe kind, so "connection refused" reads the same whether
 an HTTP, Redis or plain TCP probe met it. The mapping (DESIGN.md, "Failure
 reasons"):
 
-- ECONNREFUSED                    -> DOWN REFUSED  "connection refused (service not running?)"
-- the probe's own deadline, httpx timeouts, ETIMEDOUT
-                                  -> DOWN TIMEOUT  "no answer within 3 s (firewall or host ...)"
+- ECONNREFUSED                    -> DOWN REFUSED  "connection refused"
+- the probe's own deadline, httpx timeouts, ETIMEDOUT, before a connection was made
+                                  -> DOWN TIMEOUT  "no answer within 3 s" (a firewall, or the
+                                     host unreachable)
+- the same once the connection was made (the host is reachable, the service hangs)
+                                  -> DOWN NO_ANSWER "connected, but no answer within 3 s"
 - EHOSTUNREACH / ENETUNREACH     -> DOWN TIMEOUT  "host unreachable" / "network unreachable"
 - name resolution (gaierror)      -> DOWN DNS
 - ECONNRESET / ECONNABORTED / EPIPE after the connection was accepted
@@ -18,7 +21,8 @@ reasons"):
 - anything else                   -> UNKNOWN ERROR with the exception type and message
 
 Windows reports some of these as WSA error numbers or `winerror` codes; both are
-recognised.
+recognised. Details are facts only: the hint a person reads with them comes from the
+one table in agent.core.hints.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from agent.core.model import ProbeState, Reason
 __all__ = [
     "Verdict",
     "classify",
+    "no_answer_verdict",
     "one_line",
     "refused_verdict",
     "seconds_text",
@@ -46,8 +51,8 @@ Verdict = tuple[ProbeState, Reason | None, str]
 
 MAX_DETAIL = 200
 
-REFUSED_DETAIL = "connection refused (service not running?)"
-RESET_DETAIL = "connection reset by the service (something else on this port?)"
+REFUSED_DETAIL = "connection refused"
+RESET_DETAIL = "connection reset by the service"
 NOT_HTTP_DETAIL = "not an HTTP server on this port"
 
 
@@ -84,10 +89,16 @@ def one_line(text: str, limit: int = MAX_DETAIL) -> str:
 
 
 def timeout_verdict(timeout_s: float) -> Verdict:
+    """No connection in time: a firewall drops it, or the host is unreachable."""
+    return ProbeState.DOWN, Reason.TIMEOUT, f"no answer within {seconds_text(timeout_s)} s"
+
+
+def no_answer_verdict(timeout_s: float) -> Verdict:
+    """Connected, then silence: the host is reachable, the service hangs."""
     return (
         ProbeState.DOWN,
-        Reason.TIMEOUT,
-        f"no answer within {seconds_text(timeout_s)} s (firewall or host unreachable?)",
+        Reason.NO_ANSWER,
+        f"connected, but no answer within {seconds_text(timeout_s)} s",
     )
 
 
@@ -115,7 +126,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             todo.append(current.__context__)
 
 
-def _os_verdict(exc: OSError, timeout_s: float, host: str) -> Verdict | None:
+def _os_verdict(exc: OSError, timeout_s: float, host: str, connected: bool) -> Verdict | None:
     if isinstance(exc, socket.gaierror):
         why = exc.strerror or str(exc)
         return ProbeState.DOWN, Reason.DNS, one_line(f"cannot resolve {host}: {why}")
@@ -137,7 +148,7 @@ def _os_verdict(exc: OSError, timeout_s: float, host: str) -> Verdict | None:
     ):
         return ProbeState.DOWN, Reason.PROTOCOL_MISMATCH, RESET_DETAIL
     if isinstance(exc, TimeoutError) or code in _TIMED_OUT or win in _WIN_TIMED_OUT:
-        return timeout_verdict(timeout_s)
+        return no_answer_verdict(timeout_s) if connected else timeout_verdict(timeout_s)
     return None
 
 
@@ -147,10 +158,15 @@ def _describe(exc: BaseException) -> str:
     return one_line(f"{name}: {message}" if message else name)
 
 
-def classify(exc: BaseException, timeout_s: float, host: str = "") -> Verdict:
-    """Explain an exception met while probing; never raises."""
+def classify(
+    exc: BaseException, timeout_s: float, host: str = "", *, connected: bool = False
+) -> Verdict:
+    """Explain an exception met while probing; never raises. `connected`: the probe had
+    its connection when it failed (a timeout then means the service hangs)."""
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+        return no_answer_verdict(timeout_s)
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return timeout_verdict(timeout_s)
+        return no_answer_verdict(timeout_s) if connected else timeout_verdict(timeout_s)
     if isinstance(exc, httpx.RemoteProtocolError):
         if "without sending" in str(exc):
             return (
@@ -162,7 +178,7 @@ def classify(exc: BaseException, timeout_s: float, host: str = "") -> Verdict:
     innermost_os: OSError | None = None
     for link in _chain(exc):
         if isinstance(link, OSError):
-            verdict = _os_verdict(link, timeout_s, host)
+            verdict = _os_verdict(link, timeout_s, host, connected)
             if verdict is not None:
                 return verdict
             innermost_os = link

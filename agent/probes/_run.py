@@ -9,25 +9,46 @@ optional cleanup (closing a socket politely) bounded by the same deadline. Only
 latency_ms is the time from the start of the probe to its verdict, for every
 outcome: an UP result carries the service's answer time (for tcp: the connect
 time), a failure the time it took to fail (about the timeout for a TIMEOUT).
+
+A probe calls `mark_connected()` once its connection is open: a deadline that
+passes after that is NO_ANSWER (the host is reachable, the service hangs), one
+that passes before it TIMEOUT (a firewall, or the host unreachable). The mark
+lives in a context variable, so it belongs to the probe's own task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable
 
 from agent import __version__
 from agent.core.model import ProbeResult, ProbeTarget
 from agent.probes._errors import Verdict, classify
 
-__all__ = ["USER_AGENT", "Attempt", "Cleanup", "Clock", "guarded", "url_host"]
+__all__ = [
+    "USER_AGENT",
+    "Attempt",
+    "Cleanup",
+    "Clock",
+    "guarded",
+    "mark_connected",
+    "url_host",
+]
 
 Attempt = Callable[[], Awaitable[Verdict]]
 Cleanup = Callable[[], Awaitable[None]]
 Clock = Callable[[], float]
 
 USER_AGENT = f"tailnet-agent/{__version__} (probe)"
+
+_connected: contextvars.ContextVar[bool] = contextvars.ContextVar("probe_connected", default=False)
+
+
+def mark_connected() -> None:
+    """The running probe has its connection: the host answered the handshake."""
+    _connected.set(True)
 
 
 def url_host(host: str) -> str:
@@ -45,14 +66,19 @@ async def guarded(
     loop = asyncio.get_running_loop()
     start = loop.time()
     deadline = start + target.timeout_s
+    token = _connected.set(False)
     try:
         try:
             async with asyncio.timeout_at(deadline):
                 state, reason, detail = await attempt()
         except Exception as exc:  # TimeoutError of the deadline included
-            state, reason, detail = classify(exc, target.timeout_s, target.host)
+            connected = _connected.get()
+            state, reason, detail = classify(
+                exc, target.timeout_s, target.host, connected=connected
+            )
         latency_ms = (loop.time() - start) * 1000.0
     finally:
+        _connected.reset(token)
         if cleanup is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout_at(deadline):

@@ -35,6 +35,8 @@ from typing import cast
 import h11
 import httpx
 
+from agent.probes._run import mark_connected
+
 __all__ = ["ProbeTransport"]
 
 _SCRATCH_SIZE = 64 * 1024
@@ -178,9 +180,11 @@ async def _connect(host: str, port: int, timeout: float | None) -> _Wire:
     try:
         async with asyncio.timeout(timeout):
             if not _is_address(host):
-                return await _connect_name(loop, host, port)
-            _, wire = await loop.create_connection(_Wire, host, port)
-            return wire
+                wire = await _connect_name(loop, host, port)
+            else:
+                _, wire = await loop.create_connection(_Wire, host, port)
+        mark_connected()
+        return wire
     except TimeoutError as exc:
         raise httpx.ConnectTimeout(f"no connection to {host}:{port} in time") from exc
     except OSError as exc:

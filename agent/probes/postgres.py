@@ -19,7 +19,7 @@ import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.probes._errors import Verdict
-from agent.probes._run import Clock, guarded
+from agent.probes._run import Clock, guarded, mark_connected
 
 __all__ = ["SSL_REQUEST", "probe"]
 
@@ -45,6 +45,7 @@ def _verdict(answer: bytes) -> Verdict:
 
 async def _attempt(target: ProbeTarget) -> Verdict:
     reader, writer = await asyncio.open_connection(target.host, target.service.port)
+    mark_connected()
     try:
         writer.write(SSL_REQUEST)
         if writer.can_write_eof():

@@ -16,7 +16,7 @@ import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.probes._errors import Verdict, one_line
-from agent.probes._run import Clock, guarded
+from agent.probes._run import Clock, guarded, mark_connected
 
 __all__ = ["PING", "probe"]
 
@@ -38,6 +38,7 @@ def _verdict(line: bytes) -> Verdict:
 
 async def _attempt(target: ProbeTarget) -> Verdict:
     reader, writer = await asyncio.open_connection(target.host, target.service.port)
+    mark_connected()
     try:
         writer.write(PING)
         line = await reader.read(_LINE_LIMIT)

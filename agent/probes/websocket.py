@@ -22,7 +22,7 @@ import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.probes._errors import NOT_HTTP_DETAIL, Verdict
-from agent.probes._run import USER_AGENT, Clock, guarded, url_host
+from agent.probes._run import USER_AGENT, Clock, guarded, mark_connected, url_host
 
 __all__ = ["HEAD_LIMIT", "accept_for", "probe"]
 
@@ -103,6 +103,7 @@ class _Exchange:
         key = base64.b64encode(os.urandom(16)).decode("ascii")
         request = _request(self.target, key)
         reader, writer = await asyncio.open_connection(self.target.host, self.target.service.port)
+        mark_connected()
         self.reader, self.writer = reader, writer
         writer.write(request)
         head = b""

@@ -60,7 +60,7 @@ def running(*peers: PeerView) -> TailnetView:
 
 
 UP = ProbeResult(ProbeState.UP, None, "HTTP 200", 1.2)
-REFUSED = ProbeResult(ProbeState.DOWN, Reason.REFUSED, "connection refused (service not running?)")
+REFUSED = ProbeResult(ProbeState.DOWN, Reason.REFUSED, "connection refused")
 TIMEOUT = ProbeResult(ProbeState.DOWN, Reason.TIMEOUT, "no answer within 3 s")
 
 

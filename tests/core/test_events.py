@@ -54,7 +54,7 @@ def down(reason: Reason | None, detail: str = "") -> ProbeResult:
          "(the service is unhealthy, or something else answers there)"),
         (Reason.PROTOCOL_MISMATCH, "not HTTP",
          "FastAPI on woosuns-mac-mini answered in another protocol "
-         "(something else answers on that port?)"),
+         "(something else answers on that port: is the port or the check kind wrong?)"),
         (Reason.DNS, "name not known",
          "FastAPI on woosuns-mac-mini could not be found by name "
          "(check the hostname and MagicDNS)"),
@@ -65,8 +65,8 @@ def down(reason: Reason | None, detail: str = "") -> ProbeResult:
          "FastAPI on woosuns-mac-mini cannot be reached: its node is offline in Tailscale "
          "(run `tailscale up` on woosuns-mac-mini)"),
         (Reason.TAILSCALE_DOWN, "",
-         "FastAPI on woosuns-mac-mini was not checked: Tailscale is not running here "
-         "(run `tailscale up` here)"),
+         "FastAPI on woosuns-mac-mini was not checked: Tailscale does not work on this "
+         "machine (fix Tailscale here first)"),
         (Reason.ERROR, "ValueError: boom",
          "FastAPI on woosuns-mac-mini could not be checked: ValueError: boom (see the log)"),
         (None, "", "FastAPI on woosuns-mac-mini is down"),
@@ -252,14 +252,14 @@ def test_tailscale_stopped_titles(problem: TailscaleProblem, title: str) -> None
     assert event.critical and event.announce and event.subject == ("tailscale", "", "")
     assert event.message == (
         "Tailscale is stopped on this machine (run `tailscale up`). Peers cannot be checked "
-        "until it runs (run `tailscale up`)"
+        "until then"
     )
 
 
 def test_tailscale_stopped_without_detail_and_running_again() -> None:
     event = tailscale_stopped_event(TailnetView(backend_state=BackendState.STOPPED), 3.0)
     assert event.title == "Tailscale is not running here"
-    assert event.message.startswith("Tailscale is not running on this machine. ")
+    assert event.message.startswith("Tailscale is not running here (run `tailscale up`). ")
     again = tailscale_running_event(4.0, stopped_for_s=130.0, announce=True)
     assert again.title == "Tailscale is running here again"
     assert again.message.startswith("Tailscale is running again (it was down for 2 min);")
@@ -281,3 +281,53 @@ def test_topology_events() -> None:
         == "/home/u/.config/tailnet-agent/topology.toml is valid again; watching 3 nodes"
     )
     assert not fixed.bad
+
+
+# ==== one hint per situation ==================================================
+
+
+@pytest.mark.parametrize("problem", list(TailscaleProblem), ids=lambda p: p.value)
+def test_tailscale_stopped_carries_one_hint_and_the_right_one(problem: TailscaleProblem) -> None:
+    """The detail (from the reader) already holds its hint: the event adds none of its own."""
+    from agent.core.hints import tailscale_hint
+
+    hint = tailscale_hint(problem)
+    view = TailnetView(problem=problem, detail=f"{problem.value} here ({hint})")
+    event = tailscale_stopped_event(view, 3.0)
+    assert event.message.count(hint) == 1, event.message
+    assert event.message.count("(") == 1, event.message
+    if problem is TailscaleProblem.NOT_INSTALLED:
+        assert "https://tailscale.com/download" in hint and "tailscale up" not in hint
+
+
+@pytest.mark.parametrize(
+    ("problem", "title", "words"),
+    [
+        (TailscaleProblem.NOT_RUNNING, "Tailscale is running here again",
+         "Tailscale is running again (it was down for 2 min)"),
+        (TailscaleProblem.NOT_INSTALLED, "Tailscale is installed here now",
+         "Tailscale is installed now (it was missing for 2 min)"),
+        (TailscaleProblem.CLI_FAILED, "Tailscale can be reached here again",
+         "Tailscale answers again (it could not be reached for 2 min)"),
+        (TailscaleProblem.TIMED_OUT, "Tailscale answers here again",
+         "Tailscale answers again (it did not answer for 2 min)"),
+        (TailscaleProblem.BAD_OUTPUT, "Tailscale can be read here again",
+         "Tailscale's status reads normally again (for 2 min it printed something unreadable)"),
+    ],
+    ids=lambda v: str(v),
+)  # fmt: skip
+def test_tailscale_recovery_says_what_was_wrong(
+    problem: TailscaleProblem, title: str, words: str
+) -> None:
+    """Garbage from the CLI is no "down": the recovery names what really ended."""
+    from tests.core.snapshots import Driver, sweep
+
+    d = Driver()
+    d.step(sweep())
+    broken = sweep(running=False, problem=problem)
+    d.step(broken)
+    d.step(broken, after=1.0)
+    d.step(broken, after=119.0)
+    (event,) = d.step(sweep()).events
+    assert (event.kind, event.title) == (EventKind.TAILSCALE_RUNNING, title)
+    assert event.message.startswith(words), event.message

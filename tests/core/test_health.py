@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.core.health import judge, short_name, worst
+from agent.core.hints import explain
 from agent.core.model import (
     BackendState,
     Health,
@@ -89,7 +90,8 @@ def test_offline_peer_failures_are_explained_as_peer_offline() -> None:
     mac = node_of(snap, "macmini")
     assert mac.link is Link.OFFLINE and mac.online is False
     assert [s.result.reason for s in mac.services] == [Reason.PEER_OFFLINE] * 2
-    assert "tailscale up" in mac.services[0].result.detail
+    assert mac.services[0].result.detail == "peer offline in Tailscale; no answer within 3 s"
+    assert "tailscale up" in explain(mac.services[0].result, MACMINI.hostname)
 
 
 def test_offline_flag_lags_but_services_answer() -> None:
@@ -164,3 +166,15 @@ def test_exit_codes_follow_nagios() -> None:
     assert [h.exit_code for h in (Health.GREEN, Health.AMBER, Health.RED, Health.GREY)] == [
         0, 1, 2, 3,
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("outcome", [REFUSED, TIMEOUT], ids=["refused", "timeout"])
+def test_an_offline_peer_gets_one_hint_the_runbook_q1(outcome: ProbeResult) -> None:
+    """Offline in Tailscale is the situation: its hint, not the probe's as well."""
+    tailnet = running(peer(LAPTOP), peer(MACMINI, online=False, active=False))
+    mac = node_of(judged(tailnet, FastAPI=outcome, Redis=outcome), "macmini")
+    for status in mac.services:
+        text = explain(status.result, MACMINI.hostname)
+        assert text.count("(") == 1, text  # one hint: what the probe met is a plain fact
+        assert text.endswith("(run `tailscale up` on woosuns-mac-mini)"), text
+        assert "service not running" not in text and "firewall" not in text, text

@@ -60,7 +60,7 @@ LAPTOP = Node("laptop", "Laptop — Frontend Dev", "desktop-ecmkau8", "100.101.6
               always_on=False, services=(NEXT,))  # fmt: skip
 
 UP = ProbeResult(ProbeState.UP, None, "HTTP 200", 1.2)
-REFUSED = ProbeResult(ProbeState.DOWN, Reason.REFUSED, "connection refused (service not running?)")
+REFUSED = ProbeResult(ProbeState.DOWN, Reason.REFUSED, "connection refused")  # probes: facts
 TIMEOUT = ProbeResult(ProbeState.DOWN, Reason.TIMEOUT, "no answer within 3 s")
 OFFLINE_DOWN = ProbeResult(
     ProbeState.DOWN,
@@ -455,7 +455,7 @@ def test_self_has_no_latency_line() -> None:
             ss(REDIS, TIMEOUT),
             None,
             None,
-            "! Redis :6379 — down — no answer within 3 s",
+            "! Redis :6379 — down — no answer within 3 s (firewall or host unreachable?)",
             id="degraded-down-no-since",
         ),
         pytest.param(
@@ -484,7 +484,7 @@ def test_self_has_no_latency_line() -> None:
             ss(FASTAPI, UNKNOWN),
             None,
             None,
-            "? FastAPI :8000 — unknown — internal error: boom",
+            "? FastAPI :8000 — unknown — internal error: boom (see the log)",
             id="unknown",
         ),
         pytest.param(

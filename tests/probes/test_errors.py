@@ -49,7 +49,7 @@ CASES = [
     ("broken-pipe", BrokenPipeError(errno.EPIPE, "pipe"), Reason.PROTOCOL_MISMATCH, "reset"),
     ("kernel-timeout", OSError(errno.ETIMEDOUT, "timed out"), Reason.TIMEOUT, "within 3 s"),
     ("deadline", TimeoutError(), Reason.TIMEOUT, "within 3 s"),
-    ("httpx-read-timeout", httpx.ReadTimeout("slow"), Reason.TIMEOUT, "within 3 s"),
+    ("httpx-read-timeout", httpx.ReadTimeout("slow"), Reason.NO_ANSWER, "connected, but no"),
     ("httpx-connect-timeout", httpx.ConnectTimeout("slow"), Reason.TIMEOUT, "within 3 s"),
     (
         "not-http",

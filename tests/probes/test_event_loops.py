@@ -107,19 +107,19 @@ def _cases(
         (
             "http-refused",
             target("http", closed),
-            (down, Reason.REFUSED, "connection refused (service not running?)"),
+            (down, Reason.REFUSED, "connection refused"),
         ),
         (
             "http-hole",
             target("http", hole, timeout=0.3),
-            (down, Reason.TIMEOUT, "no answer within 0.3 s (firewall or host unreachable?)"),
+            (down, Reason.NO_ANSWER, "connected, but no answer within 0.3 s"),
         ),
         ("http-on-postgres", target("http", postgres), (down, Reason.PROTOCOL_MISMATCH, not_http)),
         ("tcp-up", target("tcp", web), (up, None, "connection accepted")),
         (
             "tcp-refused",
             target("tcp", closed),
-            (down, Reason.REFUSED, "connection refused (service not running?)"),
+            (down, Reason.REFUSED, "connection refused"),
         ),
         ("redis-up", target("redis", redis), (up, None, "PONG")),
         ("postgres-up", target("postgres", postgres), (up, None, "up (no TLS)")),
@@ -131,7 +131,7 @@ def _cases(
         (
             "websocket-hole",
             target("websocket", hole, timeout=0.3),
-            (down, Reason.TIMEOUT, "no answer within 0.3 s (firewall or host unreachable?)"),
+            (down, Reason.NO_ANSWER, "connected, but no answer within 0.3 s"),
         ),
     ]
 

@@ -31,7 +31,7 @@ def test_refused_on_a_closed_port() -> None:
     assert (result.state, result.reason, result.detail) == (
         ProbeState.DOWN,
         Reason.REFUSED,
-        "connection refused (service not running?)",
+        "connection refused",
     )
 
 
@@ -40,7 +40,7 @@ def test_timeout_when_the_handshake_never_completes() -> None:
         t = target("tcp", address, timeout=0.3)
         result, took = timed(lambda: tcp.probe(t, None, clock=fixed_clock))
     assert (result.state, result.reason) == (ProbeState.DOWN, Reason.TIMEOUT)
-    assert result.detail == "no answer within 0.3 s (firewall or host unreachable?)"
+    assert result.detail == "no answer within 0.3 s"
     assert took < HANG_GUARD_S
 
 

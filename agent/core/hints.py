@@ -1,0 +1,132 @@
+"""The runbook's hints in one table: what a person can do about each failure.
+
+Pure. The network's runbook (Q1 a node is offline: `tailscale up` on it; Q2 ping works
+but the service does not: is it running, does the firewall let Tailscale through, is
+the port right; Q3 slow: look for `direct`) is automated here, one hint per situation:
+
+- `REASONS`: why a probe failed -> (what happened, in an event's words; the hint).
+- `TAILSCALE`: why Tailscale is unusable on this machine -> (the short fact; the hint).
+
+Probes and the Tailscale reader report facts ("connection refused", "no answer within
+3 s"); `explain` adds the hint where a failure is shown (the menu, the `check` table,
+the summary), `with_hint` where a sentence is built. Nothing else writes a hint, so a
+failure never carries two that contradict each other.
+"""
+
+from __future__ import annotations
+
+from agent.core.model import ProbeResult, Reason, TailscaleProblem
+
+__all__ = [
+    "DOWNLOAD_URL",
+    "NOT_THE_CLI",
+    "REASONS",
+    "TAILSCALE",
+    "TAILSCALE_UP",
+    "explain",
+    "peer_offline_hint",
+    "reason_hint",
+    "reason_text",
+    "tailscale_hint",
+    "tailscale_title",
+    "with_hint",
+]
+
+DOWNLOAD_URL = "https://tailscale.com/download"
+TAILSCALE_UP = "run `tailscale up`"
+NOT_THE_CLI = "is it the tailscale program? Name the right one with --tailscale PATH"
+
+# Reason -> (what happened, the hint). "{host}" is the node's hostname.
+REASONS: dict[Reason, tuple[str, str]] = {
+    Reason.REFUSED: ("refused the connection", "service not running?"),
+    Reason.TIMEOUT: ("did not answer in time", "firewall or host unreachable?"),
+    Reason.NO_ANSWER: (
+        "accepted the connection but never answered",
+        "the host is reachable, the service hangs: restart it or check its logs",
+    ),
+    Reason.HTTP_STATUS: (
+        "answered with an error status",
+        "the service reports a problem; check its logs",
+    ),
+    Reason.BODY_MISMATCH: (
+        "answered, but not with the expected content",
+        "the service is unhealthy, or something else answers there",
+    ),
+    Reason.PROTOCOL_MISMATCH: (
+        "answered in another protocol",
+        "something else answers on that port: is the port or the check kind wrong?",
+    ),
+    Reason.DNS: ("could not be found by name", "check the hostname and MagicDNS"),
+    Reason.TLS: ("failed the TLS handshake", "check the certificate, or use http"),
+    Reason.PEER_OFFLINE: (
+        "cannot be reached: its node is offline in Tailscale",
+        f"{TAILSCALE_UP} on {{host}}",
+    ),
+    Reason.TAILSCALE_DOWN: (
+        "was not checked: Tailscale does not work on this machine",
+        "fix Tailscale here first",
+    ),
+    Reason.ERROR: ("could not be checked", "see the log"),
+}
+
+# TailscaleProblem -> (the short fact, the hint).
+TAILSCALE: dict[TailscaleProblem, tuple[str, str]] = {
+    TailscaleProblem.NOT_INSTALLED: (
+        "Tailscale is not installed here",
+        f"install it from {DOWNLOAD_URL}, or name its CLI with --tailscale PATH",
+    ),
+    TailscaleProblem.NOT_RUNNING: ("Tailscale is not running here", TAILSCALE_UP),
+    TailscaleProblem.CLI_FAILED: (
+        "Tailscale cannot be reached here",
+        "start Tailscale on this machine: the app, or the tailscaled service",
+    ),
+    TailscaleProblem.TIMED_OUT: (
+        "Tailscale does not answer here",
+        "tailscaled may be stuck; restart Tailscale",
+    ),
+    TailscaleProblem.BAD_OUTPUT: (
+        "Tailscale cannot be read here",
+        f"{NOT_THE_CLI}, or update Tailscale",
+    ),
+}
+
+
+def with_hint(text: str, hint: str) -> str:
+    """ "connection refused" + "service not running?" -> "connection refused (service not
+    running?)"; `text` alone when there is no hint or it already ends with this one."""
+    if not hint or text.endswith(f"({hint})"):
+        return text
+    return f"{text} ({hint})" if text else hint
+
+
+def reason_hint(reason: Reason | None, hostname: str) -> str:
+    """The runbook's hint for a failure reason ("" when there is none)."""
+    if reason is None:
+        return ""
+    return REASONS[reason][1].format(host=hostname)
+
+
+def reason_text(reason: Reason) -> str:
+    """What happened, as the end of "FastAPI on woosuns-mac-mini ...": "refused the connection"."""
+    return REASONS[reason][0]
+
+
+def peer_offline_hint(hostname: str) -> str:
+    """Q1: "run `tailscale up` on woosuns-mac-mini"."""
+    return reason_hint(Reason.PEER_OFFLINE, hostname)
+
+
+def explain(result: ProbeResult, hostname: str) -> str:
+    """A failed probe's detail with its one hint, as the menu and the table show it."""
+    return with_hint(result.detail, reason_hint(result.reason, hostname))
+
+
+def tailscale_title(problem: TailscaleProblem) -> str:
+    """ "Tailscale is not installed here": the fact, for titles and skipped services."""
+    return TAILSCALE[problem][0]
+
+
+def tailscale_hint(problem: TailscaleProblem) -> str:
+    """What to do about it: the download link when it is missing, `tailscale up` when it
+    is stopped, and so on."""
+    return TAILSCALE[problem][1]
