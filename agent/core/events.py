@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from agent.core.hints import (
+    RELAYED,
+    peer_offline_hint,
     reason_hint,
     reason_text,
     tailscale_hint,
@@ -216,7 +218,7 @@ def peer_offline_event(node: Node, at: float) -> Event:
     if node.always_on:
         message = (
             f"Tailscale reports {node.hostname} offline and none of its services answer "
-            "(run `tailscale up` on it)"
+            f"({peer_offline_hint('it')})"
         )
     else:
         message = f"{node.hostname} is offline (it is not an always-on node)"
@@ -280,8 +282,7 @@ def link_relayed_event(node: Node, relay: str, at: float, *, was_direct: bool) -
         node_id=node.id,
         service=None,
         title=f"{node.name}: relayed {via}",
-        message=f"{lead}; traffic goes through a relay, which is slower "
-        "(look for `direct` in `tailscale status`)",
+        message=f"{lead}; traffic goes through a relay, which is slower ({RELAYED})",
         critical=False,
         announce=True,
         node_name=node.name,

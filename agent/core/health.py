@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from agent.core.hints import (
+    RELAYED,
     explain,
     peer_offline_hint,
     reason_hint,
@@ -138,8 +139,7 @@ def _judge_node(
         reasons.append(
             (
                 link_health,
-                f"relayed via DERP '{relay}' — slower than direct (look for `direct` in "
-                "`tailscale status`)",
+                f"relayed via DERP '{relay}' — slower than direct ({RELAYED})",
             )
         )
     elif link is Link.UNKNOWN and not is_self and tailnet.running:

@@ -21,6 +21,7 @@ __all__ = [
     "DOWNLOAD_URL",
     "NOT_THE_CLI",
     "REASONS",
+    "RELAYED",
     "TAILSCALE",
     "TAILSCALE_UP",
     "explain",
@@ -35,6 +36,7 @@ __all__ = [
 DOWNLOAD_URL = "https://tailscale.com/download"
 TAILSCALE_UP = "run `tailscale up`"
 NOT_THE_CLI = "is it the tailscale program? Name the right one with --tailscale PATH"
+RELAYED = "look for `direct` in `tailscale status`"  # Q3: a DERP relay is the slow path
 
 # Reason -> (what happened, the hint). "{host}" is the node's hostname.
 REASONS: dict[Reason, tuple[str, str]] = {

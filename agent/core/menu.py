@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from agent.core.hints import explain
+from agent.core.hints import explain, peer_offline_hint
 from agent.core.model import (
     CheckKind,
     Health,
@@ -233,7 +233,7 @@ def _link_line(node: NodeStatus, snapshot: Snapshot) -> str:
             return "Link: idle (no recent traffic)"
         case Link.OFFLINE:
             if node.node.always_on:
-                return f"Link: offline — run `tailscale up` on {node.node.hostname}"
+                return f"Link: offline — {peer_offline_hint(node.node.hostname)}"
             return "Link: offline (not an always-on node)"
         case _:
             if not snapshot.tailnet.running:
