@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent import __version__, paths
 from agent.core.model import Health, Topology
@@ -42,9 +42,31 @@ EXIT_UNUSABLE = Health.GREY.exit_code
 
 
 class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 3."""
+
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(EXIT_UNUSABLE, f"{self.prog}: error: {message}\n")
+
+
+class _CommandParser(_Parser):
+    """A command's (or sub-action's) parser: it takes -v/--verbose too, so -v works before
+    or after the command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _add_verbose(self, default=argparse.SUPPRESS)
+
+
+def _add_verbose(parser: argparse.ArgumentParser, default: Any = False) -> None:
+    # SUPPRESS after the command: a command without -v leaves the top level's value alone.
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="debug logging on stderr: the topology, the node, the tailscale CLI, each probe",
+    )
 
 
 SWEEP_OPTIONS = ("topology", "node", "tailscale")
@@ -85,10 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
         "login registers) starts it.",
     )
     parser.add_argument("--version", action="version", version=f"tailnet-agent {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    _add_verbose(parser)
     # Before a command they count for the tray (no command) or for a command that takes them.
     _add_sweep_options(parser, _TOP)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
 
     check = commands.add_parser(
         "check", help="one sweep: a table (or JSON); exit 0 green, 1 amber, 2 red, 3 grey"
@@ -98,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     topology = commands.add_parser("topology", help="validate or show the topology file")
     topology_commands = topology.add_subparsers(
-        dest="topology_command", metavar="ACTION", required=True, parser_class=_Parser
+        dest="topology_command", metavar="ACTION", required=True, parser_class=_CommandParser
     )
     validate = topology_commands.add_parser("validate", help="check a topology file")
     validate.add_argument("path", nargs="?", help="file to check (default: the one in use)")
@@ -124,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "autostart", help="start the tray at login: enable, disable or status"
     )
     autostart_actions = autostart.add_subparsers(
-        dest="autostart_command", metavar="ACTION", required=True, parser_class=_Parser
+        dest="autostart_command", metavar="ACTION", required=True, parser_class=_CommandParser
     )
     enable = autostart_actions.add_parser(
         "enable", help="start the tray at login, with these options; exit 0 when registered"
@@ -293,8 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _merge_top_level_options(parser, args)
     try:
+        if args.command in ("check", "topology", "history", "autostart"):
+            setup_logging(None, verbose=args.verbose)  # the console only: one-shot commands
         if args.command == "check":
-            setup_logging(None, verbose=args.verbose)
             return _check(args)
         if args.command == "topology":
             return _topology(args)

@@ -9,6 +9,9 @@ uvloop's event loop when n is large enough to pay for it and uvloop is installed
 (Linux, macOS; about 30 % less CPU per probe, see docs/benchmarks.md), else on
 asyncio's own, and with the objects alive at start (modules, classes, the
 topology) frozen out of the cyclic collector's way.
+
+With DEBUG logging (-v) a sweep says which node this machine is and how that was
+found, and each probe's outcome and time (the tailscale reader logs its own run).
 """
 
 from __future__ import annotations
@@ -16,22 +19,25 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import httpx
 
 from agent.core.health import judge
-from agent.core.model import Snapshot, Topology
-from agent.core.plan import plan_sweep
-from agent.core.tailnet import identify_self
+from agent.core.model import ProbeResult, ProbeTarget, Snapshot, Topology
+from agent.core.plan import ServiceKey, plan_sweep
+from agent.core.tailnet import identify_self_by
 from agent.probes import run_probes
 from agent.tailscale import read_status
 
 __all__ = ["UVLOOP_MIN_PROBES", "loop_factory", "run", "sweep"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 TAILSCALE_TIMEOUT_S = 5.0
 
@@ -49,13 +55,44 @@ async def sweep(
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure."""
     tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
-    self_id = node_override or identify_self(topology, tailnet)
+    if node_override:
+        self_id, how = node_override, "--node"
+    else:
+        self_id, how = identify_self_by(topology, tailnet)
+    if self_id is not None:
+        log.debug("this machine is node %s (%s)", self_id, how)
+    else:
+        log.debug("this machine is no node of the topology: %s", how)
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
     probed = await run_probes(plan.targets, client, clock=clock)
     results = dict(plan.skipped)
     for target, result in zip(plan.targets, probed, strict=True):
         results[(target.node_id, target.service.name)] = result
+    if log.isEnabledFor(logging.DEBUG):
+        _log_probes(plan.targets, probed, plan.skipped)
     return judge(topology, tailnet, self_id, results, plan.addresses, now=clock())
+
+
+def _log_probes(
+    targets: Sequence[ProbeTarget],
+    results: Sequence[ProbeResult],
+    skipped: dict[ServiceKey, ProbeResult],
+) -> None:
+    for target, result in zip(targets, results, strict=True):
+        took = "" if result.latency_ms is None else f" in {result.latency_ms:.1f} ms"
+        log.debug(
+            "probe %s/%s %s %s:%d: %s%s — %s",
+            target.node_id,
+            target.service.name,
+            target.service.check.value,
+            target.host,
+            target.service.port,
+            result.state.value,
+            took,
+            result.detail,
+        )
+    for (node_id, name), result in skipped.items():
+        log.debug("not probed: %s/%s — %s", node_id, name, result.detail)
 
 
 def loop_factory(probes: int) -> Callable[[], asyncio.AbstractEventLoop]:

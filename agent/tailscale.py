@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ntpath
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,8 @@ __all__ = [
     "install_locations",
     "read_status",
 ]
+
+log = logging.getLogger(__name__)
 
 TAILSCALE_ENV = "TAILNET_AGENT_TAILSCALE"
 
@@ -113,8 +117,28 @@ def _env_get(env: Mapping[str, str], name: str) -> str:
 
 
 async def read_status(cli: str | None, timeout_s: float = 5.0) -> TailnetView:
-    """Run `cli status --json` and parse what it prints; never raises for a failure."""
+    """Run `cli status --json` and parse what it prints; never raises for a failure.
+
+    The run (the command, its exit code, its time) and its outcome are logged at DEBUG."""
+    started = time.monotonic()
+    view = await _read_status(cli, timeout_s)
+    took_ms = (time.monotonic() - started) * 1000
+    if view.problem is None:
+        log.debug(
+            "status: %s, version %s, %d peers (%.0f ms)",
+            view.backend_state.value if view.backend_state else "no state",
+            view.version or "no version",
+            len(view.peers),
+            took_ms,
+        )
+    else:
+        log.debug("status: %s (%.0f ms): %s", view.problem.value, took_ms, view.detail)
+    return view
+
+
+async def _read_status(cli: str | None, timeout_s: float) -> TailnetView:
     if cli is None:
+        log.debug("no tailscale CLI: none given, in $%s, on PATH or installed", TAILSCALE_ENV)
         return TailnetView(problem=TailscaleProblem.NOT_INSTALLED, detail=NOT_INSTALLED_DETAIL)
     kwargs: dict[str, Any] = {}
     if sys.platform == "win32":
@@ -147,10 +171,12 @@ async def read_status(cli: str | None, timeout_s: float = 5.0) -> TailnetView:
             f"{cli} cannot be run: {exc.strerror or exc}",
             hint=NOT_THE_CLI,
         )
+    started = time.monotonic()
     try:
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
         except TimeoutError:
+            log.debug("ran %s status --json: no answer within %g s, killed", cli, timeout_s)
             await _kill(proc)
             return _problem(
                 TailscaleProblem.TIMED_OUT,
@@ -159,13 +185,24 @@ async def read_status(cli: str | None, timeout_s: float = 5.0) -> TailnetView:
     finally:
         if proc.returncode is None:  # cancelled by the caller: never leave the CLI behind
             await _kill(proc)
+    log.debug(
+        "ran %s status --json: exit %s in %.0f ms, %d bytes out, %d bytes on stderr",
+        cli,
+        proc.returncode,
+        (time.monotonic() - started) * 1000,
+        len(out),
+        len(err),
+    )
     if proc.returncode != 0:
         first = _first_line(err.decode("utf-8", errors="replace"))
         return _problem(
             TailscaleProblem.CLI_FAILED,
             f"`tailscale status` failed (exit {proc.returncode}): {first or 'no error message'}",
         )
-    return parse_status_json(out.decode("utf-8", errors="replace"))
+    view = parse_status_json(out.decode("utf-8", errors="replace"))
+    if view.problem is TailscaleProblem.BAD_OUTPUT:
+        log.debug("tailscale status --json printed: %r", out[:400])
+    return view
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -8,6 +8,7 @@ replaced by another file. Parsing and validation are core.topology's.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ __all__ = [
     "locate_topology",
     "read_topology_file",
 ]
+
+log = logging.getLogger(__name__)
 
 TOPOLOGY_ENV = "TAILNET_AGENT_TOPOLOGY"
 
@@ -100,4 +103,13 @@ def load_topology(explicit: str | None = None, env: Mapping[str, str] | None = N
     Raises TopologyError naming the file when it is missing, unreadable or refused.
     """
     location = locate_topology(explicit, os.environ if env is None else env)
-    return read_topology_file(location.path, location.source)
+    topology = read_topology_file(location.path, location.source)
+    log.debug(
+        "topology %r from %s: %s (%d nodes, %d services)",
+        topology.name,
+        location.origin,
+        location.path,
+        len(topology.nodes),
+        sum(len(n.services) for n in topology.nodes),
+    )
+    return topology

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import AgentSandbox
+from tests.conftest import FAKE_TAILSCALE_DIR, AgentSandbox
 from tests.helpers.servers import (
     black_hole,
     closed_port,
@@ -388,3 +388,57 @@ def test_a_service_that_accepts_and_never_answers_hangs_it_is_no_firewall(
     for name in ("FastAPI", "Redis"):
         assert "the service hangs" in rows[name] and "firewall" not in rows[name], table
     assert "firewall" in rows["MinIO"], table
+
+
+# ==== -v: what the agent does ==================================================
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_check_logs_topology_node_tailscale_and_every_probe(
+    sandbox: AgentSandbox, where: str
+) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    with loopback_network(fastapi_up=False) as ports:
+        topo = write_topology(sandbox, ports)
+        check = ["check", "--topology", str(topo)]
+        done = sandbox.run(*(["-v", *check] if where == "before" else [*check, "--verbose"]))
+    assert done.returncode == 2, done.stderr
+    assert done.stdout.startswith("Sparklio (loopback): RED")  # the table is unchanged
+    debug = [line for line in done.stderr.splitlines() if line.startswith("DEBUG ")]
+    text = "\n".join(debug)
+    assert f"topology 'Sparklio (loopback)' from --topology: {topo}" in text, text
+    assert "this machine is node desktop (its Tailscale IP 127.0.0.1)" in text, text
+    ran = next(line for line in debug if "status --json" in line)
+    assert str(FAKE_TAILSCALE_DIR / "tailscale") in ran and "exit 0" in ran and " ms" in ran
+    probes = [line for line in debug if " probe " in line]
+    assert len(probes) == 5, text
+    for node, name, outcome in [
+        ("desktop", "Ollama", "up"), ("laptop", "Next.js", "up"), ("macmini", "FastAPI", "down"),
+        ("macmini", "PostgreSQL", "up"), ("macmini", "Redis", "up"),
+    ]:  # fmt: skip
+        line = next(p for p in probes if f" {node}/{name} " in p)
+        assert f": {outcome} in " in line and " ms" in line, line
+    assert "connection refused" in next(p for p in probes if "FastAPI" in p)
+
+
+def test_without_verbose_check_logs_nothing(sandbox: AgentSandbox) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    with loopback_network() as ports:
+        done = sandbox.run("check", "--topology", str(write_topology(sandbox, ports)))
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["topology", "show", "-v"], ["topology", "validate", "-v"], ["-v", "topology", "show"],
+     ["history", "-v"], ["check", "--json", "-v"]],
+    ids=["show-after", "validate-after", "show-before", "history", "check-json"],
+)  # fmt: skip
+def test_verbose_is_accepted_anywhere(sandbox: AgentSandbox, args: list[str]) -> None:
+    done = sandbox.run(*args)
+    assert done.returncode in (0, 2), done.stderr
+    assert "unrecognized arguments" not in done.stderr
+    if "topology" in args:
+        assert "DEBUG agent.topology_source: topology 'Sparklio' from bundled default" in (
+            done.stderr
+        )

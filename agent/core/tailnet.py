@@ -25,6 +25,7 @@ from agent.core.model import (
 __all__ = [
     "find_peer",
     "identify_self",
+    "identify_self_by",
     "link_of",
     "parse_status",
     "parse_status_json",
@@ -215,15 +216,24 @@ def find_peer(node: Node, view: TailnetView) -> PeerView | None:
 
 def identify_self(topology: Topology, view: TailnetView) -> str | None:
     """The id of the topology node this machine is, from Tailscale's Self; None if none fits."""
+    return identify_self_by(topology, view)[0]
+
+
+def identify_self_by(topology: Topology, view: TailnetView) -> tuple[str | None, str]:
+    """identify_self, and how: ("desktop", "its Tailscale IP 100.120.180.42"), ("desktop",
+    "its hostname sweetlife"), or (None, why no node fits) — for the debug log."""
     for node in topology.nodes:
         if node.ip and node.ip in view.self_ips:
-            return node.id
+            return node.id, f"its Tailscale IP {node.ip}"
     own = view.self_hostname.casefold()
     if own:
         for node in topology.nodes:
             if node.hostname and node.hostname.casefold() == own:
-                return node.id
-    return None
+                return node.id, f"its hostname {view.self_hostname}"
+    if not view.running:
+        return None, "Tailscale is not usable here, so it cannot tell"
+    ips = ", ".join(view.self_ips) or "none"
+    return None, f"no node has its Tailscale IPs ({ips}) or hostname ({view.self_hostname!r})"
 
 
 def _peer_names(peer: PeerView) -> set[str]:

@@ -20,6 +20,7 @@ from agent.core.model import (
 from agent.core.tailnet import (
     find_peer,
     identify_self,
+    identify_self_by,
     link_of,
     parse_status,
     parse_status_json,
@@ -498,3 +499,23 @@ def test_identify_self_from_fixtures(fixture: str, expected: str) -> None:
 def test_identify_self_empty_node_hostname_never_matches() -> None:
     topo = Topology(name="t", nodes=(node("blank", "", "100.64.0.1"),))
     assert identify_self(topo, TailnetView(self_hostname="")) is None
+
+
+@pytest.mark.parametrize(
+    ("view", "expected"),
+    [
+        (TailnetView(backend_state=BackendState.RUNNING, self_ips=("100.123.51.5",)),
+         ("macmini", "its Tailscale IP 100.123.51.5")),
+        (TailnetView(backend_state=BackendState.RUNNING, self_hostname="SweetLife"),
+         ("desktop", "its hostname SweetLife")),
+        (TailnetView(backend_state=BackendState.RUNNING, self_ips=("100.64.0.1",),
+                     self_hostname="printer"),
+         (None, "no node has its Tailscale IPs (100.64.0.1) or hostname ('printer')")),
+        (TailnetView(problem=TailscaleProblem.NOT_INSTALLED),
+         (None, "Tailscale is not usable here, so it cannot tell")),
+    ],
+    ids=["ip", "hostname", "none", "no-tailscale"],
+)  # fmt: skip
+def test_identify_self_by_says_how(view: TailnetView, expected: tuple[str | None, str]) -> None:
+    """For the debug log: which node, and what matched (or why nothing did)."""
+    assert identify_self_by(SPARKLIO, view) == expected
