@@ -55,6 +55,7 @@ async def sweep(
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure."""
     tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+    self_id: str | None
     if node_override:
         self_id, how = node_override, "--node"
     else:
