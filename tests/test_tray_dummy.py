@@ -170,7 +170,7 @@ def test_pystray_menu_mirrors_the_entries(pystray_dummy: Any) -> None:
 def test_pystray_menu_details(pystray_dummy: Any) -> None:
     menu = to_pystray_menu(entries(), lambda _a: None)
     items = list(menu)
-    assert items[0].text == "× Mac mini: FastAPI down" and items[0].default
+    assert items[0].text == "× t: Mac mini: FastAPI down" and items[0].default
     by_text = {item.text: item for item in leaves(pystray_dummy, menu)}
     assert by_text["Start at login"].checked is True
     assert by_text["Resume"].enabled is True

@@ -146,7 +146,8 @@ def overall_health(view: TrayView) -> Health:
 
 
 def _status_line(view: TrayView, local_time: Callable[[float], str] | None) -> str:
-    """The first line without its mark: what is going on, in one sentence."""
+    """The first line without its mark: what is going on, in one sentence (after the
+    topology's name, which the menu title shows and the tooltip puts beside the app's)."""
     snapshot = view.snapshot
     if snapshot is None:
         if view.topology_error:
@@ -162,7 +163,10 @@ def _status_line(view: TrayView, local_time: Callable[[float], str] | None) -> s
 
 
 def tooltip(view: TrayView, *, name: str = "tailnet-agent") -> str:
-    """The hover text: the app name and the state, within Windows' 127 characters."""
+    """The hover text: the app and topology names and the state, within Windows' 127
+    characters: "tailnet-agent (Sparklio): All good — 3 nodes, 8 of 8 services up"."""
+    if view.snapshot is not None:
+        name = f"{name} ({view.snapshot.topology.name})"
     text = f"{name}: {_status_line(view, None)}"
     if view.paused:
         text += " · notifications paused"
@@ -394,9 +398,10 @@ def _pause_menu(view: TrayView, local_time: Callable[[float], str]) -> MenuEntry
 def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[MenuEntry, ...]:
     """The whole tray menu, top to bottom. `local_time(wall_s)` formats a time ("14:05")."""
     health = overall_health(view)
+    named = "" if view.snapshot is None else f"{view.snapshot.topology.name}: "
     entries: list[MenuEntry] = [
         MenuEntry(
-            _clip(f"{MARKS[health]} {_status_line(view, local_time)}", LINE_MAX),
+            _clip(f"{MARKS[health]} {named}{_status_line(view, local_time)}", LINE_MAX),
             "check_now",
             default=True,
         )

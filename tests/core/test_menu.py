@@ -166,7 +166,7 @@ def view_of(snapshot: Snapshot | None, **kw: object) -> TrayView:
         pytest.param(
             view_of(healthy()),
             Health.GREEN,
-            "✓ All good — 3 nodes, 6 of 6 services up",
+            "✓ Sparklio: All good — 3 nodes, 6 of 6 services up",
             id="green",
         ),
         pytest.param(
@@ -178,7 +178,7 @@ def view_of(snapshot: Snapshot | None, **kw: object) -> TrayView:
                 )
             ),
             Health.AMBER,
-            "! Mac mini: relayed via DERP 'tok'",
+            "! Sparklio: Mac mini: relayed via DERP 'tok'",
             id="amber",
         ),
         pytest.param(
@@ -190,7 +190,7 @@ def view_of(snapshot: Snapshot | None, **kw: object) -> TrayView:
                 )
             ),
             Health.RED,
-            "× Mac mini: FastAPI down — refused",
+            "× Sparklio: Mac mini: FastAPI down — refused",
             id="red",
         ),
         pytest.param(
@@ -202,7 +202,7 @@ def view_of(snapshot: Snapshot | None, **kw: object) -> TrayView:
                 )
             ),
             Health.GREY,
-            "? Laptop: offline",
+            "? Sparklio: Laptop: offline",
             id="grey",
         ),
         pytest.param(
@@ -215,7 +215,7 @@ def view_of(snapshot: Snapshot | None, **kw: object) -> TrayView:
                 )
             ),
             Health.RED,
-            "× Tailscale is not running here (run `tailscale up`)",
+            "× Sparklio: Tailscale is not running here (run `tailscale up`)",
             id="tailscale-down",
         ),
         pytest.param(
@@ -228,19 +228,19 @@ def view_of(snapshot: Snapshot | None, **kw: object) -> TrayView:
                 in_grace=True,
             ),
             Health.GREY,
-            "? Resuming… (settling after sleep or a network change)",
+            "? Sparklio: Resuming… (settling after sleep or a network change)",
             id="grace-hides-wake-blips",
         ),
         pytest.param(
             TrayView(healthy(), now=1000.0 + 31.0),
             Health.GREEN,
-            "✓ All good — 3 nodes, 6 of 6 services up (last checked T1000)",
+            "✓ Sparklio: All good — 3 nodes, 6 of 6 services up (last checked T1000)",
             id="stale",
         ),
         pytest.param(
             TrayView(healthy(), now=1000.0 + 29.0),
             Health.GREEN,
-            "✓ All good — 3 nodes, 6 of 6 services up",
+            "✓ Sparklio: All good — 3 nodes, 6 of 6 services up",
             id="fresh-enough",
         ),
         pytest.param(
@@ -760,12 +760,13 @@ def test_no_topology_error_line_without_error() -> None:
         pytest.param(view_of(None), "tailnet-agent: Checking…", id="no-data"),
         pytest.param(
             view_of(healthy()),
-            "tailnet-agent: All good — 3 nodes, 6 of 6 services up",
+            "tailnet-agent (Sparklio): All good — 3 nodes, 6 of 6 services up",
             id="green",
         ),
         pytest.param(
             view_of(healthy(), paused_until=5000.0),
-            "tailnet-agent: All good — 3 nodes, 6 of 6 services up · notifications paused",
+            "tailnet-agent (Sparklio): All good — 3 nodes, 6 of 6 services up · notifications "
+            "paused",
             id="paused",
         ),
     ],
@@ -786,7 +787,7 @@ def test_tooltip_fits_windows(summary: str) -> None:
     view = view_of(snap(ns(MAC), overall=Health.RED, summary=summary), paused_until=9e9)
     text = tooltip(view)
     assert len(text.encode("utf-16-le")) // 2 <= TOOLTIP_MAX
-    assert text.endswith("…") and text.startswith("tailnet-agent: ")
+    assert text.endswith("…") and text.startswith("tailnet-agent (Sparklio): ")
     assert "\n" not in text
 
 
@@ -813,3 +814,15 @@ def test_every_line_is_short_and_single() -> None:
     view = view_of(snap(status, summary="S" * 300), topology_error="T" * 300)
     for entry in walk(menu(view)):
         assert len(entry.text) <= 96 and "\n" not in entry.text, entry.text
+
+
+# ==== the topology's name =======================================================
+
+
+def test_the_topology_name_heads_the_menu_and_the_tooltip() -> None:
+    """The bundled file promises its `name` in the tooltip and the menu title."""
+    view = view_of(healthy())
+    assert menu(view)[0].text == "✓ Sparklio: All good — 3 nodes, 6 of 6 services up"
+    assert tooltip(view) == "tailnet-agent (Sparklio): All good — 3 nodes, 6 of 6 services up"
+    # Before the first sweep no topology is known yet: nothing to name.
+    assert tooltip(view_of(None)) == "tailnet-agent: Checking…"
