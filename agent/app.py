@@ -2,9 +2,9 @@
 
 `run_tray` is plain `tailnet-agent`: the tray on the main thread, the monitor in
 its worker thread. `run_headless` is `tailnet-agent run --headless`: the same
-monitor, notifications and history, with the log instead of a tray, stopped
-cleanly by SIGINT or SIGTERM. The tray's "Start at login" checkbox is an
-AutostartSwitch over agent.autostart.
+monitor, notifications and history, with the log instead of a tray. Both stop
+cleanly on SIGINT or SIGTERM (agent.stop_signals) and exit 0. The tray's "Start
+at login" checkbox is an AutostartSwitch over agent.autostart.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +20,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 
 from agent import __version__, autostart, paths
 from agent.core.menu import TrayView
@@ -31,6 +29,7 @@ from agent.history import History
 from agent.monitor import Monitor, MonitorUpdate
 from agent.notify import Notifier, choose_notifier
 from agent.single_instance import InstanceLock
+from agent.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.tailscale import find_cli
 from agent.topology_source import load_topology, locate_topology
 
@@ -88,26 +87,20 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
             log.info("state %s", text)
             last_summary[:] = [text]
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping on %s", signal.Signals(signum).name)
-        stop.set()
-
     lock = InstanceLock(paths.instance_lock_path(), mutex_name=paths.APP_ID)
     lock.acquire()
     notifier = choose_notifier(app_icon=paths.app_icon_path())
     log.info("notifications through %s", notifier.name)
     monitor = _build_monitor(options, env, notifier, on_update)
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        monitor.start()
-        while not stop.wait(1.0):
-            if not monitor.alive:
-                log.error("the monitor stopped unexpectedly")
-                return 1
+        with stop_on_signals(stop.set):
+            monitor.start()
+            while not stop.wait(1.0):
+                if not monitor.alive:
+                    log.error("the monitor stopped unexpectedly")
+                    return 1
     finally:
         monitor.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         lock.release()
     return 0
 
@@ -311,7 +304,14 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     with view_lock:
         publish(replace(shown[0], autostart=switch.checked()))
     try:
-        tray.run(setup=monitor.start)
+        with stop_on_signals(tray.stop) as signals:  # as Quit does: run() returns, exit 0
+
+            def setup() -> None:  # in pystray's setup thread, once its loop runs
+                if signals is not None and tray.backend in GLIB_TRAY_BACKENDS:
+                    signals.reclaim_in_glib_loop()
+                monitor.start()
+
+            tray.run(setup=setup)
     finally:
         monitor.stop()
         lock.release()
