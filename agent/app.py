@@ -23,7 +23,10 @@ from pathlib import Path
 
 from agent import __version__, autostart, paths
 from agent.core.menu import TrayView
+from agent.core.model import Snapshot
 from agent.core.notify_policy import pause_presets
+from agent.core.tailnet import identify_self_by
+from agent.core.topology import format_duration
 from agent.errors import AgentError, AutostartError
 from agent.history import History
 from agent.monitor import Monitor, MonitorUpdate
@@ -45,6 +48,48 @@ class AgentOptions:
     topology: str | None = None
     node: str | None = None
     tailscale: str | None = None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+class _InUseLog:
+    """Logs what the agent watches, once: the topology (name, file, interval) and the node
+    this machine is (and how that was found); again only when one of them changes."""
+
+    def __init__(self, node_override: str | None) -> None:
+        self._node_override = node_override
+        self._topology: tuple[object, ...] | None = None
+        self._node: tuple[str | None, str] | None = None
+
+    def update(self, snapshot: Snapshot | None) -> None:
+        if snapshot is None:
+            return
+        topology = snapshot.topology
+        services = sum(len(n.services) for n in topology.nodes)
+        interval = topology.defaults.interval_s
+        seen = (topology.name, topology.source, len(topology.nodes), services, interval)
+        if seen != self._topology:
+            self._topology = seen
+            log.info(
+                "watching %r from %s: %s, %s, a sweep every %s",
+                topology.name,
+                topology.source,
+                _plural(len(topology.nodes), "node"),
+                _plural(services, "service"),
+                format_duration(interval),
+            )
+        if self._node_override:
+            node: tuple[str | None, str] = (snapshot.self_node_id, "--node")
+        else:
+            node = identify_self_by(topology, snapshot.tailnet)
+        if node != self._node:
+            self._node = node
+            if node[0] is not None:
+                log.info("this machine is node %s (%s)", *node)
+            else:
+                log.info("this machine is no node of the topology: %s", node[1])
 
 
 def _build_monitor(
@@ -75,8 +120,10 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
     """The monitor without a tray, until SIGINT/SIGTERM. Returns the exit code."""
     stop = threading.Event()
     last_summary: list[str] = []
+    in_use = _InUseLog(options.node)
 
     def on_update(update: MonitorUpdate) -> None:
+        in_use.update(update.snapshot)
         snapshot = update.snapshot
         text = (
             f"{snapshot.overall.value}: {snapshot.summary}"
@@ -89,8 +136,7 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
 
     lock = InstanceLock(paths.instance_lock_path(), mutex_name=paths.APP_ID)
     lock.acquire()
-    notifier = choose_notifier(app_icon=paths.app_icon_path())
-    log.info("notifications through %s", notifier.name)
+    notifier = choose_notifier(app_icon=paths.app_icon_path())  # it logs which one
     monitor = _build_monitor(options, env, notifier, on_update)
     try:
         with stop_on_signals(stop.set):
@@ -242,12 +288,14 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     # old checkbox after the new one.
     view_lock = threading.Lock()
     shown = [TrayView(snapshot=None, now=time.time(), version=__version__)]
+    in_use = _InUseLog(options.node)
 
     def publish(view: TrayView) -> None:
         shown[0] = view
         tray.publish(view)
 
     def on_update(update: MonitorUpdate) -> None:
+        in_use.update(update.snapshot)
         with view_lock:
             publish(
                 TrayView(

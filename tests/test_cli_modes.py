@@ -59,6 +59,10 @@ def test_headless_logs_to_a_file_and_stops_on_sigint(sandbox: AgentSandbox) -> N
                 time.sleep(0.1)
             else:
                 pytest.fail(f"no 'state green' in {log_file}")
+            sweeps = _sweeps(sandbox)
+            while _sweeps(sandbox) < sweeps + 2:  # a few sweeps more: said once, not per sweep
+                assert proc.poll() is None and time.monotonic() < deadline + 10
+                time.sleep(0.1)
             second = sandbox.run("run", "--headless", "--topology", str(topo), timeout=30)
             assert second.returncode == 3
             assert f"already running (pid {proc.pid})" in second.stderr
@@ -71,6 +75,22 @@ def test_headless_logs_to_a_file_and_stops_on_sigint(sandbox: AgentSandbox) -> N
     assert proc.returncode == 0, stderr
     assert "state green: All good" in stderr  # the console shows it too
     text = log_file.read_text()
-    assert "notifications through" in text
+    # Startup says once which notifier, which topology (its name, file and interval) and
+    # which node this machine is, and how that was found.
+    said = [line for line in text.splitlines() if "notifications via" in line or
+            "notifications through" in line]  # fmt: skip
+    assert len(said) == 1 and said[0].endswith("notifications via plyer"), text
+    watching = [line for line in text.splitlines() if " watching " in line]
+    assert len(watching) == 1, text
+    assert f"watching 't' from {topo}: 1 node, 1 service, a sweep every 1s" in watching[0]
+    node = [line for line in text.splitlines() if "this machine is" in line]
+    assert len(node) == 1 and node[0].endswith("this machine is node desktop (its Tailscale IP "
+                                               "127.0.0.1)"), text  # fmt: skip
     assert "stopping on SIGINT" in text
     assert sandbox.outside_connections() == []
+
+
+def _sweeps(sandbox: AgentSandbox) -> int:
+    """How many times the stand-in tailscale was asked: one per sweep."""
+    log = sandbox.root / "fake-tailscale.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
