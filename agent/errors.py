@@ -24,17 +24,32 @@ class AgentError(Exception):
 
 
 class TopologyError(AgentError):
-    """A topology file was refused. str() reads `FILE:LINE: KEY: WHY`."""
+    """A topology file was refused. str() reads `FILE:LINE: WHERE: WHY`.
+
+    `key` is the dotted key path (``nodes[2].services[0].chek``, for tools); WHERE is
+    `subject` when given, the words a person reads ("FastAPI on Mac mini: port"), else
+    the key path.
+    """
 
     title = "Topology file refused"
 
-    def __init__(self, source: str, why: str, *, key: str = "", line: int | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        why: str,
+        *,
+        key: str = "",
+        line: int | None = None,
+        subject: str | None = None,
+    ) -> None:
         self.source = source
         self.why = why
         self.key = key
         self.line = line
+        self.subject = key if subject is None else subject
         where = source if line is None else f"{source}:{line}"
-        super().__init__(f"{where}: {key}: {why}" if key else f"{where}: {why}")
+        shown = self.subject
+        super().__init__(f"{where}: {shown}: {why}" if shown else f"{where}: {why}")
 
 
 class UsageError(AgentError):

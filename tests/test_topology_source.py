@@ -231,7 +231,7 @@ def test_a_broken_user_file_is_an_error_naming_it(home: Path) -> None:
     user.write_text(topology_text("user") + "rol = 1\n", encoding="utf-8")
     with pytest.raises(TopologyError) as info:
         load_topology(None, {})
-    assert str(info.value) == f"{user}:7: nodes[0].rol: unknown key; did you mean 'role'?"
+    assert str(info.value) == f"{user}:7: a: unknown key 'rol' — did you mean 'role'?"
 
 
 def test_not_utf8_is_refused_with_its_line(home: Path) -> None:

@@ -35,6 +35,7 @@ __all__ = [
     "MARKS",
     "SEPARATOR",
     "TOOLTIP_MAX",
+    "TOPOLOGY_ERROR_LINES",
     "MenuEntry",
     "TrayView",
     "build_menu",
@@ -58,6 +59,7 @@ QUIET_MARK = "–"  # down, but never an alarm (an info service, a laptop that i
 TOOLTIP_MAX = 127  # Windows: NOTIFYICONDATA.szTip holds 128 UTF-16 units, NUL included
 LINE_MAX = 96  # longer menu lines are cut with "…": menus do not wrap
 STALE_SWEEPS = 3  # a snapshot older than this many intervals says when it was taken
+TOPOLOGY_ERROR_LINES = 8  # menu lines for the topology's problems, the last one cut
 
 
 @dataclass(frozen=True)
@@ -350,7 +352,7 @@ def _topology_error_menu(view: TrayView, error: str) -> MenuEntry:
         title = f"{MARKS[Health.AMBER]} Topology error — using last good file"
     else:
         title = f"{MARKS[Health.RED]} Topology error — no usable topology"
-    lines = _wrap(error, 80, max_lines=4)
+    lines = _wrap(error, 80, max_lines=TOPOLOGY_ERROR_LINES)
     return MenuEntry(
         title,
         children=(
@@ -362,17 +364,19 @@ def _topology_error_menu(view: TrayView, error: str) -> MenuEntry:
 
 
 def _wrap(text: str, width: int, *, max_lines: int) -> list[str]:
-    """Greedy word wrap for a few disabled menu lines."""
+    """Greedy word wrap for a few disabled menu lines; each line of `text` (one topology
+    problem) starts a menu line of its own."""
     lines: list[str] = []
-    current = ""
-    for word in text.split():
-        if current and len(current) + 1 + len(word) > width:
+    for paragraph in text.splitlines():
+        current = ""
+        for word in paragraph.split():
+            if current and len(current) + 1 + len(word) > width:
+                lines.append(current)
+                current = word
+            else:
+                current = f"{current} {word}" if current else word
+        if current:
             lines.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-    if current:
-        lines.append(current)
     if len(lines) > max_lines:
         lines = [*lines[: max_lines - 1], _clip(" ".join(lines[max_lines - 1 :]), width)]
     return [_clip(line, width) for line in lines] or [""]

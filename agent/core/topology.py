@@ -1,10 +1,12 @@
 """The topology file: parse and validate its TOML into core.model.Topology, describe, dump.
 
 Pure (stdlib only). The schema is DESIGN.md's "Topology file". Every refusal is an
-agent.errors.TopologyError naming the file, the line where it can be found, the key
-as a dotted path (``nodes[2].services[0].chek``) and why. All problems are
-collected: the error holds the first one (``str(error)`` is that one line) and
-``error.message`` lists them all, one ``FILE:LINE: KEY: WHY`` per line.
+agent.errors.TopologyError naming the file, the line where it can be found, the entry
+and key in words (``FastAPI on Mac mini: port``; ``error.key`` keeps the dotted path
+``nodes[2].services[0].port``) and why. All problems are collected: the error holds the
+first one (``str(error)`` is that one line) and ``error.message`` lists them all, one
+``FILE:LINE: WHERE: WHY`` per line. A misspelt key is one problem, with its fix
+("unknown key 'chek' — did you mean 'check'?"), not also a missing required key.
 """
 
 from __future__ import annotations
@@ -328,9 +330,35 @@ def _suggest(word: str, choices: Sequence[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def _close_key(key: str, allowed: Sequence[str]) -> str | None:
+    """The allowed key `key` is a misspelling of, if one is close."""
+    lowered = key.lower()
+    if lowered != key and lowered in allowed:
+        return lowered
+    close = difflib.get_close_matches(lowered, allowed, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def _unknown_key(key: str, allowed: Sequence[str]) -> str:
-    hint = _suggest(key, allowed)
-    return f"unknown key{hint}" if hint else f"unknown key (allowed here: {', '.join(allowed)})"
+    shown = json.dumps(key, ensure_ascii=False)[1:-1]
+    close = _close_key(key, allowed)
+    if close is not None:
+        return f"unknown key '{shown}' — did you mean '{close}'?"
+    return f"unknown key '{shown}' (allowed here: {', '.join(allowed)})"
+
+
+def _one_line(name: str, limit: int = 40) -> str:
+    """A name as one short line: control characters and runs of blanks become one space."""
+    flat = " ".join("".join(" " if ord(c) < 0x20 or c == "\x7f" else c for c in name).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _short(name: str) -> str:
+    """ "Mac mini — Backend Server" -> "Mac mini" (as core.health.short_name, on raw text)."""
+    for dash in (" — ", " – ", " - "):
+        if dash in name:
+            return name.split(dash, 1)[0].strip()
+    return name.strip()
 
 
 # ==== syntax errors ============================================================
@@ -452,17 +480,25 @@ class _Checker:
     def __init__(self, source: str, text: str) -> None:
         self.source = source
         self.text = text
-        self.problems: list[tuple[_Path, str]] = []
+        self.problems: list[tuple[_Path, str, bool]] = []  # (path, why, the why names the key)
         self.claimed: dict[tuple[_Path, str, object], _Path] = {}
+        self.misspelt: set[_Path] = set()  # required keys written under a misspelt name
+        self.data: _Table = {}
 
-    def fail(self, path: _Path, why: str) -> None:
-        self.problems.append((path, why))
+    def fail(self, path: _Path, why: str, *, names_key: bool = False) -> None:
+        self.problems.append((path, why, names_key))
 
     def error(self) -> TopologyError:
         lines = _LineIndex(self.text)  # only a refused file needs line numbers
         errors = [
-            TopologyError(self.source, why, key=_dotted(path), line=lines.line_of(path))
-            for path, why in self.problems
+            TopologyError(
+                self.source,
+                why,
+                key=_dotted(path),
+                line=lines.line_of(path),
+                subject=self.subject(path[:-1] if names_key else path),
+            )
+            for path, why, names_key in self.problems
         ]
         first = errors[0]
         if len(errors) > 1:
@@ -472,6 +508,43 @@ class _Checker:
             first.message = "\n".join(listed)
         return first
 
+    # ---- where a problem is, in words ----------------------------------------
+
+    def _entry(self, path: _Path) -> object:
+        value: object = self.data
+        for part in path:
+            if isinstance(value, dict) and isinstance(part, str):
+                value = value.get(part)
+            elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+                value = value[part]
+            else:
+                return None
+        return value
+
+    def _label(self, path: _Path, what: str) -> str:
+        """A node or service by its name ("Mac mini", "FastAPI"), else its id or number."""
+        entry = self._entry(path)
+        index = path[-1] if isinstance(path[-1], int) else 0
+        if isinstance(entry, dict):
+            for key in ("name", "id"):
+                name = entry.get(key)
+                if isinstance(name, str) and _one_line(name):
+                    return _one_line(_short(name) if what == "node" else name)
+        return f"{what} {index + 1}"
+
+    def subject(self, path: _Path) -> str:
+        """ "FastAPI on Mac mini: port", "Mac mini: ip", "defaults.interval", "version"."""
+        if len(path) >= 2 and path[0] == "nodes" and isinstance(path[1], int):
+            node = self._label(path[:2], "node")
+            rest = path[2:]
+            if len(rest) >= 2 and rest[0] == "services" and isinstance(rest[1], int):
+                service = self._label(path[:4], "service")
+                where, rest = f"{service} on {node}", rest[2:]
+            else:
+                where = node
+            return f"{where}: {_dotted(rest)}" if rest else where
+        return _dotted(path)
+
     # ---- generic value checks ------------------------------------------------
 
     def table(self, value: object, path: _Path, allowed: Sequence[str]) -> _Table | None:
@@ -480,7 +553,10 @@ class _Checker:
             return None
         for key in value:
             if key not in allowed:
-                self.fail((*path, key), _unknown_key(key, allowed))
+                self.fail((*path, key), _unknown_key(key, allowed), names_key=True)
+                close = _close_key(key, allowed)
+                if close is not None and close not in value:
+                    self.misspelt.add((*path, close))
         return value
 
     def tables(self, value: object, path: _Path, header: str) -> list[object] | None:
@@ -494,8 +570,8 @@ class _Checker:
 
     def present(self, table: _Table, path: _Path, key: str, required: bool) -> object:
         value = table.get(key, _MISSING)
-        if value is _MISSING and required:
-            self.fail((*path, key), "required key is missing")
+        if value is _MISSING and required and (*path, key) not in self.misspelt:
+            self.fail((*path, key), "required key is missing")  # (a misspelling said it)
         return value
 
     def string(
@@ -589,6 +665,7 @@ class _Checker:
     # ---- the schema ------------------------------------------------------------
 
     def topology(self, data: _Table) -> Topology | None:
+        self.data = data
         root = self.table(data, (), _ROOT_KEYS)
         assert root is not None  # tomllib always returns a table
         version = self.integer(root, (), "version", low=0, required=True)
@@ -652,7 +729,10 @@ class _Checker:
         earlier = self.claimed.setdefault((scope, what, value), path)
         if earlier != path:
             shown = value if isinstance(value, int) else json.dumps(value, ensure_ascii=False)
-            self.fail(path, f"duplicate {what} {shown} (also at {_dotted(earlier)})")
+            also = self.subject(earlier)
+            if also == self.subject(path):  # two nodes named alike: their places tell apart
+                also = _dotted(earlier)
+            self.fail(path, f"duplicate {what} {shown} (also at {also})")
 
     def node(self, value: object, path: _Path) -> Node | None:
         table = self.table(value, path, _NODE_KEYS)

@@ -15,6 +15,7 @@ import pytest
 from agent.core.menu import (
     MARKS,
     TOOLTIP_MAX,
+    TOPOLOGY_ERROR_LINES,
     MenuEntry,
     TrayView,
     build_menu,
@@ -742,7 +743,7 @@ def test_topology_error(snapshot: Snapshot | None, title: str) -> None:
 def test_huge_topology_error_stays_a_few_lines() -> None:
     entries = menu(view_of(healthy(), topology_error="why " * 500))
     lines = [c for c in entries[1].children if not c.separator and c.action is None]
-    assert len(lines) == 4
+    assert len(lines) == TOPOLOGY_ERROR_LINES
     assert all(len(c.text) <= 80 for c in lines)
     assert lines[-1].text.endswith("…")
 
@@ -826,3 +827,14 @@ def test_the_topology_name_heads_the_menu_and_the_tooltip() -> None:
     assert tooltip(view) == "tailnet-agent (Sparklio): All good — 3 nodes, 6 of 6 services up"
     # Before the first sweep no topology is known yet: nothing to name.
     assert tooltip(view_of(None)) == "tailnet-agent: Checking…"
+
+
+def test_several_topology_problems_one_per_line_not_run_together() -> None:
+    error = (
+        "t.toml:9: FastAPI on Mac mini: unknown key 'chek' — did you mean 'check'?\n"
+        "t.toml:12: Redis on Mac mini: port: 70000 is out of range (1..65535)\n"
+        't.toml:20: Desktop: ip: "1.2.3" is not an IPv4 or IPv6 address'
+    )
+    entries = menu(view_of(healthy(), topology_error=error))
+    lines = [c.text for c in entries[1].children if not c.separator and c.action is None]
+    assert lines == error.splitlines()

@@ -125,14 +125,15 @@ REFUSALS = [
     R(HEAD + NODE + NODE_B.replace('id = "b"', 'id = "a" ' + MARK), "nodes[1].id",
       ['duplicate node id "a"', "nodes[0].id"], id="duplicate-node-id"),
     R(HEAD + NODE + NODE_B.replace('ip = "100.64.0.2"', 'ip = "100.64.0.1" ' + MARK),
-      "nodes[1].ip", ["duplicate node IP", "nodes[0].ip"], id="duplicate-ip"),
+      "nodes[1].ip", ["duplicate node IP", "(also at a: ip)"], id="duplicate-ip"),
     R(HEAD + NODE.replace("100.64.0.1", "fd7a:115c:a1e0::1")
       + NODE_B.replace('ip = "100.64.0.2"', 'ip = "fd7a:115c:a1e0:0:0::1" ' + MARK),
       "nodes[1].ip", ["duplicate node IP"], id="duplicate-ipv6-spelt-differently"),
     R(HEAD + NODE + NODE_B.replace('hostname = "host-b"', 'hostname = "HOST-A" ' + MARK),
       "nodes[1].hostname", ["duplicate hostname"], id="duplicate-hostname-any-case"),
     R(HEAD + NODE + SVC + SVC2.replace("port = 5432", "port = 80 " + MARK),
-      "nodes[0].services[1].port", ["duplicate port 80", "services[0].port"], id="duplicate-port"),
+      "nodes[0].services[1].port", ["duplicate port 80", "(also at web on a: port)"],
+      id="duplicate-port"),
     R(HEAD + NODE + SVC + SVC2.replace('name = "db"', 'name = "web" ' + MARK),
       "nodes[0].services[1].name", ["duplicate service name"], id="duplicate-service-name"),
     # ---- IPs and ports
@@ -236,7 +237,8 @@ def test_refusal_names_file_line_key_and_why(text: str, key: str, words: list[st
     for word in words:
         assert word in error.why, f"{word!r} not in {error.why!r}"
     where = SOURCE if line is None else f"{SOURCE}:{line}"
-    assert str(error) == (f"{where}: {key}: {error.why}" if key else f"{where}: {error.why}")
+    shown = error.subject
+    assert str(error) == (f"{where}: {shown}: {error.why}" if shown else f"{where}: {error.why}")
     assert error.message.splitlines()[0] == str(error)
 
 
@@ -258,9 +260,8 @@ def test_all_problems_are_listed_first_one_held() -> None:
         f"{SOURCE}:1: version: {error.why}",
         f"{SOURCE}:3: defaults.interval: "
         '"soon" is not a duration; write e.g. "10s", "500ms", "1m" or a number of seconds',
-        f"{SOURCE}:11: nodes[0].services[0].chek: unknown key; did you mean 'check'?",
-        f"{SOURCE}:8: nodes[0].services[0].check: required key is missing",
-        f'{SOURCE}:13: nodes[1].id: duplicate node id "a" (also at nodes[0].id)',
+        f"{SOURCE}:11: web on a: unknown key 'chek' — did you mean 'check'?",
+        f'{SOURCE}:13: a: id: duplicate node id "a" (also at nodes[0].id)',
     ]
 
 
@@ -612,7 +613,8 @@ def test_generated_topologies_round_trip(topology: Topology) -> None:
 @settings(deadline=None)
 @given(topologies(), st.data())
 def test_one_typo_in_a_generated_file_is_named(topology: Topology, data: st.DataObject) -> None:
-    """Renaming any one key of a valid file is refused, naming that key and its line."""
+    """Renaming any one key of a valid file is refused as one problem (never also "required
+    key is missing"), naming that key, its line and the fix."""
     lines = dump_topology(topology).split("\n")
     keyed = [i for i, line in enumerate(lines) if " = " in line and not line.startswith("version")]
     index = data.draw(st.sampled_from(keyed))
@@ -624,8 +626,44 @@ def test_one_typo_in_a_generated_file_is_named(topology: Topology, data: st.Data
     lines[index] = f"{indent}{key}x = {rest.split(' = ', 1)[1]}"
     error = refused("\n".join(lines), "generated.toml")
     problems = error.message.splitlines()
-    assert any(
-        p.startswith(f"generated.toml:{index + 1}: ")
-        and p.endswith(f"{key}x: unknown key; did you mean '{key}'?")
-        for p in problems
-    ), problems
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"generated.toml:{index + 1}: ")
+    assert problems[0].endswith(f"unknown key '{key}x' — did you mean '{key}'?"), problems
+
+
+# ==== errors a newcomer reads ==================================================
+
+
+def test_a_typo_of_a_required_key_is_one_problem_named_by_its_service_with_the_fix() -> None:
+    text = (
+        HEAD
+        + '[[nodes]]\nid = "macmini"\nname = "Mac mini — Backend Server"\n'
+        + 'hostname = "woosuns-mac-mini"\nip = "100.123.51.5"\n'
+        + '  [[nodes.services]]\n  name = "FastAPI"\n  port = 8000\n  chek = "http"\n'
+    )
+    error = refused(text)
+    assert error.message == (
+        f"{SOURCE}:10: FastAPI on Mac mini: unknown key 'chek' — did you mean 'check'?"
+    )
+    assert (error.key, error.line) == ("nodes[0].services[0].chek", 10)  # the path, for tools
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (HEAD + NODE + SVC.replace("port = 80", "port = 70000"),
+         f"{SOURCE}:8: web on a: port: 70000 is out of range (1..65535)"),
+        (HEAD + NODE.replace('ip = "100.64.0.1"', 'ip = "1.2.3"'),
+         f'{SOURCE}:5: a: ip: "1.2.3" is not an IPv4 or IPv6 address'),
+        (HEAD + '[[nodes]]\nname = "맥 미니 — 백엔드"\nhostname = "m"\nip = "100.64.0.9"\n',
+         f"{SOURCE}:2: 맥 미니: id: required key is missing"),
+        (HEAD + NODE + '  [[nodes.services]]\n  port = 80\n  check = "tcp"\n',
+         f"{SOURCE}:6: service 1 on a: name: required key is missing"),
+        (HEAD + '[defaults]\ninterval = "soon"\n' + NODE,
+         f'{SOURCE}:3: defaults.interval: "soon" is not a duration; write e.g. "10s", "500ms", '
+         '"1m" or a number of seconds'),
+    ],
+    ids=["service", "node", "node-by-name", "unnamed-service", "defaults"],
+)  # fmt: skip
+def test_problems_name_the_node_or_service_they_are_in(text: str, shown: str) -> None:
+    assert str(refused(text)) == shown
