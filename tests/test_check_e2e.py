@@ -230,6 +230,10 @@ def test_bad_topology_exits_3_naming_file_line_and_key(sandbox: AgentSandbox) ->
     done = sandbox.run("check", "--topology", str(path))
     assert done.returncode == 3
     assert f"{path}:9" in done.stderr and "chek" in done.stderr and "check" in done.stderr
+    # One typo, one problem: named by its service, with the fix; not also "check missing".
+    assert done.stderr == (
+        f"tailnet-agent: {path}:9: x on a: unknown key 'chek' — did you mean 'check'?\n"
+    )
     validate = sandbox.run("topology", "validate", str(path))
     assert validate.returncode == 3 and "chek" in validate.stderr
 
