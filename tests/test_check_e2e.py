@@ -297,6 +297,8 @@ def test_check_and_topology_show_columns_line_up_with_hangul_names(sandbox: Agen
     path.write_text(WIDE_TOPOLOGY.format(**ports), encoding="utf-8")
     done = sandbox.run("check", "--topology", str(path), "--node", "macmini")
     assert done.returncode == 1, done.stderr  # amber: degraded services down
+    head = done.stdout.splitlines()[0]  # what is down, said: no "(+2 more)"
+    assert head == "스파클리오: AMBER — 맥 미니: 데이터베이스, API and Cafe\u0301 캐시 down", head
     rows = [line for line in done.stdout.splitlines() if line.startswith("    ✗ ")]
     assert len(rows) == 3, done.stdout
     # Every column starts at the same cell: the port's last digit, the check kind, the state.

@@ -41,10 +41,13 @@ from agent.core.model import (
 from agent.core.plan import ServiceKey
 from agent.core.tailnet import find_peer, link_of
 
-__all__ = ["judge", "short_name", "worst"]
+__all__ = ["SUMMARY_MAX", "judge", "names_down", "problem_words", "short_name", "worst"]
 
 _RANK = {Health.GREY: 0, Health.GREEN: 1, Health.AMBER: 2, Health.RED: 3}
 _MISSING = ProbeResult(ProbeState.UNKNOWN, Reason.ERROR, "no result")
+SUMMARY_MAX = 80  # a longer list of problems is counted instead ("38 services down on 2 nodes")
+NAMED_MAX = 3  # services named in "FastAPI, PostgreSQL and Redis down"; more are counted
+NAMED_NODES_MAX = 2  # nodes named in the summary; with more in trouble, it counts
 
 
 def worst(healths: Iterable[Health]) -> Health:
@@ -58,6 +61,34 @@ def short_name(node: Node) -> str:
         if dash in node.name:
             return node.name.split(dash, 1)[0].strip()
     return node.name or node.id
+
+
+def names_down(names: list[str]) -> str:
+    """ "FastAPI down", "FastAPI and Redis down", "A, B and C down", "5 services down"."""
+    if len(names) > NAMED_MAX:
+        return f"{len(names)} services down"
+    if len(names) == 1:
+        return f"{names[0]} down"
+    return f"{', '.join(names[:-1])} and {names[-1]} down"
+
+
+def problem_words(node: NodeStatus, *, latency_warn_ms: float, tailnet_running: bool) -> list[str]:
+    """What is wrong with a node, in a few words each: "offline", "FastAPI and Redis down",
+    "relayed", "slow link", "not in tailnet" (the menu's node titles and the summary)."""
+    any_up = any(s.result.state is ProbeState.UP for s in node.services)
+    if node.link is Link.OFFLINE and not any_up:
+        return ["offline"]
+    words: list[str] = []
+    failing = [s.service.name for s in node.services if s.health in (Health.RED, Health.AMBER)]
+    if failing:
+        words.append(names_down(failing))
+    if node.link is Link.RELAY:
+        words.append("relayed")
+    if not node.is_self and node.latency_ms is not None and node.latency_ms > latency_warn_ms:
+        words.append("slow link")
+    if node.link is Link.UNKNOWN and not node.is_self and tailnet_running:
+        words.append("not in tailnet")
+    return words
 
 
 def _service_health(impact: Impact, state: ProbeState) -> Health:
@@ -182,20 +213,47 @@ def _summary(topology: Topology, tailnet: TailnetView, nodes: list[NodeStatus]) 
         return tailnet.detail or with_hint(tailscale_title(problem), tailscale_hint(problem))
     if not nodes:
         return f"{topology.name}: the topology has no nodes"
-    problems = [
-        (_RANK[n.health], f"{short_name(n.node)}: {reason}")
-        for n in nodes
-        if n.health in (Health.RED, Health.AMBER)
-        for reason in n.reasons[:1]
-    ]
-    extra = sum(len(n.reasons) - 1 for n in nodes if n.health in (Health.RED, Health.AMBER))
-    if not problems:
+    bad = [n for n in nodes if n.health in (Health.RED, Health.AMBER) and n.reasons]
+    if not bad:
         up = sum(1 for n in nodes for s in n.services if s.result.state is ProbeState.UP)
         total = sum(len(n.services) for n in nodes)
-        return f"All good — {len(nodes)} nodes, {up} of {total} services up"
-    problems.sort(key=lambda p: -p[0])  # stable: red first, then topology order
-    more = len(problems) - 1 + extra
-    return problems[0][1] + (f" (+{more} more)" if more else "")
+        count = f"{len(nodes)} node" + ("" if len(nodes) == 1 else "s")
+        return f"All good — {count}, {up} of {total} services up"
+    bad.sort(key=lambda n: -_RANK[n.health])  # stable: red first, then topology order
+    warn = topology.defaults.latency_warn_ms
+    words = [problem_words(n, latency_warn_ms=warn, tailnet_running=True) for n in bad]
+    if len(bad) == 1 and (len(bad[0].reasons) == 1 or words[0] == ["offline"]):
+        return f"{short_name(bad[0].node)}: {bad[0].reasons[0]}"  # one problem: why, and the hint
+    said = "; ".join(
+        f"{short_name(n.node)}: {', '.join(w)}" for n, w in zip(bad, words, strict=True)
+    )
+    if len(bad) > NAMED_NODES_MAX or len(said) > SUMMARY_MAX:
+        return _counted(bad, words)
+    return said
+
+
+def _counted(bad: list[NodeStatus], words: list[list[str]]) -> str:
+    """Too many problems to name: "38 services down on 2 nodes, 1 node offline"."""
+    offline = sum(1 for w in words if w == ["offline"])
+    down_on = [
+        sum(1 for s in n.services if s.health in (Health.RED, Health.AMBER))
+        for n, w in zip(bad, words, strict=True)
+        if w != ["offline"]
+    ]
+    parts: list[str] = []
+    if sum(down_on):
+        nodes_with = sum(1 for d in down_on if d)
+        where = f" on {nodes_with} nodes" if nodes_with > 1 else ""
+        parts.append(f"{sum(down_on)} service{'' if sum(down_on) == 1 else 's'} down{where}")
+    for count, one, many in (
+        (offline, "node offline", "nodes offline"),
+        (sum("relayed" in w for w in words), "link relayed", "links relayed"),
+        (sum("slow link" in w for w in words), "slow link", "slow links"),
+        (sum("not in tailnet" in w for w in words), "node not in tailnet", "nodes not in tailnet"),
+    ):
+        if count:
+            parts.append(f"{count} {one if count == 1 else many}")
+    return ", ".join(parts)
 
 
 def judge(

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from agent.core.health import problem_words
 from agent.core.hints import explain, peer_offline_hint
 from agent.core.model import (
     CheckKind,
@@ -188,28 +189,20 @@ def _failing(node: NodeStatus) -> list[ServiceStatus]:
 
 
 def _status_word(node: NodeStatus, snapshot: Snapshot) -> str:
-    """A few words for the node's title: "OK", "offline", "FastAPI down, relayed", ..."""
-    any_up = any(s.result.state is ProbeState.UP for s in node.services)
-    words: list[str] = []
-    if node.link is Link.OFFLINE and not any_up:
-        words.append("offline")
-    else:
+    """A few words for the node's title: "OK", "offline", "FastAPI and Redis down, relayed",
+    the summary's words (core.health.problem_words) and the info services that are down."""
+    words = problem_words(
+        node,
+        latency_warn_ms=snapshot.topology.defaults.latency_warn_ms,
+        tailnet_running=snapshot.tailnet.running,
+    )
+    if words != ["offline"]:
         failing = _failing(node)
-        if len(failing) == 1:
-            words.append(f"{failing[0].service.name} down")
-        elif failing:
-            words.append(f"{len(failing)} services down")
         quiet = [s for s in node.services if s.result.state is ProbeState.DOWN and s not in failing]
         if len(quiet) == 1:
-            words.append(f"{quiet[0].service.name} down (info)")
+            words.insert(1 if failing else 0, f"{quiet[0].service.name} down (info)")
         elif quiet:
-            words.append(f"{len(quiet)} info services down")
-        if node.link is Link.RELAY:
-            words.append("relayed")
-        if _slow(node, snapshot):
-            words.append("slow link")
-        if node.link is Link.UNKNOWN and not node.is_self and snapshot.tailnet.running:
-            words.append("not in tailnet")
+            words.insert(1 if failing else 0, f"{len(quiet)} info services down")
     if words:
         return ", ".join(words)
     if node.health is Health.GREY:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from agent.core.health import judge, short_name, worst
@@ -28,6 +30,7 @@ from tests.core.sample_network import (
     REFUSED,
     TIMEOUT,
     TOPOLOGY,
+    UP,
     judged,
     node_of,
     peer,
@@ -80,8 +83,7 @@ def test_colours_and_summary(
 def test_red_outranks_amber_in_summary() -> None:
     snap = judged(running(peer(LAPTOP), peer(MACMINI, cur_addr="")), FastAPI=REFUSED)
     assert snap.overall is Health.RED
-    assert snap.summary.startswith("Mac mini: FastAPI down")
-    assert snap.summary.endswith("(+1 more)")
+    assert snap.summary == "Mac mini: FastAPI down, relayed"
 
 
 def test_offline_peer_failures_are_explained_as_peer_offline() -> None:
@@ -178,3 +180,49 @@ def test_an_offline_peer_gets_one_hint_the_runbook_q1(outcome: ProbeResult) -> N
         assert text.count("(") == 1, text  # one hint: what the probe met is a plain fact
         assert text.endswith("(run `tailscale up` on woosuns-mac-mini)"), text
         assert "service not running" not in text and "firewall" not in text, text
+
+
+# ==== the summary says what, not "(+1 more)" ===================================
+
+
+def test_two_services_down_on_one_node_are_named() -> None:
+    snap = judged(ALL_DIRECT, FastAPI=REFUSED, Redis=TIMEOUT)
+    assert snap.summary == "Mac mini: FastAPI and Redis down"
+
+
+def test_problems_on_two_nodes_are_both_said_worst_first() -> None:
+    snap = judged(running(peer(LAPTOP), peer(MACMINI, cur_addr="")), FastAPI=REFUSED)
+    assert snap.summary == "Mac mini: FastAPI down, relayed"
+    desk_down = judged(ALL_DIRECT, Ollama=TIMEOUT, FastAPI=REFUSED)
+    assert desk_down.summary == "Mac mini: FastAPI down; Desktop: Ollama down"
+
+
+@pytest.mark.parametrize(
+    ("per_node", "summary"),
+    [((19, 19), "Server 0: 19 services down; Server 1: 19 services down"),
+     ((10, 10, 10, 8), "38 services down on 4 nodes"),
+     ((2, 2, 0, 1), "5 services down on 3 nodes")],
+    ids=["two-nodes-named", "many-counted", "three-nodes-counted"],
+)  # fmt: skip
+def test_many_services_down_are_counted(per_node: tuple[int, ...], summary: str) -> None:
+    nodes = tuple(
+        Node(f"n{i}", f"Server {i} — rack", f"host{i}", f"100.64.0.{i + 1}",
+             services=tuple(dataclasses.replace(REDIS, name=f"svc{j}", port=7000 + j)
+                            for j in range(max(down, 1))))
+        for i, down in enumerate(per_node)
+    )  # fmt: skip
+    topology = Topology("big", nodes)
+    tailnet = TailnetView(backend_state=BackendState.RUNNING, peers=tuple(peer(n) for n in nodes))
+    results = {
+        (n.id, s.name): REFUSED if j < down else UP
+        for n, down in zip(nodes, per_node, strict=True)
+        for j, s in enumerate(n.services)
+    }
+    snap = judge(topology, tailnet, None, results, {}, now=0.0)
+    assert snap.summary == summary
+
+
+def test_one_node_all_good_is_singular() -> None:
+    topology = Topology("t", (DESKTOP,))
+    snap = judge(topology, running(), "desktop", {("desktop", "Ollama"): UP}, {}, now=0.0)
+    assert snap.summary == "All good — 1 node, 1 of 1 services up"

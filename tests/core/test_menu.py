@@ -341,7 +341,7 @@ def test_marks_are_distinct_and_not_colour_words() -> None:
                 latency=None,
                 health=Health.RED,
             ),
-            "× Mac mini — Backend Server · 3 services down, not in tailnet",
+            "× Mac mini — Backend Server · FastAPI, Redis and MinIO Console down, not in tailnet",
             "Link: unknown — no peer with IP 100.123.51.5 in this tailnet",
             id="not-in-tailnet",
         ),
