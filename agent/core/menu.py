@@ -59,6 +59,8 @@ MARKS: dict[Health, str] = {
 QUIET_MARK = "–"  # down, but never an alarm (an info service, a laptop that is away)
 TOOLTIP_MAX = 127  # Windows: NOTIFYICONDATA.szTip holds 128 UTF-16 units, NUL included
 LINE_MAX = 96  # longer menu lines are cut with "…": menus do not wrap
+NAME_MAX = 40  # a longer service name is shortened ("…"), so its port and state still show
+NODE_NAME_MIN = 24  # a node's name shortens for its state words, down to this much
 STALE_SWEEPS = 3  # a snapshot older than this many intervals says when it was taken
 TOPOLOGY_ERROR_LINES = 8  # menu lines for the topology's problems, the last one cut
 
@@ -213,8 +215,9 @@ def _status_word(node: NodeStatus, snapshot: Snapshot) -> str:
 def node_title(node: NodeStatus, snapshot: Snapshot) -> str:
     """ "✓ Mac mini — Backend Server · OK", "(this machine)" added for our own node."""
     mine = " (this machine)" if node.is_self else ""
-    title = f"{MARKS[node.health]} {node.node.name}{mine} · {_status_word(node, snapshot)}"
-    return _clip(title, LINE_MAX)
+    tail = f"{mine} · {_status_word(node, snapshot)}"
+    room = max(NODE_NAME_MIN, LINE_MAX - len(MARKS[node.health]) - 1 - len(tail))
+    return _clip(f"{MARKS[node.health]} {_clip(node.node.name, room)}{tail}", LINE_MAX)
 
 
 def _link_line(node: NodeStatus, snapshot: Snapshot) -> str:
@@ -274,7 +277,7 @@ def service_line(
     service = status.service
     result = status.result
     key = (node_id, service.name)
-    head = f"{_service_mark(status)} {service.name} :{service.port}"
+    head = f"{_service_mark(status)} {_clip(service.name, NAME_MAX)} :{service.port}"
     since = view.since.get(key)
     if result.state is ProbeState.UP:
         text = f"{head} — up"

@@ -6,6 +6,7 @@ table row states exactly the situation the menu has to describe.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Iterator
@@ -838,3 +839,24 @@ def test_several_topology_problems_one_per_line_not_run_together() -> None:
     entries = menu(view_of(healthy(), topology_error=error))
     lines = [c.text for c in entries[1].children if not c.separator and c.action is None]
     assert lines == error.splitlines()
+
+
+# ==== long names ==============================================================
+
+
+def test_a_long_service_name_is_shortened_keeping_port_and_state() -> None:
+    long = dataclasses.replace(REDIS, name="Redis cache for the background job queue " * 3)
+    status = ss(long, REFUSED)
+    view = view_of(snap(ns(MAC, status, health=Health.AMBER), overall=Health.AMBER))
+    line = find(menu(view), "! Redis cache").text
+    assert len(line) <= 96
+    assert " :6379 — down — connection refused" in line, line
+    assert "…" in line.split(" :6379")[0], line  # the name gave way, with a mark
+
+
+def test_a_long_node_name_is_shortened_keeping_its_state() -> None:
+    node = dataclasses.replace(MAC, name="Mac mini — the backend server in the office " * 3)
+    view = view_of(snap(ns(node, link=Link.RELAY, relay="tok", health=Health.AMBER)))
+    title = next(e for e in menu(view) if e.children and "Mac mini" in e.text).text
+    assert len(title) <= 96 and title.endswith(" · relayed"), title
+    assert "…" in title, title
