@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
@@ -99,6 +100,29 @@ def _add_sweep_options(parser: argparse.ArgumentParser, prefix: str = "") -> Non
     )
 
 
+ExitCodes = Sequence[tuple[int, str]]
+_USAGE = (EXIT_UNUSABLE, "a command line that cannot be used")
+
+
+def _command(
+    actions: argparse._SubParsersAction[_CommandParser],
+    name: str,
+    summary: str,
+    description: str,
+    exits: ExitCodes,
+) -> _CommandParser:
+    """A command with its one-line `summary` (in its parent's list), a `description` and its
+    exit codes (in its own --help)."""
+    lines = [f"  {code}  {meaning}" for code, meaning in exits]
+    return actions.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description, 88),  # the formatter keeps both as written
+        epilog="exit codes:\n" + "\n".join(lines),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tailnet-agent",
@@ -112,51 +136,127 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_options(parser, _TOP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
 
-    check = commands.add_parser(
-        "check", help="one sweep: a table (or JSON); exit 0 green, 1 amber, 2 red, 3 grey"
+    check = _command(
+        commands,
+        "check",
+        "one sweep: a table (or JSON); exit 0 green, 1 amber, 2 red, 3 grey",
+        "Read Tailscale here, probe every service of the topology once and print the "
+        "result by node, with why each failure happened and what to do about it. The exit "
+        "code follows the Nagios plugin convention, so it plugs into Nagios or Icinga.",
+        [
+            (0, "green: all good"),
+            (1, "amber: degraded (a relayed or slow link, a degraded service down)"),
+            (2, "red: Tailscale unusable here, an always-on peer offline, a critical service down"),
+            (3, "grey: nothing could be judged, an unusable topology or command line"),
+        ],
     )
     _add_sweep_options(check)
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
-    topology = commands.add_parser("topology", help="validate or show the topology file")
+    topology = _command(
+        commands,
+        "topology",
+        "validate or show the topology file",
+        "The topology file: the network's nodes, their Tailscale IPs and their services.",
+        [(0, "done"), (EXIT_UNUSABLE, "the file is missing or refused, or a bad command line")],
+    )
     topology_commands = topology.add_subparsers(
         dest="topology_command", metavar="ACTION", required=True, parser_class=_CommandParser
     )
-    validate = topology_commands.add_parser("validate", help="check a topology file")
+    validate = _command(
+        topology_commands,
+        "validate",
+        "check a topology file",
+        "Check a topology file before you hand it out: every problem is listed with the "
+        "file, the line, the node or service and why. The file is PATH or --topology PATH "
+        "(default: the one in use).",
+        [(0, "the file is valid"), (EXIT_UNUSABLE, "refused or missing, or a bad command line")],
+    )
     validate.add_argument("path", nargs="?", help="file to check (default: the one in use)")
-    show = topology_commands.add_parser("show", help="the topology in use and where it came from")
+    _add_topology_option(validate)
+    show = _command(
+        topology_commands,
+        "show",
+        "the topology in use and where it came from",
+        "Print the topology in use (nodes, services, defaults) and which file it came from.",
+        [(0, "shown"), (EXIT_UNUSABLE, "refused or missing, or a bad command line")],
+    )
     _add_topology_option(show)
 
-    run = commands.add_parser(
-        "run", help="the monitor; with --headless no tray (servers, tests): events to the log"
+    run = _command(
+        commands,
+        "run",
+        "the monitor; with --headless no tray (servers, tests): events to the log",
+        "Run the monitor until stopped: sweeps on the topology's interval, notifications, "
+        "the history. With --headless no tray: state and events go to the log (and the "
+        "console); SIGINT or SIGTERM stop it cleanly.",
+        [
+            (0, "stopped cleanly (SIGINT, SIGTERM, or Quit in the tray)"),
+            (1, "the monitor stopped on an unexpected error"),
+            (EXIT_UNUSABLE, "already running, no tray possible here, or a bad command line"),
+        ],
     )
     _add_sweep_options(run)
     run.add_argument("--headless", action="store_true", help="no tray icon")
 
-    tray = commands.add_parser("tray", help="the tray icon and menu (the default command)")
+    tray = _command(
+        commands,
+        "tray",
+        "the tray icon and menu (the default command)",
+        "The tray icon (green, amber, red, grey) and its menu, with the monitor behind it.",
+        [
+            (0, "quit from the menu, or stopped by SIGINT or SIGTERM"),
+            (EXIT_UNUSABLE, "no display or tray here, already running, or a bad command line"),
+        ],
+    )
     _add_sweep_options(tray)
 
-    history = commands.add_parser("history", help="events recorded by the monitor")
+    history = _command(
+        commands,
+        "history",
+        "events recorded by the monitor",
+        "The events the monitor recorded (downs, recoveries, offline peers, relayed links), "
+        "newest last.",
+        [(0, "listed (also when there is nothing to list)"), _USAGE],
+    )
     history.add_argument("--json", action="store_true", help="print JSON instead of a list")
     history.add_argument(
         "--since", default="24h", metavar="WHEN", help="how far back: 24h, 30m, 7d or a date"
     )
 
-    autostart = commands.add_parser(
-        "autostart", help="start the tray at login: enable, disable or status"
+    autostart = _command(
+        commands,
+        "autostart",
+        "start the tray at login: enable, disable or status",
+        "Start the tray at login, with the options it runs with: the Run key on Windows, a "
+        "LaunchAgent on macOS, an XDG autostart entry on Linux.",
+        [(0, "done"), (1, "status: disabled"), (EXIT_UNUSABLE, "unsupported here, or failed")],
     )
     autostart_actions = autostart.add_subparsers(
         dest="autostart_command", metavar="ACTION", required=True, parser_class=_CommandParser
     )
-    enable = autostart_actions.add_parser(
-        "enable", help="start the tray at login, with these options; exit 0 when registered"
+    enable = _command(
+        autostart_actions,
+        "enable",
+        "start the tray at login, with these options; exit 0 when registered",
+        "Register the tray to start at login with these options (the file and the node are "
+        "checked first, so nothing fails at every login).",
+        [(0, "registered"), (EXIT_UNUSABLE, "unsupported here, refused or failed")],
     )
     _add_sweep_options(enable)
-    disable = autostart_actions.add_parser(
-        "disable", help="do not start at login any more; exit 0 when removed"
+    disable = _command(
+        autostart_actions,
+        "disable",
+        "do not start at login any more; exit 0 when removed",
+        "Remove the start-at-login entry (nothing registered is fine).",
+        [(0, "nothing is registered any more"), (EXIT_UNUSABLE, "unsupported here, or failed")],
     )
-    status = autostart_actions.add_parser(
-        "status", help="what is registered and where; exit 0 enabled, 1 disabled, 3 unsupported"
+    status = _command(
+        autostart_actions,
+        "status",
+        "what is registered and where; exit 0 enabled, 1 disabled, 3 unsupported",
+        "What is registered to start at login, where, and the command the OS will run.",
+        [(0, "enabled"), (1, "disabled"), (EXIT_UNUSABLE, "unsupported here, or unreadable")],
     )
     for action in (enable, disable, status):
         action.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -213,10 +313,14 @@ def _check(args: argparse.Namespace) -> int:
 
 def _topology(args: argparse.Namespace) -> int:
     if args.topology_command == "validate":
-        if args.path is None:
+        if args.path is not None and args.topology is not None:
+            raise UsageError(
+                "give the file once: `topology validate PATH` or `--topology PATH`, not both"
+            )
+        if args.path is None and args.topology is None:
             topology = load_topology(None, os.environ)
         else:
-            topology = load_topology(args.path, {})
+            topology = load_topology(args.path or args.topology, {})
         services = sum(len(n.services) for n in topology.nodes)
         print(f"OK: {topology.source}: {len(topology.nodes)} nodes, {services} services")
         return 0

@@ -220,9 +220,10 @@ def test_options_before_a_command_that_takes_them(sandbox: AgentSandbox, tmp_pat
     ("args", "message"),
     [
         (["--node", "desktop", "history"], "--node does not go with `history`"),
+        (["--topology", "t.toml", "history"], "--topology does not go with `history`"),
         (
-            ["--topology", "t.toml", "topology", "validate"],
-            "--topology does not go with `topology validate`",
+            ["--node", "a", "topology", "validate"],
+            "--node does not go with `topology validate`",
         ),
         (["--node", "a", "check", "--node", "b"], "--node given both before and after `check`"),
         (["--node", "a", "autostart", "status"], "--node does not go with `autostart status`"),

@@ -94,3 +94,48 @@ def _sweeps(sandbox: AgentSandbox) -> int:
     """How many times the stand-in tailscale was asked: one per sweep."""
     log = sandbox.root / "fake-tailscale.log"
     return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+# ==== help =====================================================================
+
+COMMANDS = [
+    ["check"], ["run"], ["tray"], ["history"], ["topology"], ["topology", "validate"],
+    ["topology", "show"], ["autostart"], ["autostart", "enable"], ["autostart", "disable"],
+    ["autostart", "status"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_a_description_and_its_exit_codes(
+    sandbox: AgentSandbox, command: list[str]
+) -> None:
+    done = sandbox.run(*command, "--help")
+    assert done.returncode == 0, done.stderr
+    usage, _, rest = done.stdout.partition("\n\n")
+    description = rest.split("\n\n", 1)[0]
+    assert description.strip() and not description.startswith(("options:", "positional")), (
+        done.stdout
+    )
+    assert "exit codes:" in done.stdout, done.stdout
+
+
+def test_check_help_lists_the_nagios_exit_codes(sandbox: AgentSandbox) -> None:
+    out = sandbox.run("check", "--help").stdout
+    codes = out.split("exit codes:", 1)[1]
+    for code, word in [("0", "green"), ("1", "amber"), ("2", "red"), ("3", "grey")]:
+        assert any(line.split()[:1] == [code] and word in line for line in codes.splitlines()), out
+
+
+def test_validate_takes_the_file_as_every_command_does_or_as_an_argument(
+    sandbox: AgentSandbox,
+) -> None:
+    path = sandbox.root / "t.toml"
+    path.write_text('version = 1\n[[nodes]]\nid = "a"\nhostname = "a"\nip = "127.0.0.1"\n')
+    for args in (["topology", "validate", str(path)],
+                 ["topology", "validate", "--topology", str(path)],
+                 ["--topology", str(path), "topology", "validate"]):  # fmt: skip
+        done = sandbox.run(*args)
+        assert (done.returncode, done.stdout) == (0, f"OK: {path}: 1 nodes, 0 services\n"), args
+    both = sandbox.run("topology", "validate", str(path), "--topology", str(path))
+    assert both.returncode == 3
+    assert "give the file once" in both.stderr, both.stderr
