@@ -195,7 +195,8 @@ class AutostartSwitch:
     AUTOSTART_REFRESH_S otherwise (so a `tailnet-agent autostart disable` shows up), never on
     each menu render. `checked()` is None where start at login is unsupported (the item is
     greyed). A toggle enables with the tray's own options or disables; a failure is logged and
-    told to the user through the notifier, never raised.
+    told to the user through the notifier, never raised. `note()` says why the checkbox is
+    None (the menu shows it on the greyed item).
     """
 
     def __init__(
@@ -212,6 +213,7 @@ class AutostartSwitch:
         self._clock = clock
         self._lock = threading.Lock()
         self._checked: bool | None = None
+        self._note = ""
         self._read_at: float | None = None
 
     def checked(self) -> bool | None:
@@ -223,6 +225,12 @@ class AutostartSwitch:
         with self._lock:
             return self._checked
 
+    def note(self) -> str:
+        """Why the checkbox is None: "not on this system", "could not be read (see the log)"."""
+        self.checked()
+        with self._lock:
+            return self._note
+
     def _read(self) -> autostart.AutostartState | None:
         try:
             return self._backend.status()
@@ -233,6 +241,12 @@ class AutostartSwitch:
     def _store(self, state: autostart.AutostartState | None) -> None:
         with self._lock:
             self._checked = None if state is None or not state.supported else state.enabled
+            if state is None:
+                self._note = "could not be read (see the log)"
+            elif not state.supported:
+                self._note = state.detail or "not available here"
+            else:
+                self._note = ""
             self._read_at = self._clock()
 
     def toggle(self) -> bool | None:
@@ -303,6 +317,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
                     now=update.now,
                     paused_until=update.paused_until,
                     autostart=switch.checked(),
+                    autostart_note=switch.note(),
                     topology_error=update.topology_error,
                     uptime=update.uptime,
                     since=update.since,
@@ -325,7 +340,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         elif action == "toggle_autostart":
             checked = switch.toggle()
             with view_lock:
-                publish(replace(shown[0], autostart=checked))
+                publish(replace(shown[0], autostart=checked, autostart_note=switch.note()))
         elif action == "open_topology":
             _open_path(_editable_topology(options, env))
         elif action == "open_logs":
@@ -350,7 +365,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     monitor = _build_monitor(options, env, notifier, on_update)
     holder["monitor"] = monitor
     with view_lock:
-        publish(replace(shown[0], autostart=switch.checked()))
+        publish(replace(shown[0], autostart=switch.checked(), autostart_note=switch.note()))
     try:
         with stop_on_signals(tray.stop) as signals:  # as Quit does: run() returns, exit 0
 

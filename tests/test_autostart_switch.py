@@ -15,6 +15,7 @@ from typing import Any
 from agent.app import AUTOSTART_REFRESH_S, AgentOptions, AutostartSwitch
 from agent.autostart import AutostartState, Unsupported, XdgAutostart, parse_desktop_exec
 from agent.core.menu import TrayView, build_menu
+from agent.errors import AutostartError
 from agent.tray import to_pystray_menu
 from tests.conftest import installed_agent
 from tests.test_tray_dummy import pystray_dummy  # noqa: F401  (the fixture)
@@ -119,7 +120,7 @@ def test_unsupported_is_greyed_and_a_click_is_told(tmp_path: Path) -> None:
 
 
 def _item(pystray: Any, menu: Any) -> Any:
-    return next(item for item in menu if item.text == "Start at login")
+    return next(item for item in menu if item.text.startswith("Start at login"))
 
 
 def test_pystray_menu_shows_and_toggles_the_real_state(
@@ -150,3 +151,18 @@ def test_pystray_menu_shows_and_toggles_the_real_state(
     assert not xdg.path.exists()
     assert _item(pystray_dummy, menu_for(views[-1].autostart)).checked is False
     assert _item(pystray_dummy, menu_for(None)).enabled is False  # unsupported: greyed
+
+
+def test_the_switch_says_why_start_at_login_is_unavailable() -> None:
+    """The menu greys the item: `note()` is the word it shows with it."""
+    unsupported = AutostartSwitch(AgentOptions(), Notes(), Unsupported("not on this system"))
+    assert (unsupported.checked(), unsupported.note()) == (None, "not on this system")
+
+    class Broken(Unsupported):
+        def status(self) -> AutostartState:
+            raise AutostartError("the registry cannot be read")
+
+    broken = AutostartSwitch(AgentOptions(), Notes(), Broken(""))
+    assert (broken.checked(), broken.note()) == (None, "could not be read (see the log)")
+    xdg_ok = AutostartSwitch(AgentOptions(), Notes(), Unsupported(""))
+    assert xdg_ok.note() == "not available here"

@@ -111,7 +111,7 @@ def test_every_command_has_a_description_and_its_exit_codes(
 ) -> None:
     done = sandbox.run(*command, "--help")
     assert done.returncode == 0, done.stderr
-    usage, _, rest = done.stdout.partition("\n\n")
+    _, _, rest = done.stdout.partition("\n\n")  # after the usage
     description = rest.split("\n\n", 1)[0]
     assert description.strip() and not description.startswith(("options:", "positional")), (
         done.stdout

@@ -73,6 +73,7 @@ class TrayView:
     now: float
     paused_until: float | None = None  # notifications paused until (wall s)
     autostart: bool | None = None  # None: not supported here (item disabled)
+    autostart_note: str = ""  # why it is None, said on the greyed item
     topology_error: str | None = None  # last reload failed; the last good topology is in use
     uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
     since: Mapping[tuple[str, str], float] = field(default_factory=dict)
@@ -418,7 +419,9 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
         MenuEntry("Check now", "check_now"),
         _pause_menu(view, local_time),
         MenuEntry(
-            "Start at login",
+            "Start at login"
+            if view.autostart is not None
+            else _clip(f"Start at login — {view.autostart_note or 'not available here'}", LINE_MAX),
             "toggle_autostart",
             enabled=view.autostart is not None,
             checked=bool(view.autostart),

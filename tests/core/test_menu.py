@@ -661,7 +661,7 @@ def test_no_data_menu_has_no_nodes_but_all_actions() -> None:
         "? Checking…",
         "Check now",
         "Pause notifications",
-        "Start at login",
+        "Start at login — not available here",  # the view says nothing of it: greyed
         "Open topology file",
         "Open log folder",
         "About tailnet-agent",
@@ -860,3 +860,15 @@ def test_a_long_node_name_is_shortened_keeping_its_state() -> None:
     title = next(e for e in menu(view) if e.children and "Mac mini" in e.text).text
     assert len(title) <= 96 and title.endswith(" · relayed"), title
     assert "…" in title, title
+
+
+@pytest.mark.parametrize(
+    ("note", "text"),
+    [("not on this system (no XDG desktop)",
+      "Start at login — not on this system (no XDG desktop)"),
+     ("", "Start at login — not available here")],
+    ids=["with-why", "no-why"],
+)  # fmt: skip
+def test_start_at_login_greyed_says_why(note: str, text: str) -> None:
+    entry = find(menu(view_of(healthy(), autostart=None, autostart_note=note)), "Start at login")
+    assert (entry.text, entry.enabled, entry.checked) == (text, False, False)
