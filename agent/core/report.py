@@ -127,7 +127,7 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
     elif snapshot.tailnet.running:
         me = "unknown: no node has its Tailscale IP or hostname (use --node ID)"
     else:
-        me = "unknown (Tailscale tells which node it is)"
+        me = "unknown until Tailscale works here (it tells which node this is)"
     lines.append(f"topology: {snapshot.topology.source}; this machine: {me}")
     detail = snapshot.tailnet.detail
     if not snapshot.tailnet.running and detail and detail != snapshot.summary:
