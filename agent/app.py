@@ -54,13 +54,13 @@ def _build_monitor(
     notifier: Notifier,
     on_update: Callable[[MonitorUpdate], None],
 ) -> Monitor:
-    location = locate_topology(options.topology, env)
     cli = find_cli(options.tailscale, env)
     if cli is None:
         log.warning("no tailscale command found: peers will not be probed")
     return Monitor(
         load_topology=lambda: load_topology(options.topology, env),
-        topology_path=location.path,
+        # asked again on every poll: a user file created while running takes over at once
+        locate_topology=lambda: locate_topology(options.topology, env).path,
         tailscale_cli=cli,
         notifier=notifier,
         on_update=on_update,
@@ -147,6 +147,13 @@ def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
         shutil.copyfile(location.path, target)
         log.info("copied the bundled topology to %s for editing", target)
     return target
+
+
+def _open_topology_file(options: AgentOptions, env: Mapping[str, str], monitor: Monitor) -> None:
+    """ "Open topology file": the editable copy, opened, and watched by the monitor at once."""
+    path = _editable_topology(options, env)
+    monitor.check_now()  # the copy may have just become the file in use: reload it now
+    _open_path(path)
 
 
 class AutostartSwitch:
@@ -286,7 +293,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             with view_lock:
                 publish(replace(shown[0], autostart=checked))
         elif action == "open_topology":
-            _open_path(_editable_topology(options, env))
+            _open_topology_file(options, env, monitor)
         elif action == "open_logs":
             log_dir = paths.log_dir()
             log_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,10 @@
 """The continuous monitor: sweeps on a schedule and turns them into events and notifications.
 
 It runs in a worker thread with its own asyncio loop — the tray owns the main
-thread, as macOS requires. Each pass: reload the topology if its file changed,
+thread, as macOS requires. Each pass: reload the topology if the file in use
+changed — the location is asked again each time (`locate_topology`), so a user
+file that appears (created by "Open topology file" or by hand) is picked up and
+watched at once —,
 sweep, feed the pure state machine (agent.core.confirm), record history, pass
 the events through the notification policy to the notifier, and publish a
 MonitorUpdate for whoever shows state (the tray, or the log when headless).
@@ -37,6 +40,10 @@ __all__ = ["Monitor", "MonitorUpdate"]
 
 log = logging.getLogger(__name__)
 
+# The file in use and its stat signature: (path, mtime in ns, size, inode). The path is part
+# of it, so a switch to another file is a change even when the two look alike.
+_FileKey = tuple[str, int, int, int]
+
 UPTIME_WINDOW_S = 24 * 3600
 UPTIME_REFRESH_S = 60.0
 TOPOLOGY_POLL_S = 2.0
@@ -63,7 +70,7 @@ class Monitor:
         self,
         *,
         load_topology: Callable[[], Topology],
-        topology_path: Path | None,
+        locate_topology: Callable[[], Path | None],
         tailscale_cli: str | None,
         notifier: Notifier,
         on_update: Callable[[MonitorUpdate], None],
@@ -73,7 +80,7 @@ class Monitor:
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load_topology = load_topology
-        self._topology_path = topology_path
+        self._locate_topology = locate_topology
         self._tailscale_cli = tailscale_cli
         self._notifier = notifier
         self._on_update = on_update
@@ -89,7 +96,7 @@ class Monitor:
         self._started = threading.Event()
 
         self._topology: Topology | None = None
-        self._topology_mtime: float | None = None
+        self._topology_key: _FileKey | None = None
         self._topology_error: str | None = None
         self._state = confirm.initial_state()
         self._policy = notify_policy.initial_policy()
@@ -106,7 +113,12 @@ class Monitor:
         self._started.wait(10)
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._call(lambda: self._stopping.set() if self._stopping else None)
+        def apply() -> None:
+            if self._stopping is not None and self._wake is not None:
+                self._stopping.set()
+                self._wake.set()  # end a wait at once, not at the next file poll
+
+        self._call(apply)
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -232,33 +244,36 @@ class Monitor:
 
     # ==== topology =============================================================
 
-    def _current_mtime(self) -> float | None:
-        if self._topology_path is None:
-            return None
+    def _current_key(self) -> _FileKey | None:
+        """Which file is in use now and its stat signature (None: cannot tell)."""
         try:
-            return self._topology_path.stat().st_mtime
-        except OSError:
+            path = self._locate_topology()
+            if path is None:
+                return None
+            st = path.stat()
+        except (AgentError, OSError):  # a given path that is gone: the load says why
             return None
+        return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _topology_file_changed(self) -> bool:
-        return self._topology is None or self._current_mtime() != self._topology_mtime
+        return self._topology is None or self._current_key() != self._topology_key
 
     def _reload_topology_if_changed(self) -> None:
         if self._topology is not None and not self._topology_file_changed():
             return
-        mtime = self._current_mtime()
+        key = self._current_key()
         try:
             topology = self._load_topology()
         except AgentError as error:
             if error.message != self._topology_error:
                 log.warning("topology refused, keeping the last good one: %s", error.message)
             self._topology_error = error.message
-            self._topology_mtime = mtime
+            self._topology_key = key
             return
         if self._topology is not None:
             log.info("topology reloaded from %s", topology.source)
         self._topology = topology
-        self._topology_mtime = mtime
+        self._topology_key = key
         self._topology_error = None
 
     # ==== outputs ==============================================================

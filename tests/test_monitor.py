@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agent import app, paths
 from agent.core.model import Health
 from agent.history import History
 from agent.monitor import Monitor, MonitorUpdate
@@ -100,7 +101,7 @@ def start_monitor(tmp_path: Path) -> Iterator[Callable[..., tuple[Monitor, Recor
         rec = recorder or Recorder()
         monitor = Monitor(
             load_topology=lambda: load_topology(str(topo), {}),
-            topology_path=topo,
+            locate_topology=lambda: topo,
             tailscale_cli=FAKE_TAILSCALE,
             notifier=rec,
             on_update=rec.on_update,
@@ -223,3 +224,66 @@ def test_history_is_written_and_uptime_published(start_monitor, tmp_path: Path) 
         monitor.stop()
     with History(db) as store:
         assert store.uptime(time.time() - 3600, time.time())[("desktop", "Ollama")] == 1.0
+
+
+# ==== the topology in use: re-resolved while running ===========================
+
+
+@pytest.fixture
+def bundled_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No --topology, no $TAILNET_AGENT_TOPOLOGY, no user file: the bundled default in use.
+
+    The bundled default is a loopback topology here (the shipped one names real machines
+    that no test may probe); config and state folders are temporary.
+    """
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("TAILNET_AGENT_TOPOLOGY", raising=False)
+    bundled = tmp_path / "bundled" / "topology.toml"
+    bundled.parent.mkdir()
+    monkeypatch.setattr(paths, "bundled_topology_path", lambda: bundled)
+    return bundled
+
+
+@pytest.mark.parametrize("how", ["open topology file", "by hand"])
+def test_the_user_file_is_watched_once_it_exists(
+    bundled_default: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with http_server({"/": "ok"}) as (_, port):
+        bundled_default.write_text(topology_text(port, interval="1h"))
+        rec = Recorder()
+        options = app.AgentOptions(tailscale=FAKE_TAILSCALE)
+        monitor = app._build_monitor(options, {}, rec, rec.on_update)
+        monitor.start()
+        try:
+            first = rec.wait(lambda u: u.snapshot is not None)
+            assert first.snapshot is not None
+            assert str(bundled_default) in first.snapshot.topology.source
+            user_file = paths.user_topology_path()
+            if how == "open topology file":
+                opened: list[Path] = []
+                monkeypatch.setattr(app, "_open_path", lambda p: opened.append(p) or True)
+                app._open_topology_file(options, {}, monitor)  # the menu action
+                assert opened == [user_file]
+                assert user_file.read_text() == bundled_default.read_text()
+                rec.wait(
+                    lambda u: (
+                        u.snapshot is not None and u.snapshot.topology.source == str(user_file)
+                    ),
+                    timeout=1.5,  # at once: sooner than the 2 s file poll
+                )
+            else:
+                user_file.parent.mkdir(parents=True)
+            user_file.write_text(topology_text(port, interval="1h", name="Edited"))
+            edited = rec.wait(
+                lambda u: (
+                    u.snapshot is not None
+                    and u.snapshot.topology.nodes[0].services[0].name == "Edited"
+                ),
+                timeout=10,
+            )
+            assert edited.snapshot is not None
+            assert edited.snapshot.topology.source == str(user_file)
+            assert edited.topology_error is None
+        finally:
+            monitor.stop()
