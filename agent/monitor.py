@@ -211,8 +211,11 @@ class Monitor:
                         event.message,
                     )
                 self._record(history, snapshot, result.events)
-                self._policy, notes = notify_policy.plan(self._policy, result.events, self._wall())
-                await self._deliver(notes)
+                decision = notify_policy.decide(self._policy, result.events, self._wall())
+                self._policy = decision.state
+                for held in decision.held_back:
+                    log.info("notification held back (%s): %s", held.why, held.event.title)
+                await self._deliver(decision.notifications)
                 self._publish(snapshot, result.events, in_grace=result.in_grace)
                 delay = result.recheck_after_s or topology.defaults.interval_s
                 await self._sleep(delay)

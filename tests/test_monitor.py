@@ -7,6 +7,7 @@ tested on a real D-Bus elsewhere; here we test what the monitor asks them to sho
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -287,3 +288,56 @@ def test_the_user_file_is_watched_once_it_exists(
             assert edited.topology_error is None
         finally:
             monitor.stop()
+
+
+# ==== topology feedback: the user's own edits =================================
+
+
+def _save(path: Path, text: str, bump: list[float]) -> None:
+    """Write `text` with a fresh mtime (coarse clocks and quick edits would hide a change)."""
+    path.write_text(text)
+    bump[0] += 5
+    os.utime(path, (time.time() + bump[0], time.time() + bump[0]))
+
+
+def test_every_topology_refusal_and_fix_is_told_even_within_ten_minutes(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    with http_server({"/": "ok"}) as (_, port):
+        good = topology_text(port, interval="1h")
+        topo = tmp_path / "topology.toml"
+        topo.write_text(good)
+        _, rec = start_monitor(topo)
+        rec.wait(lambda u: u.snapshot is not None)
+        bump = [0.0]
+        expected: list[str] = []
+        for _ in range(2):  # break, fix, break again, fix again: seconds apart
+            _save(topo, good.replace('name = "monitor test"', 'name = "monitor test'), bump)
+            rec.wait(lambda u: u.topology_error is not None and rec.updates[-1] is u)
+            _save(topo, good, bump)
+            rec.wait(lambda u: u.topology_error is None and rec.updates[-1] is u)
+            expected += ["Topology file refused", "Topology file accepted"]
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and len(rec.shown) < len(expected):
+                time.sleep(0.05)
+        assert [title for title, _, _ in rec.shown] == expected
+
+
+def test_a_notification_held_back_is_logged(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent.monitor")
+    topo = tmp_path / "topology.toml"
+    with http_server({"/": "ok"}) as (_, port):
+        topo.write_text(topology_text(port, interval="1s").replace('"critical"', '"degraded"'))
+        monitor, rec = start_monitor(topo)
+        rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+        monitor.pause_notifications(time.time() + 3600)
+        rec.wait(lambda u: u.paused_until is not None)
+    rec.wait(lambda u: any(e.kind.value == "service_down" for e in u.events))
+    assert rec.shown == []  # paused: held back ...
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "held back" not in caplog.text:
+        time.sleep(0.05)
+    held = [r.getMessage() for r in caplog.records if "held back" in r.getMessage()]
+    assert held == ["notification held back (notifications are paused): desktop: Ollama down"]
