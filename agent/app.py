@@ -34,7 +34,14 @@ from agent.single_instance import InstanceLock
 from agent.tailscale import find_cli
 from agent.topology_source import load_topology, locate_topology
 
-__all__ = ["AUTOSTART_REFRESH_S", "AgentOptions", "AutostartSwitch", "run_headless", "run_tray"]
+__all__ = [
+    "AUTOSTART_REFRESH_S",
+    "AgentOptions",
+    "AutostartSwitch",
+    "run_headless",
+    "run_tray",
+    "tray_view",
+]
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +244,21 @@ class AutostartSwitch:
             return self._checked
 
 
+def tray_view(update: MonitorUpdate, *, autostart: bool | None) -> TrayView:
+    """What the tray shows for one monitor update."""
+    return TrayView(
+        snapshot=update.snapshot,
+        now=update.now,
+        paused_until=update.paused_until,
+        autostart=autostart,
+        topology_error=update.topology_error,
+        uptime=update.uptime,
+        since=update.since,
+        version=__version__,
+        in_grace=update.in_grace,
+    )
+
+
 def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     """The tray on this (main) thread, the monitor in a worker thread."""
     from agent.tray import Tray, copy_text, open_url, tray_available
@@ -263,19 +285,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
 
     def on_update(update: MonitorUpdate) -> None:
         with view_lock:
-            publish(
-                TrayView(
-                    snapshot=update.snapshot,
-                    now=update.now,
-                    paused_until=update.paused_until,
-                    autostart=switch.checked(),
-                    topology_error=update.topology_error,
-                    uptime=update.uptime,
-                    since=update.since,
-                    version=__version__,
-                    in_grace=update.in_grace,
-                )
-            )
+            publish(tray_view(update, autostart=switch.checked()))
 
     def on_action(action: str) -> None:
         monitor = holder["monitor"]
