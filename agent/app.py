@@ -256,6 +256,7 @@ def tray_view(update: MonitorUpdate, *, autostart: bool | None) -> TrayView:
         since=update.since,
         version=__version__,
         in_grace=update.in_grace,
+        settling=update.settling,
     )
 
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,19 +31,30 @@ from agent.core.events import Event
 from agent.core.model import Snapshot, Topology
 from agent.errors import AgentError
 from agent.probes import make_http_client
-from agent.sweep import sweep
+from agent.sweep import TAILSCALE_TIMEOUT_S, sweep
 
 if TYPE_CHECKING:  # the history store and the notifier are passed in; only their types here
     from agent.history import History
     from agent.notify import Notifier
 
-__all__ = ["Monitor", "MonitorUpdate"]
+__all__ = ["SUSPEND_CLOCK", "Monitor", "MonitorUpdate"]
 
 log = logging.getLogger(__name__)
 
 # The file in use and its stat signature: (path, mtime in ns, size, inode). The path is part
 # of it, so a switch to another file is a change even when the two look alike.
 _FileKey = tuple[str, int, int, int]
+
+# A monotonic clock that keeps counting while the machine sleeps, where there is one beside
+# time.monotonic (which stops in suspend on Linux and macOS): with both, a sleep and a clock
+# change tell apart. On Windows time.monotonic counts suspend itself: None.
+SUSPEND_CLOCK: Callable[[], float] | None
+if sys.platform == "linux":
+    SUSPEND_CLOCK = functools.partial(time.clock_gettime, time.CLOCK_BOOTTIME)
+elif sys.platform == "darwin":  # CLOCK_MONOTONIC goes on in sleep there; mach time stops
+    SUSPEND_CLOCK = functools.partial(time.clock_gettime, time.CLOCK_MONOTONIC)
+else:
+    SUSPEND_CLOCK = None
 
 UPTIME_WINDOW_S = 24 * 3600
 UPTIME_REFRESH_S = 60.0
@@ -58,6 +70,7 @@ class MonitorUpdate:
     paused_until: float | None = None
     topology_error: str | None = None
     in_grace: bool = False
+    settling: confirm.Settling | None = None  # while in grace: why, and the confirmed colour
     uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
     since: Mapping[tuple[str, str], float] = field(default_factory=dict)
     events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
@@ -78,6 +91,7 @@ class Monitor:
         open_history: Callable[[], History] | None = None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
+        boot: Callable[[], float] | None = SUSPEND_CLOCK,
     ) -> None:
         self._load_topology = load_topology
         self._locate_topology = locate_topology
@@ -88,6 +102,7 @@ class Monitor:
         self._open_history = open_history
         self._wall = wall
         self._mono = mono
+        self._boot = boot
 
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -178,6 +193,7 @@ class Monitor:
                     self._publish(None, ())
                     await self._sleep(TOPOLOGY_POLL_S)
                     continue
+                started = self._mono()
                 snapshot = await sweep(
                     topology,
                     tailscale_cli=self._tailscale_cli,
@@ -185,21 +201,36 @@ class Monitor:
                     client=client,
                     clock=self._wall,
                 )
-                self_ips = snapshot.tailnet.self_ips
-                network_changed = last_self_ips is not None and self_ips != last_self_ips
-                last_self_ips = self_ips
+                # Only a reading of a running Tailscale tells this machine's IPs: a failed
+                # `tailscale status` (no IPs) then a good one is no network change.
+                network_changed = False
+                if snapshot.tailnet.running:
+                    self_ips = snapshot.tailnet.self_ips
+                    network_changed = last_self_ips is not None and self_ips != last_self_ips
+                    last_self_ips = self_ips
                 was_in_grace = self._state_in_grace()
+                was_reason = self._state.grace_reason
+                now_mono = self._mono()
+                # A sweep's own time is no sleep, up to what its timeouts allow.
+                bound = TAILSCALE_TIMEOUT_S + topology.defaults.timeout_s + confirm.CLOCK_SLACK_S
                 result = confirm.step(
                     self._state,
                     snapshot,
                     self._wall(),
-                    self._mono(),
+                    now_mono,
                     topology_error=self._topology_error,
                     network_changed=network_changed,
+                    now_boot=self._boot() if self._boot is not None else None,
+                    busy_s=min(max(0.0, now_mono - started), bound),
                 )
                 self._state = result.state
+                if result.settling is not None and result.settling.reason is not was_reason:
+                    log.info(
+                        "grace period: settling after %s (%s)",
+                        result.settling.reason.words,
+                        ", ".join(result.settling.problems) or "no confirmed problem",
+                    )
                 if result.in_grace and not was_in_grace:
-                    log.info("grace period: a wake-up, clock jump or network change was seen")
                     await client.aclose()  # keep-alive connections from before are stale
                     client = make_http_client()
                 for event in result.events:
@@ -216,7 +247,7 @@ class Monitor:
                 for held in decision.held_back:
                     log.info("notification held back (%s): %s", held.why, held.event.title)
                 await self._deliver(decision.notifications)
-                self._publish(snapshot, result.events, in_grace=result.in_grace)
+                self._publish(snapshot, result.events, settling=result.settling)
                 delay = result.recheck_after_s or topology.defaults.interval_s
                 await self._sleep(delay)
         finally:
@@ -325,7 +356,11 @@ class Monitor:
             )
 
     def _publish(
-        self, snapshot: Snapshot | None, events: tuple[Event, ...], *, in_grace: bool = False
+        self,
+        snapshot: Snapshot | None,
+        events: tuple[Event, ...],
+        *,
+        settling: confirm.Settling | None = None,
     ) -> None:
         now = self._wall()
         paused = notify_policy.is_paused(self._policy, now)
@@ -334,7 +369,8 @@ class Monitor:
             now=now,
             paused_until=self._policy.paused_until if paused else None,
             topology_error=self._topology_error,
-            in_grace=in_grace,
+            in_grace=settling is not None,
+            settling=settling,
             uptime=self._uptime,
             since=self._since,
             events=events,
@@ -348,4 +384,4 @@ class Monitor:
     def _republish(self) -> None:
         last = self._last_update
         if last is not None:
-            self._publish(last.snapshot, (), in_grace=last.in_grace)
+            self._publish(last.snapshot, (), settling=last.settling)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent import app, paths
+from agent.core.menu import build_menu, overall_health, tooltip
 from agent.core.model import Health
 from agent.history import History
 from agent.monitor import Monitor, MonitorUpdate
@@ -341,3 +342,74 @@ def test_a_notification_held_back_is_logged(  # type: ignore[no-untyped-def]
         time.sleep(0.05)
     held = [r.getMessage() for r in caplog.records if "held back" in r.getMessage()]
     assert held == ["notification held back (notifications are paused): desktop: Ollama down"]
+
+
+# ==== grace: it says why, and it never hides a known red ======================
+
+
+def _calls(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_a_one_off_tailscale_hang_is_no_sleep_and_starts_no_grace(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "tailscale-calls.log"
+    monkeypatch.setenv("FAKE_TAILSCALE_LOG", str(calls))
+    with http_server({"/": "ok"}) as (_, port):
+        topo = tmp_path / "topology.toml"
+        topo.write_text(topology_text(port, interval="1s"))
+        _, rec = start_monitor(topo)
+        rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+        before = _calls(calls)
+        monkeypatch.setenv("FAKE_TAILSCALE_MODE", "hang")  # the next `tailscale status` hangs
+        deadline = time.monotonic() + 5
+        while _calls(calls) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        monkeypatch.setenv("FAKE_TAILSCALE_MODE", "ok")  # ... and only that one
+        hung = rec.wait(lambda u: u.snapshot is not None and not u.snapshot.tailnet.running)
+        n = len(rec.updates)
+        rec.wait(lambda u: len(rec.updates) >= n + 3)  # three sweeps after it answered again
+    after = rec.updates[rec.updates.index(hung) :]
+    assert [u for u in after if u.in_grace] == []  # nothing slept, nothing restarted
+    assert rec.shown == []  # one reading is no outage
+
+
+def test_tailscale_answering_again_settles_with_that_reason_and_the_confirmed_colour(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with http_server({"/": "ok"}) as (_, port):
+        topo = tmp_path / "topology.toml"
+        topo.write_text(topology_text(port, interval="1s"))
+        _, rec = start_monitor(topo)
+        rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+        monkeypatch.setenv("FAKE_TAILSCALE_MODE", "garbage")
+        rec.wait(lambda u: any(e.kind.value == "tailscale_stopped" for e in u.events))
+        assert [t for t, _, _ in rec.shown] == ["Tailscale cannot be read here"]
+        monkeypatch.setenv("FAKE_TAILSCALE_MODE", "ok")
+        back = rec.wait(lambda u: any(e.kind.value == "tailscale_running" for e in u.events))
+    assert back.in_grace
+    view = app.tray_view(back, autostart=None)
+    assert overall_health(view) is Health.GREEN  # confirmed: Tailscale runs, Ollama up
+    headline = build_menu(view, local_time=lambda t: "12:00")[0].text
+    assert headline.startswith("✓ Settling after Tailscale answered again")
+    assert "sleep" not in tooltip(view) and "network change" not in tooltip(view)
+
+
+def test_a_known_red_state_is_kept_while_settling_after_a_clock_change(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    jump = [0.0]
+    with http_server({"/": "ok"}) as (_, port):
+        topo = tmp_path / "topology.toml"
+        topo.write_text(topology_text(port, interval="1s"))
+        _, rec = start_monitor(topo, wall=lambda: time.time() + jump[0])
+        rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+    rec.wait(lambda u: any(e.kind.value == "service_down" for e in u.events))  # critical
+    jump[0] = 3600.0  # the clock is set an hour ahead; nothing slept
+    settling = rec.wait(lambda u: u.in_grace, timeout=10)
+    view = app.tray_view(settling, autostart=None)
+    assert overall_health(view) is Health.RED  # not grey: the outage is known
+    headline = build_menu(view, local_time=lambda t: "12:00")[0].text
+    assert headline.startswith("× Settling after a clock change")
+    assert "desktop: Ollama down" in headline

@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from agent.core.confirm import Settling
 from agent.core.model import (
     CheckKind,
     Health,
@@ -71,7 +72,8 @@ class TrayView:
     uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
     since: Mapping[tuple[str, str], float] = field(default_factory=dict)
     version: str = ""
-    in_grace: bool = False  # after wake: "Resuming…"
+    in_grace: bool = False  # settling after a wake, clock change, network change, restart
+    settling: Settling | None = None  # why, and the confirmed colour kept meanwhile
 
     @property
     def paused(self) -> bool:
@@ -138,10 +140,23 @@ def format_uptime(fraction: float) -> str:
 
 
 def overall_health(view: TrayView) -> Health:
-    """The icon colour: grey with no data and while settling after a wake-up."""
-    if view.snapshot is None or view.in_grace:
+    """The icon colour: grey with no data; while settling, the confirmed states' colour."""
+    if view.snapshot is None:
         return Health.GREY
+    if view.in_grace:
+        return view.settling.health if view.settling is not None else Health.GREY
     return view.snapshot.overall
+
+
+def _settling_line(settling: Settling | None) -> str:
+    """ "Settling after a sleep/wake — known: Mac mini: FastAPI down (+1 more)"."""
+    if settling is None:
+        return "Settling…"
+    text = f"Settling after {settling.reason.words}"
+    if not settling.problems:
+        return f"{text} — alerts wait until the network has settled"
+    more = len(settling.problems) - 1
+    return f"{text} — known: {settling.problems[0]}" + (f" (+{more} more)" if more else "")
 
 
 def _status_line(view: TrayView, local_time: Callable[[float], str] | None) -> str:
@@ -152,7 +167,7 @@ def _status_line(view: TrayView, local_time: Callable[[float], str] | None) -> s
             return "No usable topology — see the topology error below"
         return "Checking…"
     if view.in_grace:
-        return "Resuming… (settling after sleep or a network change)"
+        return _settling_line(view.settling)
     text = snapshot.summary
     interval = snapshot.topology.defaults.interval_s
     if local_time is not None and view.now - snapshot.at > STALE_SWEEPS * max(interval, 1.0):

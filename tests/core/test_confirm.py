@@ -9,9 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.core.confirm import RECHECK_S, Track, Verdict, initial_state, step
+from agent.core.confirm import (
+    RECHECK_S,
+    GraceReason,
+    Settling,
+    StepResult,
+    Track,
+    Verdict,
+    confirmed_health,
+    initial_state,
+    step,
+)
 from agent.core.events import Event, EventKind
-from agent.core.model import Link, Topology
+from agent.core.model import Health, Link, TailscaleProblem, Topology
 from tests.core.snapshots import (
     MACMINI,
     REDIS,
@@ -398,6 +408,123 @@ def test_tailscale_blip_is_not_announced() -> None:
     r = d.step(UP, after=1.0)
     assert r.events == ()
     assert r.in_grace  # it did go from not running to running
+
+
+# ==== grace: what it says, and the colour it keeps =============================
+
+
+def reason(r: StepResult) -> GraceReason | None:
+    assert (r.settling is not None) == r.in_grace
+    return r.settling.reason if r.settling is not None else None
+
+
+@pytest.mark.parametrize(
+    ("boot", "move", "expected"),
+    [
+        pytest.param(None, {"after": 600.0}, GraceReason.WAKE, id="monotonic-gap-windows"),
+        pytest.param(
+            None, {"wall_after": 610.0}, GraceReason.WAKE_OR_CLOCK, id="wall-ahead-no-boot-clock"
+        ),
+        pytest.param(None, {"wall_after": -600.0}, GraceReason.CLOCK_JUMP, id="wall-back"),
+        pytest.param(
+            0.0, {"boot_after": 610.0, "wall_after": 610.0}, GraceReason.WAKE, id="linux-suspend"
+        ),
+        pytest.param(0.0, {"wall_after": 3610.0}, GraceReason.CLOCK_JUMP, id="clock-set-ahead"),
+        pytest.param(
+            0.0, {"after": 600.0, "wall_after": 600.0}, GraceReason.WAKE, id="process-stalled"
+        ),
+    ],
+)
+def test_grace_names_what_the_clocks_saw(
+    boot: float | None, move: dict[str, float], expected: GraceReason
+) -> None:
+    d = Driver(boot=boot)
+    settled(d)
+    r = d.step(UP, **move)  # type: ignore[arg-type]
+    assert reason(r) is expected
+    assert r.settling is not None and r.settling.health is Health.GREEN
+
+
+def test_a_slow_sweep_is_no_sleep() -> None:
+    d = Driver()
+    settled(d)
+    # 10 s interval + a 5 s `tailscale status` time-out + a 15 s recheck sweep: 30 s apart.
+    assert not d.step(UP, after=30.0, busy_s=10.0).in_grace
+    assert d.step(UP, after=30.0).in_grace  # the same gap with nothing to explain it
+
+
+@pytest.mark.parametrize("problem", [TailscaleProblem.TIMED_OUT, TailscaleProblem.BAD_OUTPUT])
+def test_one_odd_answer_of_the_tailscale_cli_starts_no_grace(problem: TailscaleProblem) -> None:
+    d = Driver()
+    settled(d)
+    d.step(sweep(running=False, problem=problem))
+    r = d.step(UP, after=1.0)
+    assert not r.in_grace and r.events == ()
+
+
+@pytest.mark.parametrize("problem", [TailscaleProblem.TIMED_OUT, TailscaleProblem.BAD_OUTPUT])
+def test_a_confirmed_cli_outage_settles_as_tailscale_answered_again(
+    problem: TailscaleProblem,
+) -> None:
+    d = Driver()
+    settled(d)
+    d.step(sweep(running=False, problem=problem))
+    d.step(sweep(running=False, problem=problem), after=1.0)
+    r = d.step(UP)
+    assert kinds(r.events) == [("tailscale_running", None, None)]
+    assert reason(r) is GraceReason.TAILSCALE_ANSWERS
+    assert r.settling is not None and r.settling.health is Health.GREEN  # all confirmed good
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [TailscaleProblem.NOT_RUNNING, TailscaleProblem.CLI_FAILED, TailscaleProblem.NOT_INSTALLED],
+)
+def test_tailscale_starting_again_settles_as_started(problem: TailscaleProblem) -> None:
+    d = Driver()
+    settled(d)
+    d.step(sweep(running=False, problem=problem))
+    assert reason(d.step(UP, after=1.0)) is GraceReason.TAILSCALE_STARTED
+
+
+def test_network_change_is_named_and_the_latest_trigger_wins() -> None:
+    d = Driver()
+    settled(d)
+    assert reason(d.step(UP, network_changed=True)) is GraceReason.NETWORK_CHANGE
+    assert reason(d.step(UP)) is GraceReason.NETWORK_CHANGE
+    assert reason(d.step(UP, wall_after=-600.0)) is GraceReason.CLOCK_JUMP
+    d.hold(UP, 30.0)
+    assert reason(d.step(UP)) is None
+
+
+def test_settling_keeps_the_confirmed_red_not_the_readings() -> None:
+    d = Driver()
+    settled(d)
+    d.step(FASTAPI_DOWN)
+    d.step(FASTAPI_DOWN, after=1.0)  # confirmed down: red, notified
+    r = d.step(UP, after=600.0)  # after a wake it answers, but that is not confirmed yet
+    assert r.settling == Settling(GraceReason.WAKE, Health.RED, ("Mac mini: FastAPI down",))
+
+
+def test_confirmed_health_follows_the_colour_rules() -> None:
+    d = Driver()
+    assert confirmed_health(d.state, TOPOLOGY, "desktop") == (Health.GREY, ())  # nothing known
+    settled(d)
+    assert confirmed_health(d.state, TOPOLOGY, "desktop") == (Health.GREEN, ())
+    picture = sweep(
+        links={"macmini": Link.RELAY, "laptop": Link.OFFLINE},
+        services={"Redis": "down", "Next.js": "down"},
+    )
+    d.step(picture)
+    d.step(picture, after=1.0)
+    assert confirmed_health(d.state, TOPOLOGY, "desktop") == (
+        Health.AMBER,
+        ("Mac mini: relayed", "Mac mini: Redis down"),  # the away laptop never colours
+    )
+    d.step(TS_STOPPED)
+    d.step(TS_STOPPED, after=1.0)
+    health, problems = confirmed_health(d.state, TOPOLOGY, "desktop")
+    assert health is Health.RED and problems[0] == "Tailscale is not running here"
 
 
 # ==== links ====================================================================

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from agent.core.confirm import GraceReason, Settling
 from agent.core.menu import (
     MARKS,
     TOOLTIP_MAX,
@@ -226,10 +227,33 @@ def view_of(snapshot: Snapshot | None, **kw: object) -> TrayView:
                     summary="Mac mini: FastAPI down",
                 ),
                 in_grace=True,
+                settling=Settling(GraceReason.WAKE, Health.GREEN),
+            ),
+            Health.GREEN,
+            "✓ Settling after a sleep/wake — alerts wait until the network has settled",
+            id="grace-hides-wake-blips",
+        ),
+        pytest.param(
+            view_of(
+                healthy(),
+                in_grace=True,
+                settling=Settling(
+                    GraceReason.CLOCK_JUMP,
+                    Health.RED,
+                    ("Mac mini: FastAPI down", "Desktop: relayed"),
+                ),
+            ),
+            Health.RED,
+            "× Settling after a clock change — known: Mac mini: FastAPI down (+1 more)",
+            id="grace-keeps-a-known-red",
+        ),
+        pytest.param(
+            view_of(
+                healthy(), in_grace=True, settling=Settling(GraceReason.NETWORK_CHANGE, Health.GREY)
             ),
             Health.GREY,
-            "? Resuming… (settling after sleep or a network change)",
-            id="grace-hides-wake-blips",
+            "? Settling after a network change — alerts wait until the network has settled",
+            id="grace-before-anything-is-confirmed",
         ),
         pytest.param(
             TrayView(healthy(), now=1000.0 + 31.0),
