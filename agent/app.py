@@ -253,6 +253,7 @@ def tray_view(update: MonitorUpdate, *, autostart: bool | None) -> TrayView:
         autostart=autostart,
         topology_error=update.topology_error,
         uptime=update.uptime,
+        uptime_over=update.uptime_over,
         since=update.since,
         version=__version__,
         in_grace=update.in_grace,

@@ -63,6 +63,7 @@ __all__ = [
     "EventRecord",
     "History",
     "HistoryError",
+    "Uptime",
     "history_to_json",
     "parse_since",
     "render_history",
@@ -134,7 +135,8 @@ _SCHEMA = (
     "CREATE INDEX events_at ON events(at)",
 )
 
-# Per (keyset, states): how long that reading held within [:since, :now]. The runs are
+# Per (keyset, states): how long that reading held within [:since, :now], and from when
+# (the earliest start within the window of a run that held for some time). The runs are
 # those that end in the window, plus the one before (its last sweep may hold into the
 # window) and the one after (it may span :now, and it bounds the last one). A run covers
 # first_at..last_at, then its last sweep holds until the next run starts, or for one
@@ -157,11 +159,15 @@ WITH window_runs AS (
     SELECT keyset, states, first_at, last_at, interval,
            LEAD(first_at, 1, :now) OVER (ORDER BY last_at, id) - last_at AS gap
     FROM window_runs
+), spans AS (
+    SELECT keyset, states, MAX(first_at, :since) AS start,
+           MAX(0.0, MIN(:now, last_at + CASE
+               WHEN gap <= :factor * interval + :slack THEN gap ELSE interval END)
+           - MAX(first_at, :since)) AS length
+    FROM ordered
 )
-SELECT keyset, states, SUM(MAX(0.0, MIN(:now, last_at + CASE
-        WHEN gap <= :factor * interval + :slack THEN gap ELSE interval END)
-    - MAX(first_at, :since)))
-FROM ordered GROUP BY keyset, states
+SELECT keyset, states, SUM(length), MIN(CASE WHEN length > 0 THEN start END)
+FROM spans GROUP BY keyset, states
 """
 
 # Upgrades from schema version N to N + 1, run in one transaction on open. Add an entry
@@ -214,6 +220,16 @@ class EventRecord:
             return EventKind(self.kind).bad
         except ValueError:
             return False
+
+
+@dataclass(frozen=True, slots=True)
+class Uptime:
+    """One service's uptime over a window: the up fraction of the known time (None when no
+    up or down time is known), and from when the window holds data (its start when the
+    history reaches back that far, later for a young history or a new service)."""
+
+    fraction: float | None
+    covered_from: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -764,6 +780,10 @@ class History:
         gap). Unknown and skipped time, and gaps, are left out; None when a service has
         no up or down time in the window.
         """
+        return {key: u.fraction for key, u in self.uptime_detail(since, now).items()}
+
+    def uptime_detail(self, since: float, now: float) -> dict[tuple[str, str], Uptime]:
+        """`uptime`, with from when each service's data covers the window (`Uptime`)."""
         if now <= since:
             return {}
         spans = self._read(
@@ -771,7 +791,8 @@ class History:
         )
         up: dict[tuple[str, str], float] = {}
         down: dict[tuple[str, str], float] = {}
-        for keyset, states, length in spans:
+        start: dict[tuple[str, str], float] = {}
+        for keyset, states, length, first in spans:
             if not length:
                 continue
             for key, code in zip(self._keys(keyset), states, strict=False):
@@ -781,10 +802,14 @@ class History:
                     up[key] += length
                 elif code == "d":
                     down[key] += length
-        result: dict[tuple[str, str], float | None] = {}
+                else:
+                    continue
+                start[key] = min(start.get(key, now), float(first))
+        result: dict[tuple[str, str], Uptime] = {}
         for key, up_s in up.items():
             known = up_s + down[key]
-            result[key] = up_s / known if known > 0 else None
+            fraction = up_s / known if known > 0 else None
+            result[key] = Uptime(fraction, start.get(key, now))
         return result
 
     def state_since(self, now: float) -> dict[tuple[str, str], float]:

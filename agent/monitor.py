@@ -57,7 +57,9 @@ else:
     SUSPEND_CLOCK = None
 
 UPTIME_WINDOW_S = 24 * 3600
-UPTIME_REFRESH_S = 60.0
+UPTIME_REFRESH_S = 60.0  # at most this long between uptime readings ...
+UPTIME_PRECISION = 0.01  # ... and sooner while the data is young: within about a point
+UPTIME_FULL_SLACK_S = 60.0  # data from this close to the window's start covers all of it
 TOPOLOGY_POLL_S = 2.0
 
 
@@ -72,6 +74,8 @@ class MonitorUpdate:
     in_grace: bool = False
     settling: confirm.Settling | None = None  # while in grace: why, and the confirmed colour
     uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    # seconds of data behind `uptime`, for the services whose data spans less than 24 h
+    uptime_over: Mapping[tuple[str, str], float] = field(default_factory=dict)
     since: Mapping[tuple[str, str], float] = field(default_factory=dict)
     events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
 
@@ -117,6 +121,8 @@ class Monitor:
         self._policy = notify_policy.initial_policy()
         self._last_update: MonitorUpdate | None = None
         self._uptime: Mapping[tuple[str, str], float | None] = {}
+        self._uptime_over: Mapping[tuple[str, str], float] = {}
+        self._uptime_every = 0.0
         self._since: Mapping[tuple[str, str], float] = {}
         self._uptime_at = 0.0
 
@@ -330,8 +336,18 @@ class Monitor:
             history.record_sweep(snapshot)
             history.record_events(events)
             now = self._wall()
-            if events or now - self._uptime_at >= UPTIME_REFRESH_S:
-                self._uptime = history.uptime(now - UPTIME_WINDOW_S, now)
+            if events or now - self._uptime_at >= self._uptime_every:
+                since = now - UPTIME_WINDOW_S
+                detail = history.uptime_detail(since, now)
+                self._uptime = {key: u.fraction for key, u in detail.items()}
+                self._uptime_over = {
+                    key: now - u.covered_from
+                    for key, u in detail.items()
+                    if u.covered_from > since + UPTIME_FULL_SLACK_S
+                }
+                # A young window moves fast (after a minute, each second is 1.7 %).
+                youngest = min(self._uptime_over.values(), default=float(UPTIME_WINDOW_S))
+                self._uptime_every = min(UPTIME_REFRESH_S, youngest * UPTIME_PRECISION)
                 self._since = history.state_since(now)
                 self._uptime_at = now
         except Exception as error:
@@ -372,6 +388,7 @@ class Monitor:
             in_grace=settling is not None,
             settling=settling,
             uptime=self._uptime,
+            uptime_over=self._uptime_over,
             since=self._since,
             events=events,
         )

@@ -49,6 +49,7 @@ from agent.history import (
     EventRecord,
     History,
     HistoryError,
+    Uptime,
     history_to_json,
     parse_since,
     render_history,
@@ -291,6 +292,31 @@ def test_uptime_time_weighting(
         assert got is None
     else:
         assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_uptime_detail_says_from_when_the_data_covers_the_window(store: History) -> None:
+    end = play(store, [(60, {})])  # one minute of data
+    detail = store.uptime_detail(end - DAY, end)
+    assert detail[("macmini", "FastAPI")] == Uptime(1.0, T0)
+    play(store, [(DAY, {"FastAPI": DOWN})], start=end)  # a day more: the window is covered
+    later = store.uptime_detail(end, end + DAY)
+    assert later[("macmini", "FastAPI")] == Uptime(0.0, end)
+    # a gap inside the window leaves the start where the data begins
+    late = end + DAY + 3 * HOUR
+    play(store, [(HOUR, {})], start=late)
+    assert store.uptime_detail(late + HOUR - DAY, late + HOUR)[
+        ("macmini", "FastAPI")
+    ].covered_from == pytest.approx(late + HOUR - DAY)
+
+
+def test_a_service_added_later_covers_less_of_the_window(store: History) -> None:
+    play(store, [(HOUR, {})], interval=60)
+    more = topology(60.0, (DESKTOP, replace(MACMINI, services=(*MACMINI.services, OLLAMA))))
+    for i in range(10):
+        store.record_sweep(snapshot(T0 + HOUR + 60 * i, topo=more))
+    detail = store.uptime_detail(T0 + 2 * HOUR - DAY, T0 + 2 * HOUR)
+    assert detail[("macmini", "FastAPI")].covered_from == T0
+    assert detail[("macmini", "Ollama")].covered_from == T0 + HOUR
 
 
 def test_uptime_without_data(store: History) -> None:

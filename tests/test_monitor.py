@@ -7,8 +7,10 @@ tested on a real D-Bus elsewhere; here we test what the monitor asks them to sho
 
 from __future__ import annotations
 
+import http.server
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -413,3 +415,65 @@ def test_a_known_red_state_is_kept_while_settling_after_a_clock_change(  # type:
     headline = build_menu(view, local_time=lambda t: "12:00")[0].text
     assert headline.startswith("× Settling after a clock change")
     assert "desktop: Ollama down" in headline
+
+
+# ==== uptime: the window it covers, kept fresh ================================
+
+
+class _Switch(http.server.ThreadingHTTPServer):
+    """Answers 503 until `up` is set, then 200."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.up = threading.Event()
+        super().__init__(("127.0.0.1", 0), _SwitchHandler)
+
+
+class _SwitchHandler(http.server.BaseHTTPRequestHandler):
+    server: _Switch
+
+    def do_GET(self) -> None:
+        status = 200 if self.server.up.is_set() else 503
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_uptime_says_the_window_it_covers_and_follows_a_recovery(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    server = _Switch()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        topo = tmp_path / "topology.toml"
+        topo.write_text(topology_text(server.server_address[1], interval="1s"))
+        db = tmp_path / "history.sqlite3"
+        _, rec = start_monitor(topo, open_history=lambda: History(db))
+        rec.wait(lambda u: any(e.kind.value == "service_down" for e in u.events))
+        down_from = rec.updates[0].now
+        n = rec.sweeps()
+        rec.wait(lambda u: rec.sweeps() >= n + 2)  # down a little longer than confirming took
+        server.up.set()
+        back = rec.wait(lambda u: any(e.kind.value == "service_up" for e in u.events))
+        down_s = back.now - down_from
+        # Up for three times as long as it was down: up three quarters of the time covered.
+        later = rec.wait(lambda u: u.now - back.now > 3 * down_s, timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    line = _service_line(later)
+    match = re.fullmatch(r"✓ Ollama :\d+ — up · (\d+\.\d)% over (\d+) s", line)
+    assert match, line
+    assert 60.0 <= float(match[1]) <= 90.0  # about 75 %, fresh within a percent or so
+    assert abs(int(match[2]) - (later.now - down_from)) <= 2
+
+
+def _service_line(update: MonitorUpdate) -> str:
+    view = app.tray_view(update, autostart=None)
+    node = next(e for e in build_menu(view, local_time=lambda t: "12:00") if e.children)
+    return next(c.text for c in node.children if "Ollama" in c.text)

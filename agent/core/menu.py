@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from agent.core.confirm import Settling
+from agent.core.events import format_duration
 from agent.core.model import (
     CheckKind,
     Health,
@@ -70,6 +71,8 @@ class TrayView:
     autostart: bool | None = None  # None: not supported here (item disabled)
     topology_error: str | None = None  # last reload failed; the last good topology is in use
     uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    # seconds of data behind an uptime that spans less than the full 24 h ("over 5 min")
+    uptime_over: Mapping[tuple[str, str], float] = field(default_factory=dict)
     since: Mapping[tuple[str, str], float] = field(default_factory=dict)
     version: str = ""
     in_grace: bool = False  # settling after a wake, clock change, network change, restart
@@ -132,11 +135,19 @@ def format_latency(ms: float) -> str:
 
 
 def format_uptime(fraction: float) -> str:
-    """0.998 -> "99.8%"; rounds down, so only a perfect day reads "100%"."""
+    """0.998 -> "99.8%"; rounds down, so only a perfect day reads "100%", and "0.0%" only
+    when it was never up: 0.0004 -> "<0.1%"."""
     if fraction >= 1.0:
         return "100%"
     percent = math.floor(max(fraction, 0.0) * 1000) / 10
+    if percent == 0 and fraction > 0:
+        return "<0.1%"
     return f"{percent:.1f}%"
+
+
+def _uptime_window(over_s: float | None) -> str:
+    """ "24 h", or the time the data covers while it is younger: "over 5 min"."""
+    return "24 h" if over_s is None else f"over {format_duration(over_s)}"
 
 
 def overall_health(view: TrayView) -> Health:
@@ -292,7 +303,7 @@ def service_line(
         text = f"{head} — up"
         uptime = view.uptime.get(key)
         if uptime is not None:
-            text += f" · {format_uptime(uptime)} 24 h"
+            text += f" · {format_uptime(uptime)} {_uptime_window(view.uptime_over.get(key))}"
     elif result.state is ProbeState.DOWN:
         text = f"{head} — down"
         if since is not None:

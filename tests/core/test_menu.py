@@ -538,11 +538,31 @@ def test_service_line(
 @pytest.mark.parametrize(
     ("value", "text"),
     [(1.0, "100%"), (0.9999, "99.9%"), (0.998, "99.8%"), (0.5, "50.0%"), (0.0, "0.0%"),
-     (-0.1, "0.0%")],
-    ids=["one", "almost", "typical", "half", "zero", "negative"],
+     (-0.1, "0.0%"), (0.0004, "<0.1%")],
+    ids=["one", "almost", "typical", "half", "zero", "negative", "up-a-moment-is-not-zero"],
 )  # fmt: skip
 def test_format_uptime(value: float, text: str) -> None:
     assert format_uptime(value) == text
+
+
+@pytest.mark.parametrize(
+    ("over", "line"),
+    [
+        (None, "✓ FastAPI :8000 — up · 100% 24 h"),
+        (60.0, "✓ FastAPI :8000 — up · 100% over 1 min"),
+        (12.0, "✓ FastAPI :8000 — up · 100% over 12 s"),
+        (5 * 3600 + 120.0, "✓ FastAPI :8000 — up · 100% over 5 h 2 min"),
+    ],
+    ids=["a-full-day", "one-minute-of-data", "seconds", "hours"],
+)
+def test_uptime_names_the_window_its_data_covers(over: float | None, line: str) -> None:
+    key = (MAC.id, FASTAPI.name)
+    view = view_of(
+        snap(ns(MAC, ss(FASTAPI))),
+        uptime={key: 1.0},
+        uptime_over={} if over is None else {key: over},
+    )
+    assert find(menu(view), "✓ FastAPI :8000").text == line
 
 
 @pytest.mark.parametrize(
