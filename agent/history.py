@@ -773,6 +773,17 @@ class History:
             rows.reverse()
         return [_record_of(tuple(r)) for r in rows]
 
+    def latest_changes(self) -> list[EventRecord]:
+        """The latest event of each subject (kind family, node id, service), oldest first:
+        what a restarting monitor carries forward, and whether the last run stopped."""
+        columns = "id, at, kind, node_id, service, title, message, critical, announced, extra"
+        rows = self._read(
+            f"SELECT {columns} FROM events WHERE id IN (SELECT MAX(id) FROM events "
+            "GROUP BY substr(kind, 1, instr(kind, '_') - 1), IFNULL(node_id, ''), "
+            "IFNULL(service, '')) ORDER BY at, id"
+        )
+        return [_record_of(tuple(r)) for r in rows]
+
     def uptime(self, since: float, now: float) -> dict[tuple[str, str], float | None]:
         """Per (node id, service): the up fraction of the known time in [since, now].
 
@@ -882,7 +893,24 @@ def _printable(text: str) -> str:
     return "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
 
 
+_NOTES = frozenset(  # the history's own records: no severity, never meant to be notified
+    {
+        EventKind.AGENT_STARTED,
+        EventKind.AGENT_STOPPED,
+        EventKind.SERVICE_RETIRED,
+        EventKind.PEER_RETIRED,
+        EventKind.LINK_RETIRED,
+    }
+)
+
+
+def _is_note(record: EventRecord) -> bool:
+    return record.kind in _NOTES
+
+
 def _mark(record: EventRecord) -> tuple[str, str]:
+    if _is_note(record):
+        return "·", _ANSI_GREY
     colour = _ANSI_RED if record.critical else _ANSI_AMBER
     if record.bad:
         return ("✗" if record.critical else "!"), colour
@@ -897,7 +925,9 @@ def render_history(
     """A readable list, oldest first: local time, a severity mark, the title, the message.
 
     ✗ a critical change for the worse, ! another one (or a recovery that leaves services
-    down), ✓ a recovery; "(not notified)" marks events recorded but not announced.
+    down), ✓ a recovery, · a note of the history's own (the agent started or stopped, a
+    subject left the topology); "(not notified)" marks other events recorded but not
+    announced.
     Pass `since` (the --since time) for the header and for "No events since ...".
     """
     items = list(records)
@@ -911,7 +941,7 @@ def render_history(
     indent = " " * (len(_local(0.0)) + 4)
     for r in items:
         mark, ansi = _mark(r)
-        quiet = "" if r.announced else " (not notified)"
+        quiet = "" if r.announced or _is_note(r) else " (not notified)"
         if color:
             mark = f"{ansi}{mark}{_RESET}"
             quiet = f"{_ANSI_GREY}{quiet}{_RESET}" if quiet else ""

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent import __version__
 from agent.core import confirm, notify_policy
-from agent.core.events import Event
+from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
 from agent.core.model import Snapshot, Topology
 from agent.errors import AgentError
 from agent.probes import make_http_client
@@ -189,6 +190,7 @@ class Monitor:
         self._stopping = asyncio.Event()
         self._started.set()
         history = self._open_history_safely()
+        self._start_history(history)
         client = make_http_client()
         last_self_ips: tuple[str, ...] | None = None
         try:
@@ -259,6 +261,7 @@ class Monitor:
         finally:
             await client.aclose()
             if history is not None:
+                self._record_quietly(history, agent_stopped_event(self._wall()))
                 history.close()
             self._loop = None
 
@@ -326,6 +329,58 @@ class Monitor:
         except Exception as error:  # history is a convenience: never stop monitoring for it
             log.error("history is off: %s", error)
             return None
+
+    def _start_history(self, history: History | None) -> None:
+        """Carry the known states of the last run forward (no second "down" for a problem
+        recorded already) and record this start."""
+        if history is None:
+            return
+        try:
+            latest = history.latest_changes()
+        except Exception as error:
+            log.error("could not read the history to carry its states forward: %s", error)
+            latest = []
+        recorded: list[confirm.Recorded] = []
+        unclean = False
+        for record in latest:
+            try:
+                kind = EventKind(record.kind)
+            except ValueError:  # written by a newer agent
+                continue
+            if kind.family == "agent":
+                unclean = kind is EventKind.AGENT_STARTED
+            elif kind.family != "topology":  # the file is read afresh: its verdict is news
+                recorded.append(
+                    confirm.Recorded(
+                        kind,
+                        record.node_id,
+                        record.service,
+                        record.at,
+                        record.announced,
+                        record.still_down,
+                    )
+                )
+        self._state = confirm.carried_state(recorded)
+        self._policy = notify_policy.initial_policy(confirm.announced_subjects(self._state))
+        carried = [
+            f"{r.node_id}: {r.service}" if r.service else (r.node_id or r.kind.family)
+            for r in recorded
+            if r.kind.bad
+        ]
+        if carried:
+            log.info("carried over from the history: %s", ", ".join(carried))
+        self._record_quietly(
+            history,
+            agent_started_event(
+                self._wall(), version=__version__, carried=len(carried), unclean=unclean
+            ),
+        )
+
+    def _record_quietly(self, history: History, event: Event) -> None:
+        try:
+            history.record_events((event,))
+        except Exception as error:
+            log.error("could not write history: %s", error)
 
     def _record(
         self, history: History | None, snapshot: Snapshot, events: tuple[Event, ...]

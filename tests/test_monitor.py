@@ -25,7 +25,7 @@ from agent.history import History
 from agent.monitor import Monitor, MonitorUpdate
 from agent.topology_source import load_topology
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES
-from tests.helpers.servers import http_server
+from tests.helpers.servers import closed_port, http_server
 
 FAKE_TAILSCALE = str(FAKE_TAILSCALE_DIR / "tailscale")
 
@@ -477,3 +477,30 @@ def _service_line(update: MonitorUpdate) -> str:
     view = app.tray_view(update, autostart=None)
     node = next(e for e in build_menu(view, local_time=lambda t: "12:00") if e.children)
     return next(c.text for c in node.children if "Ollama" in c.text)
+
+
+# ==== restarts: the history carries the known states forward =================
+
+
+def test_a_restart_tells_the_recovery_of_a_problem_told_before_it(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    db = tmp_path / "history.sqlite3"
+    topo = tmp_path / "topology.toml"
+    topo.write_text(topology_text(closed_port(), interval="1s"))
+    first, rec = start_monitor(topo, open_history=lambda: History(db))
+    rec.wait(lambda u: any(e.kind.value == "service_down" for e in u.events))
+    first.stop()
+    with http_server({"/": "ok"}) as (_, port):  # while stopped, Ollama came back
+        topo.write_text(topology_text(port, interval="1s"))
+        _, again = start_monitor(topo, open_history=lambda: History(db))
+        back = again.wait(lambda u: any(e.kind.value == "service_up" for e in u.events))
+    assert [t for t, _, _ in rec.shown] == ["desktop: Ollama down"]
+    assert [t for t, _, _ in again.shown] == ["desktop: Ollama up"]
+    (event,) = back.events
+    assert event.message.startswith("Ollama is back (up after ")
+    with History(db) as store:
+        kinds = [r.kind for r in store.events()]
+    assert kinds == [
+        "agent_started", "service_down", "agent_stopped", "agent_started", "service_up"
+    ]  # fmt: skip

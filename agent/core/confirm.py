@@ -26,6 +26,10 @@ Rules:
    outage is known within about a second plus one probe timeout.
 3. Every subject starts UNKNOWN. Reaching BAD from UNKNOWN is announced (it was already
    down when the agent started); reaching GOOD from UNKNOWN is silent (no event).
+   After a restart, `carried_state` starts from the history instead: a subject whose last
+   recorded change was for the worse starts confirmed BAD (announced as it was then), so a
+   problem already recorded is neither recorded nor announced again, while one that began
+   while the agent was stopped still reaches BAD from UNKNOWN and is announced.
 4. Grace: a trigger starts a grace period: the streaks of services, peers and links are
    reset and their readings are ignored, so no event at all comes from them and their
    confirmed states stay as they were. Grace ends at the first step at least `grace_s`
@@ -61,21 +65,26 @@ Rules:
    announced (critical when the service is), and the service's later recovery is announced.
    A topology error is announced when it appears and again when its text changes.
 7. Topology reloads: services are keyed by (node id, name) and peers/links by node id; a
-   subject that leaves the topology is dropped silently, a new one starts UNKNOWN.
+   subject that leaves the topology is dropped, a new one starts UNKNOWN. One that leaves
+   while confirmed BAD gets a retired event (recorded, never announced): its down record
+   is closed, so the history does not keep it down for ever.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from agent.core.events import (
     Event,
+    EventKind,
+    Subject,
     link_direct_event,
     link_relayed_event,
     peer_offline_event,
     peer_online_event,
+    retired_event,
     service_down_event,
     service_up_event,
     tailscale_running_event,
@@ -104,10 +113,13 @@ __all__ = [
     "RECHECK_S",
     "GraceReason",
     "MonitorState",
+    "Recorded",
     "Settling",
     "StepResult",
     "Track",
     "Verdict",
+    "announced_subjects",
+    "carried_state",
     "confirmed_health",
     "initial_state",
     "step",
@@ -210,6 +222,72 @@ class StepResult:
 def initial_state() -> MonitorState:
     """Nothing known yet: every subject UNKNOWN, no grace."""
     return MonitorState()
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One change the history holds (the latest of its subject, or any, oldest first)."""
+
+    kind: EventKind
+    node_id: str | None
+    service: str | None
+    at: float
+    announced: bool
+    still_down: tuple[str, ...] = ()
+
+
+def carried_state(records: Iterable[Recorded]) -> MonitorState:
+    """Where a restart starts from (rule 3): give the recorded changes oldest first.
+
+    Each subject whose last recorded change is for the worse is confirmed BAD since then,
+    with the announced flag it had; every other subject starts UNKNOWN. A peer_online that
+    named services still down made those downs known to the user (announced).
+    """
+    services: dict[ServiceKey, Track] = {}
+    peers: dict[str, Track] = {}
+    links: dict[str, Track] = {}
+    tailscale = Track()
+    for r in records:
+        bad = Track(Verdict.BAD, since=r.at, announced=r.announced)
+        family, node = r.kind.family, r.node_id or ""
+        if family == "service" and r.service is not None:
+            key = (node, r.service)
+            if r.kind is EventKind.SERVICE_DOWN:
+                services[key] = bad
+            else:
+                services.pop(key, None)
+        elif family == "peer":
+            if r.kind is EventKind.PEER_OFFLINE:
+                peers[node] = bad
+            else:
+                peers.pop(node, None)
+            for name in r.still_down:
+                track = services.get((node, name))
+                if track is not None:
+                    services[(node, name)] = replace(track, announced=True)
+        elif family == "link":
+            if r.kind is EventKind.LINK_RELAYED:
+                links[node] = bad
+            else:
+                links.pop(node, None)
+        elif family == "tailscale":
+            tailscale = bad if r.kind is EventKind.TAILSCALE_STOPPED else Track()
+    return MonitorState(services=services, peers=peers, links=links, tailscale=tailscale)
+
+
+def announced_subjects(state: MonitorState) -> frozenset[Subject]:
+    """The subjects whose confirmed BAD state was announced (their recovery is news)."""
+    found: set[Subject] = set()
+    for (node, service), track in state.services.items():
+        if track.confirmed is Verdict.BAD and track.announced:
+            found.add(("service", node, service))
+    for family, tracks in (("peer", state.peers), ("link", state.links)):
+        for node, track in tracks.items():
+            if track.confirmed is Verdict.BAD and track.announced:
+                found.add((family, node, ""))
+    if state.tailscale.confirmed is Verdict.BAD and state.tailscale.announced:
+        found.add(("tailscale", "", ""))
+    return frozenset(found)
 
 
 # ==== one subject ==============================================================
@@ -393,6 +471,24 @@ def confirmed_health(
     return (Health.GREEN if known else Health.GREY), ()
 
 
+def _retired(state: MonitorState, topology: Topology, at: float) -> list[Event]:
+    """Retired events for the subjects confirmed BAD that left the topology (rule 7)."""
+    node_ids = {n.id for n in topology.nodes}
+    keys = {(n.id, s.name) for n in topology.nodes for s in n.services}
+    out: list[Event] = []
+    for kind, tracks in (
+        (EventKind.PEER_RETIRED, state.peers),
+        (EventKind.LINK_RETIRED, state.links),
+    ):
+        for node_id, track in tracks.items():
+            if node_id not in node_ids and track.confirmed is Verdict.BAD:
+                out.append(retired_event(kind, node_id, None, at))
+    for (node_id, service), track in state.services.items():
+        if (node_id, service) not in keys and track.confirmed is Verdict.BAD:
+            out.append(retired_event(EventKind.SERVICE_RETIRED, node_id, service, at))
+    return out
+
+
 def step(
     state: MonitorState,
     snapshot: Snapshot,
@@ -537,6 +633,7 @@ def step(
         events.append(event)
     events.extend(link_events)
     events.extend(service_events)
+    events.extend(_retired(state, topology, now_wall))
 
     recheck: float | None = RECHECK_S if sweep.recheck else None
     if grace_since is not None:

@@ -28,6 +28,8 @@ __all__ = [
     "Event",
     "EventKind",
     "Subject",
+    "agent_started_event",
+    "agent_stopped_event",
     "describe_failure",
     "format_duration",
     "link_direct_event",
@@ -35,6 +37,7 @@ __all__ = [
     "peer_offline_event",
     "peer_online_event",
     "reason_hint",
+    "retired_event",
     "scrub",
     "service_down_event",
     "service_up_event",
@@ -56,10 +59,16 @@ class EventKind(StrEnum):
     TAILSCALE_RUNNING = "tailscale_running"
     TOPOLOGY_ERROR = "topology_error"
     TOPOLOGY_FIXED = "topology_fixed"
+    # the history's own records: never notified
+    SERVICE_RETIRED = "service_retired"  # left the topology (its last state is closed)
+    PEER_RETIRED = "peer_retired"
+    LINK_RETIRED = "link_retired"
+    AGENT_STARTED = "agent_started"
+    AGENT_STOPPED = "agent_stopped"
 
     @property
     def family(self) -> str:
-        """What kind of subject changed: service | peer | link | tailscale | topology."""
+        """What kind of subject changed: service | peer | link | tailscale | topology | agent."""
         return self.value.split("_", 1)[0]
 
     @property
@@ -409,4 +418,66 @@ def topology_fixed_event(source: str, nodes: int, at: float) -> Event:
         message=f"{scrub(source)} is valid again; watching {nodes} nodes",
         critical=False,
         announce=True,
+    )
+
+
+# ==== the history's own records ================================================
+
+_RETIRED_WHAT = {
+    EventKind.SERVICE_RETIRED: "removed from the topology",
+    EventKind.PEER_RETIRED: "removed from the topology while offline",
+    EventKind.LINK_RETIRED: "removed from the topology while relayed",
+}
+
+
+def retired_event(kind: EventKind, node_id: str, service: str | None, at: float) -> Event:
+    """A subject whose last state was bad left the topology: its record is closed."""
+    what = _RETIRED_WHAT[kind]
+    name = f"{node_id}: {service}" if service else node_id
+    return Event(
+        kind=kind,
+        at=at,
+        node_id=node_id,
+        service=service,
+        title=f"{name} {what}",
+        message=f"{service or node_id} is no longer watched; its last state was bad",
+        critical=False,
+        announce=False,
+    )
+
+
+def agent_started_event(
+    at: float, *, version: str, carried: int, unclean: bool, source: str = ""
+) -> Event:
+    """The monitor started; `carried` known problems were taken over from the history."""
+    watching = f"; watching {scrub(source)}" if source else ""
+    if carried:
+        known = f"; {carried} known problem{'s' if carried != 1 else ''} carried over"
+    else:
+        known = "; no known problem carried over"
+    message = f"tailnet-agent {version} started{watching}{known}"
+    if unclean:
+        message += " (the previous run ended without a stop record: a crash or power loss?)"
+    return Event(
+        kind=EventKind.AGENT_STARTED,
+        at=at,
+        node_id=None,
+        service=None,
+        title="tailnet-agent started",
+        message=message,
+        critical=False,
+        announce=False,
+    )
+
+
+def agent_stopped_event(at: float) -> Event:
+    return Event(
+        kind=EventKind.AGENT_STOPPED,
+        at=at,
+        node_id=None,
+        service=None,
+        title="tailnet-agent stopped",
+        message="monitoring stopped; what happens until the next start is not recorded",
+        critical=False,
+        announce=False,
     )

@@ -51,6 +51,7 @@ __all__ = [
     "resume",
 ]
 
+_RETIRED = frozenset({EventKind.SERVICE_RETIRED, EventKind.PEER_RETIRED, EventKind.LINK_RETIRED})
 RATE_LIMIT_S = 600.0  # the same subject and kind at most once per 10 min
 _SUMMARY_TITLES = 5  # titles kept for the "While paused" summary
 _COALESCED_LINES = 5  # lines listed in a coalesced message before "(+N more)"
@@ -99,8 +100,11 @@ class PausePreset:
     until_wall: float
 
 
-def initial_policy() -> PolicyState:
-    return PolicyState()
+def initial_policy(shown_bad: Iterable[Subject] = ()) -> PolicyState:
+    """A fresh policy; `shown_bad`: subjects whose change for the worse the user was told of
+    before a restart (confirm.announced_subjects of the carried state), so that their
+    recovery is told too."""
+    return PolicyState(shown_bad=frozenset(shown_bad))
 
 
 def is_paused(state: PolicyState, now_wall: float) -> bool:
@@ -194,6 +198,8 @@ def decide(state: PolicyState, events: Iterable[Event], now_wall: float) -> Deci
     passing: list[Event] = []
     for event in events:
         if not event.announce:
+            if event.kind in _RETIRED:  # gone from the topology: no recovery will come
+                shown_bad.discard(event.subject)
             continue
         key = (event.subject, event.kind)
         if event.kind.family == "topology":  # the user's own edit: always told ...

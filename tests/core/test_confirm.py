@@ -12,10 +12,13 @@ from hypothesis import strategies as st
 from agent.core.confirm import (
     RECHECK_S,
     GraceReason,
+    Recorded,
     Settling,
     StepResult,
     Track,
     Verdict,
+    announced_subjects,
+    carried_state,
     confirmed_health,
     initial_state,
     step,
@@ -765,7 +768,10 @@ def test_subjects_added_and_removed_on_reload() -> None:
     macmini = replace(MACMINI, services=(MACMINI.services[1], REDIS, minio))
     topo = Topology("Sparklio", (TOPOLOGY.nodes[0], macmini))
     r = d.step(sweep(topology=topo, services={"MinIO": "down"}))
-    assert r.events == ()  # no "FastAPI up", no "laptop offline"
+    # no "FastAPI up", no "laptop offline": FastAPI's down record is closed, quietly
+    assert kinds(r.events) == [("service_retired", "macmini", "FastAPI")]
+    assert not r.events[0].announce
+    assert r.events[0].title == "macmini: FastAPI removed from the topology"
     assert ("macmini", "FastAPI") not in d.state.services
     assert "laptop" not in d.state.peers and "laptop" not in d.state.links
     assert d.state.services[("macmini", "MinIO")].confirmed is Verdict.UNKNOWN
@@ -897,3 +903,85 @@ def test_readings_of_a_skipped_service_state_do_not_confirm() -> None:
         r = d.step(sweep(services={"FastAPI": "skipped"}))
         assert r.events == ()
     assert d.state.services[("macmini", "FastAPI")] == Track()
+
+
+# ==== restarts: carried forward from the history ===============================
+
+
+def rec(
+    kind: EventKind,
+    node: str | None = None,
+    service: str | None = None,
+    at: float = 100.0,
+    announced: bool = True,
+    still: tuple[str, ...] = (),
+) -> Recorded:
+    return Recorded(kind, node, service, at, announced, still)  # fmt: skip
+
+
+def test_a_problem_recorded_before_a_restart_is_not_announced_again() -> None:
+    carried = carried_state(
+        [
+            rec(EventKind.SERVICE_DOWN, "macmini", "FastAPI", at=50.0),
+            rec(EventKind.SERVICE_DOWN, "macmini", "Redis", at=60.0),
+            rec(EventKind.SERVICE_UP, "macmini", "Redis", at=70.0),  # it came back
+            rec(EventKind.LINK_RELAYED, "desktop", at=80.0),
+        ]
+    )
+    assert carried.services == {("macmini", "FastAPI"): Track(Verdict.BAD, since=50.0,
+                                                              announced=True)}  # fmt: skip
+    assert carried.links["desktop"].confirmed is Verdict.BAD
+    assert announced_subjects(carried) == {("service", "macmini", "FastAPI"),
+                                           ("link", "desktop", "")}  # fmt: skip
+    d = Driver(state=carried)
+    picture = sweep(links={"desktop": Link.RELAY}, services={"FastAPI": "down"})
+    assert d.step(picture).events == ()
+    assert d.step(picture, after=1.0).events == ()  # still down, still relayed: nothing new
+    r = d.step(sweep(links={"desktop": Link.RELAY}))
+    assert kinds(r.events) == [("service_up", "macmini", "FastAPI")]
+    assert r.events[0].announce  # the user was told it was down
+
+
+def test_a_problem_that_began_while_the_agent_was_stopped_is_announced() -> None:
+    d = Driver(state=carried_state([rec(EventKind.SERVICE_DOWN, "macmini", "FastAPI")]))
+    redis = sweep(services={"FastAPI": "down", "Redis": "down"})
+    d.step(redis)
+    r = d.step(redis, after=1.0)
+    assert kinds(r.events) == [("service_down", "macmini", "Redis")]
+    assert r.events[0].announce
+
+
+def test_carried_states_keep_their_announced_flags_and_still_down_counts_as_told() -> None:
+    carried = carried_state(
+        [
+            rec(EventKind.SERVICE_DOWN, "laptop", "Next.js", announced=False),
+            rec(EventKind.SERVICE_DOWN, "macmini", "Redis", at=10.0, announced=False),
+            rec(EventKind.PEER_ONLINE, "macmini", at=20.0, still=("Redis",)),
+            rec(EventKind.TAILSCALE_STOPPED),
+            rec(EventKind.PEER_OFFLINE, "laptop", announced=False),
+        ]
+    )
+    assert not carried.services[("laptop", "Next.js")].announced
+    assert carried.services[("macmini", "Redis")].announced
+    assert "macmini" not in carried.peers and carried.peers["laptop"].confirmed is Verdict.BAD
+    assert announced_subjects(carried) == {("service", "macmini", "Redis"),
+                                           ("tailscale", "", "")}  # fmt: skip
+
+
+def test_a_carried_problem_that_left_the_topology_is_retired() -> None:
+    gone = carried_state(
+        [
+            rec(EventKind.SERVICE_DOWN, "macmini", "Old"),
+            rec(EventKind.PEER_OFFLINE, "nas"),
+            rec(EventKind.LINK_RELAYED, "nas"),
+        ]
+    )
+    d = Driver(state=gone)
+    r = d.step(UP)
+    assert kinds(r.events) == [
+        ("peer_retired", "nas", None),
+        ("link_retired", "nas", None),
+        ("service_retired", "macmini", "Old"),
+    ]
+    assert not any(e.announce for e in r.events)
+    assert d.step(UP).events == ()  # once

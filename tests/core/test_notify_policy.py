@@ -13,6 +13,7 @@ from agent.core.events import (
     link_relayed_event,
     peer_offline_event,
     peer_online_event,
+    retired_event,
     service_down_event,
     service_up_event,
     tailscale_running_event,
@@ -378,3 +379,18 @@ def test_every_announced_event_held_back_says_why() -> None:
     ]
     quiet = decide(initial_policy(), [service_down_event(LAPTOP, NEXT, REFUSED, 0.0)], 0.0)
     assert quiet.held_back == ()  # never meant to be announced: nothing was held back
+
+
+def test_a_recovery_after_a_restart_passes_when_its_down_was_told_before() -> None:
+    subject = ("service", "macmini", "FastAPI")
+    _, notes = plan(initial_policy([subject]), [up(FASTAPI, 10.0)], 10.0)
+    assert titles(notes) == ["Mac mini — Backend Server: FastAPI up"]
+    _, notes = plan(initial_policy(), [up(FASTAPI, 10.0)], 10.0)
+    assert notes == ()  # not told before: its recovery is no news either
+
+
+def test_a_retired_subject_is_forgotten() -> None:
+    subject = ("service", "macmini", "FastAPI")
+    gone = retired_event(EventKind.SERVICE_RETIRED, "macmini", "FastAPI", 5.0)
+    state, notes = plan(initial_policy([subject]), [gone], 5.0)
+    assert notes == () and subject not in state.shown_bad
