@@ -258,6 +258,11 @@ def tray_view(update: MonitorUpdate, *, autostart: bool | None) -> TrayView:
         version=__version__,
         in_grace=update.in_grace,
         settling=update.settling,
+        last_checked=(
+            time.strftime("%H:%M:%S", time.localtime(update.snapshot.at))
+            if update.snapshot is not None
+            else ""
+        ),
     )
 
 

@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -504,3 +505,17 @@ def test_a_restart_tells_the_recovery_of_a_problem_told_before_it(  # type: igno
     assert kinds == [
         "agent_started", "service_down", "agent_stopped", "agent_started", "service_up"
     ]  # fmt: skip
+
+
+def test_the_tray_view_says_when_the_last_sweep_finished(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    with http_server({"/": "ok"}) as (_, port):
+        topo = tmp_path / "topology.toml"
+        topo.write_text(topology_text(port, interval="1h"))
+        _, rec = start_monitor(topo)
+        update = rec.wait(lambda u: u.snapshot is not None)
+    assert update.snapshot is not None
+    view = app.tray_view(update, autostart=None)
+    assert view.last_checked == time.strftime("%H:%M:%S", time.localtime(update.snapshot.at))
+    assert app.tray_view(replace(update, snapshot=None), autostart=None).last_checked == ""

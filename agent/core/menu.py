@@ -77,6 +77,7 @@ class TrayView:
     version: str = ""
     in_grace: bool = False  # settling after a wake, clock change, network change, restart
     settling: Settling | None = None  # why, and the confirmed colour kept meanwhile
+    last_checked: str = ""  # when the last sweep finished, local "14:05:09" ("" for none)
 
     @property
     def paused(self) -> bool:
@@ -427,8 +428,10 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
         entries.append(SEPARATOR)
         entries += [_node_menu(n, view, snapshot, local_time) for n in snapshot.nodes]
     version = f" {view.version}" if view.version else ""
+    entries.append(SEPARATOR)
+    if view.last_checked and snapshot is not None:
+        entries.append(_info(f"Last checked {view.last_checked}"))
     entries += [
-        SEPARATOR,
         MenuEntry("Check now", "check_now"),
         _pause_menu(view, local_time),
         MenuEntry(

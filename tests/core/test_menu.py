@@ -857,3 +857,11 @@ def test_every_line_is_short_and_single() -> None:
     view = view_of(snap(status, summary="S" * 300), topology_error="T" * 300)
     for entry in walk(menu(view)):
         assert len(entry.text) <= 96 and "\n" not in entry.text, entry.text
+
+
+def test_last_checked_says_when_the_last_sweep_finished() -> None:
+    entries = menu(view_of(healthy(), last_checked="14:05:09"))
+    items = [e for e in entries if not e.separator]
+    at = [e.text for e in items].index("Check now")
+    assert items[at - 1] == MenuEntry("Last checked 14:05:09", enabled=False)
+    assert not any(e.text.startswith("Last checked") for e in menu(view_of(None)))
