@@ -288,7 +288,7 @@ def peer_online_event(
     first hears of them: the event is announced when any is listed, and critical when a
     critical one is.
     """
-    after = f" (it was offline for {format_duration(offline_for_s)})" if offline_for_s else ""
+    after = f" (after {format_duration(offline_for_s)} offline)" if offline_for_s else ""
     message = f"{node.hostname} is back online{after}"
     title = f"{node.name} online"
     if still_down:
@@ -333,7 +333,7 @@ def link_direct_event(
     node: Node, at: float, *, relayed_for_s: float | None, peer_relay: bool, announce: bool
 ) -> Event:
     """The link to a peer confirmed off the DERP relay: direct, or through a peer relay."""
-    after = f" (it was relayed for {format_duration(relayed_for_s)})" if relayed_for_s else ""
+    after = f" (after {format_duration(relayed_for_s)} relayed)" if relayed_for_s else ""
     if peer_relay:
         title = f"{node.name}: off the DERP relay"
         message = f"the link now goes through a peer relay, usually fast{after}"
@@ -380,7 +380,7 @@ def tailscale_stopped_event(tailnet: TailnetView, at: float) -> Event:
 
 
 def tailscale_running_event(at: float, *, stopped_for_s: float | None, announce: bool) -> Event:
-    after = f" (it was down for {format_duration(stopped_for_s)})" if stopped_for_s else ""
+    after = f" (up after {format_duration(stopped_for_s)})" if stopped_for_s else ""
     return Event(
         kind=EventKind.TAILSCALE_RUNNING,
         at=at,

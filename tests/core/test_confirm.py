@@ -382,7 +382,7 @@ def test_tailscale_running_again_is_announced_and_starts_grace() -> None:
     assert kinds(r.events) == [("tailscale_running", None, None)]
     (event,) = r.events
     assert event.announce and not event.critical
-    assert event.message.startswith("Tailscale is running again (it was down for 2 min)")
+    assert event.message.startswith("Tailscale is running again (up after 2 min)")
     assert r.in_grace
     r = d.step(sweep(links={"macmini": Link.OFFLINE}))
     assert r.in_grace and r.events == ()
@@ -616,7 +616,7 @@ def test_always_on_peer_offline_one_critical_event_services_folded() -> None:
     online, *ups = r.events
     assert online.announce and not online.critical and online.still_down == ()
     assert online.title == "Mac mini — Backend Server online"
-    assert online.message == "woosuns-mac-mini is back online (it was offline for 10 min)"
+    assert online.message == "woosuns-mac-mini is back online (after 10 min offline)"
     assert online.duration_s == pytest.approx(611.0)
     assert [e.kind for e in ups] == [EventKind.SERVICE_UP] * 3
     assert not any(e.announce for e in ups)
