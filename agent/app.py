@@ -36,7 +36,14 @@ from agent.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.tailscale import find_cli
 from agent.topology_source import load_topology, locate_topology
 
-__all__ = ["AUTOSTART_REFRESH_S", "AgentOptions", "AutostartSwitch", "run_headless", "run_tray"]
+__all__ = [
+    "AUTOSTART_REFRESH_S",
+    "AgentOptions",
+    "AutostartSwitch",
+    "run_headless",
+    "run_tray",
+    "tray_view",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +105,13 @@ def _build_monitor(
     notifier: Notifier,
     on_update: Callable[[MonitorUpdate], None],
 ) -> Monitor:
-    location = locate_topology(options.topology, env)
     cli = find_cli(options.tailscale, env)
     if cli is None:
         log.warning("no tailscale command found: peers will not be probed")
     return Monitor(
         load_topology=lambda: load_topology(options.topology, env),
-        topology_path=location.path,
+        # asked again on every poll: a user file created while running takes over at once
+        locate_topology=lambda: locate_topology(options.topology, env).path,
         tailscale_cli=cli,
         notifier=notifier,
         on_update=on_update,
@@ -186,6 +193,13 @@ def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
         shutil.copyfile(location.path, target)
         log.info("copied the bundled topology to %s for editing", target)
     return target
+
+
+def _open_topology_file(options: AgentOptions, env: Mapping[str, str], monitor: Monitor) -> None:
+    """ "Open topology file": the editable copy, opened, and watched by the monitor at once."""
+    path = _editable_topology(options, env)
+    monitor.check_now()  # the copy may have just become the file in use: reload it now
+    _open_path(path)
 
 
 class AutostartSwitch:
@@ -283,6 +297,31 @@ class AutostartSwitch:
             return self._checked
 
 
+def tray_view(
+    update: MonitorUpdate, *, autostart: bool | None, autostart_note: str = ""
+) -> TrayView:
+    """What the tray shows for one monitor update."""
+    return TrayView(
+        snapshot=update.snapshot,
+        now=update.now,
+        paused_until=update.paused_until,
+        autostart=autostart,
+        autostart_note=autostart_note,
+        topology_error=update.topology_error,
+        uptime=update.uptime,
+        uptime_over=update.uptime_over,
+        since=update.since,
+        version=__version__,
+        in_grace=update.in_grace,
+        settling=update.settling,
+        last_checked=(
+            time.strftime("%H:%M:%S", time.localtime(update.snapshot.at))
+            if update.snapshot is not None
+            else ""
+        ),
+    )
+
+
 def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     """The tray on this (main) thread, the monitor in a worker thread."""
     from agent.tray import Tray, copy_text, open_url, tray_available
@@ -311,20 +350,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     def on_update(update: MonitorUpdate) -> None:
         in_use.update(update.snapshot)
         with view_lock:
-            publish(
-                TrayView(
-                    snapshot=update.snapshot,
-                    now=update.now,
-                    paused_until=update.paused_until,
-                    autostart=switch.checked(),
-                    autostart_note=switch.note(),
-                    topology_error=update.topology_error,
-                    uptime=update.uptime,
-                    since=update.since,
-                    version=__version__,
-                    in_grace=update.in_grace,
-                )
-            )
+            publish(tray_view(update, autostart=switch.checked(), autostart_note=switch.note()))
 
     def on_action(action: str) -> None:
         monitor = holder["monitor"]
@@ -342,7 +368,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             with view_lock:
                 publish(replace(shown[0], autostart=checked, autostart_note=switch.note()))
         elif action == "open_topology":
-            _open_path(_editable_topology(options, env))
+            _open_topology_file(options, env, monitor)
         elif action == "open_logs":
             log_dir = paths.log_dir()
             log_dir.mkdir(parents=True, exist_ok=True)

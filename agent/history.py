@@ -63,6 +63,7 @@ __all__ = [
     "EventRecord",
     "History",
     "HistoryError",
+    "Uptime",
     "history_to_json",
     "parse_since",
     "render_history",
@@ -134,7 +135,8 @@ _SCHEMA = (
     "CREATE INDEX events_at ON events(at)",
 )
 
-# Per (keyset, states): how long that reading held within [:since, :now]. The runs are
+# Per (keyset, states): how long that reading held within [:since, :now], and from when
+# (the earliest start within the window of a run that held for some time). The runs are
 # those that end in the window, plus the one before (its last sweep may hold into the
 # window) and the one after (it may span :now, and it bounds the last one). A run covers
 # first_at..last_at, then its last sweep holds until the next run starts, or for one
@@ -157,11 +159,15 @@ WITH window_runs AS (
     SELECT keyset, states, first_at, last_at, interval,
            LEAD(first_at, 1, :now) OVER (ORDER BY last_at, id) - last_at AS gap
     FROM window_runs
+), spans AS (
+    SELECT keyset, states, MAX(first_at, :since) AS start,
+           MAX(0.0, MIN(:now, last_at + CASE
+               WHEN gap <= :factor * interval + :slack THEN gap ELSE interval END)
+           - MAX(first_at, :since)) AS length
+    FROM ordered
 )
-SELECT keyset, states, SUM(MAX(0.0, MIN(:now, last_at + CASE
-        WHEN gap <= :factor * interval + :slack THEN gap ELSE interval END)
-    - MAX(first_at, :since)))
-FROM ordered GROUP BY keyset, states
+SELECT keyset, states, SUM(length), MIN(CASE WHEN length > 0 THEN start END)
+FROM spans GROUP BY keyset, states
 """
 
 # Upgrades from schema version N to N + 1, run in one transaction on open. Add an entry
@@ -214,6 +220,16 @@ class EventRecord:
             return EventKind(self.kind).bad
         except ValueError:
             return False
+
+
+@dataclass(frozen=True, slots=True)
+class Uptime:
+    """One service's uptime over a window: the up fraction of the known time (None when no
+    up or down time is known), and from when the window holds data (its start when the
+    history reaches back that far, later for a young history or a new service)."""
+
+    fraction: float | None
+    covered_from: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -757,6 +773,17 @@ class History:
             rows.reverse()
         return [_record_of(tuple(r)) for r in rows]
 
+    def latest_changes(self) -> list[EventRecord]:
+        """The latest event of each subject (kind family, node id, service), oldest first:
+        what a restarting monitor carries forward, and whether the last run stopped."""
+        columns = "id, at, kind, node_id, service, title, message, critical, announced, extra"
+        rows = self._read(
+            f"SELECT {columns} FROM events WHERE id IN (SELECT MAX(id) FROM events "
+            "GROUP BY substr(kind, 1, instr(kind, '_') - 1), IFNULL(node_id, ''), "
+            "IFNULL(service, '')) ORDER BY at, id"
+        )
+        return [_record_of(tuple(r)) for r in rows]
+
     def uptime(self, since: float, now: float) -> dict[tuple[str, str], float | None]:
         """Per (node id, service): the up fraction of the known time in [since, now].
 
@@ -764,6 +791,10 @@ class History:
         gap). Unknown and skipped time, and gaps, are left out; None when a service has
         no up or down time in the window.
         """
+        return {key: u.fraction for key, u in self.uptime_detail(since, now).items()}
+
+    def uptime_detail(self, since: float, now: float) -> dict[tuple[str, str], Uptime]:
+        """`uptime`, with from when each service's data covers the window (`Uptime`)."""
         if now <= since:
             return {}
         spans = self._read(
@@ -771,7 +802,8 @@ class History:
         )
         up: dict[tuple[str, str], float] = {}
         down: dict[tuple[str, str], float] = {}
-        for keyset, states, length in spans:
+        start: dict[tuple[str, str], float] = {}
+        for keyset, states, length, first in spans:
             if not length:
                 continue
             for key, code in zip(self._keys(keyset), states, strict=False):
@@ -781,10 +813,14 @@ class History:
                     up[key] += length
                 elif code == "d":
                     down[key] += length
-        result: dict[tuple[str, str], float | None] = {}
+                else:
+                    continue
+                start[key] = min(start.get(key, now), float(first))
+        result: dict[tuple[str, str], Uptime] = {}
         for key, up_s in up.items():
             known = up_s + down[key]
-            result[key] = up_s / known if known > 0 else None
+            fraction = up_s / known if known > 0 else None
+            result[key] = Uptime(fraction, start.get(key, now))
         return result
 
     def state_since(self, now: float) -> dict[tuple[str, str], float]:
@@ -857,7 +893,24 @@ def _printable(text: str) -> str:
     return "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
 
 
+_NOTES = frozenset(  # the history's own records: no severity, never meant to be notified
+    {
+        EventKind.AGENT_STARTED,
+        EventKind.AGENT_STOPPED,
+        EventKind.SERVICE_RETIRED,
+        EventKind.PEER_RETIRED,
+        EventKind.LINK_RETIRED,
+    }
+)
+
+
+def _is_note(record: EventRecord) -> bool:
+    return record.kind in _NOTES
+
+
 def _mark(record: EventRecord) -> tuple[str, str]:
+    if _is_note(record):
+        return "·", _ANSI_GREY
     colour = _ANSI_RED if record.critical else _ANSI_AMBER
     if record.bad:
         return ("✗" if record.critical else "!"), colour
@@ -872,7 +925,9 @@ def render_history(
     """A readable list, oldest first: local time, a severity mark, the title, the message.
 
     ✗ a critical change for the worse, ! another one (or a recovery that leaves services
-    down), ✓ a recovery; "(not notified)" marks events recorded but not announced.
+    down), ✓ a recovery, · a note of the history's own (the agent started or stopped, a
+    subject left the topology); "(not notified)" marks other events recorded but not
+    announced.
     Pass `since` (the --since time) for the header and for "No events since ...".
     """
     items = list(records)
@@ -886,7 +941,7 @@ def render_history(
     indent = " " * (len(_local(0.0)) + 4)
     for r in items:
         mark, ansi = _mark(r)
-        quiet = "" if r.announced else " (not notified)"
+        quiet = "" if r.announced or _is_note(r) else " (not notified)"
         if color:
             mark = f"{ansi}{mark}{_RESET}"
             quiet = f"{_ANSI_GREY}{quiet}{_RESET}" if quiet else ""

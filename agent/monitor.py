@@ -1,7 +1,10 @@
 """The continuous monitor: sweeps on a schedule and turns them into events and notifications.
 
 It runs in a worker thread with its own asyncio loop — the tray owns the main
-thread, as macOS requires. Each pass: reload the topology if its file changed,
+thread, as macOS requires. Each pass: reload the topology if the file in use
+changed — the location is asked again each time (`locate_topology`), so a user
+file that appears (created by "Open topology file" or by hand) is picked up and
+watched at once —,
 sweep, feed the pure state machine (agent.core.confirm), record history, pass
 the events through the notification policy to the notifier, and publish a
 MonitorUpdate for whoever shows state (the tray, or the log when headless).
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,23 +26,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent import __version__
 from agent.core import confirm, notify_policy
-from agent.core.events import Event
+from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
 from agent.core.model import Snapshot, Topology
 from agent.errors import AgentError
 from agent.probes import make_http_client
-from agent.sweep import sweep
+from agent.sweep import TAILSCALE_TIMEOUT_S, sweep
 
 if TYPE_CHECKING:  # the history store and the notifier are passed in; only their types here
     from agent.history import History
     from agent.notify import Notifier
 
-__all__ = ["Monitor", "MonitorUpdate"]
+__all__ = ["SUSPEND_CLOCK", "Monitor", "MonitorUpdate"]
 
 log = logging.getLogger(__name__)
 
+# The file in use and its stat signature: (path, mtime in ns, size, inode). The path is part
+# of it, so a switch to another file is a change even when the two look alike.
+_FileKey = tuple[str, int, int, int]
+
+# A monotonic clock that keeps counting while the machine sleeps, where there is one beside
+# time.monotonic (which stops in suspend on Linux and macOS): with both, a sleep and a clock
+# change tell apart. On Windows time.monotonic counts suspend itself: None.
+SUSPEND_CLOCK: Callable[[], float] | None
+if sys.platform == "linux":
+    SUSPEND_CLOCK = functools.partial(time.clock_gettime, time.CLOCK_BOOTTIME)
+elif sys.platform == "darwin":  # CLOCK_MONOTONIC goes on in sleep there; mach time stops
+    SUSPEND_CLOCK = functools.partial(time.clock_gettime, time.CLOCK_MONOTONIC)
+else:
+    SUSPEND_CLOCK = None
+
 UPTIME_WINDOW_S = 24 * 3600
-UPTIME_REFRESH_S = 60.0
+UPTIME_REFRESH_S = 60.0  # at most this long between uptime readings ...
+UPTIME_PRECISION = 0.01  # ... and sooner while the data is young: within about a point
+UPTIME_FULL_SLACK_S = 60.0  # data from this close to the window's start covers all of it
 TOPOLOGY_POLL_S = 2.0
 
 
@@ -51,7 +73,10 @@ class MonitorUpdate:
     paused_until: float | None = None
     topology_error: str | None = None
     in_grace: bool = False
+    settling: confirm.Settling | None = None  # while in grace: why, and the confirmed colour
     uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    # seconds of data behind `uptime`, for the services whose data spans less than 24 h
+    uptime_over: Mapping[tuple[str, str], float] = field(default_factory=dict)
     since: Mapping[tuple[str, str], float] = field(default_factory=dict)
     events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
 
@@ -63,7 +88,7 @@ class Monitor:
         self,
         *,
         load_topology: Callable[[], Topology],
-        topology_path: Path | None,
+        locate_topology: Callable[[], Path | None],
         tailscale_cli: str | None,
         notifier: Notifier,
         on_update: Callable[[MonitorUpdate], None],
@@ -71,9 +96,10 @@ class Monitor:
         open_history: Callable[[], History] | None = None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
+        boot: Callable[[], float] | None = SUSPEND_CLOCK,
     ) -> None:
         self._load_topology = load_topology
-        self._topology_path = topology_path
+        self._locate_topology = locate_topology
         self._tailscale_cli = tailscale_cli
         self._notifier = notifier
         self._on_update = on_update
@@ -81,6 +107,7 @@ class Monitor:
         self._open_history = open_history
         self._wall = wall
         self._mono = mono
+        self._boot = boot
 
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -89,12 +116,14 @@ class Monitor:
         self._started = threading.Event()
 
         self._topology: Topology | None = None
-        self._topology_mtime: float | None = None
+        self._topology_key: _FileKey | None = None
         self._topology_error: str | None = None
         self._state = confirm.initial_state()
         self._policy = notify_policy.initial_policy()
         self._last_update: MonitorUpdate | None = None
         self._uptime: Mapping[tuple[str, str], float | None] = {}
+        self._uptime_over: Mapping[tuple[str, str], float] = {}
+        self._uptime_every = 0.0
         self._since: Mapping[tuple[str, str], float] = {}
         self._uptime_at = 0.0
 
@@ -106,7 +135,12 @@ class Monitor:
         self._started.wait(10)
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._call(lambda: self._stopping.set() if self._stopping else None)
+        def apply() -> None:
+            if self._stopping is not None and self._wake is not None:
+                self._stopping.set()
+                self._wake.set()  # end a wait at once, not at the next file poll
+
+        self._call(apply)
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -156,6 +190,7 @@ class Monitor:
         self._stopping = asyncio.Event()
         self._started.set()
         history = self._open_history_safely()
+        self._start_history(history)
         client = make_http_client()
         last_self_ips: tuple[str, ...] | None = None
         try:
@@ -166,6 +201,7 @@ class Monitor:
                     self._publish(None, ())
                     await self._sleep(TOPOLOGY_POLL_S)
                     continue
+                started = self._mono()
                 snapshot = await sweep(
                     topology,
                     tailscale_cli=self._tailscale_cli,
@@ -173,21 +209,36 @@ class Monitor:
                     client=client,
                     clock=self._wall,
                 )
-                self_ips = snapshot.tailnet.self_ips
-                network_changed = last_self_ips is not None and self_ips != last_self_ips
-                last_self_ips = self_ips
+                # Only a reading of a running Tailscale tells this machine's IPs: a failed
+                # `tailscale status` (no IPs) then a good one is no network change.
+                network_changed = False
+                if snapshot.tailnet.running:
+                    self_ips = snapshot.tailnet.self_ips
+                    network_changed = last_self_ips is not None and self_ips != last_self_ips
+                    last_self_ips = self_ips
                 was_in_grace = self._state_in_grace()
+                was_reason = self._state.grace_reason
+                now_mono = self._mono()
+                # A sweep's own time is no sleep, up to what its timeouts allow.
+                bound = TAILSCALE_TIMEOUT_S + topology.defaults.timeout_s + confirm.CLOCK_SLACK_S
                 result = confirm.step(
                     self._state,
                     snapshot,
                     self._wall(),
-                    self._mono(),
+                    now_mono,
                     topology_error=self._topology_error,
                     network_changed=network_changed,
+                    now_boot=self._boot() if self._boot is not None else None,
+                    busy_s=min(max(0.0, now_mono - started), bound),
                 )
                 self._state = result.state
+                if result.settling is not None and result.settling.reason is not was_reason:
+                    log.info(
+                        "grace period: settling after %s (%s)",
+                        result.settling.reason.words,
+                        ", ".join(result.settling.problems) or "no confirmed problem",
+                    )
                 if result.in_grace and not was_in_grace:
-                    log.info("grace period: a wake-up, clock jump or network change was seen")
                     await client.aclose()  # keep-alive connections from before are stale
                     client = make_http_client()
                 for event in result.events:
@@ -199,14 +250,18 @@ class Monitor:
                         event.message,
                     )
                 self._record(history, snapshot, result.events)
-                self._policy, notes = notify_policy.plan(self._policy, result.events, self._wall())
-                await self._deliver(notes)
-                self._publish(snapshot, result.events, in_grace=result.in_grace)
+                decision = notify_policy.decide(self._policy, result.events, self._wall())
+                self._policy = decision.state
+                for held in decision.held_back:
+                    log.info("notification held back (%s): %s", held.why, held.event.title)
+                await self._deliver(decision.notifications)
+                self._publish(snapshot, result.events, settling=result.settling)
                 delay = result.recheck_after_s or topology.defaults.interval_s
                 await self._sleep(delay)
         finally:
             await client.aclose()
             if history is not None:
+                self._record_quietly(history, agent_stopped_event(self._wall()))
                 history.close()
             self._loop = None
 
@@ -232,33 +287,36 @@ class Monitor:
 
     # ==== topology =============================================================
 
-    def _current_mtime(self) -> float | None:
-        if self._topology_path is None:
-            return None
+    def _current_key(self) -> _FileKey | None:
+        """Which file is in use now and its stat signature (None: cannot tell)."""
         try:
-            return self._topology_path.stat().st_mtime
-        except OSError:
+            path = self._locate_topology()
+            if path is None:
+                return None
+            st = path.stat()
+        except (AgentError, OSError):  # a given path that is gone: the load says why
             return None
+        return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _topology_file_changed(self) -> bool:
-        return self._topology is None or self._current_mtime() != self._topology_mtime
+        return self._topology is None or self._current_key() != self._topology_key
 
     def _reload_topology_if_changed(self) -> None:
         if self._topology is not None and not self._topology_file_changed():
             return
-        mtime = self._current_mtime()
+        key = self._current_key()
         try:
             topology = self._load_topology()
         except AgentError as error:
             if error.message != self._topology_error:
                 log.warning("topology refused, keeping the last good one: %s", error.message)
             self._topology_error = error.message
-            self._topology_mtime = mtime
+            self._topology_key = key
             return
         if self._topology is not None:
             log.info("topology reloaded from %s", topology.source)
         self._topology = topology
-        self._topology_mtime = mtime
+        self._topology_key = key
         self._topology_error = None
 
     # ==== outputs ==============================================================
@@ -272,6 +330,58 @@ class Monitor:
             log.error("history is off: %s", error)
             return None
 
+    def _start_history(self, history: History | None) -> None:
+        """Carry the known states of the last run forward (no second "down" for a problem
+        recorded already) and record this start."""
+        if history is None:
+            return
+        try:
+            latest = history.latest_changes()
+        except Exception as error:
+            log.error("could not read the history to carry its states forward: %s", error)
+            latest = []
+        recorded: list[confirm.Recorded] = []
+        unclean = False
+        for record in latest:
+            try:
+                kind = EventKind(record.kind)
+            except ValueError:  # written by a newer agent
+                continue
+            if kind.family == "agent":
+                unclean = kind is EventKind.AGENT_STARTED
+            elif kind.family != "topology":  # the file is read afresh: its verdict is news
+                recorded.append(
+                    confirm.Recorded(
+                        kind,
+                        record.node_id,
+                        record.service,
+                        record.at,
+                        record.announced,
+                        record.still_down,
+                    )
+                )
+        self._state = confirm.carried_state(recorded)
+        self._policy = notify_policy.initial_policy(confirm.announced_subjects(self._state))
+        carried = [
+            f"{r.node_id}: {r.service}" if r.service else (r.node_id or r.kind.family)
+            for r in recorded
+            if r.kind.bad
+        ]
+        if carried:
+            log.info("carried over from the history: %s", ", ".join(carried))
+        self._record_quietly(
+            history,
+            agent_started_event(
+                self._wall(), version=__version__, carried=len(carried), unclean=unclean
+            ),
+        )
+
+    def _record_quietly(self, history: History, event: Event) -> None:
+        try:
+            history.record_events((event,))
+        except Exception as error:
+            log.error("could not write history: %s", error)
+
     def _record(
         self, history: History | None, snapshot: Snapshot, events: tuple[Event, ...]
     ) -> None:
@@ -281,8 +391,18 @@ class Monitor:
             history.record_sweep(snapshot)
             history.record_events(events)
             now = self._wall()
-            if events or now - self._uptime_at >= UPTIME_REFRESH_S:
-                self._uptime = history.uptime(now - UPTIME_WINDOW_S, now)
+            if events or now - self._uptime_at >= self._uptime_every:
+                since = now - UPTIME_WINDOW_S
+                detail = history.uptime_detail(since, now)
+                self._uptime = {key: u.fraction for key, u in detail.items()}
+                self._uptime_over = {
+                    key: now - u.covered_from
+                    for key, u in detail.items()
+                    if u.covered_from > since + UPTIME_FULL_SLACK_S
+                }
+                # A young window moves fast (after a minute, each second is 1.7 %).
+                youngest = min(self._uptime_over.values(), default=float(UPTIME_WINDOW_S))
+                self._uptime_every = min(UPTIME_REFRESH_S, youngest * UPTIME_PRECISION)
                 self._since = history.state_since(now)
                 self._uptime_at = now
         except Exception as error:
@@ -307,7 +427,11 @@ class Monitor:
             )
 
     def _publish(
-        self, snapshot: Snapshot | None, events: tuple[Event, ...], *, in_grace: bool = False
+        self,
+        snapshot: Snapshot | None,
+        events: tuple[Event, ...],
+        *,
+        settling: confirm.Settling | None = None,
     ) -> None:
         now = self._wall()
         paused = notify_policy.is_paused(self._policy, now)
@@ -316,8 +440,10 @@ class Monitor:
             now=now,
             paused_until=self._policy.paused_until if paused else None,
             topology_error=self._topology_error,
-            in_grace=in_grace,
+            in_grace=settling is not None,
+            settling=settling,
             uptime=self._uptime,
+            uptime_over=self._uptime_over,
             since=self._since,
             events=events,
         )
@@ -330,4 +456,4 @@ class Monitor:
     def _republish(self) -> None:
         last = self._last_update
         if last is not None:
-            self._publish(last.snapshot, (), in_grace=last.in_grace)
+            self._publish(last.snapshot, (), settling=last.settling)

@@ -22,8 +22,11 @@ from agent import history as history_module
 from agent.core.events import (
     Event,
     EventKind,
+    agent_started_event,
+    agent_stopped_event,
     link_relayed_event,
     peer_online_event,
+    retired_event,
     service_down_event,
     service_up_event,
 )
@@ -49,6 +52,7 @@ from agent.history import (
     EventRecord,
     History,
     HistoryError,
+    Uptime,
     history_to_json,
     parse_since,
     render_history,
@@ -291,6 +295,31 @@ def test_uptime_time_weighting(
         assert got is None
     else:
         assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_uptime_detail_says_from_when_the_data_covers_the_window(store: History) -> None:
+    end = play(store, [(60, {})])  # one minute of data
+    detail = store.uptime_detail(end - DAY, end)
+    assert detail[("macmini", "FastAPI")] == Uptime(1.0, T0)
+    play(store, [(DAY, {"FastAPI": DOWN})], start=end)  # a day more: the window is covered
+    later = store.uptime_detail(end, end + DAY)
+    assert later[("macmini", "FastAPI")] == Uptime(0.0, end)
+    # a gap inside the window leaves the start where the data begins
+    late = end + DAY + 3 * HOUR
+    play(store, [(HOUR, {})], start=late)
+    assert store.uptime_detail(late + HOUR - DAY, late + HOUR)[
+        ("macmini", "FastAPI")
+    ].covered_from == pytest.approx(late + HOUR - DAY)
+
+
+def test_a_service_added_later_covers_less_of_the_window(store: History) -> None:
+    play(store, [(HOUR, {})], interval=60)
+    more = topology(60.0, (DESKTOP, replace(MACMINI, services=(*MACMINI.services, OLLAMA))))
+    for i in range(10):
+        store.record_sweep(snapshot(T0 + HOUR + 60 * i, topo=more))
+    detail = store.uptime_detail(T0 + 2 * HOUR - DAY, T0 + 2 * HOUR)
+    assert detail[("macmini", "FastAPI")].covered_from == T0
+    assert detail[("macmini", "Ollama")].covered_from == T0 + HOUR
 
 
 def test_uptime_without_data(store: History) -> None:
@@ -742,3 +771,44 @@ def test_parse_since_refuses_with_a_usage_error(text: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse_since(text, NOW)
     assert "--since" in caught.value.message
+
+
+def test_latest_changes_hold_the_last_event_of_each_subject(store: History) -> None:
+    down = ProbeResult(DOWN, Reason.REFUSED, "connection refused")
+    store.record_events(
+        [
+            agent_started_event(T0, version="1", carried=0, unclean=False),
+            service_down_event(MACMINI, FASTAPI, down, T0 + 1),
+            service_down_event(MACMINI, REDIS, down, T0 + 2),
+            service_up_event(MACMINI, REDIS, T0 + 3, down_for_s=1.0, announce=True),
+            link_relayed_event(DESKTOP, "tok", T0 + 4, was_direct=True),
+            agent_stopped_event(T0 + 5),
+        ]
+    )
+    latest = [(r.kind, r.node_id, r.service) for r in store.latest_changes()]
+    assert latest == [
+        ("service_down", "macmini", "FastAPI"),
+        ("service_up", "macmini", "Redis"),
+        ("link_relayed", "desktop", None),
+        ("agent_stopped", None, None),
+    ]
+
+
+def test_render_history_shows_the_agent_and_retired_records_as_notes(store: History) -> None:
+    store.record_events(
+        [
+            agent_started_event(T0, version="1.2", carried=2, unclean=True),
+            retired_event(EventKind.SERVICE_RETIRED, "macmini", "Old", T0 + 1),
+            agent_stopped_event(T0 + 2),
+        ]
+    )
+    lines = render_history(store.events(), color=False).splitlines()
+    assert [line.split("  ", 1)[1] for line in lines[::2]] == [
+        "· tailnet-agent started",
+        "· macmini: Old removed from the topology",
+        "· tailnet-agent stopped",
+    ]
+    assert lines[1].strip() == (
+        "tailnet-agent 1.2 started; 2 known problems carried over (the previous run ended "
+        "without a stop record: a crash or power loss?)"
+    )

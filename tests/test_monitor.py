@@ -7,20 +7,26 @@ tested on a real D-Bus elsewhere; here we test what the monitor asks them to sho
 
 from __future__ import annotations
 
+import http.server
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from agent import app, paths
+from agent.core.menu import build_menu, overall_health, tooltip
 from agent.core.model import Health
 from agent.history import History
 from agent.monitor import Monitor, MonitorUpdate
 from agent.topology_source import load_topology
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES
-from tests.helpers.servers import http_server
+from tests.helpers.servers import closed_port, http_server
 
 FAKE_TAILSCALE = str(FAKE_TAILSCALE_DIR / "tailscale")
 
@@ -100,7 +106,7 @@ def start_monitor(tmp_path: Path) -> Iterator[Callable[..., tuple[Monitor, Recor
         rec = recorder or Recorder()
         monitor = Monitor(
             load_topology=lambda: load_topology(str(topo), {}),
-            topology_path=topo,
+            locate_topology=lambda: topo,
             tailscale_cli=FAKE_TAILSCALE,
             notifier=rec,
             on_update=rec.on_update,
@@ -223,3 +229,293 @@ def test_history_is_written_and_uptime_published(start_monitor, tmp_path: Path) 
         monitor.stop()
     with History(db) as store:
         assert store.uptime(time.time() - 3600, time.time())[("desktop", "Ollama")] == 1.0
+
+
+# ==== the topology in use: re-resolved while running ===========================
+
+
+@pytest.fixture
+def bundled_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No --topology, no $TAILNET_AGENT_TOPOLOGY, no user file: the bundled default in use.
+
+    The bundled default is a loopback topology here (the shipped one names real machines
+    that no test may probe); config and state folders are temporary.
+    """
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("TAILNET_AGENT_TOPOLOGY", raising=False)
+    bundled = tmp_path / "bundled" / "topology.toml"
+    bundled.parent.mkdir()
+    monkeypatch.setattr(paths, "bundled_topology_path", lambda: bundled)
+    return bundled
+
+
+@pytest.mark.parametrize("how", ["open topology file", "by hand"])
+def test_the_user_file_is_watched_once_it_exists(
+    bundled_default: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with http_server({"/": "ok"}) as (_, port):
+        bundled_default.write_text(topology_text(port, interval="1h"))
+        rec = Recorder()
+        options = app.AgentOptions(tailscale=FAKE_TAILSCALE)
+        monitor = app._build_monitor(options, {}, rec, rec.on_update)
+        monitor.start()
+        try:
+            first = rec.wait(lambda u: u.snapshot is not None)
+            assert first.snapshot is not None
+            assert str(bundled_default) in first.snapshot.topology.source
+            user_file = paths.user_topology_path()
+            if how == "open topology file":
+                opened: list[Path] = []
+                monkeypatch.setattr(app, "_open_path", lambda p: opened.append(p) or True)
+                app._open_topology_file(options, {}, monitor)  # the menu action
+                assert opened == [user_file]
+                assert user_file.read_text() == bundled_default.read_text()
+                rec.wait(
+                    lambda u: (
+                        u.snapshot is not None and u.snapshot.topology.source == str(user_file)
+                    ),
+                    timeout=1.5,  # at once: sooner than the 2 s file poll
+                )
+            else:
+                user_file.parent.mkdir(parents=True)
+            user_file.write_text(topology_text(port, interval="1h", name="Edited"))
+            edited = rec.wait(
+                lambda u: (
+                    u.snapshot is not None
+                    and u.snapshot.topology.nodes[0].services[0].name == "Edited"
+                ),
+                timeout=10,
+            )
+            assert edited.snapshot is not None
+            assert edited.snapshot.topology.source == str(user_file)
+            assert edited.topology_error is None
+        finally:
+            monitor.stop()
+
+
+# ==== topology feedback: the user's own edits =================================
+
+
+def _save(path: Path, text: str, bump: list[float]) -> None:
+    """Write `text` with a fresh mtime (coarse clocks and quick edits would hide a change)."""
+    path.write_text(text)
+    bump[0] += 5
+    os.utime(path, (time.time() + bump[0], time.time() + bump[0]))
+
+
+def test_every_topology_refusal_and_fix_is_told_even_within_ten_minutes(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    with http_server({"/": "ok"}) as (_, port):
+        good = topology_text(port, interval="1h")
+        topo = tmp_path / "topology.toml"
+        topo.write_text(good)
+        _, rec = start_monitor(topo)
+        rec.wait(lambda u: u.snapshot is not None)
+        bump = [0.0]
+        expected: list[str] = []
+        for _ in range(2):  # break, fix, break again, fix again: seconds apart
+            _save(topo, good.replace('name = "monitor test"', 'name = "monitor test'), bump)
+            rec.wait(lambda u: u.topology_error is not None and rec.updates[-1] is u)
+            _save(topo, good, bump)
+            rec.wait(lambda u: u.topology_error is None and rec.updates[-1] is u)
+            expected += ["Topology file refused", "Topology file accepted"]
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and len(rec.shown) < len(expected):
+                time.sleep(0.05)
+        assert [title for title, _, _ in rec.shown] == expected
+
+
+def test_a_notification_held_back_is_logged(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent.monitor")
+    topo = tmp_path / "topology.toml"
+    with http_server({"/": "ok"}) as (_, port):
+        topo.write_text(topology_text(port, interval="1s").replace('"critical"', '"degraded"'))
+        monitor, rec = start_monitor(topo)
+        rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+        monitor.pause_notifications(time.time() + 3600)
+        rec.wait(lambda u: u.paused_until is not None)
+    rec.wait(lambda u: any(e.kind.value == "service_down" for e in u.events))
+    assert rec.shown == []  # paused: held back ...
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "held back" not in caplog.text:
+        time.sleep(0.05)
+    held = [r.getMessage() for r in caplog.records if "held back" in r.getMessage()]
+    assert held == ["notification held back (notifications are paused): desktop: Ollama down"]
+
+
+# ==== grace: it says why, and it never hides a known red ======================
+
+
+def _calls(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_a_one_off_tailscale_hang_is_no_sleep_and_starts_no_grace(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = tmp_path / "tailscale-calls.log"
+    monkeypatch.setenv("FAKE_TAILSCALE_LOG", str(calls))
+    with http_server({"/": "ok"}) as (_, port):
+        topo = tmp_path / "topology.toml"
+        topo.write_text(topology_text(port, interval="1s"))
+        _, rec = start_monitor(topo)
+        rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+        before = _calls(calls)
+        monkeypatch.setenv("FAKE_TAILSCALE_MODE", "hang")  # the next `tailscale status` hangs
+        deadline = time.monotonic() + 5
+        while _calls(calls) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        monkeypatch.setenv("FAKE_TAILSCALE_MODE", "ok")  # ... and only that one
+        hung = rec.wait(lambda u: u.snapshot is not None and not u.snapshot.tailnet.running)
+        n = len(rec.updates)
+        rec.wait(lambda u: len(rec.updates) >= n + 3)  # three sweeps after it answered again
+    after = rec.updates[rec.updates.index(hung) :]
+    assert [u for u in after if u.in_grace] == []  # nothing slept, nothing restarted
+    assert rec.shown == []  # one reading is no outage
+
+
+def test_tailscale_answering_again_settles_with_that_reason_and_the_confirmed_colour(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with http_server({"/": "ok"}) as (_, port):
+        topo = tmp_path / "topology.toml"
+        topo.write_text(topology_text(port, interval="1s"))
+        _, rec = start_monitor(topo)
+        rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+        monkeypatch.setenv("FAKE_TAILSCALE_MODE", "garbage")
+        rec.wait(lambda u: any(e.kind.value == "tailscale_stopped" for e in u.events))
+        assert [t for t, _, _ in rec.shown] == ["Tailscale cannot be read here"]
+        monkeypatch.setenv("FAKE_TAILSCALE_MODE", "ok")
+        back = rec.wait(lambda u: any(e.kind.value == "tailscale_running" for e in u.events))
+    assert back.in_grace
+    view = app.tray_view(back, autostart=None)
+    assert overall_health(view) is Health.GREEN  # confirmed: Tailscale runs, Ollama up
+    headline = build_menu(view, local_time=lambda t: "12:00")[0].text
+    assert headline.startswith("✓ Settling after Tailscale answered again")
+    assert "sleep" not in tooltip(view) and "network change" not in tooltip(view)
+
+
+def test_a_known_red_state_is_kept_while_settling_after_a_clock_change(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    jump = [0.0]
+    with http_server({"/": "ok"}) as (_, port):
+        topo = tmp_path / "topology.toml"
+        topo.write_text(topology_text(port, interval="1s"))
+        _, rec = start_monitor(topo, wall=lambda: time.time() + jump[0])
+        rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+    rec.wait(lambda u: any(e.kind.value == "service_down" for e in u.events))  # critical
+    jump[0] = 3600.0  # the clock is set an hour ahead; nothing slept
+    settling = rec.wait(lambda u: u.in_grace, timeout=10)
+    view = app.tray_view(settling, autostart=None)
+    assert overall_health(view) is Health.RED  # not grey: the outage is known
+    headline = build_menu(view, local_time=lambda t: "12:00")[0].text
+    assert headline.startswith("× Settling after a clock change")
+    assert "desktop: Ollama down" in headline
+
+
+# ==== uptime: the window it covers, kept fresh ================================
+
+
+class _Switch(http.server.ThreadingHTTPServer):
+    """Answers 503 until `up` is set, then 200."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.up = threading.Event()
+        super().__init__(("127.0.0.1", 0), _SwitchHandler)
+
+
+class _SwitchHandler(http.server.BaseHTTPRequestHandler):
+    server: _Switch
+
+    def do_GET(self) -> None:
+        status = 200 if self.server.up.is_set() else 503
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_uptime_says_the_window_it_covers_and_follows_a_recovery(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    server = _Switch()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        topo = tmp_path / "topology.toml"
+        topo.write_text(topology_text(server.server_address[1], interval="1s"))
+        db = tmp_path / "history.sqlite3"
+        _, rec = start_monitor(topo, open_history=lambda: History(db))
+        rec.wait(lambda u: any(e.kind.value == "service_down" for e in u.events))
+        down_from = rec.updates[0].now
+        n = rec.sweeps()
+        rec.wait(lambda u: rec.sweeps() >= n + 2)  # down a little longer than confirming took
+        server.up.set()
+        back = rec.wait(lambda u: any(e.kind.value == "service_up" for e in u.events))
+        down_s = back.now - down_from
+        # Up for three times as long as it was down: up three quarters of the time covered.
+        later = rec.wait(lambda u: u.now - back.now > 3 * down_s, timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    line = _service_line(later)
+    match = re.fullmatch(r"✓ Ollama :\d+ — up · (\d+\.\d)% over (\d+) s", line)
+    assert match, line
+    assert 60.0 <= float(match[1]) <= 90.0  # about 75 %, fresh within a percent or so
+    assert abs(int(match[2]) - (later.now - down_from)) <= 2
+
+
+def _service_line(update: MonitorUpdate) -> str:
+    view = app.tray_view(update, autostart=None)
+    node = next(e for e in build_menu(view, local_time=lambda t: "12:00") if e.children)
+    return next(c.text for c in node.children if "Ollama" in c.text)
+
+
+# ==== restarts: the history carries the known states forward =================
+
+
+def test_a_restart_tells_the_recovery_of_a_problem_told_before_it(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    db = tmp_path / "history.sqlite3"
+    topo = tmp_path / "topology.toml"
+    topo.write_text(topology_text(closed_port(), interval="1s"))
+    first, rec = start_monitor(topo, open_history=lambda: History(db))
+    rec.wait(lambda u: any(e.kind.value == "service_down" for e in u.events))
+    first.stop()
+    with http_server({"/": "ok"}) as (_, port):  # while stopped, Ollama came back
+        topo.write_text(topology_text(port, interval="1s"))
+        _, again = start_monitor(topo, open_history=lambda: History(db))
+        back = again.wait(lambda u: any(e.kind.value == "service_up" for e in u.events))
+    assert [t for t, _, _ in rec.shown] == ["desktop: Ollama down"]
+    assert [t for t, _, _ in again.shown] == ["desktop: Ollama up"]
+    (event,) = back.events
+    assert event.message.startswith("Ollama is back (up after ")
+    with History(db) as store:
+        kinds = [r.kind for r in store.events()]
+    assert kinds == [
+        "agent_started", "service_down", "agent_stopped", "agent_started", "service_up"
+    ]  # fmt: skip
+
+
+def test_the_tray_view_says_when_the_last_sweep_finished(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    with http_server({"/": "ok"}) as (_, port):
+        topo = tmp_path / "topology.toml"
+        topo.write_text(topology_text(port, interval="1h"))
+        _, rec = start_monitor(topo)
+        update = rec.wait(lambda u: u.snapshot is not None)
+    assert update.snapshot is not None
+    view = app.tray_view(update, autostart=None)
+    assert view.last_checked == time.strftime("%H:%M:%S", time.localtime(update.snapshot.at))
+    assert app.tray_view(replace(update, snapshot=None), autostart=None).last_checked == ""

@@ -26,15 +26,32 @@ Rules:
    outage is known within about a second plus one probe timeout.
 3. Every subject starts UNKNOWN. Reaching BAD from UNKNOWN is announced (it was already
    down when the agent started); reaching GOOD from UNKNOWN is silent (no event).
-4. Grace: a monotonic gap since the previous step above 2 × interval + CLOCK_SLACK_S, a wall
-   gap that differs from the monotonic gap by more than CLOCK_SLACK_S (sleep on clocks that
-   stop in suspend, clock changes), `network_changed`, or Tailscale going from not running
-   to running starts a grace period: the streaks of services, peers and links are reset and
-   their readings are ignored, so no event at all comes from them and their confirmed states
-   stay as they were. Grace ends at the first step at least `grace_s` (monotonic) after it
-   began that brings no new trigger; that step's readings count. So a real outage across a
-   sleep is announced after grace + thresholds, and a wake-up blip never is.
-   The Tailscale and topology subjects do not wait for grace (they read this machine only).
+   After a restart, `carried_state` starts from the history instead: a subject whose last
+   recorded change was for the worse starts confirmed BAD (announced as it was then), so a
+   problem already recorded is neither recorded nor announced again, while one that began
+   while the agent was stopped still reaches BAD from UNKNOWN and is announced.
+4. Grace: a trigger starts a grace period: the streaks of services, peers and links are
+   reset and their readings are ignored, so no event at all comes from them and their
+   confirmed states stay as they were. Grace ends at the first step at least `grace_s`
+   (monotonic) after it began that brings no new trigger; that step's readings count. So a
+   real outage across a sleep is announced after grace + thresholds, and a wake-up blip
+   never is. The Tailscale and topology subjects do not wait for grace (they read this
+   machine only). The triggers, each with its GraceReason (the words the tray shows):
+   - WAKE: a gap since the previous step above 2 × interval + CLOCK_SLACK_S + `busy_s` (the
+     sweep's own time: a slow `tailscale status` is no sleep) on the monotonic clock or on
+     `now_boot` (a clock that counts suspend), or `now_boot` ahead of the monotonic clock by
+     more than CLOCK_SLACK_S (a suspend on clocks that stop in it).
+   - CLOCK_JUMP: the wall clock moved against `now_boot` (or, without it, went back against
+     the monotonic clock) by more than CLOCK_SLACK_S: NTP or a person set it.
+   - WAKE_OR_CLOCK: without `now_boot`, the wall clock ran ahead of the monotonic one: a
+     suspend (Linux and macOS stop the monotonic clock) or a clock set forward.
+   - NETWORK_CHANGE: `network_changed` (this machine's Tailscale IPs changed).
+   - TAILSCALE_STARTED: Tailscale runs after a reading where tailscaled did not (stopped,
+     not installed, not reachable): paths to peers are being set up again.
+   - TAILSCALE_ANSWERS: Tailscale runs after a confirmed spell of a CLI that hung or printed
+     garbage. A single such reading starts no grace: nothing restarted.
+   While grace runs, `StepResult.settling` also carries the colour and the problems of the
+   confirmed states (`confirmed_health`), which the tray keeps instead of going grey.
 5. While Tailscale is not running here, peers, links and the services of peers learn
    nothing (their probes are skipped) and their streaks are reset: the only news is
    "Tailscale is not running here" (critical). Services of this machine's own node keep
@@ -48,21 +65,26 @@ Rules:
    announced (critical when the service is), and the service's later recovery is announced.
    A topology error is announced when it appears and again when its text changes.
 7. Topology reloads: services are keyed by (node id, name) and peers/links by node id; a
-   subject that leaves the topology is dropped silently, a new one starts UNKNOWN.
+   subject that leaves the topology is dropped, a new one starts UNKNOWN. One that leaves
+   while confirmed BAD gets a retired event (recorded, never announced): its down record
+   is closed, so the history does not keep it down for ever.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from agent.core.events import (
     Event,
+    EventKind,
+    Subject,
     link_direct_event,
     link_relayed_event,
     peer_offline_event,
     peer_online_event,
+    retired_event,
     service_down_event,
     service_up_event,
     tailscale_running_event,
@@ -70,7 +92,9 @@ from agent.core.events import (
     topology_error_event,
     topology_fixed_event,
 )
+from agent.core.health import short_name, worst
 from agent.core.model import (
+    Health,
     Impact,
     Link,
     Node,
@@ -79,6 +103,7 @@ from agent.core.model import (
     ProbeState,
     Snapshot,
     TailscaleProblem,
+    Topology,
 )
 from agent.core.plan import ServiceKey
 
@@ -86,10 +111,16 @@ __all__ = [
     "CLOCK_SLACK_S",
     "GRACE_S",
     "RECHECK_S",
+    "GraceReason",
     "MonitorState",
+    "Recorded",
+    "Settling",
     "StepResult",
     "Track",
     "Verdict",
+    "announced_subjects",
+    "carried_state",
+    "confirmed_health",
     "initial_state",
     "step",
 ]
@@ -97,6 +128,35 @@ __all__ = [
 GRACE_S = 30.0  # settling time after sleep/wake, a clock jump or a network change
 CLOCK_SLACK_S = 5.0  # tolerated disagreement between the wall and the monotonic clock
 RECHECK_S = 1.0  # re-sweep this soon to confirm a change
+
+
+class GraceReason(StrEnum):
+    """Why a grace period runs (see rule 4 of the module docstring)."""
+
+    WAKE = "wake"
+    CLOCK_JUMP = "clock_jump"
+    WAKE_OR_CLOCK = "wake_or_clock"
+    NETWORK_CHANGE = "network_change"
+    TAILSCALE_STARTED = "tailscale_started"
+    TAILSCALE_ANSWERS = "tailscale_answers"
+
+    @property
+    def words(self) -> str:
+        """What happened, to follow "Settling after": "a sleep/wake", "a clock change", ..."""
+        return _GRACE_WORDS[self]
+
+
+_GRACE_WORDS = {
+    GraceReason.WAKE: "a sleep/wake",
+    GraceReason.CLOCK_JUMP: "a clock change",
+    GraceReason.WAKE_OR_CLOCK: "a sleep/wake or a clock change",
+    GraceReason.NETWORK_CHANGE: "a network change",
+    GraceReason.TAILSCALE_STARTED: "Tailscale started again",
+    GraceReason.TAILSCALE_ANSWERS: "Tailscale answered again",
+}
+
+# Readings where the tailscale CLI misbehaved, not tailscaled: alone, they restart nothing.
+_CLI_GLITCHES = frozenset({TailscaleProblem.TIMED_OUT, TailscaleProblem.BAD_OUTPUT})
 
 
 class Verdict(StrEnum):
@@ -132,11 +192,23 @@ class MonitorState:
     links: Mapping[str, Track] = field(default_factory=dict)
     tailscale: Track = field(default_factory=Track)
     tailscale_running: bool | None = None  # the last raw reading
-    tailscale_problem: TailscaleProblem | None = None  # what the confirmed stop was
+    tailscale_problem: TailscaleProblem | None = None  # ... and its problem
+    stopped_problem: TailscaleProblem | None = None  # what the confirmed stop was
     topology_error: str | None = None
     last_wall: float | None = None
     last_mono: float | None = None
+    last_boot: float | None = None
     grace_since_mono: float | None = None  # set while a grace period runs
+    grace_reason: GraceReason | None = None  # ... and its latest trigger
+
+
+@dataclass(frozen=True, slots=True)
+class Settling:
+    """A grace period in force, as the tray shows it: why, and what is known meanwhile."""
+
+    reason: GraceReason
+    health: Health  # the colour of the confirmed states, kept while the readings settle
+    problems: tuple[str, ...] = ()  # the confirmed problems, worst first ("Mac mini: offline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +217,78 @@ class StepResult:
     events: tuple[Event, ...]
     recheck_after_s: float | None  # sweep again this soon (None: on the normal interval)
     in_grace: bool
+    settling: Settling | None = None  # set exactly while in_grace
 
 
 def initial_state() -> MonitorState:
     """Nothing known yet: every subject UNKNOWN, no grace."""
     return MonitorState()
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One change the history holds (the latest of its subject, or any, oldest first)."""
+
+    kind: EventKind
+    node_id: str | None
+    service: str | None
+    at: float
+    announced: bool
+    still_down: tuple[str, ...] = ()
+
+
+def carried_state(records: Iterable[Recorded]) -> MonitorState:
+    """Where a restart starts from (rule 3): give the recorded changes oldest first.
+
+    Each subject whose last recorded change is for the worse is confirmed BAD since then,
+    with the announced flag it had; every other subject starts UNKNOWN. A peer_online that
+    named services still down made those downs known to the user (announced).
+    """
+    services: dict[ServiceKey, Track] = {}
+    peers: dict[str, Track] = {}
+    links: dict[str, Track] = {}
+    tailscale = Track()
+    for r in records:
+        bad = Track(Verdict.BAD, since=r.at, announced=r.announced)
+        family, node = r.kind.family, r.node_id or ""
+        if family == "service" and r.service is not None:
+            key = (node, r.service)
+            if r.kind is EventKind.SERVICE_DOWN:
+                services[key] = bad
+            else:
+                services.pop(key, None)
+        elif family == "peer":
+            if r.kind is EventKind.PEER_OFFLINE:
+                peers[node] = bad
+            else:
+                peers.pop(node, None)
+            for name in r.still_down:
+                track = services.get((node, name))
+                if track is not None:
+                    services[(node, name)] = replace(track, announced=True)
+        elif family == "link":
+            if r.kind is EventKind.LINK_RELAYED:
+                links[node] = bad
+            else:
+                links.pop(node, None)
+        elif family == "tailscale":
+            tailscale = bad if r.kind is EventKind.TAILSCALE_STOPPED else Track()
+    return MonitorState(services=services, peers=peers, links=links, tailscale=tailscale)
+
+
+def announced_subjects(state: MonitorState) -> frozenset[Subject]:
+    """The subjects whose confirmed BAD state was announced (their recovery is news)."""
+    found: set[Subject] = set()
+    for (node, service), track in state.services.items():
+        if track.confirmed is Verdict.BAD and track.announced:
+            found.add(("service", node, service))
+    for family, tracks in (("peer", state.peers), ("link", state.links)):
+        for node, track in tracks.items():
+            if track.confirmed is Verdict.BAD and track.announced:
+                found.add((family, node, ""))
+    if state.tailscale.confirmed is Verdict.BAD and state.tailscale.announced:
+        found.add(("tailscale", "", ""))
+    return frozenset(found)
 
 
 # ==== one subject ==============================================================
@@ -225,32 +364,130 @@ class _Sweep:
         return new, old
 
 
-def _grace_since(
+@dataclass(frozen=True, slots=True)
+class _Clocks:
+    wall: float
+    mono: float
+    boot: float | None
+    busy_s: float
+
+
+def _clock_trigger(state: MonitorState, now: _Clocks, interval_s: float) -> GraceReason | None:
+    """A sleep/wake or a clock change seen by the clocks since the previous step."""
+    if state.last_mono is None or state.last_wall is None:
+        return None
+    mono_gap = now.mono - state.last_mono
+    wall_gap = now.wall - state.last_wall
+    limit = 2 * interval_s + CLOCK_SLACK_S + max(0.0, now.busy_s)
+    if now.boot is not None and state.last_boot is not None:
+        boot_gap = now.boot - state.last_boot
+        if mono_gap < 0 or mono_gap > limit or boot_gap > limit:
+            return GraceReason.WAKE
+        if boot_gap - mono_gap > CLOCK_SLACK_S:
+            return GraceReason.WAKE  # suspended: the monotonic clock stood still meanwhile
+        if abs(wall_gap - boot_gap) > CLOCK_SLACK_S:
+            return GraceReason.CLOCK_JUMP
+        return None
+    if mono_gap < 0 or mono_gap > limit:
+        return GraceReason.WAKE
+    if wall_gap - mono_gap > CLOCK_SLACK_S:
+        return GraceReason.WAKE_OR_CLOCK
+    if mono_gap - wall_gap > CLOCK_SLACK_S:
+        return GraceReason.CLOCK_JUMP  # a suspend never turns the wall clock back
+    return None
+
+
+def _tailscale_trigger(state: MonitorState, running: bool) -> GraceReason | None:
+    """Tailscale runs again after a reading where it did not (see rule 4)."""
+    if not running or state.tailscale_running is not False:
+        return None
+    if state.tailscale_problem in _CLI_GLITCHES:
+        if state.tailscale.confirmed is Verdict.BAD:
+            return GraceReason.TAILSCALE_ANSWERS
+        return None  # one odd answer of the CLI: tailscaled went on as before
+    return GraceReason.TAILSCALE_STARTED
+
+
+def _grace(
     state: MonitorState,
-    now_wall: float,
-    now_mono: float,
+    now: _Clocks,
     interval_s: float,
     running: bool,
     network_changed: bool,
     grace_s: float,
-) -> float | None:
-    """When the grace period in force began (monotonic), or None when there is none."""
-    trigger = network_changed or (state.tailscale_running is False and running)
-    if state.last_mono is not None and state.last_wall is not None:
-        mono_gap = now_mono - state.last_mono
-        wall_gap = now_wall - state.last_wall
-        if (
-            mono_gap < 0
-            or mono_gap > 2 * interval_s + CLOCK_SLACK_S
-            or abs(wall_gap - mono_gap) > CLOCK_SLACK_S
-        ):
-            trigger = True
-    if trigger:
-        return now_mono
+) -> tuple[float | None, GraceReason | None]:
+    """When the grace period in force began (monotonic) and why; (None, None) for none."""
+    trigger = (
+        _clock_trigger(state, now, interval_s)
+        or _tailscale_trigger(state, running)
+        or (GraceReason.NETWORK_CHANGE if network_changed else None)
+    )
+    if trigger is not None:
+        return now.mono, trigger
     since = state.grace_since_mono
-    if since is not None and now_mono - since >= grace_s:
-        return None
-    return since
+    if since is None or now.mono - since >= grace_s:
+        return None, None
+    return since, state.grace_reason
+
+
+def confirmed_health(
+    state: MonitorState, topology: Topology, self_id: str | None
+) -> tuple[Health, tuple[str, ...]]:
+    """The colour and the problems (worst first) of the confirmed states, not of the latest
+    readings: what the icon keeps while a grace period lets the readings settle.
+
+    The same colours as the health rules for what the state machine confirms: Tailscale
+    not running here, an always-on peer offline and a critical service down are red; a
+    relayed link and a degraded service down amber. Latency and "not in the tailnet" are
+    not confirmed subjects: they colour the latest readings only. Green when something is
+    confirmed good and nothing bad, grey when nothing is confirmed yet.
+    """
+    found: list[tuple[Health, str]] = []
+    if state.tailscale.confirmed is Verdict.BAD:
+        found.append((Health.RED, "Tailscale is not running here"))
+    for node in topology.nodes:
+        name = short_name(node)
+        peer = state.peers.get(node.id) if node.id != self_id else None
+        if peer is not None and peer.confirmed is Verdict.BAD:
+            if node.always_on:
+                found.append((Health.RED, f"{name}: offline"))
+            continue  # an away laptop and its services never colour
+        link = state.links.get(node.id) if node.id != self_id else None
+        if link is not None and link.confirmed is Verdict.BAD:
+            found.append((Health.AMBER, f"{name}: relayed"))
+        for service in node.services:
+            track = state.services.get((node.id, service.name))
+            if track is None or track.confirmed is not Verdict.BAD:
+                continue
+            if service.impact is Impact.CRITICAL:
+                found.append((Health.RED, f"{name}: {service.name} down"))
+            elif service.impact is Impact.DEGRADED:
+                found.append((Health.AMBER, f"{name}: {service.name} down"))
+    if found:
+        found.sort(key=lambda item: item[0] is not Health.RED)  # stable: red first
+        return worst(h for h, _ in found), tuple(text for _, text in found)
+    tracks = [state.tailscale, *state.peers.values(), *state.links.values()]
+    tracks += state.services.values()
+    known = any(t.confirmed is Verdict.GOOD for t in tracks)
+    return (Health.GREEN if known else Health.GREY), ()
+
+
+def _retired(state: MonitorState, topology: Topology, at: float) -> list[Event]:
+    """Retired events for the subjects confirmed BAD that left the topology (rule 7)."""
+    node_ids = {n.id for n in topology.nodes}
+    keys = {(n.id, s.name) for n in topology.nodes for s in n.services}
+    out: list[Event] = []
+    for kind, tracks in (
+        (EventKind.PEER_RETIRED, state.peers),
+        (EventKind.LINK_RETIRED, state.links),
+    ):
+        for node_id, track in tracks.items():
+            if node_id not in node_ids and track.confirmed is Verdict.BAD:
+                out.append(retired_event(kind, node_id, None, at))
+    for (node_id, service), track in state.services.items():
+        if (node_id, service) not in keys and track.confirmed is Verdict.BAD:
+            out.append(retired_event(EventKind.SERVICE_RETIRED, node_id, service, at))
+    return out
 
 
 def step(
@@ -262,22 +499,30 @@ def step(
     topology_error: str | None = None,
     network_changed: bool = False,
     grace_s: float = GRACE_S,
+    now_boot: float | None = None,
+    busy_s: float = 0.0,
 ) -> StepResult:
-    """Take one judged sweep into account; see the module docstring for the rules."""
+    """Take one judged sweep into account; see the module docstring for the rules.
+
+    `now_boot`: a monotonic clock that also counts suspend (Linux CLOCK_BOOTTIME), where the
+    platform has one: it tells a sleep from a clock change. `busy_s`: how long the sweep
+    behind `snapshot` took, so that a slow sweep is not taken for a sleep.
+    """
     topology = snapshot.topology
     defaults = topology.defaults
     running = snapshot.tailnet.running
     sweep = _Sweep(now_wall, defaults.failure_threshold, defaults.success_threshold)
     events: list[Event] = []
 
-    grace_since = _grace_since(
-        state, now_wall, now_mono, defaults.interval_s, running, network_changed, grace_s
+    clocks = _Clocks(now_wall, now_mono, now_boot, busy_s)
+    grace_since, grace_reason = _grace(
+        state, clocks, defaults.interval_s, running, network_changed, grace_s
     )
     in_grace = grace_since is not None
 
     # ---- Tailscale here and the topology file: no grace ----
     ts, old = sweep.count(state.tailscale, Verdict.GOOD if running else Verdict.BAD)
-    ts_problem = state.tailscale_problem
+    ts_problem = state.stopped_problem
     if ts.confirmed is Verdict.BAD and old is not None:
         ts = replace(ts, announced=True)
         ts_problem = snapshot.tailnet.problem
@@ -395,6 +640,7 @@ def step(
         events.append(event)
     events.extend(link_events)
     events.extend(service_events)
+    events.extend(_retired(state, topology, now_wall))
 
     recheck: float | None = RECHECK_S if sweep.recheck else None
     if grace_since is not None:
@@ -409,10 +655,17 @@ def step(
         links=links,
         tailscale=ts,
         tailscale_running=running,
-        tailscale_problem=ts_problem,
+        tailscale_problem=snapshot.tailnet.problem,
+        stopped_problem=ts_problem,
         topology_error=topology_error,
         last_wall=now_wall,
         last_mono=now_mono,
+        last_boot=now_boot,
         grace_since_mono=grace_since,
+        grace_reason=grace_reason,
     )
-    return StepResult(new_state, tuple(events), recheck, in_grace)
+    settling = None
+    if grace_reason is not None:
+        health, problems = confirmed_health(new_state, topology, snapshot.self_node_id)
+        settling = Settling(grace_reason, health, problems)
+    return StepResult(new_state, tuple(events), recheck, in_grace, settling)

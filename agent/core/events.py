@@ -37,6 +37,8 @@ __all__ = [
     "Event",
     "EventKind",
     "Subject",
+    "agent_started_event",
+    "agent_stopped_event",
     "describe_failure",
     "format_duration",
     "link_direct_event",
@@ -44,6 +46,7 @@ __all__ = [
     "peer_offline_event",
     "peer_online_event",
     "reason_hint",
+    "retired_event",
     "scrub",
     "service_down_event",
     "service_up_event",
@@ -65,10 +68,16 @@ class EventKind(StrEnum):
     TAILSCALE_RUNNING = "tailscale_running"
     TOPOLOGY_ERROR = "topology_error"
     TOPOLOGY_FIXED = "topology_fixed"
+    # the history's own records: never notified
+    SERVICE_RETIRED = "service_retired"  # left the topology (its last state is closed)
+    PEER_RETIRED = "peer_retired"
+    LINK_RETIRED = "link_retired"
+    AGENT_STARTED = "agent_started"
+    AGENT_STOPPED = "agent_stopped"
 
     @property
     def family(self) -> str:
-        """What kind of subject changed: service | peer | link | tailscale | topology."""
+        """What kind of subject changed: service | peer | link | tailscale | topology | agent."""
         return self.value.split("_", 1)[0]
 
     @property
@@ -250,7 +259,7 @@ def peer_online_event(
     first hears of them: the event is announced when any is listed, and critical when a
     critical one is.
     """
-    after = f" (it was offline for {format_duration(offline_for_s)})" if offline_for_s else ""
+    after = f" (after {format_duration(offline_for_s)} offline)" if offline_for_s else ""
     message = f"{node.hostname} is back online{after}"
     title = f"{node.name} online"
     if still_down:
@@ -294,7 +303,7 @@ def link_direct_event(
     node: Node, at: float, *, relayed_for_s: float | None, peer_relay: bool, announce: bool
 ) -> Event:
     """The link to a peer confirmed off the DERP relay: direct, or through a peer relay."""
-    after = f" (it was relayed for {format_duration(relayed_for_s)})" if relayed_for_s else ""
+    after = f" (after {format_duration(relayed_for_s)} relayed)" if relayed_for_s else ""
     if peer_relay:
         title = f"{node.name}: off the DERP relay"
         message = f"the link now goes through a peer relay, usually fast{after}"
@@ -339,7 +348,7 @@ _TS_RECOVERED: dict[TailscaleProblem, tuple[str, str, str]] = {
     TailscaleProblem.NOT_RUNNING: (
         "Tailscale is running here again",
         "Tailscale is running again",
-        "it was down for {}",
+        "up after {}",
     ),
     TailscaleProblem.NOT_INSTALLED: (
         "Tailscale is installed here now",
@@ -410,4 +419,66 @@ def topology_fixed_event(source: str, nodes: int, at: float) -> Event:
         message=f"{scrub(source)} is valid again; watching {nodes} nodes",
         critical=False,
         announce=True,
+    )
+
+
+# ==== the history's own records ================================================
+
+_RETIRED_WHAT = {
+    EventKind.SERVICE_RETIRED: "removed from the topology",
+    EventKind.PEER_RETIRED: "removed from the topology while offline",
+    EventKind.LINK_RETIRED: "removed from the topology while relayed",
+}
+
+
+def retired_event(kind: EventKind, node_id: str, service: str | None, at: float) -> Event:
+    """A subject whose last state was bad left the topology: its record is closed."""
+    what = _RETIRED_WHAT[kind]
+    name = f"{node_id}: {service}" if service else node_id
+    return Event(
+        kind=kind,
+        at=at,
+        node_id=node_id,
+        service=service,
+        title=f"{name} {what}",
+        message=f"{service or node_id} is no longer watched; its last state was bad",
+        critical=False,
+        announce=False,
+    )
+
+
+def agent_started_event(
+    at: float, *, version: str, carried: int, unclean: bool, source: str = ""
+) -> Event:
+    """The monitor started; `carried` known problems were taken over from the history."""
+    watching = f"; watching {scrub(source)}" if source else ""
+    if carried:
+        known = f"; {carried} known problem{'s' if carried != 1 else ''} carried over"
+    else:
+        known = "; no known problem carried over"
+    message = f"tailnet-agent {version} started{watching}{known}"
+    if unclean:
+        message += " (the previous run ended without a stop record: a crash or power loss?)"
+    return Event(
+        kind=EventKind.AGENT_STARTED,
+        at=at,
+        node_id=None,
+        service=None,
+        title="tailnet-agent started",
+        message=message,
+        critical=False,
+        announce=False,
+    )
+
+
+def agent_stopped_event(at: float) -> Event:
+    return Event(
+        kind=EventKind.AGENT_STOPPED,
+        at=at,
+        node_id=None,
+        service=None,
+        title="tailnet-agent stopped",
+        message="monitoring stopped; what happens until the next start is not recorded",
+        critical=False,
+        announce=False,
     )

@@ -18,6 +18,8 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from agent.core.confirm import Settling
+from agent.core.events import format_duration
 from agent.core.health import problem_words
 from agent.core.hints import explain, peer_offline_hint
 from agent.core.model import (
@@ -76,9 +78,13 @@ class TrayView:
     autostart_note: str = ""  # why it is None, said on the greyed item
     topology_error: str | None = None  # last reload failed; the last good topology is in use
     uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    # seconds of data behind an uptime that spans less than the full 24 h ("over 5 min")
+    uptime_over: Mapping[tuple[str, str], float] = field(default_factory=dict)
     since: Mapping[tuple[str, str], float] = field(default_factory=dict)
     version: str = ""
-    in_grace: bool = False  # after wake: "Resuming…"
+    in_grace: bool = False  # settling after a wake, clock change, network change, restart
+    settling: Settling | None = None  # why, and the confirmed colour kept meanwhile
+    last_checked: str = ""  # when the last sweep finished, local "14:05:09" ("" for none)
 
     @property
     def paused(self) -> bool:
@@ -137,18 +143,42 @@ def format_latency(ms: float) -> str:
 
 
 def format_uptime(fraction: float) -> str:
-    """0.998 -> "99.8%"; rounds down, so only a perfect day reads "100%"."""
+    """0.998 -> "99.8%"; rounds down, so only a perfect day reads "100%", and "0.0%" only
+    when it was never up: 0.0004 -> "<0.1%"."""
     if fraction >= 1.0:
         return "100%"
     percent = math.floor(max(fraction, 0.0) * 1000) / 10
+    if percent == 0 and fraction > 0:
+        return "<0.1%"
     return f"{percent:.1f}%"
 
 
+def _uptime_window(over_s: float | None) -> str:
+    """ "24 h", or the time the data covers while it is younger: "over 5 min"."""
+    return "24 h" if over_s is None else f"over {format_duration(over_s)}"
+
+
 def overall_health(view: TrayView) -> Health:
-    """The icon colour: grey with no data and while settling after a wake-up."""
-    if view.snapshot is None or view.in_grace:
+    """The icon colour: grey with no data; while settling, the confirmed states' colour."""
+    if view.snapshot is None:
         return Health.GREY
+    if view.in_grace:
+        return view.settling.health if view.settling is not None else Health.GREY
     return view.snapshot.overall
+
+
+def _settling_line(settling: Settling | None) -> str:
+    """ "Settling after a sleep/wake — known: Mac mini: FastAPI down; Desktop: relayed"."""
+    if settling is None:
+        return "Settling…"
+    text = f"Settling after {settling.reason.words}"
+    if not settling.problems:
+        return f"{text} — alerts wait until the network has settled"
+    known = "; ".join(settling.problems[:2])
+    others = len(settling.problems) - 2
+    if others > 0:
+        known += f" and {others} other problem{'s' if others > 1 else ''}"
+    return f"{text} — known: {known}"
 
 
 def _status_line(view: TrayView, local_time: Callable[[float], str] | None) -> str:
@@ -160,7 +190,7 @@ def _status_line(view: TrayView, local_time: Callable[[float], str] | None) -> s
             return "No usable topology — see the topology error below"
         return "Checking…"
     if view.in_grace:
-        return "Resuming… (settling after sleep or a network change)"
+        return _settling_line(view.settling)
     text = snapshot.summary
     interval = snapshot.topology.defaults.interval_s
     if local_time is not None and view.now - snapshot.at > STALE_SWEEPS * max(interval, 1.0):
@@ -284,7 +314,7 @@ def service_line(
         text = f"{head} — up"
         uptime = view.uptime.get(key)
         if uptime is not None:
-            text += f" · {format_uptime(uptime)} 24 h"
+            text += f" · {format_uptime(uptime)} {_uptime_window(view.uptime_over.get(key))}"
     elif result.state is ProbeState.DOWN:
         text = f"{head} — down"
         if since is not None:
@@ -414,8 +444,10 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
         entries.append(SEPARATOR)
         entries += [_node_menu(n, view, snapshot, local_time) for n in snapshot.nodes]
     version = f" {view.version}" if view.version else ""
+    entries.append(SEPARATOR)
+    if view.last_checked and snapshot is not None:
+        entries.append(_info(f"Last checked {view.last_checked}"))
     entries += [
-        SEPARATOR,
         MenuEntry("Check now", "check_now"),
         _pause_menu(view, local_time),
         MenuEntry(

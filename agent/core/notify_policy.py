@@ -1,7 +1,8 @@
 """Which Events become desktop notifications: coalescing, rate limits and pause.
 
-Pure: `plan(state, events, now_wall)` takes the Events of one monitor step and returns
-the notifications to show and the new PolicyState. The rules:
+Pure: `decide(state, events, now_wall)` takes the Events of one monitor step and returns
+the notifications to show, the new PolicyState, and each announced event it held back with
+why (for the log); `plan` is the same without the held-back list. The rules:
 
 - Only events with announce=True are considered.
 - Critical events (a critical service down, an always-on peer offline, Tailscale stopped
@@ -21,6 +22,10 @@ the notifications to show and the new PolicyState. The rules:
 - A peer_online event that names services still down (their downs were folded into the
   offline notice) counts as news: it is treated like a change for the worse, and the
   recovery of those services later passes.
+- The topology file's refusals and acceptances answer the user's own edits: they are
+  neither rate-limited per subject nor held back by a pause. Only an identical repeat is
+  limited: a notification with the same title and message as the last topology one shown,
+  within RATE_LIMIT_S (so refused, accepted, refused again are all told).
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ from agent.core.events import Event, EventKind, Subject
 
 __all__ = [
     "RATE_LIMIT_S",
+    "Decision",
+    "HeldBack",
     "Notification",
     "PausePreset",
     "PolicyState",
+    "decide",
     "initial_policy",
     "is_paused",
     "pause_presets",
@@ -43,6 +51,7 @@ __all__ = [
     "resume",
 ]
 
+_RETIRED = frozenset({EventKind.SERVICE_RETIRED, EventKind.PEER_RETIRED, EventKind.LINK_RETIRED})
 RATE_LIMIT_S = 600.0  # the same subject and kind at most once per 10 min
 _SUMMARY_TITLES = 5  # titles kept for the "While paused" summary
 _COALESCED_LINES = 5  # lines listed in a coalesced message before "(+N more)"
@@ -67,6 +76,22 @@ class PolicyState:
     dropped_titles: tuple[str, ...] = ()  # the last few of them, for the summary
     last_shown: Mapping[tuple[Subject, EventKind], float] = field(default_factory=dict)
     shown_bad: frozenset[Subject] = frozenset()  # subjects whose change for the worse was shown
+    last_topology: tuple[str, str, float] | None = None  # (title, message, when) last shown
+
+
+@dataclass(frozen=True, slots=True)
+class HeldBack:
+    """An announced event that did not become a notification, and why (for the log)."""
+
+    event: Event
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    state: PolicyState
+    notifications: tuple[Notification, ...]
+    held_back: tuple[HeldBack, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +100,11 @@ class PausePreset:
     until_wall: float
 
 
-def initial_policy() -> PolicyState:
-    return PolicyState()
+def initial_policy(shown_bad: Iterable[Subject] = ()) -> PolicyState:
+    """A fresh policy; `shown_bad`: subjects whose change for the worse the user was told of
+    before a restart (confirm.announced_subjects of the carried state), so that their
+    recovery is told too."""
+    return PolicyState(shown_bad=frozenset(shown_bad))
 
 
 def is_paused(state: PolicyState, now_wall: float) -> bool:
@@ -145,8 +173,19 @@ def _remember_dropped(titles: tuple[str, ...], title: str) -> tuple[str, ...]:
 def plan(
     state: PolicyState, events: Iterable[Event], now_wall: float
 ) -> tuple[PolicyState, tuple[Notification, ...]]:
+    """`decide` without the held-back list."""
+    decision = decide(state, events, now_wall)
+    return decision.state, decision.notifications
+
+
+def _ago(seconds: float) -> str:
+    return f"{max(0, round(seconds))} s ago" if seconds < 120 else f"{round(seconds / 60)} min ago"
+
+
+def decide(state: PolicyState, events: Iterable[Event], now_wall: float) -> Decision:
     """Decide the notifications for one monitor step's events (see the module docstring)."""
     out: list[Notification] = []
+    held: list[HeldBack] = []
     if state.paused_until is not None and now_wall >= state.paused_until:
         state, summary = resume(state)
         out.extend(summary)
@@ -154,25 +193,45 @@ def plan(
     last_shown = {k: t for k, t in state.last_shown.items() if now_wall - t < RATE_LIMIT_S}
     shown_bad = set(state.shown_bad)
     dropped, titles = state.dropped, state.dropped_titles
+    last_topology = state.last_topology
 
     passing: list[Event] = []
     for event in events:
         if not event.announce:
+            if event.kind in _RETIRED:  # gone from the topology: no recovery will come
+                shown_bad.discard(event.subject)
             continue
         key = (event.subject, event.kind)
+        if event.kind.family == "topology":  # the user's own edit: always told ...
+            if (  # ... but not twice alike in a row
+                last_topology is not None
+                and last_topology[:2] == (event.title, event.message)
+                and now_wall - last_topology[2] < RATE_LIMIT_S
+            ):
+                why = f"the same topology notice was shown {_ago(now_wall - last_topology[2])}"
+                held.append(HeldBack(event, why))
+                continue
+            last_topology = (event.title, event.message, now_wall)
+            passing.append(event)
+            continue
         if not _is_news(event):  # a recovery
             if event.subject in shown_bad:
                 shown_bad.discard(event.subject)
                 passing.append(event)
-            elif paused:
+                continue
+            if paused:
                 dropped, titles = dropped + 1, _remember_dropped(titles, event.title)
+            held.append(HeldBack(event, "the change it recovers from was not shown"))
             continue
         if not event.critical:
             if paused:
                 dropped, titles = dropped + 1, _remember_dropped(titles, event.title)
+                held.append(HeldBack(event, "notifications are paused"))
                 continue
-            if key in last_shown:
-                continue  # a repeat within the rate limit
+            if key in last_shown:  # a repeat within the rate limit
+                why = f"the same change was shown {_ago(now_wall - last_shown[key])}"
+                held.append(HeldBack(event, f"{why}; at most one per {RATE_LIMIT_S / 60:g} min"))
+                continue
         passing.append(event)
         if event.bad:
             shown_bad.add(event.subject)
@@ -190,8 +249,9 @@ def plan(
         dropped_titles=titles,
         last_shown=last_shown,
         shown_bad=frozenset(shown_bad),
+        last_topology=last_topology,
     )
-    return new_state, tuple(out)
+    return Decision(new_state, tuple(out), tuple(held))
 
 
 def _single(event: Event) -> Notification:

@@ -156,6 +156,7 @@ class Driver:
     state: MonitorState = field(default_factory=initial_state)
     log: list[Event] = field(default_factory=list)
     grace_s: float = 30.0
+    boot: float | None = None  # a clock that counts suspend (None: the platform has none)
 
     def step(
         self,
@@ -165,10 +166,15 @@ class Driver:
         wall_after: float | None = None,
         topology_error: str | None = None,
         network_changed: bool = False,
+        boot_after: float | None = None,
+        busy_s: float = 0.0,
     ) -> StepResult:
-        """Advance both clocks by `after` (the wall by `wall_after` when given), then step."""
+        """Advance the clocks by `after` (the wall by `wall_after`, the boot clock by
+        `boot_after` when given), then step."""
         self.mono += after
         self.wall += after if wall_after is None else wall_after
+        if self.boot is not None:
+            self.boot += after if boot_after is None else boot_after
         res = step(
             self.state,
             snapshot if snapshot is not None else sweep(),
@@ -177,6 +183,8 @@ class Driver:
             topology_error=topology_error,
             network_changed=network_changed,
             grace_s=self.grace_s,
+            now_boot=self.boot,
+            busy_s=busy_s,
         )
         self.state = res.state
         self.log.extend(res.events)

@@ -9,9 +9,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.core.confirm import RECHECK_S, Track, Verdict, initial_state, step
+from agent.core.confirm import (
+    RECHECK_S,
+    GraceReason,
+    Recorded,
+    Settling,
+    StepResult,
+    Track,
+    Verdict,
+    announced_subjects,
+    carried_state,
+    confirmed_health,
+    initial_state,
+    step,
+)
 from agent.core.events import Event, EventKind
-from agent.core.model import Link, Topology
+from agent.core.model import Health, Link, TailscaleProblem, Topology
 from tests.core.snapshots import (
     MACMINI,
     REDIS,
@@ -369,7 +382,7 @@ def test_tailscale_running_again_is_announced_and_starts_grace() -> None:
     assert kinds(r.events) == [("tailscale_running", None, None)]
     (event,) = r.events
     assert event.announce and not event.critical
-    assert event.message.startswith("Tailscale is running again (it was down for 2 min)")
+    assert event.message.startswith("Tailscale is running again (up after 2 min)")
     assert r.in_grace
     r = d.step(sweep(links={"macmini": Link.OFFLINE}))
     assert r.in_grace and r.events == ()
@@ -398,6 +411,123 @@ def test_tailscale_blip_is_not_announced() -> None:
     r = d.step(UP, after=1.0)
     assert r.events == ()
     assert r.in_grace  # it did go from not running to running
+
+
+# ==== grace: what it says, and the colour it keeps =============================
+
+
+def reason(r: StepResult) -> GraceReason | None:
+    assert (r.settling is not None) == r.in_grace
+    return r.settling.reason if r.settling is not None else None
+
+
+@pytest.mark.parametrize(
+    ("boot", "move", "expected"),
+    [
+        pytest.param(None, {"after": 600.0}, GraceReason.WAKE, id="monotonic-gap-windows"),
+        pytest.param(
+            None, {"wall_after": 610.0}, GraceReason.WAKE_OR_CLOCK, id="wall-ahead-no-boot-clock"
+        ),
+        pytest.param(None, {"wall_after": -600.0}, GraceReason.CLOCK_JUMP, id="wall-back"),
+        pytest.param(
+            0.0, {"boot_after": 610.0, "wall_after": 610.0}, GraceReason.WAKE, id="linux-suspend"
+        ),
+        pytest.param(0.0, {"wall_after": 3610.0}, GraceReason.CLOCK_JUMP, id="clock-set-ahead"),
+        pytest.param(
+            0.0, {"after": 600.0, "wall_after": 600.0}, GraceReason.WAKE, id="process-stalled"
+        ),
+    ],
+)
+def test_grace_names_what_the_clocks_saw(
+    boot: float | None, move: dict[str, float], expected: GraceReason
+) -> None:
+    d = Driver(boot=boot)
+    settled(d)
+    r = d.step(UP, **move)  # type: ignore[arg-type]
+    assert reason(r) is expected
+    assert r.settling is not None and r.settling.health is Health.GREEN
+
+
+def test_a_slow_sweep_is_no_sleep() -> None:
+    d = Driver()
+    settled(d)
+    # 10 s interval + a 5 s `tailscale status` time-out + a 15 s recheck sweep: 30 s apart.
+    assert not d.step(UP, after=30.0, busy_s=10.0).in_grace
+    assert d.step(UP, after=30.0).in_grace  # the same gap with nothing to explain it
+
+
+@pytest.mark.parametrize("problem", [TailscaleProblem.TIMED_OUT, TailscaleProblem.BAD_OUTPUT])
+def test_one_odd_answer_of_the_tailscale_cli_starts_no_grace(problem: TailscaleProblem) -> None:
+    d = Driver()
+    settled(d)
+    d.step(sweep(running=False, problem=problem))
+    r = d.step(UP, after=1.0)
+    assert not r.in_grace and r.events == ()
+
+
+@pytest.mark.parametrize("problem", [TailscaleProblem.TIMED_OUT, TailscaleProblem.BAD_OUTPUT])
+def test_a_confirmed_cli_outage_settles_as_tailscale_answered_again(
+    problem: TailscaleProblem,
+) -> None:
+    d = Driver()
+    settled(d)
+    d.step(sweep(running=False, problem=problem))
+    d.step(sweep(running=False, problem=problem), after=1.0)
+    r = d.step(UP)
+    assert kinds(r.events) == [("tailscale_running", None, None)]
+    assert reason(r) is GraceReason.TAILSCALE_ANSWERS
+    assert r.settling is not None and r.settling.health is Health.GREEN  # all confirmed good
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [TailscaleProblem.NOT_RUNNING, TailscaleProblem.CLI_FAILED, TailscaleProblem.NOT_INSTALLED],
+)
+def test_tailscale_starting_again_settles_as_started(problem: TailscaleProblem) -> None:
+    d = Driver()
+    settled(d)
+    d.step(sweep(running=False, problem=problem))
+    assert reason(d.step(UP, after=1.0)) is GraceReason.TAILSCALE_STARTED
+
+
+def test_network_change_is_named_and_the_latest_trigger_wins() -> None:
+    d = Driver()
+    settled(d)
+    assert reason(d.step(UP, network_changed=True)) is GraceReason.NETWORK_CHANGE
+    assert reason(d.step(UP)) is GraceReason.NETWORK_CHANGE
+    assert reason(d.step(UP, wall_after=-600.0)) is GraceReason.CLOCK_JUMP
+    d.hold(UP, 30.0)
+    assert reason(d.step(UP)) is None
+
+
+def test_settling_keeps_the_confirmed_red_not_the_readings() -> None:
+    d = Driver()
+    settled(d)
+    d.step(FASTAPI_DOWN)
+    d.step(FASTAPI_DOWN, after=1.0)  # confirmed down: red, notified
+    r = d.step(UP, after=600.0)  # after a wake it answers, but that is not confirmed yet
+    assert r.settling == Settling(GraceReason.WAKE, Health.RED, ("Mac mini: FastAPI down",))
+
+
+def test_confirmed_health_follows_the_colour_rules() -> None:
+    d = Driver()
+    assert confirmed_health(d.state, TOPOLOGY, "desktop") == (Health.GREY, ())  # nothing known
+    settled(d)
+    assert confirmed_health(d.state, TOPOLOGY, "desktop") == (Health.GREEN, ())
+    picture = sweep(
+        links={"macmini": Link.RELAY, "laptop": Link.OFFLINE},
+        services={"Redis": "down", "Next.js": "down"},
+    )
+    d.step(picture)
+    d.step(picture, after=1.0)
+    assert confirmed_health(d.state, TOPOLOGY, "desktop") == (
+        Health.AMBER,
+        ("Mac mini: relayed", "Mac mini: Redis down"),  # the away laptop never colours
+    )
+    d.step(TS_STOPPED)
+    d.step(TS_STOPPED, after=1.0)
+    health, problems = confirmed_health(d.state, TOPOLOGY, "desktop")
+    assert health is Health.RED and problems[0] == "Tailscale is not running here"
 
 
 # ==== links ====================================================================
@@ -486,7 +616,7 @@ def test_always_on_peer_offline_one_critical_event_services_folded() -> None:
     online, *ups = r.events
     assert online.announce and not online.critical and online.still_down == ()
     assert online.title == "Mac mini — Backend Server online"
-    assert online.message == "woosuns-mac-mini is back online (it was offline for 10 min)"
+    assert online.message == "woosuns-mac-mini is back online (after 10 min offline)"
     assert online.duration_s == pytest.approx(611.0)
     assert [e.kind for e in ups] == [EventKind.SERVICE_UP] * 3
     assert not any(e.announce for e in ups)
@@ -638,7 +768,10 @@ def test_subjects_added_and_removed_on_reload() -> None:
     macmini = replace(MACMINI, services=(MACMINI.services[1], REDIS, minio))
     topo = Topology("Sparklio", (TOPOLOGY.nodes[0], macmini))
     r = d.step(sweep(topology=topo, services={"MinIO": "down"}))
-    assert r.events == ()  # no "FastAPI up", no "laptop offline"
+    # no "FastAPI up", no "laptop offline": FastAPI's down record is closed, quietly
+    assert kinds(r.events) == [("service_retired", "macmini", "FastAPI")]
+    assert not r.events[0].announce
+    assert r.events[0].title == "macmini: FastAPI removed from the topology"
     assert ("macmini", "FastAPI") not in d.state.services
     assert "laptop" not in d.state.peers and "laptop" not in d.state.links
     assert d.state.services[("macmini", "MinIO")].confirmed is Verdict.UNKNOWN
@@ -770,3 +903,85 @@ def test_readings_of_a_skipped_service_state_do_not_confirm() -> None:
         r = d.step(sweep(services={"FastAPI": "skipped"}))
         assert r.events == ()
     assert d.state.services[("macmini", "FastAPI")] == Track()
+
+
+# ==== restarts: carried forward from the history ===============================
+
+
+def rec(
+    kind: EventKind,
+    node: str | None = None,
+    service: str | None = None,
+    at: float = 100.0,
+    announced: bool = True,
+    still: tuple[str, ...] = (),
+) -> Recorded:
+    return Recorded(kind, node, service, at, announced, still)  # fmt: skip
+
+
+def test_a_problem_recorded_before_a_restart_is_not_announced_again() -> None:
+    carried = carried_state(
+        [
+            rec(EventKind.SERVICE_DOWN, "macmini", "FastAPI", at=50.0),
+            rec(EventKind.SERVICE_DOWN, "macmini", "Redis", at=60.0),
+            rec(EventKind.SERVICE_UP, "macmini", "Redis", at=70.0),  # it came back
+            rec(EventKind.LINK_RELAYED, "desktop", at=80.0),
+        ]
+    )
+    assert carried.services == {("macmini", "FastAPI"): Track(Verdict.BAD, since=50.0,
+                                                              announced=True)}  # fmt: skip
+    assert carried.links["desktop"].confirmed is Verdict.BAD
+    assert announced_subjects(carried) == {("service", "macmini", "FastAPI"),
+                                           ("link", "desktop", "")}  # fmt: skip
+    d = Driver(state=carried)
+    picture = sweep(links={"desktop": Link.RELAY}, services={"FastAPI": "down"})
+    assert d.step(picture).events == ()
+    assert d.step(picture, after=1.0).events == ()  # still down, still relayed: nothing new
+    r = d.step(sweep(links={"desktop": Link.RELAY}))
+    assert kinds(r.events) == [("service_up", "macmini", "FastAPI")]
+    assert r.events[0].announce  # the user was told it was down
+
+
+def test_a_problem_that_began_while_the_agent_was_stopped_is_announced() -> None:
+    d = Driver(state=carried_state([rec(EventKind.SERVICE_DOWN, "macmini", "FastAPI")]))
+    redis = sweep(services={"FastAPI": "down", "Redis": "down"})
+    d.step(redis)
+    r = d.step(redis, after=1.0)
+    assert kinds(r.events) == [("service_down", "macmini", "Redis")]
+    assert r.events[0].announce
+
+
+def test_carried_states_keep_their_announced_flags_and_still_down_counts_as_told() -> None:
+    carried = carried_state(
+        [
+            rec(EventKind.SERVICE_DOWN, "laptop", "Next.js", announced=False),
+            rec(EventKind.SERVICE_DOWN, "macmini", "Redis", at=10.0, announced=False),
+            rec(EventKind.PEER_ONLINE, "macmini", at=20.0, still=("Redis",)),
+            rec(EventKind.TAILSCALE_STOPPED),
+            rec(EventKind.PEER_OFFLINE, "laptop", announced=False),
+        ]
+    )
+    assert not carried.services[("laptop", "Next.js")].announced
+    assert carried.services[("macmini", "Redis")].announced
+    assert "macmini" not in carried.peers and carried.peers["laptop"].confirmed is Verdict.BAD
+    assert announced_subjects(carried) == {("service", "macmini", "Redis"),
+                                           ("tailscale", "", "")}  # fmt: skip
+
+
+def test_a_carried_problem_that_left_the_topology_is_retired() -> None:
+    gone = carried_state(
+        [
+            rec(EventKind.SERVICE_DOWN, "macmini", "Old"),
+            rec(EventKind.PEER_OFFLINE, "nas"),
+            rec(EventKind.LINK_RELAYED, "nas"),
+        ]
+    )
+    d = Driver(state=gone)
+    r = d.step(UP)
+    assert kinds(r.events) == [
+        ("peer_retired", "nas", None),
+        ("link_retired", "nas", None),
+        ("service_retired", "macmini", "Old"),
+    ]
+    assert not any(e.announce for e in r.events)
+    assert d.step(UP).events == ()  # once

@@ -197,7 +197,7 @@ def test_peer_events() -> None:
     assert not laptop.critical and not laptop.announce
     online = peer_online_event(MACMINI, 2.0, offline_for_s=720.0, announce=True)
     assert online.title == "Mac mini — Backend Server online"
-    assert online.message == "woosuns-mac-mini is back online (it was offline for 12 min)"
+    assert online.message == "woosuns-mac-mini is back online (after 12 min offline)"
     assert not online.critical and online.still_down == ()
     partial = peer_online_event(
         MACMINI, 2.0, offline_for_s=None, announce=False, still_down=(REDIS,)
@@ -224,7 +224,7 @@ def test_link_events() -> None:
     assert never.message.startswith("there is no direct path;")
     back = link_direct_event(MACMINI, 2.0, relayed_for_s=300.0, peer_relay=False, announce=True)
     assert back.title == "Mac mini — Backend Server: direct again"
-    assert back.message == "the link is direct again (it was relayed for 5 min)"
+    assert back.message == "the link is direct again (after 5 min relayed)"
     peer = link_direct_event(MACMINI, 2.0, relayed_for_s=None, peer_relay=True, announce=True)
     assert peer.title == "Mac mini — Backend Server: off the DERP relay"
     assert peer.message == "the link now goes through a peer relay, usually fast"
@@ -262,7 +262,7 @@ def test_tailscale_stopped_without_detail_and_running_again() -> None:
     assert event.message.startswith("Tailscale is not running here (run `tailscale up`). ")
     again = tailscale_running_event(4.0, stopped_for_s=130.0, announce=True)
     assert again.title == "Tailscale is running here again"
-    assert again.message.startswith("Tailscale is running again (it was down for 2 min);")
+    assert again.message.startswith("Tailscale is running again (up after 2 min);")
     assert not again.critical
 
 
@@ -304,7 +304,7 @@ def test_tailscale_stopped_carries_one_hint_and_the_right_one(problem: Tailscale
     ("problem", "title", "words"),
     [
         (TailscaleProblem.NOT_RUNNING, "Tailscale is running here again",
-         "Tailscale is running again (it was down for 2 min)"),
+         "Tailscale is running again (up after 2 min)"),
         (TailscaleProblem.NOT_INSTALLED, "Tailscale is installed here now",
          "Tailscale is installed now (it was missing for 2 min)"),
         (TailscaleProblem.CLI_FAILED, "Tailscale can be reached here again",

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from agent.core.confirm import GraceReason, Settling
 from agent.core.menu import (
     MARKS,
     TOOLTIP_MAX,
@@ -228,10 +229,35 @@ def view_of(snapshot: Snapshot | None, **kw: object) -> TrayView:
                     summary="Mac mini: FastAPI down",
                 ),
                 in_grace=True,
+                settling=Settling(GraceReason.WAKE, Health.GREEN),
+            ),
+            Health.GREEN,
+            "✓ Sparklio: Settling after a sleep/wake — alerts wait until the network has settled",
+            id="grace-hides-wake-blips",
+        ),
+        pytest.param(
+            view_of(
+                healthy(),
+                in_grace=True,
+                settling=Settling(
+                    GraceReason.CLOCK_JUMP,
+                    Health.RED,
+                    ("Mac mini: FastAPI down", "Desktop: relayed"),
+                ),
+            ),
+            Health.RED,
+            "× Sparklio: Settling after a clock change — known: Mac mini: FastAPI down; "
+            "Desktop: relayed",
+            id="grace-keeps-a-known-red",
+        ),
+        pytest.param(
+            view_of(
+                healthy(), in_grace=True, settling=Settling(GraceReason.NETWORK_CHANGE, Health.GREY)
             ),
             Health.GREY,
-            "? Sparklio: Resuming… (settling after sleep or a network change)",
-            id="grace-hides-wake-blips",
+            "? Sparklio: Settling after a network change — "
+            "alerts wait until the network has settled",
+            id="grace-before-anything-is-confirmed",
         ),
         pytest.param(
             TrayView(healthy(), now=1000.0 + 31.0),
@@ -516,11 +542,31 @@ def test_service_line(
 @pytest.mark.parametrize(
     ("value", "text"),
     [(1.0, "100%"), (0.9999, "99.9%"), (0.998, "99.8%"), (0.5, "50.0%"), (0.0, "0.0%"),
-     (-0.1, "0.0%")],
-    ids=["one", "almost", "typical", "half", "zero", "negative"],
+     (-0.1, "0.0%"), (0.0004, "<0.1%")],
+    ids=["one", "almost", "typical", "half", "zero", "negative", "up-a-moment-is-not-zero"],
 )  # fmt: skip
 def test_format_uptime(value: float, text: str) -> None:
     assert format_uptime(value) == text
+
+
+@pytest.mark.parametrize(
+    ("over", "line"),
+    [
+        (None, "✓ FastAPI :8000 — up · 100% 24 h"),
+        (60.0, "✓ FastAPI :8000 — up · 100% over 1 min"),
+        (12.0, "✓ FastAPI :8000 — up · 100% over 12 s"),
+        (5 * 3600 + 120.0, "✓ FastAPI :8000 — up · 100% over 5 h 2 min"),
+    ],
+    ids=["a-full-day", "one-minute-of-data", "seconds", "hours"],
+)
+def test_uptime_names_the_window_its_data_covers(over: float | None, line: str) -> None:
+    key = (MAC.id, FASTAPI.name)
+    view = view_of(
+        snap(ns(MAC, ss(FASTAPI))),
+        uptime={key: 1.0},
+        uptime_over={} if over is None else {key: over},
+    )
+    assert find(menu(view), "✓ FastAPI :8000").text == line
 
 
 @pytest.mark.parametrize(
@@ -872,3 +918,21 @@ def test_a_long_node_name_is_shortened_keeping_its_state() -> None:
 def test_start_at_login_greyed_says_why(note: str, text: str) -> None:
     entry = find(menu(view_of(healthy(), autostart=None, autostart_note=note)), "Start at login")
     assert (entry.text, entry.enabled, entry.checked) == (text, False, False)
+
+
+def test_settling_names_the_known_problems_not_a_count() -> None:
+    problems = ("Mac mini: FastAPI down", "Desktop: relayed", "Laptop: offline", "x: y down")
+    view = view_of(
+        healthy(), in_grace=True, settling=Settling(GraceReason.WAKE, Health.RED, problems)
+    )
+    assert menu(view)[0].text.endswith(
+        "known: Mac mini: FastAPI down; Desktop: relayed and 2 other problems"
+    )
+
+
+def test_last_checked_says_when_the_last_sweep_finished() -> None:
+    entries = menu(view_of(healthy(), last_checked="14:05:09"))
+    items = [e for e in entries if not e.separator]
+    at = [e.text for e in items].index("Check now")
+    assert items[at - 1] == MenuEntry("Last checked 14:05:09", enabled=False)
+    assert not any(e.text.startswith("Last checked") for e in menu(view_of(None)))

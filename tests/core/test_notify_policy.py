@@ -13,6 +13,7 @@ from agent.core.events import (
     link_relayed_event,
     peer_offline_event,
     peer_online_event,
+    retired_event,
     service_down_event,
     service_up_event,
     tailscale_running_event,
@@ -25,6 +26,7 @@ from agent.core.notify_policy import (
     RATE_LIMIT_S,
     Notification,
     PolicyState,
+    decide,
     initial_policy,
     is_paused,
     pause_presets,
@@ -326,3 +328,69 @@ def test_pause_presets_other_morning_hour() -> None:
     _, morning = pause_presets(now, 0.0, morning_hour=7)
     assert morning.label == "Until tomorrow 07:00"
     assert morning.until_wall == _ts(2026, 3, 6, 7, 0, 0.0)
+
+
+# ==== the topology file: the user's own edits =================================
+
+
+def test_topology_refusals_and_fixes_are_always_told_even_while_paused() -> None:
+    state = pause_until(initial_policy(), 10_000.0)
+    shown: list[str] = []
+    for i, at in enumerate([0.0, 20.0, 40.0, 60.0, 500.0, 520.0]):  # all within 10 min
+        event = (
+            topology_error_event(f"topology.toml line {i}: bad TOML", at)
+            if i % 2 == 0
+            else topology_fixed_event("topology.toml", 3, at)
+        )
+        decision = decide(state, [event], at)
+        state = decision.state
+        assert decision.held_back == ()
+        shown += titles(decision.notifications)
+    assert shown == ["Topology file refused", "Topology file accepted"] * 3
+    assert state.dropped == 0  # nothing of it waits for the pause's summary
+
+
+def test_an_identical_topology_notice_is_limited_and_says_why() -> None:
+    error = topology_error_event("topology.toml line 3: bad TOML", 0.0)
+    state, notes = plan(initial_policy(), [error], 0.0)
+    assert titles(notes) == ["Topology file refused"]
+    again = decide(state, [replace(error, at=30.0)], 30.0)  # the same words, nothing between
+    assert again.notifications == ()
+    assert [(h.event.title, h.why) for h in again.held_back] == [
+        ("Topology file refused", "the same topology notice was shown 30 s ago")
+    ]
+    later = decide(again.state, [replace(error, at=RATE_LIMIT_S)], RATE_LIMIT_S)
+    assert titles(later.notifications) == ["Topology file refused"]
+
+
+def test_every_announced_event_held_back_says_why() -> None:
+    state, notes = plan(initial_policy(), [down(REDIS, 0.0)], 0.0)
+    assert titles(notes) == ["Mac mini — Backend Server: Redis down"]
+    state, _ = plan(state, [up(REDIS, 10.0)], 10.0)
+    limited = decide(state, [down(REDIS, 70.0)], 70.0)
+    assert [h.why for h in limited.held_back] == [
+        "the same change was shown 70 s ago; at most one per 10 min"
+    ]
+    unshown = decide(limited.state, [up(REDIS, 80.0)], 80.0)
+    assert [h.why for h in unshown.held_back] == ["the change it recovers from was not shown"]
+    paused = decide(pause_until(unshown.state, 10_000.0), [down(OLLAMA, 90.0, DESKTOP)], 90.0)
+    assert [(h.event.title, h.why) for h in paused.held_back] == [
+        ("Desktop — GPU Worker: Ollama down", "notifications are paused")
+    ]
+    quiet = decide(initial_policy(), [service_down_event(LAPTOP, NEXT, REFUSED, 0.0)], 0.0)
+    assert quiet.held_back == ()  # never meant to be announced: nothing was held back
+
+
+def test_a_recovery_after_a_restart_passes_when_its_down_was_told_before() -> None:
+    subject = ("service", "macmini", "FastAPI")
+    _, notes = plan(initial_policy([subject]), [up(FASTAPI, 10.0)], 10.0)
+    assert titles(notes) == ["Mac mini — Backend Server: FastAPI up"]
+    _, notes = plan(initial_policy(), [up(FASTAPI, 10.0)], 10.0)
+    assert notes == ()  # not told before: its recovery is no news either
+
+
+def test_a_retired_subject_is_forgotten() -> None:
+    subject = ("service", "macmini", "FastAPI")
+    gone = retired_event(EventKind.SERVICE_RETIRED, "macmini", "FastAPI", 5.0)
+    state, notes = plan(initial_policy([subject]), [gone], 5.0)
+    assert notes == () and subject not in state.shown_bad

@@ -201,3 +201,77 @@ def test_outage_is_announced_blip_is_not_recovery_is(
     kinds = [(e["kind"], e["service"]) for e in json.loads(history.stdout)]
     assert ("service_down", "FastAPI") in kinds and ("service_up", "FastAPI") in kinds
     assert ("service_down", "Ollama") not in kinds
+
+
+def test_a_restart_carries_known_problems_forward_and_history_shows_it(
+    desktop_env: DesktopEnv, notification_log: NotificationLog, tmp_path: Path
+) -> None:
+    """Two runs over one history: a problem recorded before the restart is not announced
+    (nor recorded) again, one that began while the agent was stopped is, a service removed
+    from the topology is retired, and both runs' start and stop are in the history."""
+    state = tmp_path / "state"  # this test's own history, not the session's
+    env = {
+        "PATH": f"{FAKE_TAILSCALE_DIR}:{desktop_env.env['PATH']}",
+        "FAKE_TAILSCALE_JSON": str(TAILSCALE_FIXTURES / "loopback_all_direct.json"),
+        "XDG_STATE_HOME": str(state),
+    }
+    fastapi_port = free_port(MACMINI)  # nothing listens: the backend is down all along
+    old_port = free_port(MACMINI)
+    topo = tmp_path / "topology.toml"
+    extra = f"""
+  [[nodes.services]]
+  name = "Old"
+  port = {old_port}
+  check = "tcp"
+"""
+
+    def run_until(summary: str, name: str) -> None:
+        agent = desktop_env.spawn(
+            [installed_agent(), "run", "--headless", "--topology", str(topo)],
+            name=name,
+            extra_env=env,
+        )
+        try:
+            notification_log.wait_for(lambda r: summary in r["summary"], timeout=30)
+        finally:
+            code = desktop_env.stop(agent, timeout=10)
+        assert code == 0, desktop_env.log_tail(name)
+
+    with flaky_server(DESKTOP) as ollama:
+        topo.write_text(topology(ollama.server_address[1], fastapi_port) + extra, "utf-8")
+        run_until("Old down", "agent-run-1")
+        first = [r["summary"] for r in notification_log.records()]
+        assert "Mac mini — Backend Server: FastAPI down" in first
+        ollama_port = ollama.server_address[1]
+    # While the agent is stopped: Ollama goes away, and "Old" leaves the topology.
+    topo.write_text(topology(ollama_port, fastapi_port), "utf-8")
+    notification_log.mark()
+    run_until("Ollama down", "agent-run-2")
+    second = [r["summary"] for r in notification_log.records()]
+    assert not any("FastAPI" in s or "Old" in s for s in second), second
+
+    history = subprocess.run(
+        [installed_agent(), "history", "--json"],
+        env={**desktop_env.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    kinds = [(e["kind"], e["service"]) for e in json.loads(history.stdout)]
+    assert kinds.count(("service_down", "FastAPI")) == 1, kinds
+    assert kinds.count(("service_down", "Old")) == 1, kinds
+    assert kinds.count(("service_down", "Ollama")) == 1, kinds
+    assert ("service_retired", "Old") in kinds
+    agent = [k for k, _ in kinds if k.startswith("agent_")]
+    assert agent == ["agent_started", "agent_stopped", "agent_started", "agent_stopped"]
+    text = subprocess.run(
+        [installed_agent(), "history"],
+        env={**desktop_env.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert "tailnet-agent started" in text and "Old removed from the topology" in text
+    assert desktop_env.outside_connections() == []
