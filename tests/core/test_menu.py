@@ -921,12 +921,12 @@ def test_start_at_login_greyed_says_why(note: str, text: str) -> None:
 
 
 def test_settling_names_the_known_problems_not_a_count() -> None:
-    problems = ("Mac mini: FastAPI down", "Desktop: relayed", "Laptop: offline", "x: y down")
+    problems = ("Mac mini: Redis down", "Desktop: relayed", "Laptop: offline", "x: y down")
     view = view_of(
         healthy(), in_grace=True, settling=Settling(GraceReason.WAKE, Health.RED, problems)
     )
     assert menu(view)[0].text.endswith(
-        "known: Mac mini: FastAPI down; Desktop: relayed and 2 other problems"
+        "known: Mac mini: Redis down; Desktop: relayed and 2 other problems"
     )
 
 
