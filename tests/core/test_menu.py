@@ -921,13 +921,11 @@ def test_start_at_login_greyed_says_why(note: str, text: str) -> None:
 
 
 def test_settling_names_the_known_problems_not_a_count() -> None:
-    problems = ("Mac mini: Redis down", "Desktop: relayed", "Laptop: offline", "x: y down")
+    problems = ("Mac: Redis down", "PC: relayed", "Laptop: offline", "x: y down")
     view = view_of(
         healthy(), in_grace=True, settling=Settling(GraceReason.WAKE, Health.RED, problems)
     )
-    assert menu(view)[0].text.endswith(
-        "known: Mac mini: Redis down; Desktop: relayed and 2 other problems"
-    )
+    assert menu(view)[0].text.endswith("known: Mac: Redis down; PC: relayed and 2 other problems")
 
 
 def test_last_checked_says_when_the_last_sweep_finished() -> None:
