@@ -921,7 +921,7 @@ def test_start_at_login_greyed_says_why(note: str, text: str) -> None:
 
 
 def test_settling_names_the_known_problems_not_a_count() -> None:
-    problems = ("Mac: Redis down", "PC: relayed", "Laptop: offline", "x: y down")
+    problems = ("A: x down", "B: relayed", "C: offline", "D: y down")
     view = view_of(
         healthy(), in_grace=True, settling=Settling(GraceReason.WAKE, Health.RED, problems)
     )
