@@ -925,7 +925,7 @@ def test_settling_names_the_known_problems_not_a_count() -> None:
     view = view_of(
         healthy(), in_grace=True, settling=Settling(GraceReason.WAKE, Health.RED, problems)
     )
-    assert menu(view)[0].text.endswith("known: Mac: Redis down; PC: relayed and 2 other problems")
+    assert menu(view)[0].text.endswith("known: A: x down; B: relayed and 2 other problems")
 
 
 def test_last_checked_says_when_the_last_sweep_finished() -> None:
