@@ -395,7 +395,7 @@ def test_tailscale_answering_again_settles_with_that_reason_and_the_confirmed_co
     view = app.tray_view(back, autostart=None)
     assert overall_health(view) is Health.GREEN  # confirmed: Tailscale runs, Ollama up
     headline = build_menu(view, local_time=lambda t: "12:00")[0].text
-    assert headline.startswith("✓ Settling after Tailscale answered again")
+    assert headline.startswith("✓ monitor test: Settling after Tailscale answered again")
     assert "sleep" not in tooltip(view) and "network change" not in tooltip(view)
 
 
@@ -414,7 +414,7 @@ def test_a_known_red_state_is_kept_while_settling_after_a_clock_change(  # type:
     view = app.tray_view(settling, autostart=None)
     assert overall_health(view) is Health.RED  # not grey: the outage is known
     headline = build_menu(view, local_time=lambda t: "12:00")[0].text
-    assert headline.startswith("× Settling after a clock change")
+    assert headline.startswith("× monitor test: Settling after a clock change")
     assert "desktop: Ollama down" in headline
 
 
