@@ -266,6 +266,8 @@ class Tray:
             menu=to_pystray_menu(entries, self._on_action, backend),
         )
         self._shown_health, self._shown_title, self._shown_entries = health, text, entries
+        if backend in _SELF_MARSHALLING:
+            _close_only_what_pystray_showed(icon)
         if backend in _OWN_LOOP:
             self._xorg = _XorgLoop(icon)
         with self._lock:
@@ -400,6 +402,38 @@ class Tray:
         status_icon = getattr(icon, "_status_icon", None)
         if status_icon is not None and hasattr(status_icon, "set_tooltip_text"):
             status_icon.set_tooltip_text(text)
+
+
+def _close_only_what_pystray_showed(icon: Any) -> None:
+    """gtk/appindicator: on the way out, close pystray's own notification only if it showed one.
+
+    pystray 0.19.5's `_finalize` (run when its loop ends) always calls CloseNotification for
+    its last notification id, 0 when it never showed one, which the agent never asks it to
+    (notifications go through agent.notify). With nobody owning org.freedesktop.Notifications
+    the call fails with GLib.GError ServiceUnknown and the error escapes `icon.run()`: Quit
+    ended with a traceback and exit status 1. Here the close is skipped when pystray has shown
+    nothing (its `_nid` is 0), and a failure to close a real one is logged, not raised.
+    Uses pystray's private `_finalize`, `_notifier` and `_nid` (pystray is pinned to 0.19.5).
+    """
+    finalize = icon._finalize
+
+    def finalize_quietly() -> None:
+        notifier = getattr(icon, "_notifier", None)
+        if notifier is not None:
+            hide = notifier.hide
+
+            def hide_if_shown() -> None:
+                if not getattr(notifier, "_nid", 0):
+                    return  # pystray showed nothing: there is nothing to close
+                try:
+                    hide()
+                except Exception as error:  # GLib.Error: no notification service any more
+                    log.debug("could not close pystray's notification: %s", error)
+
+            notifier.hide = hide_if_shown
+        finalize()
+
+    icon._finalize = finalize_quietly
 
 
 class _XorgLoop:
