@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -122,20 +121,6 @@ def _pause_ends(now: float) -> tuple[float, float]:
     return hour.until_wall, morning.until_wall
 
 
-def _open_path(path: Path) -> bool:
-    """Open a file or folder with the desktop's default application."""
-    try:
-        if sys.platform == "win32":
-            os.startfile(path)  # type: ignore[attr-defined,unused-ignore]
-        else:
-            opener = "open" if sys.platform == "darwin" else "xdg-open"
-            subprocess.Popen([opener, str(path)], stdin=subprocess.DEVNULL)
-    except OSError as error:
-        log.warning("could not open %s: %s", path, error)
-        return False
-    return True
-
-
 def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
     """The file "Open topology file" should open: never the read-only bundled copy."""
     location = locate_topology(options.topology, env)
@@ -232,7 +217,8 @@ class AutostartSwitch:
 
 def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     """The tray on this (main) thread, the monitor in a worker thread."""
-    from agent.tray import Tray, copy_text, open_url, tray_available
+    from agent.actions import DesktopActions
+    from agent.tray import Tray, tray_available
 
     ok, why = tray_available()
     if not ok:
@@ -244,6 +230,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     notifier = choose_notifier(app_icon=paths.app_icon_path())
     holder: dict[str, Monitor] = {}
     switch = AutostartSwitch(options, notifier, autostart.backend(env=env))
+    actions = DesktopActions(notifier)
     # The last view published, so a toggle can republish it with the new checkbox. Views are
     # built and published under this lock: a monitor update racing a toggle cannot publish the
     # old checkbox after the new one.
@@ -286,11 +273,11 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             with view_lock:
                 publish(replace(shown[0], autostart=checked))
         elif action == "open_topology":
-            _open_path(_editable_topology(options, env))
+            actions.open_path(_editable_topology(options, env), "the topology file")
         elif action == "open_logs":
             log_dir = paths.log_dir()
             log_dir.mkdir(parents=True, exist_ok=True)
-            _open_path(log_dir)
+            actions.open_path(log_dir, "the log folder")
         elif action == "about":
             notifier.notify(
                 f"tailnet-agent {__version__}",
@@ -299,9 +286,9 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         elif action == "quit":
             tray.stop()  # run() returns on the main thread, which then stops the monitor
         elif action.startswith("open:"):
-            open_url(action.removeprefix("open:"))
+            actions.open_url(action.removeprefix("open:"))
         elif action.startswith("copy:"):
-            copy_text(action.removeprefix("copy:"))
+            actions.copy(action.removeprefix("copy:"))
         else:
             log.warning("unknown menu action %r", action)
 

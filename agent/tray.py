@@ -27,22 +27,17 @@ arrive before the apply ran are coalesced (the newest wins). The icon image is s
 the colour changes (Windows writes a temporary .ico each time), the menu only when its
 entries changed.
 
-Helpers for the composition root: `tray_available()` (can a tray run here, and if not, why),
-`open_url(url)` (http/https only, through webbrowser) and `copy_text(text)` (pbcopy, clip,
-wl-copy, xclip or xsel, argv lists, no shell).
+For the composition root: `tray_available()` (can a tray run here, and if not, why). What the
+menu's clicks do outside the agent (open, copy) is agent.actions.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
 import sys
 import threading
 import time
-import urllib.parse
-import webbrowser
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -58,10 +53,7 @@ __all__ = [
     "Tray",
     "TrayCounters",
     "backend_name",
-    "clipboard_commands",
-    "copy_text",
     "local_time",
-    "open_url",
     "to_pystray_menu",
     "tray_available",
 ]
@@ -74,7 +66,6 @@ _MAIN_THREAD_ONLY = frozenset({"darwin"})  # apply through AppHelper.callAfter
 _OWN_LOOP = frozenset({"xorg"})  # apply through _XorgLoop, on pystray's loop thread
 _POSTED = _SELF_MARSHALLING | _MAIN_THREAD_ONLY | _OWN_LOOP  # the rest: the refresher thread
 _NEEDS_SESSION_BUS = frozenset({"gtk", "appindicator"})  # hang at run() without one
-CLIPBOARD_TIMEOUT_S = 5.0
 MENU_RETRY_S = 0.5  # win32: how soon a menu update held back by an open menu is retried
 _GUI_INMENUMODE = 0x0004  # GUITHREADINFO.flags (winuser.h)
 _GUI_POPUPMENUMODE = 0x0010
@@ -596,71 +587,3 @@ def tray_available() -> tuple[bool, str]:
             f"the {name} tray needs a desktop session; {headless}"
         )
     return True, f"pystray backend '{name}'"
-
-
-# ==== actions the menu offers ==================================================
-
-
-def open_url(url: str) -> bool:
-    """Open an http(s) URL in the default browser; refuse anything else. True when opened."""
-    parts = urllib.parse.urlsplit(url)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or any(ord(c) < 0x21 or c == "\x7f" for c in url)
-    ):
-        log.warning("refused to open %r: only http and https URLs", url)
-        return False
-    try:
-        return webbrowser.open(url)
-    except webbrowser.Error as exc:
-        log.warning("no browser to open %s: %s", url, exc)
-        return False
-
-
-def clipboard_commands() -> list[tuple[list[str], str]]:
-    """The clipboard writers found here, best first: (argv, stdin encoding)."""
-    candidates: list[tuple[list[str], str]]
-    if sys.platform == "darwin":
-        candidates = [(["pbcopy"], "utf-8")]
-    elif sys.platform == "win32":
-        candidates = [(["clip"], "utf-16")]  # clip.exe reads UTF-16 with a BOM as Unicode
-    else:
-        candidates = []
-        if os.environ.get("WAYLAND_DISPLAY"):
-            candidates.append((["wl-copy"], "utf-8"))
-        if os.environ.get("DISPLAY"):
-            candidates.append((["xclip", "-selection", "clipboard", "-in"], "utf-8"))
-            candidates.append((["xsel", "--clipboard", "--input"], "utf-8"))
-    found: list[tuple[list[str], str]] = []
-    for argv, encoding in candidates:
-        path = shutil.which(argv[0])
-        if path is not None:
-            found.append(([path, *argv[1:]], encoding))
-    return found
-
-
-def copy_text(text: str) -> bool:
-    """Put `text` on the clipboard. False when no clipboard tool is available or all failed."""
-    env = dict(os.environ)
-    if sys.platform == "darwin":
-        env.setdefault("LANG", "en_US.UTF-8")  # pbcopy reads stdin in the locale's encoding
-    for argv, encoding in clipboard_commands():
-        try:
-            # xclip, xsel and wl-copy fork a child that serves the selection: no output pipes,
-            # or run() would wait for that child.
-            subprocess.run(
-                argv,
-                input=text.encode(encoding),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                timeout=CLIPBOARD_TIMEOUT_S,
-                check=True,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("%s could not copy: %s", Path(argv[0]).name, exc)
-            continue
-        return True
-    log.warning("no clipboard tool found (pbcopy, clip, wl-copy, xclip or xsel)")
-    return False

@@ -430,7 +430,7 @@ def test_tray_available_without_a_session_bus(desktop_env: DesktopEnv, tmp_path:
 def test_copy_text_puts_it_on_the_x_clipboard(
     desktop_env: DesktopEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.tray import clipboard_commands, copy_text
+    from agent.actions import clipboard_commands, copy_text
 
     monkeypatch.setenv("DISPLAY", desktop_env.display)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
