@@ -265,3 +265,37 @@ def test_a_working_opener_is_used_and_nothing_else_is_said(
         _click(agent, tray_host, at, ABOUT)  # a notification after the opens: they sent none
         about = notification_log.wait_for(lambda r: r["summary"].startswith("tailnet-agent"))
         assert [r["summary"] for r in notification_log.records()] == [about["summary"]]
+
+
+# ==== rough edge: "Copy address" said nothing ==================================
+
+
+def test_copy_address_is_confirmed(
+    desktop_env: DesktopEnv, tray_host: Region, notification_log: NotificationLog, tmp_path: Path
+) -> None:
+    desk = desktop_env
+    path = _bin_dir(tmp_path, ("xclip", require_tool("xclip")))
+    with agent_tray(desk, tray_host, tmp_path, path=path) as agent:
+        at = _icon_at(desk, tray_host, Health.GREEN)
+        notification_log.mark()
+        _click(agent, tray_host, at, COPY_ADDRESS)
+        shown = notification_log.wait_for(lambda r: r["summary"] == f"Copied {SELF_IP}")
+        assert "clipboard" in shown["body"]
+        assert _clipboard(desk) == SELF_IP
+
+
+def test_without_a_clipboard_tool_the_user_is_told(
+    desktop_env: DesktopEnv, tray_host: Region, notification_log: NotificationLog, tmp_path: Path
+) -> None:
+    """No xclip, xsel or wl-copy (and no opener): "Copy address" says why it could not, and a
+    failed open names the path to open by hand instead of claiming it was copied."""
+    desk = desktop_env
+    with agent_tray(desk, tray_host, tmp_path, path=_bin_dir(tmp_path)) as agent:
+        at = _icon_at(desk, tray_host, Health.GREEN)
+        notification_log.mark()
+        _click(agent, tray_host, at, COPY_ADDRESS)
+        failed = notification_log.wait_for(lambda r: r["summary"] == f"Could not copy {SELF_IP}")
+        assert "xclip" in failed["body"], failed
+        _click(agent, tray_host, at, OPEN_LOGS)
+        shown = notification_log.wait_for(lambda r: r["summary"] == "Could not open the log folder")
+        assert shown["body"].endswith(f"Open it yourself: {agent.log_dir}"), shown
