@@ -299,6 +299,8 @@ class Monitor:
             except Exception:  # a notifier must never take the monitor down
                 log.exception("the notifier failed")
                 delivered = False
+            if not delivered and self._notifier.name == "log":
+                continue  # agent.notify.LogNotifier wrote it down: nothing was to be shown
             log.info(
                 "notification %s: %s — %s",
                 "shown" if delivered else "NOT shown",

@@ -14,16 +14,24 @@ Backends and where each one is used (choose_notifier):
   which (2.1.0) silently loses notifications when a directory /app exists (it assumes Flatpak
   and calls the portal through gdbus), needs dbus-python (a C extension that only builds with
   libdbus-1-dev and a compiler) or else falls back to notify-send, which drops the icon, sends
-  "never expire" and cannot say "critical". Here the urgency, icon and timeout are ours, a
-  failure is an error reply we can see, and the bus address can be injected (tests).
-- PlyerNotifier: Windows (plyer's balloon, shown as a toast; app_icon must be a .ico), and the
-  Linux fallback when dbus-fast is missing. On Linux it picks plyer's implementation itself:
-  dbus-python if importable, else notify-send, never the Flatpak portal.
+  "never expire", cannot say "critical" and ignores notify-send's exit status (a notification
+  that failed was logged as shown). Here the urgency, icon and timeout are ours, a failure is
+  an error reply we can see, and the bus address can be injected (tests).
+- NotifySendNotifier: Linux's fallback: libnotify's `notify-send`, run with an argv list, its
+  exit status read (it fails when no notification service answers).
+- PlyerNotifier: Windows (plyer's balloon, shown as a toast; app_icon must be a .ico), and on
+  Linux only plyer's dbus-python implementation (never its Flatpak portal guess, nor its
+  notify-send path: NotifySendNotifier runs that honestly).
 - DesktopNotifierBackend: the desktop-notifier library. macOS inside the signed .app
   (UNUserNotificationCenter); it also works on Linux over D-Bus, which is how it is tested.
 - OsascriptNotifier: macOS outside the .app, and the fallback inside it:
   `osascript -e 'display notification "<msg>" with title "<title>"'`, one argv element, no shell.
-- LogNotifier: the log only; the last fallback (headless servers, no session bus).
+- LogNotifier: the log only; the last fallback (headless servers, no session bus). Its
+  `notify` returns False: nothing reached a desktop.
+
+Every Linux backend needs the session bus. Where there is none (DBUS_SESSION_BUS_ADDRESS unset,
+no $XDG_RUNTIME_DIR/bus, no X display to autolaunch one: a server, `run --headless` over ssh)
+none of them is chosen, and choose_notifier says once that notifications go to the log only.
 
 DbusNotifier and DesktopNotifierBackend run their asyncio code on a private event-loop thread,
 so `notify` may be called from any thread, including one running its own asyncio loop (the
@@ -51,11 +59,13 @@ __all__ = [
     "LogNotifier",
     "Notifier",
     "NotifierUnavailable",
+    "NotifySendNotifier",
     "OsascriptNotifier",
     "PlyerNotifier",
     "applescript_string",
     "choose_notifier",
     "notifier_order",
+    "session_bus_address",
 ]
 
 log = logging.getLogger(__name__)
@@ -128,6 +138,28 @@ def _uri(path: Path | None) -> str:
     return path.resolve().as_uri() if path is not None else ""
 
 
+NO_SESSION_BUS = "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset, no $XDG_RUNTIME_DIR/bus)"
+
+
+def session_bus_address(env: Mapping[str, str] = os.environ) -> str | None:
+    """The session bus as libdbus and GDBus find it: $DBUS_SESSION_BUS_ADDRESS, else the
+    systemd user bus at $XDG_RUNTIME_DIR/bus; None when neither is there (dbus-fast alone
+    looks only at the variable)."""
+    address = env.get("DBUS_SESSION_BUS_ADDRESS", "")
+    if address:
+        return address
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    if runtime and (Path(runtime) / "bus").is_socket():
+        return f"unix:path={Path(runtime) / 'bus'}"
+    return None
+
+
+def _require_session_bus(env: Mapping[str, str]) -> None:
+    """NotifierUnavailable when no session bus can be reached (an X display may autolaunch)."""
+    if session_bus_address(env) is None and not env.get("DISPLAY"):
+        raise NotifierUnavailable(NO_SESSION_BUS)
+
+
 # ==== Linux: D-Bus =============================================================
 
 
@@ -154,6 +186,9 @@ class DbusNotifier:
             from dbus_fast.aio import MessageBus
         except ImportError as exc:
             raise NotifierUnavailable(f"dbus-fast is not installed: {exc}") from exc
+        if bus_address is None:
+            _require_session_bus(os.environ)
+            bus_address = session_bus_address()  # None: dbus-fast's own search (X11)
         self._message_bus = MessageBus
         self._app_name = app_name
         self._icon = _uri(app_icon)
@@ -234,6 +269,78 @@ class DbusNotifier:
         self._runner.close()
 
 
+# ==== Linux fallback: notify-send ==============================================
+
+
+class NotifySendNotifier:
+    """libnotify's `notify-send`, run with an argv list; its exit status is the answer.
+
+    It exits non-zero when it cannot reach the bus ("Cannot autolaunch D-Bus without X11
+    $DISPLAY") or no notification service answers; that is a failed `notify`, logged with what
+    it printed. The constructor raises NotifierUnavailable without notify-send or without a
+    session bus.
+    """
+
+    name = "notify-send"
+
+    def __init__(
+        self,
+        *,
+        app_name: str = APP_NAME,
+        app_icon: Path | None = None,
+        executable: str | None = None,
+        expire_ms: int = 10_000,
+        timeout_s: float = 10.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        found = executable or shutil.which("notify-send")
+        if not found:
+            raise NotifierUnavailable("notify-send not found (apt-get install libnotify-bin)")
+        _require_session_bus(os.environ if env is None else env)
+        self._executable = found
+        self._app_name = app_name
+        self._icon = str(app_icon.resolve()) if app_icon is not None else ""
+        self._expire_ms = expire_ms
+        self._timeout_s = timeout_s
+
+    def argv(self, title: str, message: str, *, critical: bool = False) -> list[str]:
+        """The command for one notification (options first, `--`, then summary and body)."""
+        argv = [
+            self._executable,
+            f"--app-name={self._app_name}",
+            f"--urgency={'critical' if critical else 'normal'}",
+            f"--expire-time={0 if critical else self._expire_ms}",
+        ]
+        if self._icon:
+            argv.append(f"--icon={self._icon}")
+        # notify-send unescapes the body (g_strcompress: "\\t" would become a tab).
+        return [*argv, "--", title, message.replace("\\", "\\\\")]
+
+    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+        try:
+            done = subprocess.run(
+                self.argv(title, message, critical=critical),
+                capture_output=True,
+                text=True,
+                timeout=self._timeout_s,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("notification not delivered (%s): %r: %s", self.name, title, exc)
+            return False
+        if done.returncode != 0:
+            log.warning(
+                "notification not delivered (%s, exit %d): %r: %s",
+                self.name,
+                done.returncode,
+                title,
+                done.stderr.strip()[:300],
+            )
+            return False
+        return True
+
+
 # ==== plyer: Windows, Linux fallback ===========================================
 
 
@@ -252,17 +359,14 @@ def _plyer_implementation(platform: str) -> Any:
 
         if os.path.isdir("/app"):
             log.info("/app exists: not using plyer's Flatpak portal guess")
+        _require_session_bus(os.environ)
         try:
             importlib.import_module("dbus")
         except ImportError:
-            pass
-        else:
-            return linux.NotifyDbus()
-        if shutil.which("notify-send"):
-            return linux.NotifySendNotification()
-        raise NotifierUnavailable(
-            "plyer needs dbus-python or notify-send (apt-get install libnotify-bin)"
-        )
+            raise NotifierUnavailable(
+                "plyer needs dbus-python on Linux (its notify-send path is NotifySendNotifier)"
+            ) from None
+        return linux.NotifyDbus()
     raise NotifierUnavailable(f"plyer notifications are not used on {platform}")
 
 
@@ -272,8 +376,8 @@ class PlyerNotifier:
     On Windows `app_icon` must be a .ico (given a .png, the .ico beside it is used, else
     none); the toast carries the exe's name (app_name is
     ignored by Windows) and plyer shows it from its own thread, so success means "handed
-    over". On Linux `critical` and the icon reach the server through plyer's notify-send or
-    dbus-python implementation; with notify-send a failed delivery cannot be seen.
+    over". On Linux `critical` and the icon reach the server through plyer's dbus-python
+    implementation, which raises when the call fails.
     """
 
     name = "plyer"
@@ -319,11 +423,8 @@ class PlyerNotifier:
     def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
         try:
             if self._platform.startswith("linux"):
-                if type(self._impl).__name__ == "NotifySendNotification":
-                    # notify-send unescapes the body (g_strcompress: "\t" becomes a tab).
-                    message = message.replace("\\", "\\\\")
                 # plyer's facade forwards only some keys; its Linux implementations read
-                # more (icon, urgency, expire_time for notify-send; hints for dbus-python).
+                # more (app_icon and hints: the urgency, for dbus-python).
                 self._impl._notify(
                     title=title,
                     message=message,
@@ -501,7 +602,11 @@ class OsascriptNotifier:
 
 
 class LogNotifier:
-    """Writes each notification to the log: the last fallback, and useful on headless servers."""
+    """Writes each notification to the log: the last fallback, and useful on headless servers.
+
+    `notify` returns False, honestly: nothing was shown on a desktop (the monitor does not log
+    "notification shown" for it; choose_notifier said once that notifications go to the log).
+    """
 
     name = "log"
 
@@ -511,9 +616,13 @@ class LogNotifier:
     def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
         level = logging.WARNING if critical else logging.INFO
         self._log.log(
-            level, "notification%s: %s: %s", " (critical)" if critical else "", title, message
+            level,
+            "notification (log only%s): %s: %s",
+            ", critical" if critical else "",
+            title,
+            message,
         )
-        return True
+        return False
 
 
 # ==== choosing =================================================================
@@ -528,7 +637,7 @@ def notifier_order(platform: str, frozen: bool) -> list[str]:
     if platform == "win32":
         return ["plyer", "log"]
     if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
-        return ["dbus", "plyer", "log"]
+        return ["dbus", "notify-send", "plyer", "log"]
     return ["log"]
 
 
@@ -538,6 +647,7 @@ def _default_factories(platform: str, app_icon: Path | None) -> dict[str, Notifi
         "osascript": lambda: OsascriptNotifier(),
         "plyer": lambda: PlyerNotifier(platform=platform, app_icon=app_icon),
         "dbus": lambda: DbusNotifier(app_icon=app_icon),
+        "notify-send": lambda: NotifySendNotifier(app_icon=app_icon),
         "log": lambda: LogNotifier(),
     }
 
@@ -552,19 +662,29 @@ def choose_notifier(
     """The best notifier that initialises here; LogNotifier when none does.
 
     macOS: desktop-notifier inside the frozen .app, else osascript. Windows: plyer. Linux:
-    D-Bus (dbus-fast), then plyer. `app_icon` is a PNG on Linux, a .ico on Windows.
-    `factories` (name -> zero-argument constructor) replace the defaults, for tests.
+    D-Bus (dbus-fast), then notify-send, then plyer (dbus-python). `app_icon` is a PNG on
+    Linux, a .ico on Windows. `factories` (name -> zero-argument constructor) replace the
+    defaults, for tests. When only the log is left, one warning says so and why.
     """
     if frozen is None:
         frozen = bool(getattr(sys, "frozen", False))
     available = dict(_default_factories(platform, app_icon))
     available.update(factories or {})
+    why: dict[str, str] = {}
     for name in notifier_order(platform, frozen):
         try:
             notifier = available[name]()
         except Exception as exc:
-            log.info("notifier %s unavailable: %s", name, exc)
+            why[name] = str(exc) or type(exc).__name__
+            log.info("notifier %s unavailable: %s", name, why[name])
             continue
+        if isinstance(notifier, LogNotifier):
+            break
         log.info("notifications via %s", notifier.name)
         return notifier
+    reasons = sorted(set(why.values()), key=list(why.values()).index)
+    log.warning(
+        "no desktop notifications here (%s): notifications go to the log only",
+        "; ".join(reasons) or f"none is used on {platform}",
+    )
     return LogNotifier()

@@ -17,7 +17,7 @@ from agent.notify import (
     LogNotifier,
     Notifier,
     NotifierUnavailable,
-    PlyerNotifier,
+    NotifySendNotifier,
     choose_notifier,
 )
 from tests.helpers.desktop import DesktopEnv, NotificationLog
@@ -49,7 +49,7 @@ Factory = Callable[[str, Path], Notifier]
 FACTORIES: dict[str, Factory] = {
     "dbus": lambda bus, icon: DbusNotifier(app_icon=icon, bus_address=bus),
     "desktop-notifier": lambda _bus, icon: DesktopNotifierBackend(app_icon=icon),
-    "plyer": lambda _bus, icon: PlyerNotifier(platform="linux", app_icon=icon),
+    "notify-send": lambda _bus, icon: NotifySendNotifier(app_icon=icon),
 }
 
 
@@ -94,7 +94,7 @@ def test_backend_delivers_over_the_session_bus(
     assert record["app_icon"] in icon_refs or record["hints"].get("image-path") in icon_refs
 
 
-@pytest.mark.parametrize("backend", ["dbus", "desktop-notifier"])
+@pytest.mark.parametrize("backend", ["dbus", "desktop-notifier", "notify-send"])
 def test_no_notification_server_is_false_and_logged(
     backend: str,
     empty_bus: str,
@@ -153,13 +153,22 @@ def test_choose_notifier_on_linux_is_dbus_and_delivers(
     assert record["app_icon"] == app_icon.as_uri()
 
 
-def test_choose_notifier_without_a_bus_falls_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_choose_notifier_without_a_bus_is_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """No session bus (a server): every Linux backend needs one, notify-send and plyer too
+    (notify-send would only fail, "Cannot autolaunch D-Bus without X11 $DISPLAY")."""
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="agent.notify"):
+        notifier = choose_notifier("linux", frozen=False)
+    assert isinstance(notifier, LogNotifier)
+    assert "notifications go to the log only" in caplog.text
+
+    # A bus address that leads nowhere: D-Bus cannot connect, notify-send is tried next.
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path / 'gone'}")
-    # No session bus: D-Bus cannot init, plyer's notify-send path still can.
-    first = choose_notifier("linux", frozen=False)
-    assert first.name == "plyer"
+    assert choose_notifier("linux", frozen=False).name == "notify-send"
 
     # Nor notify-send nor dbus-python: only the log is left.
     monkeypatch.setenv("PATH", str(tmp_path))
