@@ -292,7 +292,12 @@ class Monitor:
         loop = asyncio.get_running_loop()
         for note in notes:
             send = functools.partial(
-                self._notifier.notify, note.title, note.message, critical=note.critical
+                self._notifier.notify,
+                note.title,
+                note.message,
+                critical=note.critical,
+                key=note.key,
+                replaces=note.replaces,
             )
             try:
                 delivered = await loop.run_in_executor(None, send)

@@ -48,9 +48,10 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
     "APP_NAME",
@@ -77,15 +78,30 @@ NOTIFICATIONS_NAME = "org.freedesktop.Notifications"
 NOTIFICATIONS_PATH = "/org/freedesktop/Notifications"
 URGENCY_NORMAL = 1
 URGENCY_CRITICAL = 2
+SHOWN_MAX = 200  # keys remembered per notifier for `replaces` (the newest)
 
 
 @runtime_checkable
 class Notifier(Protocol):
-    """Shows one desktop notification. Never raises for an operational failure."""
+    """Shows one desktop notification. Never raises for an operational failure.
+
+    `key` names this notification so a later one can make it obsolete; `replaces` lists the
+    keys of shown notifications this one makes obsolete (agent.core.notify_policy: a recovery
+    and the alarm it ends). The first of them still on screen is replaced in place, the others
+    are closed, where the platform allows (see each backend); unknown keys are ignored.
+    """
 
     name: str
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool: ...
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool: ...
 
 
 class NotifierUnavailable(Exception):
@@ -138,6 +154,28 @@ def _uri(path: Path | None) -> str:
     return path.resolve().as_uri() if path is not None else ""
 
 
+class _Shown(Generic[T]):
+    """The platform's ids of shown notifications, by key (the newest SHOWN_MAX; thread-safe)."""
+
+    def __init__(self) -> None:
+        self._ids: OrderedDict[str, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, key: str | None, native: T) -> None:
+        if key is None:
+            return
+        with self._lock:
+            self._ids[key] = native
+            self._ids.move_to_end(key)
+            while len(self._ids) > SHOWN_MAX:
+                self._ids.popitem(last=False)
+
+    def take(self, keys: Sequence[str]) -> list[T]:
+        """Forget `keys`; their platform ids, in order, for those still known."""
+        with self._lock:
+            return [self._ids.pop(k) for k in keys if k in self._ids]
+
+
 NO_SESSION_BUS = "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset, no $XDG_RUNTIME_DIR/bus)"
 
 
@@ -169,6 +207,7 @@ class DbusNotifier:
     The constructor connects to the session bus (or `bus_address`) and raises
     NotifierUnavailable when there is none. The notification daemon itself may appear later
     (autostart races the desktop), so its absence is a failed `notify`, not an init error.
+    `replaces`: Notify with the replaces_id of the first one, CloseNotification for the rest.
     """
 
     name = "dbus"
@@ -196,6 +235,7 @@ class DbusNotifier:
         self._expire_ms = expire_ms
         self._timeout_s = timeout_s
         self._runner = _LoopThread("tailnet-agent-dbus-notify")
+        self._shown: _Shown[int] = _Shown()
         self._bus: Any = None
         self._connect_lock: asyncio.Lock | None = None  # made on the loop thread
         try:
@@ -213,7 +253,9 @@ class DbusNotifier:
                 self._bus = await self._message_bus(bus_address=self._bus_address).connect()
             return self._bus
 
-    async def _notify(self, title: str, message: str, critical: bool) -> int:
+    async def _notify(
+        self, title: str, message: str, critical: bool, stale: Sequence[int] = ()
+    ) -> int:
         from dbus_fast import Message, MessageType, Variant
 
         bus = await self._connected()
@@ -227,7 +269,7 @@ class DbusNotifier:
                 signature="susssasa{sv}i",
                 body=[
                     self._app_name,
-                    0,
+                    stale[0] if stale else 0,  # replaces_id
                     self._icon,
                     title,
                     message,
@@ -241,16 +283,39 @@ class DbusNotifier:
             detail = reply.body[0] if reply is not None and reply.body else ""
             error = reply.error_name if reply is not None else "no reply"
             raise RuntimeError(f"{error}: {detail}".rstrip(": "))
+        for other in stale[1:]:
+            closed = await bus.call(
+                Message(
+                    destination=NOTIFICATIONS_NAME,
+                    path=NOTIFICATIONS_PATH,
+                    interface=NOTIFICATIONS_NAME,
+                    member="CloseNotification",
+                    signature="u",
+                    body=[other],
+                )
+            )
+            if closed is None or closed.message_type != MessageType.METHOD_RETURN:
+                log.debug("notification %d not closed (already gone?)", other)
         return int(reply.body[0])
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
+        stale = self._shown.take(replaces)
         try:
             notification_id = self._runner.run(
-                self._notify(title, message, critical), self._timeout_s
+                self._notify(title, message, critical, stale), self._timeout_s
             )
         except Exception as exc:
             log.warning("notification not delivered (%s): %r: %s", self.name, title, exc)
             return False
+        self._shown.remember(key, notification_id)
         log.debug("notification %d sent (%s): %r", notification_id, self.name, title)
         return True
 
@@ -278,7 +343,8 @@ class NotifySendNotifier:
     It exits non-zero when it cannot reach the bus ("Cannot autolaunch D-Bus without X11
     $DISPLAY") or no notification service answers; that is a failed `notify`, logged with what
     it printed. The constructor raises NotifierUnavailable without notify-send or without a
-    session bus.
+    session bus. Where it knows --print-id and --replace-id (libnotify 0.7.10 and later, asked
+    once through --help), `replaces` replaces the first one in place; it cannot close others.
     """
 
     name = "notify-send"
@@ -302,8 +368,26 @@ class NotifySendNotifier:
         self._icon = str(app_icon.resolve()) if app_icon is not None else ""
         self._expire_ms = expire_ms
         self._timeout_s = timeout_s
+        self._shown: _Shown[int] = _Shown()
+        self.knows_ids = self._knows_ids()
 
-    def argv(self, title: str, message: str, *, critical: bool = False) -> list[str]:
+    def _knows_ids(self) -> bool:
+        try:
+            done = subprocess.run(
+                [self._executable, "--help"],
+                capture_output=True,
+                text=True,
+                timeout=self._timeout_s,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return "--print-id" in done.stdout and "--replace-id" in done.stdout
+
+    def argv(
+        self, title: str, message: str, *, critical: bool = False, replace_id: int = 0
+    ) -> list[str]:
         """The command for one notification (options first, `--`, then summary and body)."""
         argv = [
             self._executable,
@@ -313,13 +397,26 @@ class NotifySendNotifier:
         ]
         if self._icon:
             argv.append(f"--icon={self._icon}")
+        if self.knows_ids:
+            argv.append("--print-id")
+            if replace_id:
+                argv.append(f"--replace-id={replace_id}")
         # notify-send unescapes the body (g_strcompress: "\\t" would become a tab).
         return [*argv, "--", title, message.replace("\\", "\\\\")]
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
+        stale = self._shown.take(replaces)
         try:
             done = subprocess.run(
-                self.argv(title, message, critical=critical),
+                self.argv(title, message, critical=critical, replace_id=stale[0] if stale else 0),
                 capture_output=True,
                 text=True,
                 timeout=self._timeout_s,
@@ -338,6 +435,11 @@ class NotifySendNotifier:
                 done.stderr.strip()[:300],
             )
             return False
+        if self.knows_ids:
+            try:
+                self._shown.remember(key, int(done.stdout.split()[-1]))
+            except (IndexError, ValueError):
+                log.debug("notify-send printed no id: %r", done.stdout[:100])
         return True
 
 
@@ -377,7 +479,9 @@ class PlyerNotifier:
     none); the toast carries the exe's name (app_name is
     ignored by Windows) and plyer shows it from its own thread, so success means "handed
     over". On Linux `critical` and the icon reach the server through plyer's dbus-python
-    implementation, which raises when the call fails.
+    implementation, which raises when the call fails. `replaces` does nothing: the balloon
+    cannot be taken back once given to Windows (it goes on its own after `timeout_s`, and
+    Windows may keep it in the Action Center), and plyer drops the D-Bus id it got back.
     """
 
     name = "plyer"
@@ -420,7 +524,15 @@ class PlyerNotifier:
         except ImportError:
             return {"urgency": urgency}
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
         try:
             if self._platform.startswith("linux"):
                 # plyer's facade forwards only some keys; its Linux implementations read
@@ -460,7 +572,9 @@ class DesktopNotifierBackend:
     """The desktop-notifier library (UNUserNotificationCenter in the signed .app, D-Bus on Linux).
 
     Raises NotifierUnavailable where the library would only use its silent dummy backend
-    (macOS outside an app bundle, unsupported systems).
+    (macOS outside an app bundle, unsupported systems). It has no replace: for `replaces`
+    each is cleared (removeDeliveredNotifications on macOS, CloseNotification on Linux) before
+    the new one is sent.
     """
 
     name = "desktop-notifier"
@@ -485,8 +599,22 @@ class DesktopNotifierBackend:
         icon = dn.Icon(path=app_icon.resolve()) if app_icon is not None else None
         self._notifier = dn.DesktopNotifier(app_name=app_name, app_icon=icon)
         self._runner = _LoopThread("tailnet-agent-desktop-notifier")
+        self._shown: _Shown[str] = _Shown()
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
+        for identifier in self._shown.take(replaces):
+            try:
+                self._runner.run(self._notifier.clear(identifier), self._timeout_s)
+            except Exception as exc:  # already dismissed: the library forgot it
+                log.debug("desktop-notifier could not clear %s: %r", identifier, exc)
         dn = self._dn
         dispatched = threading.Event()  # the library logs failures instead of raising
         notification = dn.Notification(
@@ -503,6 +631,7 @@ class DesktopNotifierBackend:
         if not dispatched.is_set():
             log.warning("notification not delivered (%s): %r", self.name, title)
             return False
+        self._shown.remember(key, notification.identifier)
         return True
 
     def close(self) -> None:
@@ -553,6 +682,7 @@ class OsascriptNotifier:
     """`osascript -e 'display notification ...'`: zero dependencies, always on macOS.
 
     Shown under Script Editor's name and icon; macOS may ask the user to allow it first.
+    `replaces` does nothing: AppleScript cannot remove a notification it displayed.
     """
 
     name = "osascript"
@@ -572,7 +702,15 @@ class OsascriptNotifier:
             f"with title {applescript_string(title)}"
         )
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
         argv = [self._executable, "-e", self.script(title, message)]
         try:
             done = subprocess.run(
@@ -613,7 +751,15 @@ class LogNotifier:
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._log = logger or log
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
         level = logging.WARNING if critical else logging.INFO
         self._log.log(
             level,

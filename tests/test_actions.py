@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -159,7 +160,15 @@ class Notes:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
         self.sent.append((title, message))
         return True
 
@@ -335,7 +344,7 @@ def test_actions_run_off_the_calling_thread(linux_path: Path) -> None:
     done = threading.Event()
 
     class Threaded(Notes):
-        def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+        def notify(self, title: str, message: str, **_: object) -> bool:
             seen.append(threading.current_thread().name)
             done.set()
             return True

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -38,7 +38,15 @@ class Made:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
         return True
 
 
@@ -180,12 +188,22 @@ def test_the_systemd_user_bus_counts_as_a_session_bus(
     assert notify.session_bus_address() == "unix:abstract=/tmp/dbus-x"
 
 
+def _notify_send(tmp_path: Path, help_text: str) -> str:
+    """A stand-in notify-send whose --help lists `help_text` (libnotify 0.7.9 has no ids)."""
+    path = tmp_path / "notify-send"
+    path.write_text(f"#!/bin/sh\necho '{help_text}'\n", encoding="utf-8")
+    path.chmod(0o755)
+    return str(path)
+
+
 def test_notify_send_argv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1000/bus")
     icon = tmp_path / "tailnet-agent.png"
-    notifier = NotifySendNotifier(executable="/usr/bin/notify-send", app_icon=icon)
-    assert notifier.argv("-Backend down", "C:\\tmp\\new", critical=True) == [
-        "/usr/bin/notify-send",
+    old = _notify_send(tmp_path, "-u, --urgency=LEVEL")
+    notifier = NotifySendNotifier(executable=old, app_icon=icon)
+    assert not notifier.knows_ids
+    assert notifier.argv("-Backend down", "C:\\tmp\\new", critical=True, replace_id=7) == [
+        old,
         "--app-name=tailnet-agent",
         "--urgency=critical",
         "--expire-time=0",
@@ -196,6 +214,18 @@ def test_notify_send_argv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     ]
     assert "--urgency=normal" in notifier.argv("t", "m")
     assert "--expire-time=10000" in notifier.argv("t", "m")
+
+    new = _notify_send(tmp_path, "-p, --print-id  -r, --replace-id=REPLACE_ID")
+    notifier = NotifySendNotifier(executable=new)
+    assert notifier.knows_ids
+    assert notifier.argv("t", "m", replace_id=7)[-5:] == [
+        "--print-id",
+        "--replace-id=7",
+        "--",
+        "t",
+        "m",
+    ]
+    assert "--replace-id=0" not in " ".join(notifier.argv("t", "m"))
 
 
 def test_notify_send_needs_notify_send(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

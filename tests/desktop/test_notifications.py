@@ -175,3 +175,62 @@ def test_choose_notifier_without_a_bus_is_the_log(
     monkeypatch.setitem(sys.modules, "dbus", None)  # `import dbus` raises ImportError
     last = choose_notifier("linux", frozen=False)
     assert isinstance(last, LogNotifier)
+
+
+# ==== replacing what stays on screen ===========================================
+
+
+@pytest.mark.parametrize("backend", ["dbus", "notify-send"])
+def test_a_recovery_replaces_the_alarm_in_place(
+    backend: str,
+    desktop_env: DesktopEnv,
+    notification_log: NotificationLog,
+    make_notifier: Callable[[str, str, Path], Notifier],
+    app_icon: Path,
+) -> None:
+    notifier = make_notifier(backend, desktop_env.bus_address, app_icon)
+    down_title, up_title = f"FastAPI down ({backend})", f"FastAPI up ({backend})"
+    assert notifier.notify(down_title, "refused", critical=True, key="n1")
+    down = notification_log.wait_for(lambda r: r["summary"] == down_title)
+    assert notifier.notify(up_title, "back", key="n2", replaces=("n1",))
+    up = notification_log.wait_for(lambda r: r["summary"] == up_title)
+    assert up["replaces_id"] == down["id"] != 0
+    assert up["hints"]["urgency"] == 1  # the replacement is an ordinary one: it expires
+
+
+def test_dbus_replaces_the_first_and_closes_the_other_alarms(
+    desktop_env: DesktopEnv,
+    notification_log: NotificationLog,
+    make_notifier: Callable[[str, str, Path], Notifier],
+    app_icon: Path,
+) -> None:
+    notifier = make_notifier("dbus", desktop_env.bus_address, app_icon)
+    assert notifier.notify("FastAPI down", "refused", critical=True, key="a")
+    assert notifier.notify("Tailscale stopped", "here", critical=True, key="b")
+    first = notification_log.wait_for(lambda r: r["summary"] == "FastAPI down")
+    second = notification_log.wait_for(lambda r: r["summary"] == "Tailscale stopped")
+    # "c" was never shown by this notifier (e.g. before a restart): nothing to replace there.
+    assert notifier.notify("2 recoveries", "all back", key="d", replaces=("c", "a", "b"))
+    both = notification_log.wait_for(lambda r: r["summary"] == "2 recoveries")
+    assert both["replaces_id"] == first["id"]
+    closed = notification_log.wait_for(lambda r: r["id"] == second["id"], call="CloseNotification")
+    assert closed["id"] != first["id"]
+    # Once replaced, a key is gone: replacing it again makes a new notification.
+    assert notifier.notify("again", "x", replaces=("a",))
+    assert notification_log.wait_for(lambda r: r["summary"] == "again")["replaces_id"] == 0
+
+
+def test_desktop_notifier_clears_the_alarm_it_replaces(
+    desktop_env: DesktopEnv,
+    notification_log: NotificationLog,
+    make_notifier: Callable[[str, str, Path], Notifier],
+    app_icon: Path,
+) -> None:
+    """desktop-notifier has no replaces_id: the old one is cleared (CloseNotification on Linux,
+    removeDeliveredNotifications on macOS), then the recovery is shown."""
+    notifier = make_notifier("desktop-notifier", desktop_env.bus_address, app_icon)
+    assert notifier.notify("Mac mini offline", "tailscale up", critical=True, key="n1")
+    alarm = notification_log.wait_for(lambda r: r["summary"] == "Mac mini offline")
+    assert notifier.notify("Mac mini online", "back", key="n2", replaces=("n1",))
+    notification_log.wait_for(lambda r: r["id"] == alarm["id"], call="CloseNotification")
+    notification_log.wait_for(lambda r: r["summary"] == "Mac mini online")
