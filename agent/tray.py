@@ -1,6 +1,7 @@
 """The tray edge: the one module that talks to pystray (icon, tooltip, menu, clicks).
 
-`Tray` shows the latest TrayView: the icon colour (agent.icons.render_icon), the tooltip and
+`Tray` shows the latest TrayView: the icon colour (agent.icons.render_icon, with its pause badge
+while notifications are paused), the tooltip ("… · notifications paused until 14:00") and
 the menu built by agent.core.menu, and hands every click to `on_action(action_id)`. pystray
 is imported lazily, inside methods: `import pystray` picks its backend at import time and
 raises (Xlib's DisplayNameError, not ImportError) where there is no display.
@@ -24,8 +25,8 @@ Threads — workers publish, one UI thread applies (desktop-pitfalls.md section 
 
 `publish` never blocks on the UI: it stores the view and asks for one apply; views that
 arrive before the apply ran are coalesced (the newest wins). The icon image is set only when
-the colour changes (Windows writes a temporary .ico each time), the menu only when its
-entries changed.
+the colour or the pause changes (Windows writes a temporary .ico each time), the menu only when
+its entries changed.
 
 For the composition root: `tray_available()` (can a tray run here, and if not, why). What the
 menu's clicks do outside the agent (open, copy) is agent.actions.
@@ -186,7 +187,7 @@ class Tray:
         self._wake = threading.Event()  # refresher backends: a view is waiting
         self._refresher: threading.Thread | None = None
         self._xorg: _XorgLoop | None = None  # set in run() before the icon is published
-        self._shown_health: Health | None = None
+        self._shown_icon: tuple[Health, bool] | None = None  # (colour, paused)
         self._shown_title: str | None = None
         self._shown_entries: tuple[MenuEntry, ...] | None = None
         self._counters = TrayCounters()
@@ -247,16 +248,16 @@ class Tray:
         with self._lock:
             view = self._view or TrayView(snapshot=None, now=time.time())
             self._view = view
-        health = overall_health(view)
-        text = tooltip(view, name=self._title)
+        shown_icon = (overall_health(view), view.paused)
+        text = tooltip(view, name=self._title, local_time=local_time)
         entries = build_menu(view, local_time=local_time)
         icon = pystray.Icon(
             self._title,
-            icon=render_icon(health, self._icon_size),
+            icon=render_icon(shown_icon[0], self._icon_size, paused=shown_icon[1]),
             title=_title(text, backend),
             menu=to_pystray_menu(entries, self._on_action, backend),
         )
-        self._shown_health, self._shown_title, self._shown_entries = health, text, entries
+        self._shown_icon, self._shown_title, self._shown_entries = shown_icon, text, entries
         if backend in _SELF_MARSHALLING:
             _close_only_what_pystray_showed(icon)
         if backend in _OWN_LOOP:
@@ -365,12 +366,12 @@ class Tray:
 
     def _apply(self, icon: Any, view: TrayView) -> bool:
         counters = self._counters
-        health = overall_health(view)
-        if health is not self._shown_health:
-            icon.icon = render_icon(health, self._icon_size)
-            self._shown_health = health
+        shown_icon = (overall_health(view), view.paused)
+        if shown_icon != self._shown_icon:
+            icon.icon = render_icon(shown_icon[0], self._icon_size, paused=shown_icon[1])
+            self._shown_icon = shown_icon
             counters = replace(counters, icon_changes=counters.icon_changes + 1)
-        text = tooltip(view, name=self._title)
+        text = tooltip(view, name=self._title, local_time=local_time)
         if text != self._shown_title:
             icon.title = _title(text, self._backend)
             self._native_tooltip(icon, text)

@@ -21,7 +21,7 @@ import pytest
 
 from agent.core.menu import MenuEntry, build_menu
 from agent.core.model import Health
-from agent.icons import HEALTH_COLOURS
+from agent.icons import HEALTH_COLOURS, OUTLINE_COLOUR
 from tests.helpers.desktop import (
     DesktopEnv,
     Region,
@@ -366,6 +366,30 @@ def test_pause_menu_item_reports_its_action(
     # "Resume" is enabled only while paused: reaching it proves the enabled state arrived.
     desktop_env.xdotool("key", *keys_to(menu_of(paused), "Notifications paused", "Resume"))
     assert app.wait_recorded("resume") == ["resume"]
+
+
+def test_paused_notifications_show_on_the_icon(
+    start_app: Any, desktop_env: DesktopEnv, tray_host: Region, screenshots: Path
+) -> None:
+    """The pause badge (agent.icons) appears on the docked icon and goes with Resume; the
+    state colour stays readable around it."""
+    desk = desktop_env
+    app: TrayApp = start_app(view_json())
+    _icon_at(desk, tray_host, Health.GREEN)
+
+    def dark() -> int:  # the badge is the outline's colour; the rim alone is far less
+        return find_colour(desk.screenshot(), OUTLINE_COLOUR, 30, tray_host)[0]
+
+    plain_dark, plain_green = dark(), _count(desk, tray_host, Health.GREEN)
+    app.publish(view_json(paused_until=NOW + 3600))
+    wait_for(lambda: dark() >= plain_dark * 1.3, message=f"no pause badge ({dark()} dark px)")
+    desk.save_screenshot(screenshots / "tray-paused.png", tray_host)
+    assert _count(desk, tray_host, Health.GREEN) >= max(MIN_PIXELS, plain_green * 0.7)
+    assert app.stats()["icon_changes"] == 1
+
+    app.publish(view_json())  # resumed
+    wait_for(lambda: dark() <= plain_dark * 1.1, message="the pause badge stayed")
+    assert app.stats()["icon_changes"] == 2
 
 
 def test_left_click_runs_the_default_item_on_gtk(
