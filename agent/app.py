@@ -24,6 +24,7 @@ from types import FrameType
 
 from agent import __version__, autostart, paths
 from agent.core.menu import TrayView
+from agent.core.model import Snapshot, TailscaleProblem
 from agent.core.notify_policy import pause_presets
 from agent.errors import AgentError, AutostartError
 from agent.history import History
@@ -31,9 +32,16 @@ from agent.monitor import Monitor, MonitorUpdate
 from agent.notify import Notifier, choose_notifier
 from agent.single_instance import InstanceLock
 from agent.tailscale import find_cli
-from agent.topology_source import load_topology, locate_topology
+from agent.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
 
-__all__ = ["AUTOSTART_REFRESH_S", "AgentOptions", "AutostartSwitch", "run_headless", "run_tray"]
+__all__ = [
+    "AUTOSTART_REFRESH_S",
+    "AgentOptions",
+    "AutostartSwitch",
+    "about_text",
+    "run_headless",
+    "run_tray",
+]
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +127,45 @@ def _pause_ends(now: float) -> tuple[float, float]:
     offset = datetime.fromtimestamp(now).astimezone().utcoffset()
     hour, morning = pause_presets(now, offset.total_seconds() if offset else 0.0)
     return hour.until_wall, morning.until_wall
+
+
+def _shown_path(path: Path, home: Path) -> str:
+    """A path for people: "~/.config/…" under the home folder (not on Windows)."""
+    if sys.platform != "win32" and path.is_relative_to(home):
+        return f"~/{path.relative_to(home)}"
+    return str(path)
+
+
+def about_text(
+    options: AgentOptions,
+    env: Mapping[str, str],
+    snapshot: Snapshot | None,
+    *,
+    home: Path | None = None,
+) -> tuple[str, str]:
+    """About's notification: the version as the title; the files in use and Tailscale's
+    version as a few short lines (a notification body has little room)."""
+    home = Path.home() if home is None else home
+    try:
+        location = locate_topology(options.topology, env)
+    except AgentError as error:
+        topology = error.message
+    else:
+        if location.origin == ORIGIN_BUNDLED:
+            topology = "the bundled default (Open topology file makes your own copy)"
+        else:
+            topology = _shown_path(location.path, home)
+    lines = [
+        f"Topology: {topology}",
+        f"Log folder: {_shown_path(paths.log_dir(), home)}",
+        f"History: {_shown_path(paths.history_path(), home)}",
+    ]
+    tailnet = snapshot.tailnet if snapshot is not None else None
+    if tailnet is not None and tailnet.version:
+        lines.append(f"Tailscale {tailnet.version.split('-')[0]}")  # "1.76.1-t…-g…"
+    elif tailnet is not None and tailnet.problem is TailscaleProblem.NOT_INSTALLED:
+        lines.append("Tailscale: not found on this machine")
+    return f"tailnet-agent {__version__}", "\n".join(lines)
 
 
 def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
@@ -279,10 +326,9 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             log_dir.mkdir(parents=True, exist_ok=True)
             actions.open_path(log_dir, "the log folder")
         elif action == "about":
-            notifier.notify(
-                f"tailnet-agent {__version__}",
-                "Watches your Tailscale network: peers, links and services.",
-            )
+            title, body = about_text(options, env, shown[0].snapshot)
+            log.info("%s: %s", title, body.replace("\n", "; "))
+            notifier.notify(title, body)
         elif action == "quit":
             tray.stop()  # run() returns on the main thread, which then stops the monitor
         elif action.startswith("open:"):

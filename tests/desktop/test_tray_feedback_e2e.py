@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from agent import __version__
 from agent.core.model import Health
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES, installed_agent
 from tests.desktop.test_headless_e2e import flaky_server
@@ -299,3 +300,25 @@ def test_without_a_clipboard_tool_the_user_is_told(
         _click(agent, tray_host, at, OPEN_LOGS)
         shown = notification_log.wait_for(lambda r: r["summary"] == "Could not open the log folder")
         assert shown["body"].endswith(f"Open it yourself: {agent.log_dir}"), shown
+
+
+# ==== rough edge: About showed no paths ========================================
+
+
+def test_about_names_the_files_in_use_and_the_versions(
+    desktop_env: DesktopEnv, tray_host: Region, notification_log: NotificationLog, tmp_path: Path
+) -> None:
+    desk = desktop_env
+    with agent_tray(desk, tray_host, tmp_path) as agent:
+        at = _icon_at(desk, tray_host, Health.GREEN)  # a sweep is in: Tailscale's version known
+        notification_log.mark()
+        _click(agent, tray_host, at, ABOUT)
+        about = notification_log.wait_for(lambda r: r["summary"].startswith("tailnet-agent"))
+    assert about["summary"] == f"tailnet-agent {__version__}"
+    history = agent.state / "tailnet-agent" / "history.sqlite3"
+    assert about["body"].splitlines() == [
+        f"Topology: {agent.topology}",
+        f"Log folder: {agent.log_dir}",
+        f"History: {history}",
+        "Tailscale 1.102.3",  # loopback_all_direct.json: "1.102.3-t5f2a9c1e7-g0b3d6a8f1"
+    ]
