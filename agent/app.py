@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -20,10 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import __version__, autostart, paths
 from agent.core.menu import TrayView
-from agent.core.model import Snapshot
+from agent.core.model import Snapshot, TailscaleProblem
 from agent.core.notify_policy import pause_presets
 from agent.core.tailnet import identify_self_by
 from agent.core.topology import format_duration
@@ -34,16 +34,20 @@ from agent.notify import Notifier, choose_notifier
 from agent.single_instance import InstanceLock
 from agent.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.tailscale import find_cli
-from agent.topology_source import load_topology, locate_topology
+from agent.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
 
 __all__ = [
     "AUTOSTART_REFRESH_S",
     "AgentOptions",
     "AutostartSwitch",
+    "about_text",
     "run_headless",
     "run_tray",
     "tray_view",
 ]
+
+if TYPE_CHECKING:
+    from agent.actions import DesktopActions
 
 log = logging.getLogger(__name__)
 
@@ -168,18 +172,43 @@ def _pause_ends(now: float) -> tuple[float, float]:
     return hour.until_wall, morning.until_wall
 
 
-def _open_path(path: Path) -> bool:
-    """Open a file or folder with the desktop's default application."""
+def _shown_path(path: Path, home: Path) -> str:
+    """A path for people: "~/.config/…" under the home folder (not on Windows)."""
+    if sys.platform != "win32" and path.is_relative_to(home):
+        return f"~/{path.relative_to(home)}"
+    return str(path)
+
+
+def about_text(
+    options: AgentOptions,
+    env: Mapping[str, str],
+    snapshot: Snapshot | None,
+    *,
+    home: Path | None = None,
+) -> tuple[str, str]:
+    """About's notification: the version as the title; the files in use and Tailscale's
+    version as a few short lines (a notification body has little room)."""
+    home = Path.home() if home is None else home
     try:
-        if sys.platform == "win32":
-            os.startfile(path)  # type: ignore[attr-defined,unused-ignore]
+        location = locate_topology(options.topology, env)
+    except AgentError as error:
+        topology = error.message
+    else:
+        if location.origin == ORIGIN_BUNDLED:
+            topology = "the bundled default (Open topology file makes your own copy)"
         else:
-            opener = "open" if sys.platform == "darwin" else "xdg-open"
-            subprocess.Popen([opener, str(path)], stdin=subprocess.DEVNULL)
-    except OSError as error:
-        log.warning("could not open %s: %s", path, error)
-        return False
-    return True
+            topology = _shown_path(location.path, home)
+    lines = [
+        f"Topology: {topology}",
+        f"Log folder: {_shown_path(paths.log_dir(), home)}",
+        f"History: {_shown_path(paths.history_path(), home)}",
+    ]
+    tailnet = snapshot.tailnet if snapshot is not None else None
+    if tailnet is not None and tailnet.version:
+        lines.append(f"Tailscale {tailnet.version.split('-')[0]}")  # "1.76.1-t…-g…"
+    elif tailnet is not None and tailnet.problem is TailscaleProblem.NOT_INSTALLED:
+        lines.append("Tailscale: not found on this machine")
+    return f"tailnet-agent {__version__}", "\n".join(lines)
 
 
 def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
@@ -195,11 +224,13 @@ def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
     return target
 
 
-def _open_topology_file(options: AgentOptions, env: Mapping[str, str], monitor: Monitor) -> None:
+def _open_topology_file(
+    options: AgentOptions, env: Mapping[str, str], monitor: Monitor, actions: DesktopActions
+) -> None:
     """ "Open topology file": the editable copy, opened, and watched by the monitor at once."""
     path = _editable_topology(options, env)
     monitor.check_now()  # the copy may have just become the file in use: reload it now
-    _open_path(path)
+    actions.open_path(path, "the topology file")
 
 
 class AutostartSwitch:
@@ -324,7 +355,8 @@ def tray_view(
 
 def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     """The tray on this (main) thread, the monitor in a worker thread."""
-    from agent.tray import Tray, copy_text, open_url, tray_available
+    from agent.actions import DesktopActions
+    from agent.tray import Tray, tray_available
 
     ok, why = tray_available()
     if not ok:
@@ -336,6 +368,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     notifier = choose_notifier(app_icon=paths.app_icon_path())
     holder: dict[str, Monitor] = {}
     switch = AutostartSwitch(options, notifier, autostart.backend(env=env))
+    actions = DesktopActions(notifier)
     # The last view published, so a toggle can republish it with the new checkbox. Views are
     # built and published under this lock: a monitor update racing a toggle cannot publish the
     # old checkbox after the new one.
@@ -368,22 +401,21 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             with view_lock:
                 publish(replace(shown[0], autostart=checked, autostart_note=switch.note()))
         elif action == "open_topology":
-            _open_topology_file(options, env, monitor)
+            _open_topology_file(options, env, monitor, actions)
         elif action == "open_logs":
             log_dir = paths.log_dir()
             log_dir.mkdir(parents=True, exist_ok=True)
-            _open_path(log_dir)
+            actions.open_path(log_dir, "the log folder")
         elif action == "about":
-            notifier.notify(
-                f"tailnet-agent {__version__}",
-                "Watches your Tailscale network: peers, links and services.",
-            )
+            title, body = about_text(options, env, shown[0].snapshot)
+            log.info("%s: %s", title, body.replace("\n", "; "))
+            notifier.notify(title, body)
         elif action == "quit":
             tray.stop()  # run() returns on the main thread, which then stops the monitor
         elif action.startswith("open:"):
-            open_url(action.removeprefix("open:"))
+            actions.open_url(action.removeprefix("open:"))
         elif action.startswith("copy:"):
-            copy_text(action.removeprefix("copy:"))
+            actions.copy(action.removeprefix("copy:"))
         else:
             log.warning("unknown menu action %r", action)
 

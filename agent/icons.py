@@ -4,9 +4,11 @@ This edge owns every pixel the agent shows. Glyphs are drawn as lines, arcs and 
 a font: fonts differ per OS and may be missing), at 4x and downsampled with LANCZOS so they stay
 crisp from 16 px to HiDPI. Each state has its own colour AND its own glyph shape, so the states
 stay distinguishable without colour (check, "!", "x", "?"). A dark rim around the disc and the
-glyph keeps the icon legible on light and dark bars.
+glyph keeps the icon legible on light and dark bars. While notifications are paused a small dark
+badge with white pause bars sits at the bottom right; the disc keeps its state colour.
 
     render_icon(Health.RED, 22)          -> PIL.Image.Image (RGBA 22x22), cached; do not mutate
+    render_icon(Health.RED, 22, paused=True)  -> the same with the pause badge
     app_icon_images()                    -> the app icon at APP_ICON_SIZES
     write_app_icon(Path("x.ico"))        -> writes .png / .ico / .icns by suffix
     icon_set()                           -> every committed file of icons/ and its frames
@@ -116,6 +118,14 @@ _GLYPHS: dict[Health, tuple[_Shape, ...]] = {
     ),
 }
 
+# Notifications paused: a dark badge with two white bars, at the bottom right, clear of the
+# state glyphs' centres (the tip of the red cross's arm is the only thing it covers).
+_PAUSE_BADGE = _Dot((0.77, 0.77), 0.19)
+_PAUSE_BARS: tuple[_Shape, ...] = (  # a gap of about a pixel between them at 16 px
+    _Line(((0.71, 0.71), (0.71, 0.83)), 0.075),
+    _Line(((0.83, 0.71), (0.83, 0.83)), 0.075),
+)
+
 # Three peers joined in a triangle: the app, not a state.
 _APP_GLYPH: tuple[_Shape, ...] = (
     _Line(((0.5, 0.29), (0.295, 0.65), (0.705, 0.65), (0.5, 0.29)), 0.065),
@@ -169,7 +179,7 @@ def _draw_shapes(
                 cap(_arc_point(shape, degrees), width / 2)
 
 
-def _render(disc: RGB, glyph: Sequence[_Shape], size: int) -> Image.Image:
+def _render(disc: RGB, glyph: Sequence[_Shape], size: int, *, paused: bool = False) -> Image.Image:
     if size < 8:
         raise ValueError(f"icon size {size} px is too small (at least 8)")
     factor = 4 if size <= 256 else 2
@@ -192,16 +202,22 @@ def _render(disc: RGB, glyph: Sequence[_Shape], size: int) -> Image.Image:
     rim = max(_GLYPH_RIM * canvas, 0.5 * factor)
     _draw_shapes(draw, glyph, canvas, rim, (*OUTLINE_COLOUR, 255))
     _draw_shapes(draw, glyph, canvas, 0.0, (*GLYPH_COLOUR, 255))
+    if paused:
+        _draw_shapes(draw, (_PAUSE_BADGE,), canvas, 0.0, (*OUTLINE_COLOUR, 255))
+        _draw_shapes(draw, _PAUSE_BARS, canvas, 0.0, (*GLYPH_COLOUR, 255))
     return image.resize((size, size), Image.Resampling.LANCZOS)
 
 
 # ==== public ===================================================================
 
 
-@functools.lru_cache(maxsize=64)
-def render_icon(health: Health, size: int = 64) -> Image.Image:
-    """The tray icon for `health`, `size` x `size` RGBA. Cached: treat it as read-only."""
-    return _render(HEALTH_COLOURS[health], _GLYPHS[health], size)
+@functools.lru_cache(maxsize=128)
+def render_icon(health: Health, size: int = 64, *, paused: bool = False) -> Image.Image:
+    """The tray icon for `health`, `size` x `size` RGBA; `paused` adds the pause badge.
+
+    Cached: treat it as read-only.
+    """
+    return _render(HEALTH_COLOURS[health], _GLYPHS[health], size, paused=paused)
 
 
 @functools.lru_cache(maxsize=16)
@@ -242,7 +258,8 @@ def icon_set() -> dict[str, list[Image.Image]]:
     """Every committed icon file (a path relative to icons/) and the frames it must hold.
 
     The app icon as .ico (16-256), .icns (32-1024) and .png (256), one PNG per size from 16 to
-    1024 in png/, and the tray's per-state icons in tray/ at the sizes trays ask for.
+    1024 in png/, and the tray's per-state icons in tray/ at the sizes trays ask for, plain and
+    with the pause badge.
     """
     files: dict[str, list[Image.Image]] = {
         f"{APP_ICON_NAME}.png": [render_app_icon(256)],
@@ -254,6 +271,9 @@ def icon_set() -> dict[str, list[Image.Image]]:
     for health in Health:
         for size in STATE_ICON_SIZES:
             files[f"tray/{health.value}-{size}.png"] = [render_icon(health, size)]
+            files[f"tray/{health.value}-paused-{size}.png"] = [
+                render_icon(health, size, paused=True)
+            ]
     return files
 
 

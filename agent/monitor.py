@@ -412,13 +412,20 @@ class Monitor:
         loop = asyncio.get_running_loop()
         for note in notes:
             send = functools.partial(
-                self._notifier.notify, note.title, note.message, critical=note.critical
+                self._notifier.notify,
+                note.title,
+                note.message,
+                critical=note.critical,
+                key=note.key,
+                replaces=note.replaces,
             )
             try:
                 delivered = await loop.run_in_executor(None, send)
             except Exception:  # a notifier must never take the monitor down
                 log.exception("the notifier failed")
                 delivered = False
+            if not delivered and self._notifier.name == "log":
+                continue  # agent.notify.LogNotifier wrote it down: nothing was to be shown
             log.info(
                 "notification %s: %s — %s",
                 "shown" if delivered else "NOT shown",

@@ -14,16 +14,24 @@ Backends and where each one is used (choose_notifier):
   which (2.1.0) silently loses notifications when a directory /app exists (it assumes Flatpak
   and calls the portal through gdbus), needs dbus-python (a C extension that only builds with
   libdbus-1-dev and a compiler) or else falls back to notify-send, which drops the icon, sends
-  "never expire" and cannot say "critical". Here the urgency, icon and timeout are ours, a
-  failure is an error reply we can see, and the bus address can be injected (tests).
-- PlyerNotifier: Windows (plyer's balloon, shown as a toast; app_icon must be a .ico), and the
-  Linux fallback when dbus-fast is missing. On Linux it picks plyer's implementation itself:
-  dbus-python if importable, else notify-send, never the Flatpak portal.
+  "never expire", cannot say "critical" and ignores notify-send's exit status (a notification
+  that failed was logged as shown). Here the urgency, icon and timeout are ours, a failure is
+  an error reply we can see, and the bus address can be injected (tests).
+- NotifySendNotifier: Linux's fallback: libnotify's `notify-send`, run with an argv list, its
+  exit status read (it fails when no notification service answers).
+- PlyerNotifier: Windows (plyer's balloon, shown as a toast; app_icon must be a .ico), and on
+  Linux only plyer's dbus-python implementation (never its Flatpak portal guess, nor its
+  notify-send path: NotifySendNotifier runs that honestly).
 - DesktopNotifierBackend: the desktop-notifier library. macOS inside the signed .app
   (UNUserNotificationCenter); it also works on Linux over D-Bus, which is how it is tested.
 - OsascriptNotifier: macOS outside the .app, and the fallback inside it:
   `osascript -e 'display notification "<msg>" with title "<title>"'`, one argv element, no shell.
-- LogNotifier: the log only; the last fallback (headless servers, no session bus).
+- LogNotifier: the log only; the last fallback (headless servers, no session bus). Its
+  `notify` returns False: nothing reached a desktop.
+
+Every Linux backend needs the session bus. Where there is none (DBUS_SESSION_BUS_ADDRESS unset,
+no $XDG_RUNTIME_DIR/bus, no X display to autolaunch one: a server, `run --headless` over ssh)
+none of them is chosen, and choose_notifier says once that notifications go to the log only.
 
 DbusNotifier and DesktopNotifierBackend run their asyncio code on a private event-loop thread,
 so `notify` may be called from any thread, including one running its own asyncio loop (the
@@ -40,9 +48,10 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
     "APP_NAME",
@@ -51,11 +60,13 @@ __all__ = [
     "LogNotifier",
     "Notifier",
     "NotifierUnavailable",
+    "NotifySendNotifier",
     "OsascriptNotifier",
     "PlyerNotifier",
     "applescript_string",
     "choose_notifier",
     "notifier_order",
+    "session_bus_address",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,15 +78,30 @@ NOTIFICATIONS_NAME = "org.freedesktop.Notifications"
 NOTIFICATIONS_PATH = "/org/freedesktop/Notifications"
 URGENCY_NORMAL = 1
 URGENCY_CRITICAL = 2
+SHOWN_MAX = 200  # keys remembered per notifier for `replaces` (the newest)
 
 
 @runtime_checkable
 class Notifier(Protocol):
-    """Shows one desktop notification. Never raises for an operational failure."""
+    """Shows one desktop notification. Never raises for an operational failure.
+
+    `key` names this notification so a later one can make it obsolete; `replaces` lists the
+    keys of shown notifications this one makes obsolete (agent.core.notify_policy: a recovery
+    and the alarm it ends). The first of them still on screen is replaced in place, the others
+    are closed, where the platform allows (see each backend); unknown keys are ignored.
+    """
 
     name: str
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool: ...
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool: ...
 
 
 class NotifierUnavailable(Exception):
@@ -128,6 +154,50 @@ def _uri(path: Path | None) -> str:
     return path.resolve().as_uri() if path is not None else ""
 
 
+class _Shown(Generic[T]):
+    """The platform's ids of shown notifications, by key (the newest SHOWN_MAX; thread-safe)."""
+
+    def __init__(self) -> None:
+        self._ids: OrderedDict[str, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, key: str | None, native: T) -> None:
+        if key is None:
+            return
+        with self._lock:
+            self._ids[key] = native
+            self._ids.move_to_end(key)
+            while len(self._ids) > SHOWN_MAX:
+                self._ids.popitem(last=False)
+
+    def take(self, keys: Sequence[str]) -> list[T]:
+        """Forget `keys`; their platform ids, in order, for those still known."""
+        with self._lock:
+            return [self._ids.pop(k) for k in keys if k in self._ids]
+
+
+NO_SESSION_BUS = "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset, no $XDG_RUNTIME_DIR/bus)"
+
+
+def session_bus_address(env: Mapping[str, str] = os.environ) -> str | None:
+    """The session bus as libdbus and GDBus find it: $DBUS_SESSION_BUS_ADDRESS, else the
+    systemd user bus at $XDG_RUNTIME_DIR/bus; None when neither is there (dbus-fast alone
+    looks only at the variable)."""
+    address = env.get("DBUS_SESSION_BUS_ADDRESS", "")
+    if address:
+        return address
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    if runtime and (Path(runtime) / "bus").is_socket():
+        return f"unix:path={Path(runtime) / 'bus'}"
+    return None
+
+
+def _require_session_bus(env: Mapping[str, str]) -> None:
+    """NotifierUnavailable when no session bus can be reached (an X display may autolaunch)."""
+    if session_bus_address(env) is None and not env.get("DISPLAY"):
+        raise NotifierUnavailable(NO_SESSION_BUS)
+
+
 # ==== Linux: D-Bus =============================================================
 
 
@@ -137,6 +207,7 @@ class DbusNotifier:
     The constructor connects to the session bus (or `bus_address`) and raises
     NotifierUnavailable when there is none. The notification daemon itself may appear later
     (autostart races the desktop), so its absence is a failed `notify`, not an init error.
+    `replaces`: Notify with the replaces_id of the first one, CloseNotification for the rest.
     """
 
     name = "dbus"
@@ -154,6 +225,9 @@ class DbusNotifier:
             from dbus_fast.aio import MessageBus
         except ImportError as exc:
             raise NotifierUnavailable(f"dbus-fast is not installed: {exc}") from exc
+        if bus_address is None:
+            _require_session_bus(os.environ)
+            bus_address = session_bus_address()  # None: dbus-fast's own search (X11)
         self._message_bus = MessageBus
         self._app_name = app_name
         self._icon = _uri(app_icon)
@@ -161,6 +235,7 @@ class DbusNotifier:
         self._expire_ms = expire_ms
         self._timeout_s = timeout_s
         self._runner = _LoopThread("tailnet-agent-dbus-notify")
+        self._shown: _Shown[int] = _Shown()
         self._bus: Any = None
         self._connect_lock: asyncio.Lock | None = None  # made on the loop thread
         try:
@@ -178,7 +253,9 @@ class DbusNotifier:
                 self._bus = await self._message_bus(bus_address=self._bus_address).connect()
             return self._bus
 
-    async def _notify(self, title: str, message: str, critical: bool) -> int:
+    async def _notify(
+        self, title: str, message: str, critical: bool, stale: Sequence[int] = ()
+    ) -> int:
         from dbus_fast import Message, MessageType, Variant
 
         bus = await self._connected()
@@ -192,7 +269,7 @@ class DbusNotifier:
                 signature="susssasa{sv}i",
                 body=[
                     self._app_name,
-                    0,
+                    stale[0] if stale else 0,  # replaces_id
                     self._icon,
                     title,
                     message,
@@ -206,16 +283,39 @@ class DbusNotifier:
             detail = reply.body[0] if reply is not None and reply.body else ""
             error = reply.error_name if reply is not None else "no reply"
             raise RuntimeError(f"{error}: {detail}".rstrip(": "))
+        for other in stale[1:]:
+            closed = await bus.call(
+                Message(
+                    destination=NOTIFICATIONS_NAME,
+                    path=NOTIFICATIONS_PATH,
+                    interface=NOTIFICATIONS_NAME,
+                    member="CloseNotification",
+                    signature="u",
+                    body=[other],
+                )
+            )
+            if closed is None or closed.message_type != MessageType.METHOD_RETURN:
+                log.debug("notification %d not closed (already gone?)", other)
         return int(reply.body[0])
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
+        stale = self._shown.take(replaces)
         try:
             notification_id = self._runner.run(
-                self._notify(title, message, critical), self._timeout_s
+                self._notify(title, message, critical, stale), self._timeout_s
             )
         except Exception as exc:
             log.warning("notification not delivered (%s): %r: %s", self.name, title, exc)
             return False
+        self._shown.remember(key, notification_id)
         log.debug("notification %d sent (%s): %r", notification_id, self.name, title)
         return True
 
@@ -232,6 +332,115 @@ class DbusNotifier:
         except Exception as exc:
             log.debug("dbus notifier disconnect: %s", exc)
         self._runner.close()
+
+
+# ==== Linux fallback: notify-send ==============================================
+
+
+class NotifySendNotifier:
+    """libnotify's `notify-send`, run with an argv list; its exit status is the answer.
+
+    It exits non-zero when it cannot reach the bus ("Cannot autolaunch D-Bus without X11
+    $DISPLAY") or no notification service answers; that is a failed `notify`, logged with what
+    it printed. The constructor raises NotifierUnavailable without notify-send or without a
+    session bus. Where it knows --print-id and --replace-id (libnotify 0.7.10 and later, asked
+    once through --help), `replaces` replaces the first one in place; it cannot close others.
+    """
+
+    name = "notify-send"
+
+    def __init__(
+        self,
+        *,
+        app_name: str = APP_NAME,
+        app_icon: Path | None = None,
+        executable: str | None = None,
+        expire_ms: int = 10_000,
+        timeout_s: float = 10.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        found = executable or shutil.which("notify-send")
+        if not found:
+            raise NotifierUnavailable("notify-send not found (apt-get install libnotify-bin)")
+        _require_session_bus(os.environ if env is None else env)
+        self._executable = found
+        self._app_name = app_name
+        self._icon = str(app_icon.resolve()) if app_icon is not None else ""
+        self._expire_ms = expire_ms
+        self._timeout_s = timeout_s
+        self._shown: _Shown[int] = _Shown()
+        self.knows_ids = self._knows_ids()
+
+    def _knows_ids(self) -> bool:
+        try:
+            done = subprocess.run(
+                [self._executable, "--help"],
+                capture_output=True,
+                text=True,
+                timeout=self._timeout_s,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return "--print-id" in done.stdout and "--replace-id" in done.stdout
+
+    def argv(
+        self, title: str, message: str, *, critical: bool = False, replace_id: int = 0
+    ) -> list[str]:
+        """The command for one notification (options first, `--`, then summary and body)."""
+        argv = [
+            self._executable,
+            f"--app-name={self._app_name}",
+            f"--urgency={'critical' if critical else 'normal'}",
+            f"--expire-time={0 if critical else self._expire_ms}",
+        ]
+        if self._icon:
+            argv.append(f"--icon={self._icon}")
+        if self.knows_ids:
+            argv.append("--print-id")
+            if replace_id:
+                argv.append(f"--replace-id={replace_id}")
+        # notify-send unescapes the body (g_strcompress: "\\t" would become a tab).
+        return [*argv, "--", title, message.replace("\\", "\\\\")]
+
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
+        stale = self._shown.take(replaces)
+        try:
+            done = subprocess.run(
+                self.argv(title, message, critical=critical, replace_id=stale[0] if stale else 0),
+                capture_output=True,
+                text=True,
+                timeout=self._timeout_s,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("notification not delivered (%s): %r: %s", self.name, title, exc)
+            return False
+        if done.returncode != 0:
+            log.warning(
+                "notification not delivered (%s, exit %d): %r: %s",
+                self.name,
+                done.returncode,
+                title,
+                done.stderr.strip()[:300],
+            )
+            return False
+        if self.knows_ids:
+            try:
+                self._shown.remember(key, int(done.stdout.split()[-1]))
+            except (IndexError, ValueError):
+                log.debug("notify-send printed no id: %r", done.stdout[:100])
+        return True
 
 
 # ==== plyer: Windows, Linux fallback ===========================================
@@ -252,17 +461,14 @@ def _plyer_implementation(platform: str) -> Any:
 
         if os.path.isdir("/app"):
             log.info("/app exists: not using plyer's Flatpak portal guess")
+        _require_session_bus(os.environ)
         try:
             importlib.import_module("dbus")
         except ImportError:
-            pass
-        else:
-            return linux.NotifyDbus()
-        if shutil.which("notify-send"):
-            return linux.NotifySendNotification()
-        raise NotifierUnavailable(
-            "plyer needs dbus-python or notify-send (apt-get install libnotify-bin)"
-        )
+            raise NotifierUnavailable(
+                "plyer needs dbus-python on Linux (its notify-send path is NotifySendNotifier)"
+            ) from None
+        return linux.NotifyDbus()
     raise NotifierUnavailable(f"plyer notifications are not used on {platform}")
 
 
@@ -272,8 +478,10 @@ class PlyerNotifier:
     On Windows `app_icon` must be a .ico (given a .png, the .ico beside it is used, else
     none); the toast carries the exe's name (app_name is
     ignored by Windows) and plyer shows it from its own thread, so success means "handed
-    over". On Linux `critical` and the icon reach the server through plyer's notify-send or
-    dbus-python implementation; with notify-send a failed delivery cannot be seen.
+    over". On Linux `critical` and the icon reach the server through plyer's dbus-python
+    implementation, which raises when the call fails. `replaces` does nothing: the balloon
+    cannot be taken back once given to Windows (it goes on its own after `timeout_s`, and
+    Windows may keep it in the Action Center), and plyer drops the D-Bus id it got back.
     """
 
     name = "plyer"
@@ -316,14 +524,19 @@ class PlyerNotifier:
         except ImportError:
             return {"urgency": urgency}
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
         try:
             if self._platform.startswith("linux"):
-                if type(self._impl).__name__ == "NotifySendNotification":
-                    # notify-send unescapes the body (g_strcompress: "\t" becomes a tab).
-                    message = message.replace("\\", "\\\\")
                 # plyer's facade forwards only some keys; its Linux implementations read
-                # more (icon, urgency, expire_time for notify-send; hints for dbus-python).
+                # more (app_icon and hints: the urgency, for dbus-python).
                 self._impl._notify(
                     title=title,
                     message=message,
@@ -359,7 +572,9 @@ class DesktopNotifierBackend:
     """The desktop-notifier library (UNUserNotificationCenter in the signed .app, D-Bus on Linux).
 
     Raises NotifierUnavailable where the library would only use its silent dummy backend
-    (macOS outside an app bundle, unsupported systems).
+    (macOS outside an app bundle, unsupported systems). It has no replace: for `replaces`
+    each is cleared (removeDeliveredNotifications on macOS, CloseNotification on Linux) before
+    the new one is sent.
     """
 
     name = "desktop-notifier"
@@ -384,8 +599,22 @@ class DesktopNotifierBackend:
         icon = dn.Icon(path=app_icon.resolve()) if app_icon is not None else None
         self._notifier = dn.DesktopNotifier(app_name=app_name, app_icon=icon)
         self._runner = _LoopThread("tailnet-agent-desktop-notifier")
+        self._shown: _Shown[str] = _Shown()
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
+        for identifier in self._shown.take(replaces):
+            try:
+                self._runner.run(self._notifier.clear(identifier), self._timeout_s)
+            except Exception as exc:  # already dismissed: the library forgot it
+                log.debug("desktop-notifier could not clear %s: %r", identifier, exc)
         dn = self._dn
         dispatched = threading.Event()  # the library logs failures instead of raising
         notification = dn.Notification(
@@ -402,6 +631,7 @@ class DesktopNotifierBackend:
         if not dispatched.is_set():
             log.warning("notification not delivered (%s): %r", self.name, title)
             return False
+        self._shown.remember(key, notification.identifier)
         return True
 
     def close(self) -> None:
@@ -452,6 +682,7 @@ class OsascriptNotifier:
     """`osascript -e 'display notification ...'`: zero dependencies, always on macOS.
 
     Shown under Script Editor's name and icon; macOS may ask the user to allow it first.
+    `replaces` does nothing: AppleScript cannot remove a notification it displayed.
     """
 
     name = "osascript"
@@ -471,7 +702,15 @@ class OsascriptNotifier:
             f"with title {applescript_string(title)}"
         )
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
         argv = [self._executable, "-e", self.script(title, message)]
         try:
             done = subprocess.run(
@@ -501,19 +740,35 @@ class OsascriptNotifier:
 
 
 class LogNotifier:
-    """Writes each notification to the log: the last fallback, and useful on headless servers."""
+    """Writes each notification to the log: the last fallback, and useful on headless servers.
+
+    `notify` returns False, honestly: nothing was shown on a desktop (the monitor does not log
+    "notification shown" for it; choose_notifier said once that notifications go to the log).
+    """
 
     name = "log"
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._log = logger or log
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
         level = logging.WARNING if critical else logging.INFO
         self._log.log(
-            level, "notification%s: %s: %s", " (critical)" if critical else "", title, message
+            level,
+            "notification (log only%s): %s: %s",
+            ", critical" if critical else "",
+            title,
+            message,
         )
-        return True
+        return False
 
 
 # ==== choosing =================================================================
@@ -528,7 +783,7 @@ def notifier_order(platform: str, frozen: bool) -> list[str]:
     if platform == "win32":
         return ["plyer", "log"]
     if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
-        return ["dbus", "plyer", "log"]
+        return ["dbus", "notify-send", "plyer", "log"]
     return ["log"]
 
 
@@ -538,6 +793,7 @@ def _default_factories(platform: str, app_icon: Path | None) -> dict[str, Notifi
         "osascript": lambda: OsascriptNotifier(),
         "plyer": lambda: PlyerNotifier(platform=platform, app_icon=app_icon),
         "dbus": lambda: DbusNotifier(app_icon=app_icon),
+        "notify-send": lambda: NotifySendNotifier(app_icon=app_icon),
         "log": lambda: LogNotifier(),
     }
 
@@ -552,19 +808,29 @@ def choose_notifier(
     """The best notifier that initialises here; LogNotifier when none does.
 
     macOS: desktop-notifier inside the frozen .app, else osascript. Windows: plyer. Linux:
-    D-Bus (dbus-fast), then plyer. `app_icon` is a PNG on Linux, a .ico on Windows.
-    `factories` (name -> zero-argument constructor) replace the defaults, for tests.
+    D-Bus (dbus-fast), then notify-send, then plyer (dbus-python). `app_icon` is a PNG on
+    Linux, a .ico on Windows. `factories` (name -> zero-argument constructor) replace the
+    defaults, for tests. When only the log is left, one warning says so and why.
     """
     if frozen is None:
         frozen = bool(getattr(sys, "frozen", False))
     available = dict(_default_factories(platform, app_icon))
     available.update(factories or {})
+    why: dict[str, str] = {}
     for name in notifier_order(platform, frozen):
         try:
             notifier = available[name]()
         except Exception as exc:
-            log.info("notifier %s unavailable: %s", name, exc)
+            why[name] = str(exc) or type(exc).__name__
+            log.info("notifier %s unavailable: %s", name, why[name])
             continue
+        if isinstance(notifier, LogNotifier):
+            break
         log.info("notifications via %s", notifier.name)
         return notifier
+    reasons = sorted(set(why.values()), key=list(why.values()).index)
+    log.warning(
+        "no desktop notifications here (%s): notifications go to the log only",
+        "; ".join(reasons) or f"none is used on {platform}",
+    )
     return LogNotifier()

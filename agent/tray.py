@@ -1,6 +1,7 @@
 """The tray edge: the one module that talks to pystray (icon, tooltip, menu, clicks).
 
-`Tray` shows the latest TrayView: the icon colour (agent.icons.render_icon), the tooltip and
+`Tray` shows the latest TrayView: the icon colour (agent.icons.render_icon, with its pause badge
+while notifications are paused), the tooltip ("… · notifications paused until 14:00") and
 the menu built by agent.core.menu, and hands every click to `on_action(action_id)`. pystray
 is imported lazily, inside methods: `import pystray` picks its backend at import time and
 raises (Xlib's DisplayNameError, not ImportError) where there is no display.
@@ -24,25 +25,20 @@ Threads — workers publish, one UI thread applies (desktop-pitfalls.md section 
 
 `publish` never blocks on the UI: it stores the view and asks for one apply; views that
 arrive before the apply ran are coalesced (the newest wins). The icon image is set only when
-the colour changes (Windows writes a temporary .ico each time), the menu only when its
-entries changed.
+the colour or the pause changes (Windows writes a temporary .ico each time), the menu only when
+its entries changed.
 
-Helpers for the composition root: `tray_available()` (can a tray run here, and if not, why),
-`open_url(url)` (http/https only, through webbrowser) and `copy_text(text)` (pbcopy, clip,
-wl-copy, xclip or xsel, argv lists, no shell).
+For the composition root: `tray_available()` (can a tray run here, and if not, why). What the
+menu's clicks do outside the agent (open, copy) is agent.actions.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
 import sys
 import threading
 import time
-import urllib.parse
-import webbrowser
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -58,10 +54,7 @@ __all__ = [
     "Tray",
     "TrayCounters",
     "backend_name",
-    "clipboard_commands",
-    "copy_text",
     "local_time",
-    "open_url",
     "to_pystray_menu",
     "tray_available",
 ]
@@ -74,7 +67,6 @@ _MAIN_THREAD_ONLY = frozenset({"darwin"})  # apply through AppHelper.callAfter
 _OWN_LOOP = frozenset({"xorg"})  # apply through _XorgLoop, on pystray's loop thread
 _POSTED = _SELF_MARSHALLING | _MAIN_THREAD_ONLY | _OWN_LOOP  # the rest: the refresher thread
 _NEEDS_SESSION_BUS = frozenset({"gtk", "appindicator"})  # hang at run() without one
-CLIPBOARD_TIMEOUT_S = 5.0
 MENU_RETRY_S = 0.5  # win32: how soon a menu update held back by an open menu is retried
 _GUI_INMENUMODE = 0x0004  # GUITHREADINFO.flags (winuser.h)
 _GUI_POPUPMENUMODE = 0x0010
@@ -195,7 +187,7 @@ class Tray:
         self._wake = threading.Event()  # refresher backends: a view is waiting
         self._refresher: threading.Thread | None = None
         self._xorg: _XorgLoop | None = None  # set in run() before the icon is published
-        self._shown_health: Health | None = None
+        self._shown_icon: tuple[Health, bool] | None = None  # (colour, paused)
         self._shown_title: str | None = None
         self._shown_entries: tuple[MenuEntry, ...] | None = None
         self._counters = TrayCounters()
@@ -256,16 +248,18 @@ class Tray:
         with self._lock:
             view = self._view or TrayView(snapshot=None, now=time.time())
             self._view = view
-        health = overall_health(view)
-        text = tooltip(view, name=self._title)
+        shown_icon = (overall_health(view), view.paused)
+        text = tooltip(view, name=self._title, local_time=local_time)
         entries = build_menu(view, local_time=local_time)
         icon = pystray.Icon(
             self._title,
-            icon=render_icon(health, self._icon_size),
+            icon=render_icon(shown_icon[0], self._icon_size, paused=shown_icon[1]),
             title=_title(text, backend),
             menu=to_pystray_menu(entries, self._on_action, backend),
         )
-        self._shown_health, self._shown_title, self._shown_entries = health, text, entries
+        self._shown_icon, self._shown_title, self._shown_entries = shown_icon, text, entries
+        if backend in _SELF_MARSHALLING:
+            _close_only_what_pystray_showed(icon)
         if backend in _OWN_LOOP:
             self._xorg = _XorgLoop(icon)
         with self._lock:
@@ -372,12 +366,12 @@ class Tray:
 
     def _apply(self, icon: Any, view: TrayView) -> bool:
         counters = self._counters
-        health = overall_health(view)
-        if health is not self._shown_health:
-            icon.icon = render_icon(health, self._icon_size)
-            self._shown_health = health
+        shown_icon = (overall_health(view), view.paused)
+        if shown_icon != self._shown_icon:
+            icon.icon = render_icon(shown_icon[0], self._icon_size, paused=shown_icon[1])
+            self._shown_icon = shown_icon
             counters = replace(counters, icon_changes=counters.icon_changes + 1)
-        text = tooltip(view, name=self._title)
+        text = tooltip(view, name=self._title, local_time=local_time)
         if text != self._shown_title:
             icon.title = _title(text, self._backend)
             self._native_tooltip(icon, text)
@@ -400,6 +394,38 @@ class Tray:
         status_icon = getattr(icon, "_status_icon", None)
         if status_icon is not None and hasattr(status_icon, "set_tooltip_text"):
             status_icon.set_tooltip_text(text)
+
+
+def _close_only_what_pystray_showed(icon: Any) -> None:
+    """gtk/appindicator: on the way out, close pystray's own notification only if it showed one.
+
+    pystray 0.19.5's `_finalize` (run when its loop ends) always calls CloseNotification for
+    its last notification id, 0 when it never showed one, which the agent never asks it to
+    (notifications go through agent.notify). With nobody owning org.freedesktop.Notifications
+    the call fails with GLib.GError ServiceUnknown and the error escapes `icon.run()`: Quit
+    ended with a traceback and exit status 1. Here the close is skipped when pystray has shown
+    nothing (its `_nid` is 0), and a failure to close a real one is logged, not raised.
+    Uses pystray's private `_finalize`, `_notifier` and `_nid` (pystray is pinned to 0.19.5).
+    """
+    finalize = icon._finalize
+
+    def finalize_quietly() -> None:
+        notifier = getattr(icon, "_notifier", None)
+        if notifier is not None:
+            hide = notifier.hide
+
+            def hide_if_shown() -> None:
+                if not getattr(notifier, "_nid", 0):
+                    return  # pystray showed nothing: there is nothing to close
+                try:
+                    hide()
+                except Exception as error:  # GLib.Error: no notification service any more
+                    log.debug("could not close pystray's notification: %s", error)
+
+            notifier.hide = hide_if_shown
+        finalize()
+
+    icon._finalize = finalize_quietly
 
 
 class _XorgLoop:
@@ -562,71 +588,3 @@ def tray_available() -> tuple[bool, str]:
             f"the {name} tray needs a desktop session; {headless}"
         )
     return True, f"pystray backend '{name}'"
-
-
-# ==== actions the menu offers ==================================================
-
-
-def open_url(url: str) -> bool:
-    """Open an http(s) URL in the default browser; refuse anything else. True when opened."""
-    parts = urllib.parse.urlsplit(url)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or any(ord(c) < 0x21 or c == "\x7f" for c in url)
-    ):
-        log.warning("refused to open %r: only http and https URLs", url)
-        return False
-    try:
-        return webbrowser.open(url)
-    except webbrowser.Error as exc:
-        log.warning("no browser to open %s: %s", url, exc)
-        return False
-
-
-def clipboard_commands() -> list[tuple[list[str], str]]:
-    """The clipboard writers found here, best first: (argv, stdin encoding)."""
-    candidates: list[tuple[list[str], str]]
-    if sys.platform == "darwin":
-        candidates = [(["pbcopy"], "utf-8")]
-    elif sys.platform == "win32":
-        candidates = [(["clip"], "utf-16")]  # clip.exe reads UTF-16 with a BOM as Unicode
-    else:
-        candidates = []
-        if os.environ.get("WAYLAND_DISPLAY"):
-            candidates.append((["wl-copy"], "utf-8"))
-        if os.environ.get("DISPLAY"):
-            candidates.append((["xclip", "-selection", "clipboard", "-in"], "utf-8"))
-            candidates.append((["xsel", "--clipboard", "--input"], "utf-8"))
-    found: list[tuple[list[str], str]] = []
-    for argv, encoding in candidates:
-        path = shutil.which(argv[0])
-        if path is not None:
-            found.append(([path, *argv[1:]], encoding))
-    return found
-
-
-def copy_text(text: str) -> bool:
-    """Put `text` on the clipboard. False when no clipboard tool is available or all failed."""
-    env = dict(os.environ)
-    if sys.platform == "darwin":
-        env.setdefault("LANG", "en_US.UTF-8")  # pbcopy reads stdin in the locale's encoding
-    for argv, encoding in clipboard_commands():
-        try:
-            # xclip, xsel and wl-copy fork a child that serves the selection: no output pipes,
-            # or run() would wait for that child.
-            subprocess.run(
-                argv,
-                input=text.encode(encoding),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                timeout=CLIPBOARD_TIMEOUT_S,
-                check=True,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("%s could not copy: %s", Path(argv[0]).name, exc)
-            continue
-        return True
-    log.warning("no clipboard tool found (pbcopy, clip, wl-copy, xclip or xsel)")
-    return False

@@ -27,7 +27,15 @@ class Notes:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
         self.sent.append((title, message))
         return True
 

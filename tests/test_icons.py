@@ -126,6 +126,49 @@ def test_states_differ_without_colour(size: int) -> None:
         assert len(differ) >= 0.35 * len(union), (a, b, len(differ), len(union))
 
 
+# ==== paused notifications: a mark on the icon ==================================
+
+
+def _badge_region(size: int) -> set[tuple[int, int]]:
+    lo = int(size * 0.56)  # the badge spans 0.6 to 1.0 of the width, plus anti-aliasing
+    return {(x, y) for x in range(lo, size) for y in range(lo, size)}
+
+
+@pytest.mark.parametrize(("health", "size"), CASES)
+def test_paused_icon_keeps_the_state_colour_and_adds_a_pause_mark(
+    health: Health, size: int
+) -> None:
+    plain, paused = render_icon(health, size), render_icon(health, size, paused=True)
+    assert paused.size == (size, size) and paused.mode == "RGBA"
+    # The mark sits at the bottom right: it changes pixels there and nowhere else.
+    changed = {
+        (i % size, i // size)
+        for i, (a, b) in enumerate(zip(_pixels(plain), _pixels(paused), strict=True))
+        if _dist(a, b) > 3 * 24**2
+    }
+    corner = _badge_region(size)
+    assert changed and changed <= corner, sorted(changed - corner)
+    # White bars on a dark badge: both there, in the corner.
+    white = _glyph_mask(paused) & corner
+    dark = {xy for xy in corner if _lum(paused.getpixel(xy)) < 60 and paused.getpixel(xy)[3] > 200}  # type: ignore[arg-type,index]
+    assert len(white) >= max(2, size * size * 0.008), len(white)
+    assert len(dark) >= size * size * 0.03, len(dark)
+    # The state colour is still most of the disc.
+    colour = HEALTH_COLOURS[health]
+    plain_count = sum(1 for p in _pixels(plain) if p[3] == 255 and _dist(p, colour) <= 3 * 24**2)
+    paused_count = sum(1 for p in _pixels(paused) if p[3] == 255 and _dist(p, colour) <= 3 * 24**2)
+    assert paused_count >= 0.75 * plain_count, (paused_count, plain_count)
+    assert paused.getpixel((size - 1, size - 1))[3] < 8  # type: ignore[index]  # invisible
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s}px")
+def test_paused_states_still_differ_without_colour(size: int) -> None:
+    masks = {h: _glyph_mask(render_icon(h, size, paused=True)) for h in Health}
+    for a, b in itertools.combinations(Health, 2):
+        union = masks[a] | masks[b]
+        assert len(masks[a] ^ masks[b]) >= 0.3 * len(union), (a, b)
+
+
 def test_icons_are_cached_per_state_and_size() -> None:
     assert render_icon(Health.RED, 32) is render_icon(Health.RED, 32)
     assert render_icon(Health.RED, 32) is not render_icon(Health.RED, 22)
@@ -200,6 +243,8 @@ def test_the_set_covers_every_size_packaging_and_trays_ask_for() -> None:
         for size in (16, 22, 32, 64):
             (frame,) = files[f"tray/{health.value}-{size}.png"]
             assert _pixels(frame) == _pixels(render_icon(health, size))
+            (frame,) = files[f"tray/{health.value}-paused-{size}.png"]
+            assert _pixels(frame) == _pixels(render_icon(health, size, paused=True))
 
 
 def test_cli_writes_the_whole_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,7 +64,15 @@ class Recorder:
         self.fail = fail
         self.lock = threading.RLock()
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
         with self.lock:
             self.shown.append((title, message, critical))
         if self.fail:
@@ -267,8 +275,12 @@ def test_the_user_file_is_watched_once_it_exists(
             user_file = paths.user_topology_path()
             if how == "open topology file":
                 opened: list[Path] = []
-                monkeypatch.setattr(app, "_open_path", lambda p: opened.append(p) or True)
-                app._open_topology_file(options, {}, monitor)  # the menu action
+
+                class Opener:  # the desktop's opener is a process boundary: record the call
+                    def open_path(self, path: Path, what: str) -> None:
+                        opened.append(path)
+
+                app._open_topology_file(options, {}, monitor, Opener())  # type: ignore[arg-type]
                 assert opened == [user_file]
                 assert user_file.read_text() == bundled_default.read_text()
                 rec.wait(

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from agent.notify import (
     LogNotifier,
     Notifier,
     NotifierUnavailable,
+    NotifySendNotifier,
     OsascriptNotifier,
     PlyerNotifier,
     applescript_string,
@@ -37,7 +38,15 @@ class Made:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def notify(self, title: str, message: str, *, critical: bool = False) -> bool:
+    def notify(
+        self,
+        title: str,
+        message: str,
+        *,
+        critical: bool = False,
+        key: str | None = None,
+        replaces: Sequence[str] = (),
+    ) -> bool:
         return True
 
 
@@ -51,7 +60,7 @@ def _factories(broken: set[str], tried: list[str]) -> dict[str, Callable[[], Not
 
         return make
 
-    names = ("desktop-notifier", "osascript", "plyer", "dbus", "log")
+    names = ("desktop-notifier", "osascript", "plyer", "dbus", "notify-send", "log")
     return {name: factory(name) for name in names}
 
 
@@ -67,8 +76,10 @@ CHOICES = [
     ("win32", False, set(), "plyer", ["plyer"]),
     ("win32", False, {"plyer"}, "log", ["plyer", "log"]),
     ("linux", False, set(), "dbus", ["dbus"]),
-    ("linux", False, {"dbus"}, "plyer", ["dbus", "plyer"]),
-    ("linux", False, {"dbus", "plyer"}, "log", ["dbus", "plyer", "log"]),
+    ("linux", False, {"dbus"}, "notify-send", ["dbus", "notify-send"]),
+    ("linux", False, {"dbus", "notify-send"}, "plyer", ["dbus", "notify-send", "plyer"]),
+    ("linux", False, {"dbus", "notify-send", "plyer"}, "log",
+        ["dbus", "notify-send", "plyer", "log"]),
     ("freebsd14", False, set(), "dbus", ["dbus"]),
     ("sunos5", False, set(), "log", ["log"]),
 ]  # fmt: skip
@@ -93,7 +104,7 @@ def test_choose_notifier_per_platform(
 
 def test_every_factory_failing_still_gives_the_log() -> None:
     calls: list[str] = []
-    every = {"desktop-notifier", "osascript", "plyer", "dbus", "log"}
+    every = {"desktop-notifier", "osascript", "plyer", "dbus", "notify-send", "log"}
     notifier = choose_notifier("linux", False, factories=_factories(every, calls))
     assert isinstance(notifier, LogNotifier)
 
@@ -133,13 +144,108 @@ def test_plyer_is_not_used_on_macos() -> None:
         PlyerNotifier(platform="darwin")
 
 
-def test_plyer_on_linux_needs_dbus_python_or_notify_send(
+def test_plyer_on_linux_needs_dbus_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1000/bus")
+    monkeypatch.setitem(sys.modules, "dbus", None)  # `import dbus` raises ImportError
+    with pytest.raises(NotifierUnavailable, match="plyer needs dbus-python on Linux"):
+        PlyerNotifier(platform="linux")
+
+
+def _no_session_bus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # no "bus" socket there
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: PlyerNotifier(platform="linux"),
+        lambda: NotifySendNotifier(executable="/usr/bin/notify-send"),
+        lambda: notify.DbusNotifier(),
+    ],
+    ids=["plyer", "notify-send", "dbus"],
+)
+def test_linux_backends_need_a_session_bus(
+    make: Callable[[], Notifier], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_session_bus(monkeypatch, tmp_path)
+    with pytest.raises(NotifierUnavailable, match="no D-Bus session bus"):
+        make()
+
+
+def test_the_systemd_user_bus_counts_as_a_session_bus(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import socket
+
+    _no_session_bus(monkeypatch, tmp_path)
+    assert notify.session_bus_address() is None
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "bus"))
+        assert notify.session_bus_address() == f"unix:path={tmp_path / 'bus'}"
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:abstract=/tmp/dbus-x")
+    assert notify.session_bus_address() == "unix:abstract=/tmp/dbus-x"
+
+
+def _notify_send(tmp_path: Path, help_text: str) -> str:
+    """A stand-in notify-send whose --help lists `help_text` (libnotify 0.7.9 has no ids)."""
+    path = tmp_path / "notify-send"
+    path.write_text(f"#!/bin/sh\necho '{help_text}'\n", encoding="utf-8")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_notify_send_argv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1000/bus")
+    icon = tmp_path / "tailnet-agent.png"
+    old = _notify_send(tmp_path, "-u, --urgency=LEVEL")
+    notifier = NotifySendNotifier(executable=old, app_icon=icon)
+    assert not notifier.knows_ids
+    assert notifier.argv("-Backend down", "C:\\tmp\\new", critical=True, replace_id=7) == [
+        old,
+        "--app-name=tailnet-agent",
+        "--urgency=critical",
+        "--expire-time=0",
+        f"--icon={icon}",
+        "--",
+        "-Backend down",
+        "C:\\\\tmp\\\\new",  # notify-send unescapes the body once
+    ]
+    assert "--urgency=normal" in notifier.argv("t", "m")
+    assert "--expire-time=10000" in notifier.argv("t", "m")
+
+    new = _notify_send(tmp_path, "-p, --print-id  -r, --replace-id=REPLACE_ID")
+    notifier = NotifySendNotifier(executable=new)
+    assert notifier.knows_ids
+    assert notifier.argv("t", "m", replace_id=7)[-5:] == [
+        "--print-id",
+        "--replace-id=7",
+        "--",
+        "t",
+        "m",
+    ]
+    assert "--replace-id=0" not in " ".join(notifier.argv("t", "m"))
+
+
+def test_notify_send_needs_notify_send(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setitem(sys.modules, "dbus", None)
     with pytest.raises(NotifierUnavailable, match="libnotify-bin"):
-        PlyerNotifier(platform="linux")
+        NotifySendNotifier()
+
+
+def test_only_the_log_left_is_said_once_with_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _no_session_bus(monkeypatch, tmp_path)
+    with caplog.at_level(logging.INFO, logger="agent.notify"):
+        notifier = choose_notifier("linux", False)
+    assert isinstance(notifier, LogNotifier)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        "no desktop notifications here (no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset, "
+        "no $XDG_RUNTIME_DIR/bus)): notifications go to the log only"
+    ]
 
 
 @pytest.mark.parametrize("ico_exists", [True, False], ids=["ico-beside", "no-ico"])
@@ -163,7 +269,7 @@ def test_desktop_notifier_order_matches_the_brief() -> None:
     assert notifier_order("darwin", True) == ["desktop-notifier", "osascript", "log"]
     assert notifier_order("darwin", False) == ["osascript", "log"]
     assert notifier_order("win32", True) == ["plyer", "log"]
-    assert notifier_order("linux", False) == ["dbus", "plyer", "log"]
+    assert notifier_order("linux", False) == ["dbus", "notify-send", "plyer", "log"]
 
 
 # ==== log ======================================================================
@@ -178,7 +284,8 @@ def test_log_notifier_logs_every_notification(
     critical: bool, level: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="agent.notify"):
-        assert LogNotifier().notify("Redis down", "macmini:6379 refused", critical=critical)
+        # False: nothing reached a desktop (the log is not a notification service)
+        assert not LogNotifier().notify("Redis down", "macmini:6379 refused", critical=critical)
     [record] = [r for r in caplog.records if r.name == "agent.notify"]
     assert record.levelno == level
     assert "Redis down" in record.getMessage() and "macmini:6379 refused" in record.getMessage()

@@ -1,5 +1,5 @@
-"""agent.tray without a desktop: the real pystray.Menu (dummy backend), tray_available, open_url,
-copy_text and the time format of the menu.
+"""agent.tray without a desktop: the real pystray.Menu (dummy backend), tray_available and the
+time format of the menu (the open and copy actions: tests/test_actions.py).
 
 pystray binds its backend at import time, so the `pystray_dummy` fixture imports it afresh with
 PYSTRAY_BACKEND=dummy and puts back whatever was imported before. Checks that depend on the
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import ast
 import importlib
-import json
 import logging
 import os
-import stat
 import subprocess
 import sys
 import time
@@ -46,10 +44,7 @@ from agent.tray import (
     NO_DISPLAY,
     Tray,
     backend_name,
-    clipboard_commands,
-    copy_text,
     local_time,
-    open_url,
     to_pystray_menu,
 )
 
@@ -298,117 +293,6 @@ def test_tray_available_with_an_unknown_backend(tmp_path: Path) -> None:
         False,
         "no usable tray backend (unknown backend: 'nosuch'): run `tailnet-agent run --headless`",
     )
-
-
-# ==== open_url ==================================================================
-
-
-def _recording_browser(tmp_path: Path) -> tuple[Path, Path]:
-    log = tmp_path / "browser.log"
-    script = tmp_path / "record-browser"
-    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "{log}"\n', encoding="utf-8")
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return script, log
-
-
-URLS = [
-    ("http://100.123.51.5:8000/health", True),
-    ("https://127.0.0.1:9001/", True),
-    ("file:///etc/passwd", False),
-    ("javascript:alert(1)", False),
-    ("ftp://127.0.0.1/", False),
-    ("http:///nohost", False),
-    ("http://127.0.0.1/a b", False),
-    ("http://127.0.0.1/\nX-Injected: 1", False),
-    ("HTTP://127.0.0.1:8188/", True),
-    ("", False),
-]
-
-
-def test_open_url_opens_only_http_and_https(tmp_path: Path) -> None:
-    """Through the real webbrowser module, with $BROWSER set to a recording script."""
-    script, log = _recording_browser(tmp_path)
-    code = (
-        "import json, sys; from agent.tray import open_url; "
-        "print(json.dumps([open_url(u) for u in json.loads(sys.argv[1])]))"
-    )
-    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
-    env.update(BROWSER=str(script), PYTHONPATH=str(REPO))
-    done = subprocess.run(
-        [sys.executable, "-c", code, json.dumps([u for u, _ in URLS])],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [ok for _, ok in URLS]
-    opened = log.read_text(encoding="utf-8").splitlines()
-    assert opened == [u for u, ok in URLS if ok]
-
-
-def test_open_url_logs_a_refusal(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="agent.tray"):
-        assert open_url("file:///etc/passwd") is False
-    assert "refused to open 'file:///etc/passwd': only http and https URLs" in caplog.text
-
-
-# ==== copy_text =================================================================
-
-
-def _tool(folder: Path, name: str, body: str) -> Path:
-    folder.mkdir(exist_ok=True)
-    path = folder / name
-    path.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
-
-
-def test_copy_text_without_any_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("DISPLAY", ":0")
-    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
-    assert clipboard_commands() == []
-    assert copy_text("100.64.0.1") is False
-
-
-def test_copy_text_without_a_display(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "platform", "linux")
-    _tool(tmp_path / "bin", "xclip", "exit 0")
-    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert copy_text("x") is False
-
-
-def test_copy_text_tries_the_next_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stand-ins for wl-copy (fails) and xclip (stores stdin): order and fallback."""
-    monkeypatch.setattr(sys, "platform", "linux")
-    out = tmp_path / "clipboard"
-    bin_dir = tmp_path / "bin"
-    _tool(bin_dir, "wl-copy", "exit 1")
-    _tool(bin_dir, "xclip", f'cat > "{out}"; echo "$@" > "{out}.args"')
-    _tool(bin_dir, "xsel", "exit 3")
-    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), "/usr/bin", "/bin"]))  # for cat
-    monkeypatch.setenv("DISPLAY", ":0")
-    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
-    names = [Path(argv[0]).name for argv, _ in clipboard_commands()]
-    assert names == ["wl-copy", "xclip", "xsel"]
-    assert copy_text("100.123.51.5 — ü") is True
-    assert out.read_text(encoding="utf-8") == "100.123.51.5 — ü"
-    assert (tmp_path / "clipboard.args").read_text().split() == ["-selection", "clipboard", "-in"]
-
-
-def test_copy_text_all_tools_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "platform", "linux")
-    bin_dir = tmp_path / "bin"
-    _tool(bin_dir, "xclip", "exit 1")
-    _tool(bin_dir, "xsel", "exit 1")
-    monkeypatch.setenv("PATH", str(bin_dir))
-    monkeypatch.setenv("DISPLAY", ":0")
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert copy_text("x") is False
 
 
 # ==== times in the menu =========================================================

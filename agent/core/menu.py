@@ -198,15 +198,27 @@ def _status_line(view: TrayView, local_time: Callable[[float], str] | None) -> s
     return text
 
 
-def tooltip(view: TrayView, *, name: str = "tailnet-agent") -> str:
+def tooltip(
+    view: TrayView,
+    *,
+    name: str = "tailnet-agent",
+    local_time: Callable[[float], str] | None = None,
+) -> str:
     """The hover text: the app and topology names and the state, within Windows' 127
-    characters: "tailnet-agent (Sparklio): All good — 3 nodes, 8 of 8 services up"."""
+    characters: "tailnet-agent (Sparklio): All good — 3 nodes, 8 of 8 services up".
+
+    A pause is said at the end, with its end time when `local_time` is given, and is never
+    the part cut off: "tailnet-agent (Sparklio): All good … · notifications paused until 14:00".
+    """
     if view.snapshot is not None:
         name = f"{name} ({view.snapshot.topology.name})"
-    text = f"{name}: {_status_line(view, None)}"
-    if view.paused:
-        text += " · notifications paused"
-    return _clip_utf16(_clip(text, 10_000), TOOLTIP_MAX)
+    paused = ""
+    if view.paused and view.paused_until is not None:
+        until = f" until {local_time(view.paused_until)}" if local_time is not None else ""
+        paused = f" · notifications paused{until}"
+    text = _clip(f"{name}: {_status_line(view, None)}", 10_000)
+    room = TOOLTIP_MAX - len(paused.encode("utf-16-le")) // 2
+    return _clip_utf16(text, room) + paused
 
 
 # ==== nodes ====================================================================

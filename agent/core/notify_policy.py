@@ -26,6 +26,13 @@ why (for the log); `plan` is the same without the held-back list. The rules:
   neither rate-limited per subject nor held back by a pause. Only an identical repeat is
   limited: a notification with the same title and message as the last topology one shown,
   within RATE_LIMIT_S (so refused, accepted, refused again are all told).
+- What stays on screen: every notification has a `key` ("n1", "n2", ...). One that brings bad
+  news stays listed in the state (`on_screen`: key -> the subjects it reports as bad) until
+  each of its subjects has recovered or newer news about it was shown. The notification that
+  makes it obsolete lists its key in `replaces`: the recovery "FastAPI up" replaces the
+  critical "FastAPI down" (which servers keep until dismissed) instead of leaving the alarm
+  standing beside it. A notifier replaces the first key of `replaces` in place and closes the
+  others. "Mac mini: 2 services down" stays until both have recovered.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ __all__ = [
 
 _RETIRED = frozenset({EventKind.SERVICE_RETIRED, EventKind.PEER_RETIRED, EventKind.LINK_RETIRED})
 RATE_LIMIT_S = 600.0  # the same subject and kind at most once per 10 min
+ON_SCREEN_MAX = 100  # notifications with bad news remembered (the oldest are forgotten)
 _SUMMARY_TITLES = 5  # titles kept for the "While paused" summary
 _COALESCED_LINES = 5  # lines listed in a coalesced message before "(+N more)"
 
@@ -65,6 +73,8 @@ class Notification:
     event_kinds: tuple[EventKind, ...]  # the kinds it stands for; () for the pause summary
     node_id: str | None = None
     events: int = 1  # how many events it stands for (0 for the pause summary)
+    key: str = ""  # its identity, for a later notification's `replaces`
+    replaces: tuple[str, ...] = ()  # keys of shown notifications this one makes obsolete
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +87,9 @@ class PolicyState:
     last_shown: Mapping[tuple[Subject, EventKind], float] = field(default_factory=dict)
     shown_bad: frozenset[Subject] = frozenset()  # subjects whose change for the worse was shown
     last_topology: tuple[str, str, float] | None = None  # (title, message, when) last shown
+    # Shown notifications whose bad news still stands: key -> those subjects (oldest first).
+    on_screen: Mapping[str, frozenset[Subject]] = field(default_factory=dict)
+    shown: int = 0  # notifications made so far: the next key is f"n{shown + 1}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,19 +134,22 @@ def resume(state: PolicyState) -> tuple[PolicyState, tuple[Notification, ...]]:
     resumed = replace(state, paused_until=None, dropped=0, dropped_titles=())
     if state.paused_until is None or state.dropped == 0:
         return resumed, ()
+    return _keyed(resumed, [(_pause_summary(state), [])])
+
+
+def _pause_summary(state: PolicyState) -> Notification:
     n = state.dropped
     listed = "; ".join(state.dropped_titles)
     more = n - len(state.dropped_titles)
     if more > 0:
         listed += f" (+{more} earlier)"
-    summary = Notification(
+    return Notification(
         title=f"While paused: {n} change{'s' if n != 1 else ''}",
         message=f"{listed}. The menu shows the current state.",
         critical=False,
         event_kinds=(),
         events=0,
     )
-    return resumed, (summary,)
 
 
 def pause_presets(
@@ -242,25 +258,67 @@ def decide(state: PolicyState, events: Iterable[Event], now_wall: float) -> Deci
 
     for event in passing:
         last_shown[(event.subject, event.kind)] = now_wall
-    out.extend(_notifications(passing))
-    new_state = PolicyState(
-        paused_until=state.paused_until,
+    new_state = replace(
+        state,
         dropped=dropped,
         dropped_titles=titles,
         last_shown=last_shown,
         shown_bad=frozenset(shown_bad),
         last_topology=last_topology,
     )
-    return Decision(new_state, tuple(out), tuple(held))
+    new_state, shown = _keyed(new_state, _notifications(passing))
+    return Decision(new_state, (*out, *shown), tuple(held))
+
+
+# ==== what stays on screen =====================================================
+
+
+def _bad_news(event: Event) -> set[Subject]:
+    """The subjects an event reports as bad: itself, or the services still down."""
+    if event.bad:
+        return {event.subject}
+    return {("service", event.node_id or "", name) for name in event.still_down}
+
+
+def _keyed(
+    state: PolicyState, made: list[tuple[Notification, list[Event]]]
+) -> tuple[PolicyState, tuple[Notification, ...]]:
+    """Give each notification its key and the keys it makes obsolete; track what stays."""
+    on_screen = dict(state.on_screen)
+    shown = state.shown
+    out: list[Notification] = []
+    for note, events in made:
+        bad: set[Subject] = set()
+        for event in events:
+            bad |= _bad_news(event)
+        # Newer news about a subject, good or bad, is what the user should read about it.
+        told = bad | {e.subject for e in events}
+        replaces: list[str] = []
+        for key, subjects in list(on_screen.items()):
+            if subjects & told:
+                standing = subjects - told
+                if standing:
+                    on_screen[key] = frozenset(standing)
+                else:
+                    del on_screen[key]
+                    replaces.append(key)
+        shown += 1
+        key = f"n{shown}"
+        if bad:
+            on_screen[key] = frozenset(bad)
+        out.append(replace(note, key=key, replaces=tuple(replaces)))
+    while len(on_screen) > ON_SCREEN_MAX:
+        del on_screen[next(iter(on_screen))]
+    return replace(state, on_screen=on_screen, shown=shown), tuple(out)
 
 
 def _single(event: Event) -> Notification:
     return Notification(event.title, event.message, event.critical, (event.kind,), event.node_id)
 
 
-def _notifications(events: list[Event]) -> list[Notification]:
+def _notifications(events: list[Event]) -> list[tuple[Notification, list[Event]]]:
     """Critical events alone and first; the rest grouped by node and direction."""
-    out = [_single(e) for e in events if e.critical]
+    out = [(_single(e), [e]) for e in events if e.critical]
     groups: dict[tuple[str, bool] | int, list[Event]] = {}
     for i, event in enumerate(events):
         if event.critical:
@@ -268,7 +326,7 @@ def _notifications(events: list[Event]) -> list[Notification]:
         key: tuple[str, bool] | int = (event.node_id, event.bad) if event.node_id else i
         groups.setdefault(key, []).append(event)
     for group in groups.values():
-        out.append(_single(group[0]) if len(group) == 1 else _coalesced(group))
+        out.append((_single(group[0]) if len(group) == 1 else _coalesced(group), group))
     return out
 
 

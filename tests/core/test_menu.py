@@ -835,12 +835,30 @@ def test_tooltip_fits_windows(summary: str) -> None:
     view = view_of(snap(ns(MAC), overall=Health.RED, summary=summary), paused_until=9e9)
     text = tooltip(view)
     assert len(text.encode("utf-16-le")) // 2 <= TOOLTIP_MAX
-    assert text.endswith("…") and text.startswith("tailnet-agent (Sparklio): ")
+    assert text.endswith("… · notifications paused") and text.startswith(
+        "tailnet-agent (Sparklio): "
+    )
     assert "\n" not in text
 
 
 def test_tooltip_uses_the_given_name() -> None:
     assert tooltip(view_of(None), name="agent (dev)") == "agent (dev): Checking…"
+
+
+def test_tooltip_says_until_when_notifications_are_paused() -> None:
+    view = view_of(healthy(), paused_until=4600.0)
+    assert tooltip(view, local_time=clock) == (
+        "tailnet-agent (Sparklio): All good — 3 nodes, 6 of 6 services up"
+        " · notifications paused until T4600"
+    )
+    assert "paused" not in tooltip(view_of(healthy(), paused_until=1004.0), local_time=clock)
+
+
+def test_a_long_summary_never_cuts_the_pause_off_the_tooltip() -> None:
+    view = view_of(snap(ns(MAC), overall=Health.RED, summary="refused " * 40), paused_until=9e9)
+    text = tooltip(view, local_time=clock)
+    assert len(text.encode("utf-16-le")) // 2 <= TOOLTIP_MAX
+    assert text.endswith("… · notifications paused until T9000000000"), text
 
 
 # ==== whole menu, as read by a person ==========================================

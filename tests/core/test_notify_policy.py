@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.core.events import (
     Event,
@@ -23,6 +25,7 @@ from agent.core.events import (
 )
 from agent.core.model import BackendState, ProbeResult, ProbeState, Reason, Service, TailnetView
 from agent.core.notify_policy import (
+    ON_SCREEN_MAX,
     RATE_LIMIT_S,
     Notification,
     PolicyState,
@@ -77,6 +80,7 @@ def test_a_single_event_keeps_its_own_words() -> None:
             critical=True,
             event_kinds=(EventKind.SERVICE_DOWN,),
             node_id="macmini",
+            key="n1",
         ),
     )
 
@@ -222,6 +226,7 @@ def test_pause_drops_non_critical_counts_them_and_lets_critical_through() -> Non
             critical=False,
             event_kinds=(),
             events=0,
+            key="n3",  # after "FastAPI down" (n1) and "FastAPI up" (n2, which replaced n1)
         ),
     )
     assert state.paused_until is None and state.dropped == 0
@@ -280,6 +285,137 @@ def test_peer_online_with_a_critical_service_still_down_passes_a_pause() -> None
                                still_down=(FASTAPI,))  # fmt: skip
     state, notes = plan(state, [online], 50.0)
     assert [n.critical for n in notes] == [True]
+
+
+# ==== what stays on screen =====================================================
+
+
+def keys(notes: tuple[Notification, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    return [(n.key, n.replaces) for n in notes]
+
+
+def test_a_recovery_replaces_the_critical_alarm() -> None:
+    state, notes = plan(initial_policy(), [down(FASTAPI)], 0.0)
+    assert keys(notes) == [("n1", ())]
+    assert state.on_screen == {"n1": {("service", "macmini", "FastAPI")}}
+    state, notes = plan(state, [up(FASTAPI, 60.0)], 60.0)
+    assert titles(notes) == ["Mac mini — Backend Server: FastAPI up"]
+    assert keys(notes) == [("n2", ("n1",))]
+    assert state.on_screen == {}
+
+
+def test_each_critical_alarm_is_replaced_or_closed_by_a_coalesced_recovery() -> None:
+    state, notes = plan(initial_policy(), [peer_offline_event(MACMINI, 0.0)], 0.0)
+    stopped = tailscale_stopped_event(TailnetView(backend_state=BackendState.STOPPED), 0.0)
+    state, notes = plan(state, [down(FASTAPI), stopped], 5.0)
+    assert keys(notes) == [("n2", ()), ("n3", ())]
+    state, notes = plan(state, [up(FASTAPI, 60.0), up(REDIS, 60.0)], 60.0)  # Redis: never shown
+    assert titles(notes) == ["Mac mini — Backend Server: FastAPI up"]
+    assert keys(notes) == [("n4", ("n2",))]
+    running = tailscale_running_event(70.0, stopped_for_s=65.0, announce=True)
+    state, notes = plan(state, [running], 70.0)
+    assert keys(notes) == [("n5", ("n3",))]
+    assert list(state.on_screen) == ["n1"]  # the peer is still offline
+
+
+def test_a_coalesced_recovery_replaces_the_first_and_lists_the_rest() -> None:
+    state, _ = plan(initial_policy(), [down(FASTAPI)], 0.0)
+    state, _ = plan(state, [down(REDIS)], 10.0)
+    state, notes = plan(state, [up(REDIS, 60.0), up(FASTAPI, 60.0)], 60.0)
+    assert titles(notes) == ["Mac mini — Backend Server: 2 services up"]
+    assert keys(notes) == [("n3", ("n1", "n2"))]  # oldest first: n1 replaced, n2 closed
+
+
+def test_a_grouped_alarm_stays_until_all_of_it_has_recovered() -> None:
+    state, notes = plan(initial_policy(), [down(REDIS), down(MINIO)], 0.0)
+    assert titles(notes) == ["Mac mini — Backend Server: 2 services down"]
+    state, notes = plan(state, [up(REDIS, 60.0)], 60.0)
+    assert keys(notes) == [("n2", ())]  # MinIO API is still down: keep saying so
+    assert state.on_screen == {"n1": {("service", "macmini", "MinIO API")}}
+    state, notes = plan(state, [up(MINIO, 90.0)], 90.0)
+    assert keys(notes) == [("n3", ("n1",))]
+
+
+def test_back_online_with_a_service_still_down_replaces_the_offline_alarm() -> None:
+    state, _ = plan(initial_policy(), [peer_offline_event(MACMINI, 0.0)], 0.0)
+    online = peer_online_event(MACMINI, 50.0, offline_for_s=50.0, announce=True,
+                               still_down=(FASTAPI,))  # fmt: skip
+    state, notes = plan(state, [online], 50.0)
+    assert keys(notes) == [("n2", ("n1",))]
+    assert notes[0].critical  # "FastAPI still down" is the new alarm, kept on screen
+    assert state.on_screen == {"n2": {("service", "macmini", "FastAPI")}}
+    state, notes = plan(state, [up(FASTAPI, 80.0)], 80.0)
+    assert keys(notes) == [("n3", ("n2",))]
+
+
+def test_newer_bad_news_replaces_older_news_of_the_same_subject() -> None:
+    state, _ = plan(initial_policy(), [topology_error_event("line 3: bad port", 0.0)], 0.0)
+    later = RATE_LIMIT_S + 1
+    state, notes = plan(state, [topology_error_event("line 9: bad ip", later)], later)
+    assert keys(notes) == [("n2", ("n1",))]
+    state, notes = plan(state, [topology_fixed_event("t.toml", 3, later + 1)], later + 1)
+    assert keys(notes) == [("n3", ("n2",))]
+
+
+def test_the_pause_summary_and_dropped_recoveries_leave_the_screen_alone() -> None:
+    state, _ = plan(initial_policy(), [down(FASTAPI)], 0.0)
+    state = pause_until(state, 1e9)
+    state, notes = plan(state, [down(REDIS), up(REDIS, 5.0)], 5.0)
+    assert notes == () and list(state.on_screen) == ["n1"]
+    state, (summary,) = resume(state)
+    assert (summary.key, summary.replaces) == ("n2", ())
+    assert list(state.on_screen) == ["n1"]
+
+
+def test_what_stays_on_screen_is_bounded() -> None:
+    services = [replace(REDIS, name=f"S{i}", port=9100 + i, impact=FASTAPI.impact)
+                for i in range(ON_SCREEN_MAX + 5)]  # fmt: skip
+    state, notes = plan(initial_policy(), [down(s) for s in services], 0.0)
+    assert len(notes) == ON_SCREEN_MAX + 5
+    assert len(state.on_screen) == ON_SCREEN_MAX
+    assert next(iter(state.on_screen)) == "n6"  # the oldest are forgotten
+
+
+_POOL = [
+    lambda t: down(FASTAPI, t),
+    lambda t: up(FASTAPI, t),
+    lambda t: down(REDIS, t),
+    lambda t: up(REDIS, t),
+    lambda t: down(MINIO, t),
+    lambda t: up(MINIO, t),
+    lambda t: peer_offline_event(MACMINI, t),
+    lambda t: peer_online_event(MACMINI, t, offline_for_s=1.0, announce=True,
+                                still_down=(FASTAPI,)),
+    lambda t: peer_online_event(MACMINI, t, offline_for_s=1.0, announce=True),
+]  # fmt: skip
+
+
+@given(
+    st.lists(
+        st.tuples(st.lists(st.sampled_from(range(len(_POOL))), max_size=4), st.booleans()),
+        max_size=25,
+    )
+)
+def test_replaces_only_ever_names_a_shown_alarm_once(steps: list[tuple[list[int], bool]]) -> None:
+    state = initial_policy()
+    emitted: list[str] = []
+    replaced: set[str] = set()
+    for i, (picks, toggle_pause) in enumerate(steps):
+        now = i * 100.0
+        if toggle_pause:
+            state = pause_until(state, now + 150.0) if state.paused_until is None else state
+        standing = set(state.on_screen)
+        state, notes = plan(state, [_POOL[p](now) for p in picks], now)
+        for note in notes:
+            assert note.key not in emitted
+            for key in note.replaces:
+                assert key in standing and key not in replaced
+                replaced.add(key)
+                standing.discard(key)
+            emitted.append(note.key)
+            standing.add(note.key)
+        assert set(state.on_screen) <= set(emitted) - replaced
+        assert all(state.on_screen.values())  # nothing listed with no bad news left
 
 
 def test_plan_does_not_mutate_its_input() -> None:

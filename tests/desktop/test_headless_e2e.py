@@ -185,6 +185,7 @@ def test_outage_is_announced_blip_is_not_recovery_is(
                 lambda r: "FastAPI up" in r["summary"], timeout=INTERVAL_S + 2 * TIMEOUT_S + 8
             )
             assert "is back" in up["body"]
+            assert up["replaces_id"] == down["id"]  # the critical alarm does not stay on screen
         finally:
             code = desktop_env.stop(agent, timeout=10)
             backend.kill()

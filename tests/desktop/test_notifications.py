@@ -17,7 +17,7 @@ from agent.notify import (
     LogNotifier,
     Notifier,
     NotifierUnavailable,
-    PlyerNotifier,
+    NotifySendNotifier,
     choose_notifier,
 )
 from tests.helpers.desktop import DesktopEnv, NotificationLog
@@ -49,7 +49,7 @@ Factory = Callable[[str, Path], Notifier]
 FACTORIES: dict[str, Factory] = {
     "dbus": lambda bus, icon: DbusNotifier(app_icon=icon, bus_address=bus),
     "desktop-notifier": lambda _bus, icon: DesktopNotifierBackend(app_icon=icon),
-    "plyer": lambda _bus, icon: PlyerNotifier(platform="linux", app_icon=icon),
+    "notify-send": lambda _bus, icon: NotifySendNotifier(app_icon=icon),
 }
 
 
@@ -94,7 +94,7 @@ def test_backend_delivers_over_the_session_bus(
     assert record["app_icon"] in icon_refs or record["hints"].get("image-path") in icon_refs
 
 
-@pytest.mark.parametrize("backend", ["dbus", "desktop-notifier"])
+@pytest.mark.parametrize("backend", ["dbus", "desktop-notifier", "notify-send"])
 def test_no_notification_server_is_false_and_logged(
     backend: str,
     empty_bus: str,
@@ -153,16 +153,84 @@ def test_choose_notifier_on_linux_is_dbus_and_delivers(
     assert record["app_icon"] == app_icon.as_uri()
 
 
-def test_choose_notifier_without_a_bus_falls_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_choose_notifier_without_a_bus_is_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """No session bus (a server): every Linux backend needs one, notify-send and plyer too
+    (notify-send would only fail, "Cannot autolaunch D-Bus without X11 $DISPLAY")."""
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="agent.notify"):
+        notifier = choose_notifier("linux", frozen=False)
+    assert isinstance(notifier, LogNotifier)
+    assert "notifications go to the log only" in caplog.text
+
+    # A bus address that leads nowhere: D-Bus cannot connect, notify-send is tried next.
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", f"unix:path={tmp_path / 'gone'}")
-    # No session bus: D-Bus cannot init, plyer's notify-send path still can.
-    first = choose_notifier("linux", frozen=False)
-    assert first.name == "plyer"
+    assert choose_notifier("linux", frozen=False).name == "notify-send"
 
     # Nor notify-send nor dbus-python: only the log is left.
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setitem(sys.modules, "dbus", None)  # `import dbus` raises ImportError
     last = choose_notifier("linux", frozen=False)
     assert isinstance(last, LogNotifier)
+
+
+# ==== replacing what stays on screen ===========================================
+
+
+@pytest.mark.parametrize("backend", ["dbus", "notify-send"])
+def test_a_recovery_replaces_the_alarm_in_place(
+    backend: str,
+    desktop_env: DesktopEnv,
+    notification_log: NotificationLog,
+    make_notifier: Callable[[str, str, Path], Notifier],
+    app_icon: Path,
+) -> None:
+    notifier = make_notifier(backend, desktop_env.bus_address, app_icon)
+    down_title, up_title = f"FastAPI down ({backend})", f"FastAPI up ({backend})"
+    assert notifier.notify(down_title, "refused", critical=True, key="n1")
+    down = notification_log.wait_for(lambda r: r["summary"] == down_title)
+    assert notifier.notify(up_title, "back", key="n2", replaces=("n1",))
+    up = notification_log.wait_for(lambda r: r["summary"] == up_title)
+    assert up["replaces_id"] == down["id"] != 0
+    assert up["hints"]["urgency"] == 1  # the replacement is an ordinary one: it expires
+
+
+def test_dbus_replaces_the_first_and_closes_the_other_alarms(
+    desktop_env: DesktopEnv,
+    notification_log: NotificationLog,
+    make_notifier: Callable[[str, str, Path], Notifier],
+    app_icon: Path,
+) -> None:
+    notifier = make_notifier("dbus", desktop_env.bus_address, app_icon)
+    assert notifier.notify("FastAPI down", "refused", critical=True, key="a")
+    assert notifier.notify("Tailscale stopped", "here", critical=True, key="b")
+    first = notification_log.wait_for(lambda r: r["summary"] == "FastAPI down")
+    second = notification_log.wait_for(lambda r: r["summary"] == "Tailscale stopped")
+    # "c" was never shown by this notifier (e.g. before a restart): nothing to replace there.
+    assert notifier.notify("2 recoveries", "all back", key="d", replaces=("c", "a", "b"))
+    both = notification_log.wait_for(lambda r: r["summary"] == "2 recoveries")
+    assert both["replaces_id"] == first["id"]
+    closed = notification_log.wait_for(lambda r: r["id"] == second["id"], call="CloseNotification")
+    assert closed["id"] != first["id"]
+    # Once replaced, a key is gone: replacing it again makes a new notification.
+    assert notifier.notify("again", "x", replaces=("a",))
+    assert notification_log.wait_for(lambda r: r["summary"] == "again")["replaces_id"] == 0
+
+
+def test_desktop_notifier_clears_the_alarm_it_replaces(
+    desktop_env: DesktopEnv,
+    notification_log: NotificationLog,
+    make_notifier: Callable[[str, str, Path], Notifier],
+    app_icon: Path,
+) -> None:
+    """desktop-notifier has no replaces_id: the old one is cleared (CloseNotification on Linux,
+    removeDeliveredNotifications on macOS), then the recovery is shown."""
+    notifier = make_notifier("desktop-notifier", desktop_env.bus_address, app_icon)
+    assert notifier.notify("Mac mini offline", "tailscale up", critical=True, key="n1")
+    alarm = notification_log.wait_for(lambda r: r["summary"] == "Mac mini offline")
+    assert notifier.notify("Mac mini online", "back", key="n2", replaces=("n1",))
+    notification_log.wait_for(lambda r: r["id"] == alarm["id"], call="CloseNotification")
+    notification_log.wait_for(lambda r: r["summary"] == "Mac mini online")

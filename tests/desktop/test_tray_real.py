@@ -21,7 +21,7 @@ import pytest
 
 from agent.core.menu import MenuEntry, build_menu
 from agent.core.model import Health
-from agent.icons import HEALTH_COLOURS
+from agent.icons import HEALTH_COLOURS, OUTLINE_COLOUR
 from tests.helpers.desktop import (
     DesktopEnv,
     Region,
@@ -368,6 +368,30 @@ def test_pause_menu_item_reports_its_action(
     assert app.wait_recorded("resume") == ["resume"]
 
 
+def test_paused_notifications_show_on_the_icon(
+    start_app: Any, desktop_env: DesktopEnv, tray_host: Region, screenshots: Path
+) -> None:
+    """The pause badge (agent.icons) appears on the docked icon and goes with Resume; the
+    state colour stays readable around it."""
+    desk = desktop_env
+    app: TrayApp = start_app(view_json())
+    _icon_at(desk, tray_host, Health.GREEN)
+
+    def dark() -> int:  # the badge is the outline's colour; the rim alone is far less
+        return find_colour(desk.screenshot(), OUTLINE_COLOUR, 30, tray_host)[0]
+
+    plain_dark, plain_green = dark(), _count(desk, tray_host, Health.GREEN)
+    app.publish(view_json(paused_until=NOW + 3600))
+    wait_for(lambda: dark() >= plain_dark * 1.3, message=f"no pause badge ({dark()} dark px)")
+    desk.save_screenshot(screenshots / "tray-paused.png", tray_host)
+    assert _count(desk, tray_host, Health.GREEN) >= max(MIN_PIXELS, plain_green * 0.7)
+    assert app.stats()["icon_changes"] == 1
+
+    app.publish(view_json())  # resumed
+    wait_for(lambda: dark() <= plain_dark * 1.1, message="the pause badge stayed")
+    assert app.stats()["icon_changes"] == 2
+
+
 def test_left_click_runs_the_default_item_on_gtk(
     start_app: Any, desktop_env: DesktopEnv, tray_host: Region, backend: str
 ) -> None:
@@ -430,7 +454,7 @@ def test_tray_available_without_a_session_bus(desktop_env: DesktopEnv, tmp_path:
 def test_copy_text_puts_it_on_the_x_clipboard(
     desktop_env: DesktopEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.tray import clipboard_commands, copy_text
+    from agent.actions import clipboard_commands, copy_text
 
     monkeypatch.setenv("DISPLAY", desktop_env.display)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

@@ -4,7 +4,7 @@
 
 --view FILE    the first view (JSON, see view_from_json), published before run()
 --actions FILE each menu click appends its action id as a line; "copy:<text>" is also
-               carried out with agent.tray.copy_text and followed by "copied <True|False>"
+               carried out with agent.actions.copy_text and followed by "copied <True|False>"
 stdin, one command a line:
     {...}      a view as JSON: published from this (non-UI) thread, as the monitor does
     stats      prints the Tray's counters as JSON: {"applied": n, "icon_changes": n, ...}
@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64)
     args = parser.parse_args(argv)
 
-    from agent.tray import Tray, copy_text  # pystray itself is imported by Tray.run
+    from agent.actions import copy_text
+    from agent.tray import Tray  # pystray itself is imported by Tray.run
 
     actions_lock = threading.Lock()
 
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_action(action: str) -> None:
         record(action)
         if action.startswith("copy:"):
-            record(f"copied {copy_text(action.removeprefix('copy:'))}")
+            record(f"copied {copy_text(action.removeprefix('copy:')).ok}")
         elif action == "quit":
             tray.stop()
 
