@@ -414,26 +414,9 @@ class NotifySendNotifier:
         replaces: Sequence[str] = (),
     ) -> bool:
         stale = self._shown.take(replaces)
-        try:
-            done = subprocess.run(
-                self.argv(title, message, critical=critical, replace_id=stale[0] if stale else 0),
-                capture_output=True,
-                text=True,
-                timeout=self._timeout_s,
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("notification not delivered (%s): %r: %s", self.name, title, exc)
-            return False
-        if done.returncode != 0:
-            log.warning(
-                "notification not delivered (%s, exit %d): %r: %s",
-                self.name,
-                done.returncode,
-                title,
-                done.stderr.strip()[:300],
-            )
+        argv = self.argv(title, message, critical=critical, replace_id=stale[0] if stale else 0)
+        done = _run_notifier(self.name, argv, title, self._timeout_s)
+        if done is None:
             return False
         if self.knows_ids:
             try:
@@ -712,28 +695,35 @@ class OsascriptNotifier:
         replaces: Sequence[str] = (),
     ) -> bool:
         argv = [self._executable, "-e", self.script(title, message)]
-        try:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=self._timeout_s,
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("notification not delivered (%s): %r: %s", self.name, title, exc)
-            return False
-        if done.returncode != 0:
-            log.warning(
-                "notification not delivered (%s, exit %d): %r: %s",
-                self.name,
-                done.returncode,
-                title,
-                done.stderr.strip()[:300],
-            )
-            return False
-        return True
+        return _run_notifier(self.name, argv, title, self._timeout_s) is not None
+
+
+def _run_notifier(
+    name: str, argv: Sequence[str], title: str, timeout_s: float
+) -> subprocess.CompletedProcess[str] | None:
+    """Run a notifier program (argv, no shell); None, logged, unless it said it delivered."""
+    try:
+        done = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("notification not delivered (%s): %r: %s", name, title, exc)
+        return None
+    if done.returncode != 0:
+        log.warning(
+            "notification not delivered (%s, exit %d): %r: %s",
+            name,
+            done.returncode,
+            title,
+            done.stderr.strip()[:300],
+        )
+        return None
+    return done
 
 
 # ==== the log ==================================================================
