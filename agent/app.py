@@ -3,8 +3,8 @@
 `run_tray` is plain `tailnet-agent`: the tray on the main thread, the monitor in
 its worker thread. `run_headless` is `tailnet-agent run --headless`: the same
 monitor, notifications and history, with the log instead of a tray. Both stop
-cleanly on SIGINT or SIGTERM (agent.stop_signals) and exit 0. The tray's "Start
-at login" checkbox is an AutostartSwitch over agent.autostart.
+cleanly on SIGINT or SIGTERM (agent.edges.stop_signals) and exit 0. The tray's "Start
+at login" checkbox is an AutostartSwitch over agent.desktop.autostart.
 """
 
 from __future__ import annotations
@@ -21,20 +21,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent import __version__, autostart, paths
+from agent import __version__
 from agent.core.menu import TrayView
 from agent.core.model import Snapshot, TailscaleProblem
 from agent.core.notify_policy import pause_presets
 from agent.core.tailnet import identify_self_by
 from agent.core.topology import format_duration
+from agent.desktop import autostart
+from agent.desktop.notify import Notifier, choose_notifier
+from agent.edges import paths
+from agent.edges.history import History
+from agent.edges.single_instance import InstanceLock
+from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
+from agent.edges.tailscale import find_cli
+from agent.edges.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
 from agent.errors import AgentError, AutostartError
-from agent.history import History
 from agent.monitor import Monitor, MonitorUpdate
-from agent.notify import Notifier, choose_notifier
-from agent.single_instance import InstanceLock
-from agent.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
-from agent.tailscale import find_cli
-from agent.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
 
 __all__ = [
     "AUTOSTART_REFRESH_S",
@@ -47,7 +49,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from agent.actions import DesktopActions
+    from agent.desktop.actions import DesktopActions
 
 log = logging.getLogger(__name__)
 
@@ -355,8 +357,8 @@ def tray_view(
 
 def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     """The tray on this (main) thread, the monitor in a worker thread."""
-    from agent.actions import DesktopActions
-    from agent.tray import Tray, tray_available
+    from agent.desktop.actions import DesktopActions
+    from agent.desktop.tray import Tray, tray_available
 
     ok, why = tray_available()
     if not ok:

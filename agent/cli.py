@@ -23,19 +23,20 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from agent import __version__, paths
+from agent import __version__
 from agent.core.model import Health, Topology
 from agent.core.report import render_table, snapshot_to_dict
 from agent.core.topology import describe_topology
+from agent.edges import paths
+from agent.edges.logs import setup_logging
+from agent.edges.tailscale import TAILSCALE_ENV, find_cli
+from agent.edges.topology_source import load_topology, locate_topology
 from agent.errors import AgentError, UsageError
-from agent.logs import setup_logging
 from agent.sweep import run, sweep
-from agent.tailscale import TAILSCALE_ENV, find_cli
-from agent.topology_source import load_topology, locate_topology
 
 if TYPE_CHECKING:
     from agent.app import AgentOptions
-    from agent.autostart import AutostartState
+    from agent.desktop.autostart import AutostartState
 
 __all__ = ["build_parser", "main"]
 
@@ -332,7 +333,7 @@ def _topology(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from agent import history
+    from agent.edges import history
 
     now = time.time()
     since = history.parse_since(args.since, now)
@@ -362,14 +363,14 @@ def _agent_options(args: argparse.Namespace) -> AgentOptions:
 
 
 def _started_at_login_while_running(error: AgentError) -> bool:
-    from agent import autostart
-    from agent.single_instance import AlreadyRunning
+    from agent.desktop import autostart
+    from agent.edges.single_instance import AlreadyRunning
 
     return isinstance(error, AlreadyRunning) and autostart.launched_at_login(os.environ)
 
 
 def _print_autostart(state: AutostartState) -> None:
-    from agent.autostart import format_command
+    from agent.desktop.autostart import format_command
 
     if not state.supported:
         print(f"Start at login: not supported here ({state.detail})")
@@ -385,7 +386,7 @@ def _print_autostart(state: AutostartState) -> None:
 def _autostart(args: argparse.Namespace) -> int:
     """enable / disable / status: exit 0 done or enabled, 1 disabled (status), 3 unsupported
     or failed (AutostartError, raised to main)."""
-    from agent import autostart
+    from agent.desktop import autostart
 
     action = args.autostart_command
     if action == "enable":

@@ -30,13 +30,13 @@ from agent import __version__
 from agent.core import confirm, notify_policy
 from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
 from agent.core.model import Snapshot, Topology
+from agent.edges.probes import make_http_client
 from agent.errors import AgentError
-from agent.probes import make_http_client
 from agent.sweep import TAILSCALE_TIMEOUT_S, sweep
 
 if TYPE_CHECKING:  # the history store and the notifier are passed in; only their types here
-    from agent.history import History
-    from agent.notify import Notifier
+    from agent.desktop.notify import Notifier
+    from agent.edges.history import History
 
 __all__ = ["SUSPEND_CLOCK", "Monitor", "MonitorUpdate"]
 
@@ -425,7 +425,7 @@ class Monitor:
                 log.exception("the notifier failed")
                 delivered = False
             if not delivered and self._notifier.name == "log":
-                continue  # agent.notify.LogNotifier wrote it down: nothing was to be shown
+                continue  # agent.desktop.notify.LogNotifier wrote it down: nothing was to be shown
             log.info(
                 "notification %s: %s — %s",
                 "shown" if delivered else "NOT shown",

@@ -30,8 +30,8 @@ from agent.core.health import judge
 from agent.core.model import ProbeResult, ProbeTarget, Snapshot, Topology
 from agent.core.plan import ServiceKey, plan_sweep
 from agent.core.tailnet import identify_self_by
-from agent.probes import run_probes
-from agent.tailscale import read_status
+from agent.edges.probes import run_probes
+from agent.edges.tailscale import read_status
 
 __all__ = ["UVLOOP_MIN_PROBES", "loop_factory", "run", "sweep"]
 

@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from agent import __version__  # noqa: E402
-from agent.paths import CLI_EXECUTABLE, GUI_EXECUTABLE  # noqa: E402
+from agent.edges.paths import CLI_EXECUTABLE, GUI_EXECUTABLE  # noqa: E402
 
 FAKE_TAILSCALE = REPO / "tests" / "helpers" / "fake_tailscale" / "tailscale"
 STATUS_JSON = REPO / "tests" / "fixtures" / "tailscale" / "loopback_all_direct.json"
@@ -358,7 +358,7 @@ def step_autostart(smoke: Smoke) -> str:
 
 def step_tray(smoke: Smoke) -> str:
     from agent.core.model import Health
-    from agent.icons import HEALTH_COLOURS
+    from agent.desktop.icons import HEALTH_COLOURS
     from tests.helpers.desktop import find_colour, start_desktop, wait_for
 
     def icon(health: Health) -> bool:

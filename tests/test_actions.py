@@ -1,4 +1,4 @@
-"""agent.actions: opening links, files and folders, and copying, each saying honestly how it went.
+"""desktop.actions: opening links, files and folders, and copying, each saying honestly how it went.
 
 The openers and clipboard tools are real processes: stand-in executables on a PATH made for the
 test (tests/helpers/fake_opener/xdg-open, small shell scripts), so exit statuses, stderr and
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.actions import (
+from agent.desktop.actions import (
     DesktopActions,
     Outcome,
     clipboard_commands,
@@ -63,7 +63,7 @@ def test_open_url_opens_only_http_and_https(tmp_path: Path) -> None:
     """Through the real webbrowser module, with $BROWSER set to a recording script."""
     script, log = _recording_browser(tmp_path)
     code = (
-        "import json, sys; from agent.actions import open_url; "
+        "import json, sys; from agent.desktop.actions import open_url; "
         "print(json.dumps([open_url(u).ok for u in json.loads(sys.argv[1])]))"
     )
     env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
@@ -82,7 +82,7 @@ def test_open_url_opens_only_http_and_https(tmp_path: Path) -> None:
 
 
 def test_open_url_logs_a_refusal(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="agent.actions"):
+    with caplog.at_level(logging.WARNING, logger="agent.desktop.actions"):
         assert open_url("file:///etc/passwd") == Outcome(
             False, "only http and https links are opened"
         )
@@ -215,7 +215,7 @@ def test_a_failing_opener_is_a_failure_with_its_complaint_logged(
 ) -> None:
     _fake_xdg_open(linux_path, monkeypatch, exit=4)
     folder = tmp_path / "logs"
-    with caplog.at_level(logging.WARNING, logger="agent.actions"):
+    with caplog.at_level(logging.WARNING, logger="agent.desktop.actions"):
         outcome = open_path(folder)
     assert outcome == Outcome(
         False,
@@ -236,7 +236,7 @@ def test_without_an_opener_paths_fail_and_links_ask_webbrowser(
         False, "nothing here opens files: xdg-open and gio are missing (install xdg-utils)"
     )
     # Python's webbrowser, in a fresh process (it caches what it found): nothing on PATH.
-    code = "import sys; from agent.actions import open_url; print(open_url(sys.argv[1]))"
+    code = "import sys; from agent.desktop.actions import open_url; print(open_url(sys.argv[1]))"
     env = {k: v for k, v in os.environ.items() if k != "BROWSER"}
     env.update(PATH=str(linux_path), DISPLAY=":0", PYTHONPATH=str(REPO))
     done = subprocess.run(

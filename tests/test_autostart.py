@@ -1,4 +1,4 @@
-"""agent.autostart: each OS's start-at-login place through its thin boundary, and the login command.
+"""desktop.autostart: each OS's login item through its thin boundary, and the login command.
 
 Windows: the exact Run value through a stand-in registry. macOS: the exact plist (read back with
 plistlib from a temp HOME) and the exact launchctl argv through a recording runner. Linux: the
@@ -21,8 +21,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent import autostart, cli
-from agent.autostart import (
+from agent import cli
+from agent.desktop import autostart
+from agent.desktop.autostart import (
     LAUNCHCTL,
     RUN_KEY,
     RUN_VALUE_NAME,
@@ -622,7 +623,7 @@ def test_already_running_exits_0_only_for_the_launch_agent(
     """KeepAlive {SuccessfulExit: false} restarts a job that exits non-zero every 10 s: the
     copy launchd starts on `autostart enable` while an agent runs must exit 0."""
     import agent.app
-    from agent.single_instance import AlreadyRunning
+    from agent.edges.single_instance import AlreadyRunning
 
     def already(*_args: object, **_kwargs: object) -> int:
         raise AlreadyRunning("tailnet-agent is already running (pid 42)")

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.app import AUTOSTART_REFRESH_S, AgentOptions, AutostartSwitch
-from agent.autostart import AutostartState, Unsupported, XdgAutostart, parse_desktop_exec
 from agent.core.menu import TrayView, build_menu
+from agent.desktop.autostart import AutostartState, Unsupported, XdgAutostart, parse_desktop_exec
+from agent.desktop.tray import to_pystray_menu
 from agent.errors import AutostartError
-from agent.tray import to_pystray_menu
 from tests.conftest import installed_agent
 from tests.test_tray_dummy import pystray_dummy  # noqa: F401  (the fixture)
 

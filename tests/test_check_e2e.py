@@ -445,6 +445,6 @@ def test_verbose_is_accepted_anywhere(sandbox: AgentSandbox, args: list[str]) ->
     assert done.returncode in (0, 2), done.stderr
     assert "unrecognized arguments" not in done.stderr
     if "topology" in args:
-        assert "DEBUG agent.topology_source: topology 'Sparklio' from bundled default" in (
+        assert "DEBUG agent.edges.topology_source: topology 'Sparklio' from bundled default" in (
             done.stderr
         )

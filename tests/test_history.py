@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from agent import history as history_module
 from agent.core.events import (
     Event,
     EventKind,
@@ -47,8 +46,8 @@ from agent.core.model import (
     TailnetView,
     Topology,
 )
-from agent.errors import AgentError, UsageError
-from agent.history import (
+from agent.edges import history as history_module
+from agent.edges.history import (
     EventRecord,
     History,
     HistoryError,
@@ -57,6 +56,7 @@ from agent.history import (
     parse_since,
     render_history,
 )
+from agent.errors import AgentError, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 HOUR = 3600.0
@@ -470,7 +470,7 @@ def test_a_file_over_the_cap_is_pruned_hard_and_shrinks(
         h.prune()
         for i in range(400):  # ~1 MB of events, all within their retention
             h.record_events([replace(big, at=T0 + i)])
-        with caplog.at_level(logging.WARNING, logger="agent.history"):
+        with caplog.at_level(logging.WARNING, logger="agent.edges.history"):
             h.prune()
         assert h.size_bytes() <= 300_000
         kept = h.events()
@@ -524,7 +524,10 @@ def test_an_unusable_file_is_moved_aside_and_a_new_one_started(
     db.parent.mkdir(parents=True)
     spoil(db)  # type: ignore[operator]
     spoiled = db.read_bytes()
-    with caplog.at_level(logging.WARNING, logger="agent.history"), History(db, clock=Clock()) as h:
+    with (
+        caplog.at_level(logging.WARNING, logger="agent.edges.history"),
+        History(db, clock=Clock()) as h,
+    ):
         h.record_events(sample_events()[:1])
         assert len(h.events()) == 1
     aside = [p for p in db.parent.iterdir() if p.name.startswith("history.sqlite3.corrupt-")]
@@ -610,7 +613,7 @@ def test_wal_mode_and_settings(db: Path, store: History) -> None:
 
 _READER = r"""
 import json, sys
-from agent.history import History
+from agent.edges.history import History
 with History(sys.argv[1], busy_timeout_s=0.5) as h:
     for line in sys.stdin:
         if line.strip() == "read":

@@ -1,4 +1,4 @@
-"""agent.icons: per state and size the disc colour, the glyph, the rim, transparency, app icons."""
+"""desktop.icons: per state and size the colour, the glyph, the rim, transparency, app icons."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from agent import icons
 from agent.core.model import Health
-from agent.icons import HEALTH_COLOURS, OUTLINE_COLOUR, render_icon
+from agent.desktop import icons
+from agent.desktop.icons import HEALTH_COLOURS, OUTLINE_COLOUR, render_icon
 
 SIZES = (16, 22, 24, 32, 48, 64, 128)
 REPO = Path(__file__).resolve().parents[1]
@@ -274,7 +274,7 @@ def test_committed_icons_are_what_the_script_draws_today() -> None:
         if p.is_file() and p.name != "README.md"
     }
     expected = icons.icon_set()
-    assert committed == set(expected), "run: python -m agent.icons --write icons/"
+    assert committed == set(expected), "run: python -m agent.desktop.icons --write icons/"
     for name, frames in expected.items():
         stored = _frames(folder / name)
         assert set(stored) == {frame.width for frame in frames}, name

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from agent import app, paths
+from agent import app
 from agent.core.menu import build_menu, overall_health, tooltip
 from agent.core.model import Health
-from agent.history import History
+from agent.edges import paths
+from agent.edges.history import History
+from agent.edges.topology_source import load_topology
 from agent.monitor import Monitor, MonitorUpdate
-from agent.topology_source import load_topology
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES
 from tests.helpers.servers import closed_port, http_server
 

@@ -1,4 +1,4 @@
-"""agent.notify without a desktop: the choice per platform, osascript's argv, the log backend.
+"""desktop.notify without a desktop: the choice per platform, osascript's argv, the log backend.
 
 The D-Bus backends are tested over a real bus in tests/desktop/test_notifications.py.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from agent import notify
-from agent.icons import write_app_icon
-from agent.notify import (
+from agent.desktop import notify
+from agent.desktop.icons import write_app_icon
+from agent.desktop.notify import (
     LogNotifier,
     Notifier,
     NotifierUnavailable,
@@ -124,7 +124,7 @@ def test_a_factory_raising_anything_is_skipped(caplog: pytest.LogCaptureFixture)
     def explode() -> Notifier:
         raise OSError("no such device")
 
-    with caplog.at_level(logging.INFO, logger="agent.notify"):
+    with caplog.at_level(logging.INFO, logger="agent.desktop.notify"):
         notifier = choose_notifier("linux", False, factories={"dbus": explode, "plyer": explode})
     assert isinstance(notifier, LogNotifier)
     assert "notifier dbus unavailable: no such device" in caplog.text
@@ -238,7 +238,7 @@ def test_only_the_log_left_is_said_once_with_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     _no_session_bus(monkeypatch, tmp_path)
-    with caplog.at_level(logging.INFO, logger="agent.notify"):
+    with caplog.at_level(logging.INFO, logger="agent.desktop.notify"):
         notifier = choose_notifier("linux", False)
     assert isinstance(notifier, LogNotifier)
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -283,10 +283,10 @@ def test_desktop_notifier_order_matches_the_brief() -> None:
 def test_log_notifier_logs_every_notification(
     critical: bool, level: int, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="agent.notify"):
+    with caplog.at_level(logging.INFO, logger="agent.desktop.notify"):
         # False: nothing reached a desktop (the log is not a notification service)
         assert not LogNotifier().notify("Redis down", "macmini:6379 refused", critical=critical)
-    [record] = [r for r in caplog.records if r.name == "agent.notify"]
+    [record] = [r for r in caplog.records if r.name == "agent.desktop.notify"]
     assert record.levelno == level
     assert "Redis down" in record.getMessage() and "macmini:6379 refused" in record.getMessage()
     assert ("critical" in record.getMessage()) is critical
@@ -408,7 +408,7 @@ def test_osascript_failure_is_false_and_logged(
     osascript: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("STAND_IN_MODE", "fail")
-    with caplog.at_level(logging.WARNING, logger="agent.notify"):
+    with caplog.at_level(logging.WARNING, logger="agent.desktop.notify"):
         assert OsascriptNotifier().notify("Backend offline", "x") is False
     assert "exit 1" in caplog.text and "Not authorised" in caplog.text
     assert "Backend offline" in caplog.text
@@ -418,7 +418,7 @@ def test_osascript_hang_is_cut_off(
     osascript: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("STAND_IN_MODE", "hang")
-    with caplog.at_level(logging.WARNING, logger="agent.notify"):
+    with caplog.at_level(logging.WARNING, logger="agent.desktop.notify"):
         assert OsascriptNotifier(timeout_s=0.5).notify("slow", "x") is False
     assert "timed out" in caplog.text
 

@@ -1,7 +1,7 @@
 """The release files: the workflow, the installers' facts, the shell scripts, the menu entry.
 
 Everything runs here on Linux, offline: the workflow is linted (its schema, zizmor), the Inno
-Setup script is read and its facts compared with agent.paths, the shell scripts pass bash -n and
+Setup script is read and its facts compared with edges.paths, the shell scripts pass bash -n and
 shellcheck, the .desktop files pass desktop-file-validate, build_tarball.sh and install.sh run
 for real on a stand-in build in a temp folder, and build_dmg.sh runs against stand-ins of the
 macOS tools (codesign, hdiutil, xcrun, ...) that record how they were called.
@@ -24,7 +24,8 @@ import pytest
 from ruamel.yaml import YAML  # a dependency of check-jsonschema (the test extra)
 
 import agent
-from agent import icons, paths
+from agent.desktop import icons
+from agent.edges import paths
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / ".github" / "workflows" / "release.yml"
@@ -35,7 +36,7 @@ SHELL_SCRIPTS = sorted((REPO / "installer").rglob("*.sh"))
 DESKTOP_FILES = sorted(LINUX.glob("*.desktop"))
 BIN = Path(sys.executable).parent
 
-# The start-at-login value the autostart code writes (agent/autostart.py, HKCU Run): its name is
+# The start-at-login value the autostart code writes (desktop/autostart.py, HKCU Run): its name is
 # the app name, its data the quoted path of the tray executable.
 RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 RUN_VALUE_NAME = "tailnet-agent"

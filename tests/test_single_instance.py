@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.single_instance import AlreadyRunning, InstanceLock
+from agent.edges.single_instance import AlreadyRunning, InstanceLock
 
 HOLD = (
-    "import sys, time; from pathlib import Path; from agent.single_instance import InstanceLock\n"
+    "import sys, time; from pathlib import Path\n"
+    "from agent.edges.single_instance import InstanceLock\n"
     "lock = InstanceLock(Path(sys.argv[1])); lock.acquire(); print('held', flush=True)\n"
     "time.sleep(60)\n"
 )

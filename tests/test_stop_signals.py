@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from agent.stop_signals import stop_on_signals
+from agent.edges.stop_signals import stop_on_signals
 
 
 def _stopper() -> tuple[threading.Event, list[str], threading.Lock, Callable[[], None]]:
@@ -33,7 +33,7 @@ def test_a_signal_stops_once_from_a_helper_thread_and_is_logged(
 ) -> None:
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     stopped, threads, _, stop = _stopper()
-    with caplog.at_level(logging.INFO, "agent.stop_signals"), stop_on_signals(stop):
+    with caplog.at_level(logging.INFO, "agent.edges.stop_signals"), stop_on_signals(stop):
         os.kill(os.getpid(), sig)
         assert stopped.wait(5)
         os.kill(os.getpid(), sig)  # a second one is no second stop

@@ -1,4 +1,4 @@
-"""agent.tailscale: finding the CLI and running it, against the real stand-in executable."""
+"""agent.edges.tailscale: finding the CLI and running it, against the real stand-in executable."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from agent import tailscale
 from agent.core.model import BackendState, Link, TailscaleProblem
 from agent.core.tailnet import link_of, parse_status_json
-from agent.tailscale import (
+from agent.edges import tailscale
+from agent.edges.tailscale import (
     NOT_INSTALLED_DETAIL,
     TAILSCALE_ENV,
     find_cli,

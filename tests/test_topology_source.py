@@ -1,4 +1,4 @@
-"""Where files go (agent.paths) and which topology file is used (agent.topology_source)."""
+"""Where files go (edges.paths) and which topology file is used (edges.topology_source)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 import agent
-from agent import paths
-from agent.errors import TopologyError
-from agent.topology_source import (
+from agent.edges import paths
+from agent.edges.topology_source import (
     TOPOLOGY_ENV,
     TopologyLocation,
     load_topology,
     locate_topology,
     read_topology_file,
 )
+from agent.errors import TopologyError
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = Path(agent.__file__).resolve().parent
@@ -88,7 +88,7 @@ def test_importing_creates_no_folder(tmp_path: Path) -> None:
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
     }
-    code = "import agent.paths, agent.topology_source; print(agent.paths.config_dir())"
+    code = "import agent.edges.topology_source as t; print(t.paths.config_dir())"
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO,

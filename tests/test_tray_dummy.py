@@ -1,4 +1,4 @@
-"""agent.tray without a desktop: the real pystray.Menu (dummy backend), tray_available and the
+"""desktop.tray without a desktop: the real pystray.Menu (dummy backend), tray_available and the
 time format of the menu (the open and copy actions: tests/test_actions.py).
 
 pystray binds its backend at import time, so the `pystray_dummy` fixture imports it afresh with
@@ -40,7 +40,7 @@ from agent.core.model import (
     TailnetView,
     Topology,
 )
-from agent.tray import (
+from agent.desktop.tray import (
     NO_DISPLAY,
     Tray,
     backend_name,
@@ -210,7 +210,7 @@ def test_failing_action_is_logged_not_raised(
 
     menu = to_pystray_menu(entries(), broken)
     quit_item = list(menu)[-1]
-    with caplog.at_level(logging.ERROR, logger="agent.tray"):
+    with caplog.at_level(logging.ERROR, logger="agent.desktop.tray"):
         quit_item(pystray_dummy.Icon("test", menu=menu))
     assert "menu action 'quit' failed" in caplog.text
     assert "cannot quit" in caplog.text
@@ -244,7 +244,7 @@ def test_stop_before_run_makes_run_return(pystray_dummy: Any) -> None:
 # ==== tray_available (fresh interpreters: pystray binds its backend on import) ==
 
 _PROBE = (
-    "import sys; from agent.tray import tray_available; "
+    "import sys; from agent.desktop.tray import tray_available; "
     "print(repr(tray_available())); print('pystray' in sys.modules)"
 )
 

@@ -3,7 +3,7 @@
 Pure. `build_menu(view, local_time=...)` turns the latest snapshot (plus the monitor's
 side facts: notifications paused, autostart, topology error, uptime, "since" times)
 into a tuple of MenuEntry; `overall_health` gives the icon colour and `tooltip` the
-hover text. The tray edge (agent.tray) only translates these entries into pystray.
+hover text. The tray edge (agent.desktop.tray) only translates these entries into pystray.
 
 Every line carries a mark that reads without colour: ✓ good, ! degraded, × failing,
 ? unknown (and – for something down that never alarms, such as an info service).

@@ -33,9 +33,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$ROOT/installer/macos"
 APP_NAME="tailnet-agent"
-BUNDLE_ID="io.github.tailnet-agent"           # agent.paths.APP_ID
-GUI_EXE="tailnet-agent"                       # agent.paths.GUI_EXECUTABLE
-CLI_EXE="tailnet-agent-cli"                   # agent.paths.CLI_EXECUTABLE
+BUNDLE_ID="io.github.tailnet-agent"           # agent.edges.paths.APP_ID
+GUI_EXE="tailnet-agent"                       # agent.edges.paths.GUI_EXECUTABLE
+CLI_EXE="tailnet-agent-cli"                   # agent.edges.paths.CLI_EXECUTABLE
 ENTITLEMENTS="$HERE/entitlements.plist"
 VOLUME_ICON="$ROOT/icons/tailnet-agent.icns"
 
@@ -51,7 +51,7 @@ for exe in "$GUI_EXE" "$CLI_EXE"; do
   [ -x "$APP/Contents/MacOS/$exe" ] || die "$APP/Contents/MacOS/$exe is missing"
 done
 
-# The bundle's identity, as agent/paths.py and the signing and notifications expect it. With two
+# The bundle's identity, as agent/edges/paths.py and the signing and notifications expect it. With two
 # EXEs in one BUNDLE, PyInstaller takes console= from the last one: a console CLI listed last
 # makes it write LSBackgroundOnly=true, a background-only app (PyInstaller/building/osx.py).
 plist_value() {

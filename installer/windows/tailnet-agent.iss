@@ -12,12 +12,12 @@
 ; The user's own files (%LOCALAPPDATA%\tailnet-agent: topology.toml, history, Logs) are a
 ; different folder: the uninstaller asks before deleting it.
 ;
-; Facts shared with the code (tests/test_release_files.py checks them against agent/paths.py and
+; Facts shared with the code (tests/test_release_files.py checks them against agent/edges/paths.py and
 ; the autostart module):
-;   - AppMutex = agent.paths.APP_ID: the named mutex the running agent holds, so Setup and
+;   - AppMutex = agent.edges.paths.APP_ID: the named mutex the running agent holds, so Setup and
 ;     Uninstall ask the user to quit the agent first;
-;   - the HKCU Run value name = agent.paths.APP_NAME, data = the quoted path of the tray exe
-;     (agent.paths.GUI_EXECUTABLE + ".exe"), exactly what `tailnet-agent-cli autostart enable` writes.
+;   - the HKCU Run value name = agent.edges.paths.APP_NAME, data = the quoted path of the tray exe
+;     (agent.edges.paths.GUI_EXECUTABLE + ".exe"), exactly what `tailnet-agent-cli autostart enable` writes.
 
 #define AppName "tailnet-agent"
 #define AppIdentifier "io.github.tailnet-agent"

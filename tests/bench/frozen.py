@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from agent.core.model import Health  # noqa: E402
-from agent.icons import HEALTH_COLOURS  # noqa: E402
+from agent.desktop.icons import HEALTH_COLOURS  # noqa: E402
 from tests.frozen_smoke import STATUS_JSON, Smoke, http_service, tcp_service, topology_text  # noqa: E402
 from tests.helpers.desktop import find_colour, start_desktop, wait_for  # noqa: E402
 

@@ -39,7 +39,7 @@ from agent.core.model import (  # noqa: E402
     TailnetView,
     Topology,
 )
-from agent.history import History  # noqa: E402
+from agent.edges.history import History  # noqa: E402
 
 T0 = 1_700_000_000.0
 DAY = 86400.0

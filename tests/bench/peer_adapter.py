@@ -35,7 +35,7 @@ from agent.core.model import (
     Topology,
 )
 from agent.core.plan import SweepPlan, plan_sweep
-from agent.probes import make_http_client, run_probes
+from agent.edges.probes import make_http_client, run_probes
 from agent.sweep import run
 
 

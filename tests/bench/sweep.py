@@ -54,7 +54,7 @@ from agent.core.model import (  # noqa: E402
     Topology,
 )
 from agent.core.plan import plan_sweep  # noqa: E402
-from agent.probes import make_http_client, run_probes  # noqa: E402
+from agent.edges.probes import make_http_client, run_probes  # noqa: E402
 from agent.sweep import loop_factory, run  # noqa: E402
 
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\nContent-Type: application/json\r\n\r\n"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.icons import write_app_icon
-from agent.notify import (
+from agent.desktop.icons import write_app_icon
+from agent.desktop.notify import (
     DbusNotifier,
     DesktopNotifierBackend,
     LogNotifier,
@@ -103,12 +103,12 @@ def test_no_notification_server_is_false_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     notifier = make_notifier(backend, empty_bus, app_icon)
-    with caplog.at_level(logging.WARNING, logger="agent.notify"):
+    with caplog.at_level(logging.WARNING, logger="agent.desktop.notify"):
         assert notifier.notify("Nobody listens", "no server on this bus") is False
     assert any(
         "not delivered" in r.getMessage() and "Nobody listens" in r.getMessage()
         for r in caplog.records
-        if r.name == "agent.notify"
+        if r.name == "agent.desktop.notify"
     )
 
 
@@ -161,7 +161,7 @@ def test_choose_notifier_without_a_bus_is_the_log(
     monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
-    with caplog.at_level(logging.WARNING, logger="agent.notify"):
+    with caplog.at_level(logging.WARNING, logger="agent.desktop.notify"):
         notifier = choose_notifier("linux", frozen=False)
     assert isinstance(notifier, LogNotifier)
     assert "notifications go to the log only" in caplog.text

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.core.model import Health
-from agent.icons import HEALTH_COLOURS
+from agent.desktop.icons import HEALTH_COLOURS
 from tests.helpers.desktop import (
     DesktopEnv,
     DesktopError,

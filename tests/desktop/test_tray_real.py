@@ -1,4 +1,4 @@
-"""agent.tray.Tray on a real desktop: Xvfb + trayer + a private session bus, gtk and appindicator.
+"""desktop.tray.Tray on a real desktop: Xvfb + trayer + a private session bus, gtk and appindicator.
 
 The tray runs in its own process (tests/helpers/tray_app.py), fed TrayViews as JSON from this
 test as the monitor would publish them from a worker thread. The test reads the screen's
@@ -21,7 +21,7 @@ import pytest
 
 from agent.core.menu import MenuEntry, build_menu
 from agent.core.model import Health
-from agent.icons import HEALTH_COLOURS, OUTLINE_COLOUR
+from agent.desktop.icons import HEALTH_COLOURS, OUTLINE_COLOUR
 from tests.helpers.desktop import (
     DesktopEnv,
     Region,
@@ -253,7 +253,9 @@ def start_app(
 # ==== tests ====================================================================
 
 
-@pytest.mark.parametrize("backend", ["gtk", "appindicator", "xorg"])  # xorg: agent.tray._XorgLoop
+@pytest.mark.parametrize(
+    "backend", ["gtk", "appindicator", "xorg"]
+)  # xorg: agent.desktop.tray._XorgLoop
 def test_icon_follows_published_views(
     start_app: Any, desktop_env: DesktopEnv, tray_host: Region, screenshots: Path
 ) -> None:
@@ -381,7 +383,7 @@ def test_pause_menu_item_reports_its_action(
 def test_paused_notifications_show_on_the_icon(
     start_app: Any, desktop_env: DesktopEnv, tray_host: Region, screenshots: Path
 ) -> None:
-    """The pause badge (agent.icons) appears on the docked icon and goes with Resume; the
+    """The pause badge (agent.desktop.icons) appears on the docked icon and goes with Resume; the
     state colour stays readable around it."""
     desk = desktop_env
     app: TrayApp = start_app(view_json())
@@ -436,7 +438,7 @@ def test_hovering_shows_the_tooltip(
 
 
 def test_tray_available_here(desktop_env: DesktopEnv, backend: str) -> None:
-    code = "from agent.tray import tray_available; print(repr(tray_available()))"
+    code = "from agent.desktop.tray import tray_available; print(repr(tray_available()))"
     env = {**desktop_env.env, "PYSTRAY_BACKEND": backend}
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
@@ -446,7 +448,7 @@ def test_tray_available_here(desktop_env: DesktopEnv, backend: str) -> None:
 
 def test_tray_available_without_a_session_bus(desktop_env: DesktopEnv, tmp_path: Path) -> None:
     """gtk/appindicator hang in run() without a session bus: say so before starting."""
-    code = "from agent.tray import tray_available; print(repr(tray_available()))"
+    code = "from agent.desktop.tray import tray_available; print(repr(tray_available()))"
     env = {k: v for k, v in desktop_env.env.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
     env.update(PYSTRAY_BACKEND="gtk", XDG_RUNTIME_DIR=str(tmp_path))  # no "bus" socket there
     done = subprocess.run(
@@ -464,7 +466,7 @@ def test_tray_available_without_a_session_bus(desktop_env: DesktopEnv, tmp_path:
 def test_copy_text_puts_it_on_the_x_clipboard(
     desktop_env: DesktopEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.actions import clipboard_commands, copy_text
+    from agent.desktop.actions import clipboard_commands, copy_text
 
     monkeypatch.setenv("DISPLAY", desktop_env.display)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

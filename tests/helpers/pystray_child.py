@@ -2,7 +2,7 @@
 
     PYSTRAY_BACKEND=gtk python -m tests.helpers.pystray_child [--state green]
 
-stdin, one command a line:  green | amber | red | grey   (icon = agent.icons.render_icon(state))
+stdin, one command a line:  green | amber | red | grey   (icon = desktop.icons.render_icon(state))
                             notify <title>|<message>     (pystray's own icon.notify)
                             quit                         (also on end of input)
 stdout: "visible <backend>" once the icon was shown, "icon <state>" after each switch,
@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from agent.core.model import Health
-from agent.icons import render_icon
+from agent.desktop.icons import render_icon
 
 __all__ = ["main"]
 

@@ -1,10 +1,10 @@
-"""agent.tray.Tray in its own process, fed TrayViews as JSON (the real-desktop tray tests).
+"""agent.desktop.tray.Tray in its own process, fed TrayViews as JSON (the real-desktop tray tests).
 
     PYSTRAY_BACKEND=gtk python -m tests.helpers.tray_app --view v.json --actions a.log
 
 --view FILE    the first view (JSON, see view_from_json), published before run()
 --actions FILE each menu click appends its action id as a line; "copy:<text>" is also
-               carried out with agent.actions.copy_text and followed by "copied <True|False>"
+               carried out with desktop.actions.copy_text and followed by "copied <True|False>"
 stdin, one command a line:
     {...}      a view as JSON: published from this (non-UI) thread, as the monitor does
     stats      prints the Tray's counters as JSON: {"applied": n, "icon_changes": n, ...}
@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=64)
     args = parser.parse_args(argv)
 
-    from agent.actions import copy_text
-    from agent.tray import Tray  # pystray itself is imported by Tray.run
+    from agent.desktop.actions import copy_text
+    from agent.desktop.tray import Tray  # pystray itself is imported by Tray.run
 
     actions_lock = threading.Lock()
 

@@ -1,4 +1,4 @@
-"""agent.tray.Tray on pystray's xorg backend, stopped with the quit race forced (a test child).
+"""desktop.tray.Tray on pystray's xorg backend, stopped with the quit race forced (a test child).
 
     PYSTRAY_BACKEND=xorg python -m tests.helpers.xorg_quit_child
 
@@ -129,7 +129,7 @@ def main() -> int:
     probe = _Probe()
     probe.install()
 
-    from agent.tray import Tray
+    from agent.desktop.tray import Tray
 
     tray = Tray(lambda _action: None, title="tailnet-agent xorg quit")
     tray.publish(_view(0))

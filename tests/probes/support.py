@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent.core.model import CheckKind, ProbeResult, ProbeTarget, Service
-from agent.probes import PROBES
+from agent.edges.probes import PROBES
 
 __all__ = ["FIXED_NOW", "HANG_GUARD_S", "fixed_clock", "probe_once", "target", "timed"]
 

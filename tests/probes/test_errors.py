@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from agent.core.model import ProbeState, Reason
-from agent.probes._errors import classify, one_line, seconds_text
+from agent.edges.probes._errors import classify, one_line, seconds_text
 
 
 def _wrapped(inner: BaseException) -> httpx.ConnectError:

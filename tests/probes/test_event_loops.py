@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
-from agent.probes import make_http_client, run_probes
+from agent.edges.probes import make_http_client, run_probes
 from agent.sweep import UVLOOP_MIN_PROBES, loop_factory, run
 from tests.helpers.servers import Address, black_hole, closed_port
 from tests.probes.support import fixed_clock, target

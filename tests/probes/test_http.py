@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from agent.core.model import ProbeState, Reason
-from agent.probes import http, make_http_client, run_probes
+from agent.edges.probes import http, make_http_client, run_probes
 from tests.helpers.servers import Address, Route, black_hole, closed_port, http_server
 from tests.probes.support import FIXED_NOW, HANG_GUARD_S, fixed_clock, probe_once, target, timed
 

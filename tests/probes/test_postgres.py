@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.core.model import ProbeState, Reason
-from agent.probes import postgres
+from agent.edges.probes import postgres
 from tests.helpers.servers import Address, black_hole, closed_port, tcp_server
 from tests.probes.support import FIXED_NOW, HANG_GUARD_S, fixed_clock, probe_once, target, timed
 

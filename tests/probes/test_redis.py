@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.core.model import ProbeState, Reason
-from agent.probes import redis
+from agent.edges.probes import redis
 from tests.helpers.servers import (
     Address,
     black_hole,

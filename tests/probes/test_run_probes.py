@@ -9,7 +9,7 @@ import time
 import pytest
 
 from agent.core.model import ProbeState, ProbeTarget, Reason
-from agent.probes import http, make_http_client, run_probes
+from agent.edges.probes import http, make_http_client, run_probes
 from tests.helpers.servers import Address, black_hole, closed_port, http_server
 from tests.probes.support import FIXED_NOW, fixed_clock, target
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.core.model import ProbeState, Reason
-from agent.probes import tcp
+from agent.edges.probes import tcp
 from tests.helpers.servers import Address, black_hole, closed_port
 from tests.probes.support import FIXED_NOW, HANG_GUARD_S, fixed_clock, probe_once, target, timed
 

@@ -1,4 +1,4 @@
-"""The shared client's transport (`agent.probes._transport`) against real sockets on loopback:
+"""The shared client's transport (`agent.edges.probes._transport`) against real sockets on loopback:
 what goes on the wire, how answers of every framing are read, how failures surface (as the
 httpx exceptions the probes classify), that connections close with their response, that
 no cookie is kept, and that https still goes through TLS."""
@@ -18,8 +18,8 @@ import pytest
 
 from agent import __version__
 from agent.core.model import ProbeState, Reason
-from agent.probes import http, make_http_client
-from agent.probes._errors import classify
+from agent.edges.probes import http, make_http_client
+from agent.edges.probes._errors import classify
 from tests.helpers.servers import Address, Route, black_hole, closed_port, http_server
 from tests.probes.support import fixed_clock, probe_once, target
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from agent.core.model import ProbeState, Reason
-from agent.probes import websocket
+from agent.edges.probes import websocket
 from tests.helpers.servers import (
     Address,
     black_hole,

@@ -12,7 +12,7 @@ badge with white pause bars sits at the bottom right; the disc keeps its state c
     app_icon_images()                    -> the app icon at APP_ICON_SIZES
     write_app_icon(Path("x.ico"))        -> writes .png / .ico / .icns by suffix
     icon_set()                           -> every committed file of icons/ and its frames
-    python -m agent.icons --write icons/ -> (re)draws all of icons/
+    python -m agent.desktop.icons --write icons/ -> (re)draws all of icons/
 """
 
 from __future__ import annotations
@@ -292,8 +292,8 @@ def write_icon_set(directory: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m agent.icons --write DIR`: the whole icon set, as committed in icons/."""
-    parser = argparse.ArgumentParser(prog="python -m agent.icons", description=__doc__)
+    """`python -m agent.desktop.icons --write DIR`: the whole icon set, as committed in icons/."""
+    parser = argparse.ArgumentParser(prog="python -m agent.desktop.icons", description=__doc__)
     parser.add_argument(
         "--write", metavar="DIR", type=Path, required=True, help="where to write (icons/)"
     )

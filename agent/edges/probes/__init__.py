@@ -19,9 +19,9 @@ from typing import Protocol
 import httpx
 
 from agent.core.model import CheckKind, ProbeResult, ProbeState, ProbeTarget, Reason
-from agent.probes import http, postgres, redis, tcp, websocket
-from agent.probes._run import Clock
-from agent.probes.http import make_http_client
+from agent.edges.probes import http, postgres, redis, tcp, websocket
+from agent.edges.probes._run import Clock
+from agent.edges.probes.http import make_http_client
 
 __all__ = ["PROBES", "ProbeFn", "make_http_client", "run_probes"]
 

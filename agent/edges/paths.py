@@ -91,13 +91,16 @@ def is_frozen() -> bool:
     return _meipass() is not None
 
 
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # agent/ (this file is agent/edges/paths.py)
+
+
 def resource_dir() -> Path:
     """The folder holding bundled resources (`data/...`).
 
     sys._MEIPASS when running from a PyInstaller build, else the `agent` package folder.
     """
     meipass = _meipass()
-    return Path(meipass) if meipass is not None else Path(__file__).resolve().parent
+    return Path(meipass) if meipass is not None else _PACKAGE_DIR
 
 
 def bundled_topology_path() -> Path:
@@ -113,7 +116,7 @@ def app_icon_path() -> Path | None:
     """
     for folder in (
         resource_dir() / "data" / "icons",
-        Path(__file__).resolve().parents[1] / "icons",
+        _PACKAGE_DIR.parent / "icons",
     ):
         icon = folder / "tailnet-agent.png"
         if icon.is_file():

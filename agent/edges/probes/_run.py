@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 
 from agent import __version__
 from agent.core.model import ProbeResult, ProbeTarget
-from agent.probes._errors import Verdict, classify
+from agent.edges.probes._errors import Verdict, classify
 
 __all__ = [
     "USER_AGENT",

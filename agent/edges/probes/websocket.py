@@ -21,8 +21,8 @@ import time
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
-from agent.probes._errors import NOT_HTTP_DETAIL, Verdict
-from agent.probes._run import USER_AGENT, Clock, guarded, mark_connected, url_host
+from agent.edges.probes._errors import NOT_HTTP_DETAIL, Verdict
+from agent.edges.probes._run import USER_AGENT, Clock, guarded, mark_connected, url_host
 
 __all__ = ["HEAD_LIMIT", "accept_for", "probe"]
 

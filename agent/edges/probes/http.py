@@ -19,9 +19,9 @@ from http.cookiejar import Cookie, CookieJar
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
-from agent.probes._errors import Verdict, one_line
-from agent.probes._run import USER_AGENT, Clock, guarded, url_host
-from agent.probes._transport import ProbeTransport
+from agent.edges.probes._errors import Verdict, one_line
+from agent.edges.probes._run import USER_AGENT, Clock, guarded, url_host
+from agent.edges.probes._transport import ProbeTransport
 
 __all__ = ["BODY_LIMIT", "USER_AGENT", "ProbeClient", "make_http_client", "probe"]
 

@@ -1,6 +1,6 @@
 """The tray edge: the one module that talks to pystray (icon, tooltip, menu, clicks).
 
-`Tray` shows the latest TrayView: the icon colour (agent.icons.render_icon, with its pause badge
+`Tray` shows the latest TrayView: the icon colour (desktop.icons.render_icon, with its pause badge
 while notifications are paused), the tooltip ("… · notifications paused until 14:00") and
 the menu built by agent.core.menu, and hands every click to `on_action(action_id)`. pystray
 is imported lazily, inside methods: `import pystray` picks its backend at import time and
@@ -29,7 +29,7 @@ the colour or the pause changes (Windows writes a temporary .ico each time), the
 its entries changed.
 
 For the composition root: `tray_available()` (can a tray run here, and if not, why). What the
-menu's clicks do outside the agent (open, copy) is agent.actions.
+menu's clicks do outside the agent (open, copy) is agent.desktop.actions.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from typing import Any
 
 from agent.core.menu import MenuEntry, TrayView, build_menu, overall_health, tooltip
 from agent.core.model import Health
-from agent.icons import render_icon
+from agent.desktop.icons import render_icon
 
 __all__ = [
     "NO_DISPLAY",
@@ -401,7 +401,7 @@ def _close_only_what_pystray_showed(icon: Any) -> None:
 
     pystray 0.19.5's `_finalize` (run when its loop ends) always calls CloseNotification for
     its last notification id, 0 when it never showed one, which the agent never asks it to
-    (notifications go through agent.notify). With nobody owning org.freedesktop.Notifications
+    (notifications go through desktop.notify). With nobody owning org.freedesktop.Notifications
     the call fails with GLib.GError ServiceUnknown and the error escapes `icon.run()`: Quit
     ended with a traceback and exit status 1. Here the close is skipped when pystray has shown
     nothing (its `_nid` is 0), and a failure to close a real one is logged, not raised.

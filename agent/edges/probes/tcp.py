@@ -12,8 +12,8 @@ import time
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget
-from agent.probes._errors import Verdict
-from agent.probes._run import Clock, guarded
+from agent.edges.probes._errors import Verdict
+from agent.edges.probes._run import Clock, guarded
 
 __all__ = ["probe"]
 

@@ -15,8 +15,8 @@ import time
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
-from agent.probes._errors import Verdict, one_line
-from agent.probes._run import Clock, guarded, mark_connected
+from agent.edges.probes._errors import Verdict, one_line
+from agent.edges.probes._run import Clock, guarded, mark_connected
 
 __all__ = ["PING", "probe"]
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from agent import paths
+from agent.edges import paths
 from agent.errors import AutostartError
 
 __all__ = [

@@ -35,7 +35,7 @@ from typing import cast
 import h11
 import httpx
 
-from agent.probes._run import mark_connected
+from agent.edges.probes._run import mark_connected
 
 __all__ = ["ProbeTransport"]
 

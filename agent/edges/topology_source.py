@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import paths
 from agent.core.model import Topology
 from agent.core.topology import parse_topology
+from agent.edges import paths
 from agent.errors import TopologyError
 
 __all__ = [

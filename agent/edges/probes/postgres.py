@@ -18,8 +18,8 @@ import time
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
-from agent.probes._errors import Verdict
-from agent.probes._run import Clock, guarded, mark_connected
+from agent.edges.probes._errors import Verdict
+from agent.edges.probes._run import Clock, guarded, mark_connected
 
 __all__ = ["SSL_REQUEST", "probe"]
 
