@@ -27,12 +27,12 @@ from agent import __version__
 from agent.core.model import Health, Topology
 from agent.core.report import render_table, snapshot_to_dict
 from agent.core.topology import describe_topology
-from agent.edges import paths
+from agent.edges import event_loop, paths
 from agent.edges.logs import setup_logging
 from agent.edges.tailscale import TAILSCALE_ENV, find_cli
 from agent.edges.topology_source import load_topology, locate_topology
 from agent.errors import AgentError, UsageError
-from agent.sweep import run, sweep
+from agent.sweep import sweep
 
 if TYPE_CHECKING:
     from agent.app import AgentOptions
@@ -303,7 +303,9 @@ def _check(args: argparse.Namespace) -> int:
     _require_node(topology, args.node)
     cli = find_cli(args.tailscale, os.environ)
     probes = sum(len(node.services) for node in topology.nodes)
-    snapshot = run(sweep(topology, tailscale_cli=cli, node_override=args.node), probes=probes)
+    snapshot = event_loop.run(
+        sweep(topology, tailscale_cli=cli, node_override=args.node), probes=probes
+    )
     if args.json:
         json.dump(snapshot_to_dict(snapshot), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")

@@ -30,6 +30,7 @@ from agent import __version__
 from agent.core import confirm, notify_policy
 from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
 from agent.core.model import Snapshot, Topology
+from agent.edges import event_loop
 from agent.edges.probes import make_http_client
 from agent.errors import AgentError
 from agent.sweep import TAILSCALE_TIMEOUT_S, sweep
@@ -178,7 +179,11 @@ class Monitor:
 
     def _thread_main(self) -> None:
         try:
-            asyncio.run(self._run())
+            # The loop is picked for the topology in use at start, as `check` picks it.
+            self._reload_topology_if_changed()
+            topology = self._topology
+            probes = sum(len(n.services) for n in topology.nodes) if topology else 0
+            event_loop.run(self._run(), probes=probes)
         except Exception:  # a bug: log it loudly, the UI shows grey "no data"
             log.exception("the monitor stopped on an unexpected error")
         finally:

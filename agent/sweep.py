@@ -1,14 +1,8 @@
-"""One sweep, end to end: read Tailscale, plan, probe, judge; and the loop sweeps run on.
+"""One sweep, end to end: read Tailscale, plan, probe, judge.
 
 This is the composition of one pass of the flow in DESIGN.md; the `check`
 command runs it once and the monitor runs it on a schedule. The edges it calls
 (the tailscale reader, the probes) are passed in where a caller wants its own.
-
-`run(main, probes=n)` is `asyncio.run(main)` made for sweeps of n probes: on
-uvloop's event loop when n is large enough to pay for it and uvloop is installed
-(Linux, macOS; about 30 % less CPU per probe, see docs/benchmarks.md), else on
-asyncio's own, and with the objects alive at start (modules, classes, the
-topology) frozen out of the cyclic collector's way.
 
 With DEBUG logging (-v) a sweep says which node this machine is and how that was
 found, and each probe's outcome and time (the tailscale reader logs its own run).
@@ -16,13 +10,9 @@ found, and each probe's outcome and time (the tailscale reader logs its own run)
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import gc
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
 
 import httpx
 
@@ -33,16 +23,11 @@ from agent.core.tailnet import identify_self_by
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 
-__all__ = ["UVLOOP_MIN_PROBES", "loop_factory", "run", "sweep"]
-
-T = TypeVar("T")
+__all__ = ["TAILSCALE_TIMEOUT_S", "sweep"]
 
 log = logging.getLogger(__name__)
 
 TAILSCALE_TIMEOUT_S = 5.0
-
-UVLOOP_MIN_PROBES = 48
-"""From this many probes a sweep on, sweeps run on uvloop (where it is installed)."""
 
 
 async def sweep(
@@ -94,40 +79,3 @@ def _log_probes(
         )
     for (node_id, name), result in skipped.items():
         log.debug("not probed: %s/%s — %s", node_id, name, result.detail)
-
-
-def loop_factory(probes: int) -> Callable[[], asyncio.AbstractEventLoop]:
-    """What makes the event loop for sweeps of `probes` probes (the topology's services):
-    uvloop's from UVLOOP_MIN_PROBES on, where it is installed; asyncio's otherwise.
-
-    uvloop takes about 30 % off the CPU of each probe, but its import costs about 3 ms
-    and 2 MiB of RSS: a few dozen probes a sweep do not win that back, a few hundred do.
-    """
-    if probes >= UVLOOP_MIN_PROBES:
-        try:
-            import uvloop
-        except ImportError:  # Windows, or not installed: the stdlib loop does the same work
-            pass
-        else:
-            return uvloop.new_event_loop
-    return asyncio.new_event_loop
-
-
-@functools.cache
-def _freeze_startup_objects() -> None:
-    gc.freeze()
-
-
-def run(main: Coroutine[Any, Any, T], *, probes: int) -> T:
-    """Run `main` to completion on a new event loop from `loop_factory(probes)`, like
-    asyncio.run (same clean-up), and return its result.
-
-    On the first call in a process, everything alive at that point (modules, classes, the
-    topology) is moved out of the cyclic garbage collector's sight (gc.freeze): a sweep
-    makes many short-lived objects, and without this every full collection walks all of
-    start-up's objects again. Only once: a later freeze could also pin the garbage of the
-    runs before it.
-    """
-    _freeze_startup_objects()
-    with asyncio.Runner(loop_factory=loop_factory(probes)) as runner:
-        return runner.run(main)

@@ -7,10 +7,12 @@ tested on a real D-Bus elsewhere; here we test what the monitor asks them to sho
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +25,7 @@ from agent import app
 from agent.core.menu import build_menu, overall_health, tooltip
 from agent.core.model import Health
 from agent.edges import paths
+from agent.edges.event_loop import UVLOOP_MIN_PROBES, loop_factory
 from agent.edges.history import History
 from agent.edges.topology_source import load_topology
 from agent.monitor import Monitor, MonitorUpdate
@@ -113,12 +116,12 @@ def start_monitor(tmp_path: Path) -> Iterator[Callable[..., tuple[Monitor, Recor
         topo: Path, *, recorder: Recorder | None = None, **kw: object
     ) -> tuple[Monitor, Recorder]:
         rec = recorder or Recorder()
+        kw.setdefault("on_update", rec.on_update)
         monitor = Monitor(
             load_topology=lambda: load_topology(str(topo), {}),
             locate_topology=lambda: topo,
             tailscale_cli=FAKE_TAILSCALE,
             notifier=rec,
-            on_update=rec.on_update,
             **kw,  # type: ignore[arg-type]
         )
         monitor.start()
@@ -532,3 +535,44 @@ def test_the_tray_view_says_when_the_last_sweep_finished(  # type: ignore[no-unt
     view = app.tray_view(update, autostart=None)
     assert view.last_checked == time.strftime("%H:%M:%S", time.localtime(update.snapshot.at))
     assert app.tray_view(replace(update, snapshot=None), autostart=None).last_checked == ""
+
+
+# ==== the event loop: the policy `check` uses ==================================
+
+
+def _many_services_topology(services: int) -> str:
+    lines = ["version = 1", 'name = "many"', "", "[defaults]", 'interval = "1h"', 'timeout = "1s"']
+    lines += ["", "[[nodes]]", 'id = "desktop"', 'hostname = "sweetlife"', 'ip = "127.0.0.1"']
+    ports: set[int] = set()
+    while len(ports) < services:  # one node: no two services on one port
+        ports.add(closed_port())
+    for i, port in enumerate(sorted(ports)):
+        lines += ["", "  [[nodes.services]]", f'  name = "s{i}"', f"  port = {port}"]
+        lines += ['  check = "tcp"', '  impact = "info"']
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("services", "loop"),
+    [
+        (UVLOOP_MIN_PROBES, "uvloop" if sys.platform != "win32" else "asyncio"),
+        (UVLOOP_MIN_PROBES - 1, "asyncio"),
+    ],
+    ids=["at-the-threshold", "below-it"],
+)
+def test_the_monitor_sweeps_on_the_loop_check_would_pick(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path, services: int, loop: str
+) -> None:
+    topo = tmp_path / "topology.toml"
+    topo.write_text(_many_services_topology(services))
+    loops: list[str] = []
+    rec = Recorder()
+
+    def on_update(update: MonitorUpdate) -> None:  # called on the monitor's own loop
+        loops.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
+        rec.on_update(update)
+
+    start_monitor(topo, recorder=rec, on_update=on_update)
+    rec.wait(lambda u: u.snapshot is not None)
+    assert set(loops) == {loop}
+    assert loop_factory(services).__module__.split(".")[0] == loop  # what `check` runs on

@@ -6,8 +6,8 @@
 
 Reads the fleet's manifest, turns its endpoints into a topology (one node per
 loopback host; http and tcp checks as the manifest says), plans and probes them
-with the agent's own planner and probes on the loop `agent.sweep.run` picks
-(uvloop from UVLOOP_MIN_PROBES probes, where installed), and prints one JSON line
+with the agent's own planner and probes on the loop `agent.edges.event_loop.run`
+picks (uvloop from UVLOOP_MIN_PROBES probes, where installed), and prints one JSON line
 {"id": ..., "state": up|timeout|refused|...} as each verdict becomes known.
 The harness times it from spawn to exit, interpreter start-up included.
 Figures and how to read them: docs/benchmarks.md.
@@ -35,8 +35,8 @@ from agent.core.model import (
     Topology,
 )
 from agent.core.plan import SweepPlan, plan_sweep
+from agent.edges.event_loop import run
 from agent.edges.probes import make_http_client, run_probes
-from agent.sweep import run
 
 
 def topology_from(manifest: dict) -> tuple[Topology, dict[tuple[str, str], str]]:  # type: ignore[type-arg]

@@ -15,8 +15,9 @@ With one black hole at timeout T the sweep must take about T, not N x T.
     .venv/bin/python tests/bench/sweep.py --sizes 12 --rounds 5 --timeout 1
     .venv/bin/python tests/bench/sweep.py --loop asyncio  # the stdlib loop even where uvloop is
 
-The event loop is the one `agent.sweep.run` picks (uvloop where it is installed and the
-sweep has at least UVLOOP_MIN_PROBES probes), unless --loop says.
+The event loop is the one `agent.edges.event_loop.run` picks (uvloop where it is installed
+and the sweep has at least UVLOOP_MIN_PROBES probes; `check` and the monitor alike), unless
+--loop says.
 
 Only loopback addresses are used. Figures and how to read them: docs/benchmarks.md.
 """
@@ -54,8 +55,8 @@ from agent.core.model import (  # noqa: E402
     Topology,
 )
 from agent.core.plan import plan_sweep  # noqa: E402
+from agent.edges.event_loop import loop_factory, run  # noqa: E402
 from agent.edges.probes import make_http_client, run_probes  # noqa: E402
-from agent.sweep import loop_factory, run  # noqa: E402
 
 OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\nContent-Type: application/json\r\n\r\n"
 OK_BODY = b'{"status":"ok"}'
@@ -246,7 +247,7 @@ def main() -> None:
         "--loop",
         choices=["auto", "asyncio", "uvloop"],
         default="auto",
-        help="event loop (auto: what agent.sweep.run picks)",
+        help="event loop (auto: what agent.edges.event_loop.run picks)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON lines only")
     parser.add_argument("--serve", nargs=2, help=argparse.SUPPRESS)

@@ -1,5 +1,6 @@
-"""The event loop sweeps run on (`agent.sweep.run` / `loop_factory`): uvloop where it is
-installed, asyncio's otherwise; and every probe gives the same verdicts on both loops."""
+"""The event loop sweeps run on (`agent.edges.event_loop.run` / `loop_factory`): uvloop where
+it is installed, asyncio's otherwise; and every probe gives the same verdicts on both loops.
+The monitor runs on the same policy: tests/test_monitor.py."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
+from agent.edges.event_loop import UVLOOP_MIN_PROBES, loop_factory, run
 from agent.edges.probes import make_http_client, run_probes
-from agent.sweep import UVLOOP_MIN_PROBES, loop_factory, run
 from tests.helpers.servers import Address, black_hole, closed_port
 from tests.probes.support import fixed_clock, target
 
