@@ -9,6 +9,7 @@ at login" checkbox is an AutostartSwitch over agent.desktop.autostart.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -37,6 +38,7 @@ from agent.edges.tailscale import find_cli
 from agent.edges.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
 from agent.errors import AgentError, AutostartError
 from agent.monitor import Monitor, MonitorUpdate
+from agent.sweep import sweep
 
 __all__ = [
     "AUTOSTART_REFRESH_S",
@@ -118,10 +120,9 @@ def _build_monitor(
         load_topology=lambda: load_topology(options.topology, env),
         # asked again on every poll: a user file created while running takes over at once
         locate_topology=lambda: locate_topology(options.topology, env).path,
-        tailscale_cli=cli,
+        sweep_once=functools.partial(sweep, tailscale_cli=cli, node_override=options.node),
         notifier=notifier,
         on_update=on_update,
-        node_override=options.node,
         open_history=lambda: History(paths.history_path()),
     )
 

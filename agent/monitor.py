@@ -1,11 +1,12 @@
 """The continuous monitor: sweeps on a schedule and turns them into events and notifications.
 
-It runs in a worker thread with its own asyncio loop — the tray owns the main
-thread, as macOS requires. Each pass: reload the topology if the file in use
-changed — the location is asked again each time (`locate_topology`), so a user
-file that appears (created by "Open topology file" or by hand) is picked up and
-watched at once —,
-sweep, feed the pure state machine (agent.core.confirm), record history, pass
+It runs in a worker thread with its own event loop (agent.edges.event_loop, picked as
+`check` picks it) — the tray owns the main thread, as macOS requires. Each pass:
+reload the topology if the file in use changed — the location is asked again each
+time (`locate_topology`), so a user file that appears (created by "Open topology
+file" or by hand) is picked up and watched at once —, sweep (`sweep_once`: the
+composition root passes agent.sweep.sweep; tests may script it), feed the pure
+state machine (agent.core.confirm), record history, pass
 the events through the notification policy to the notifier, and publish a
 MonitorUpdate for whoever shows state (the tray, or the log when headless).
 A suspected change is re-checked after about a second; "Check now" sweeps at
@@ -21,7 +22,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,15 +32,14 @@ from agent.core import confirm, notify_policy
 from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
 from agent.core.model import Snapshot, Topology
 from agent.edges import event_loop
-from agent.edges.probes import make_http_client
 from agent.errors import AgentError
-from agent.sweep import TAILSCALE_TIMEOUT_S, sweep
+from agent.sweep import TAILSCALE_TIMEOUT_S
 
 if TYPE_CHECKING:  # the history store and the notifier are passed in; only their types here
     from agent.desktop.notify import Notifier
     from agent.edges.history import History
 
-__all__ = ["SUSPEND_CLOCK", "Monitor", "MonitorUpdate"]
+__all__ = ["SUSPEND_CLOCK", "Monitor", "MonitorUpdate", "SweepOnce"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,9 @@ UPTIME_REFRESH_S = 60.0  # at most this long between uptime readings ...
 UPTIME_PRECISION = 0.01  # ... and sooner while the data is young: within about a point
 UPTIME_FULL_SLACK_S = 60.0  # data from this close to the window's start covers all of it
 TOPOLOGY_POLL_S = 2.0
+
+SweepOnce = Callable[[Topology], Awaitable[Snapshot]]
+"""One sweep of a topology, judged (agent.sweep.sweep with this machine's settings)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +93,9 @@ class Monitor:
         *,
         load_topology: Callable[[], Topology],
         locate_topology: Callable[[], Path | None],
-        tailscale_cli: str | None,
+        sweep_once: SweepOnce,
         notifier: Notifier,
         on_update: Callable[[MonitorUpdate], None],
-        node_override: str | None = None,
         open_history: Callable[[], History] | None = None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
@@ -101,10 +103,9 @@ class Monitor:
     ) -> None:
         self._load_topology = load_topology
         self._locate_topology = locate_topology
-        self._tailscale_cli = tailscale_cli
+        self._sweep_once = sweep_once
         self._notifier = notifier
         self._on_update = on_update
-        self._node_override = node_override
         self._open_history = open_history
         self._wall = wall
         self._mono = mono
@@ -196,7 +197,6 @@ class Monitor:
         self._started.set()
         history = self._open_history_safely()
         self._start_history(history)
-        client = make_http_client()
         last_self_ips: tuple[str, ...] | None = None
         try:
             while not self._stopping.is_set():
@@ -207,13 +207,7 @@ class Monitor:
                     await self._sleep(TOPOLOGY_POLL_S)
                     continue
                 started = self._mono()
-                snapshot = await sweep(
-                    topology,
-                    tailscale_cli=self._tailscale_cli,
-                    node_override=self._node_override,
-                    client=client,
-                    clock=self._wall,
-                )
+                snapshot = await self._sweep_once(topology)
                 # Only a reading of a running Tailscale tells this machine's IPs: a failed
                 # `tailscale status` (no IPs) then a good one is no network change.
                 network_changed = False
@@ -221,7 +215,6 @@ class Monitor:
                     self_ips = snapshot.tailnet.self_ips
                     network_changed = last_self_ips is not None and self_ips != last_self_ips
                     last_self_ips = self_ips
-                was_in_grace = self._state_in_grace()
                 was_reason = self._state.grace_reason
                 now_mono = self._mono()
                 # A sweep's own time is no sleep, up to what its timeouts allow.
@@ -243,9 +236,6 @@ class Monitor:
                         result.settling.reason.words,
                         ", ".join(result.settling.problems) or "no confirmed problem",
                     )
-                if result.in_grace and not was_in_grace:
-                    await client.aclose()  # keep-alive connections from before are stale
-                    client = make_http_client()
                 for event in result.events:
                     log.log(
                         logging.WARNING if event.critical else logging.INFO,
@@ -264,14 +254,10 @@ class Monitor:
                 delay = result.recheck_after_s or topology.defaults.interval_s
                 await self._sleep(delay)
         finally:
-            await client.aclose()
             if history is not None:
                 self._record_quietly(history, agent_stopped_event(self._wall()))
                 history.close()
             self._loop = None
-
-    def _state_in_grace(self) -> bool:
-        return self._state.grace_since_mono is not None
 
     async def _sleep(self, delay: float) -> None:
         """Wait `delay` s, waking early for "Check now", a stop, or a topology edit."""

@@ -14,8 +14,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-import httpx
-
 from agent.core.health import judge
 from agent.core.model import ProbeResult, ProbeTarget, Snapshot, Topology
 from agent.core.plan import ServiceKey, plan_sweep
@@ -35,7 +33,6 @@ async def sweep(
     *,
     tailscale_cli: str | None,
     node_override: str | None = None,
-    client: httpx.AsyncClient | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure."""
@@ -50,7 +47,7 @@ async def sweep(
     else:
         log.debug("this machine is no node of the topology: %s", how)
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
-    probed = await run_probes(plan.targets, client, clock=clock)
+    probed = await run_probes(plan.targets, clock=clock)
     results = dict(plan.skipped)
     for target, result in zip(plan.targets, probed, strict=True):
         results[(target.node_id, target.service.name)] = result

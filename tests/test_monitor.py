@@ -3,11 +3,15 @@
 Real parts: the stand-in `tailscale` executable (a process boundary), real HTTP
 servers on loopback, real files. The notifier is a recorder: the backends are
 tested on a real D-Bus elsewhere; here we test what the monitor asks them to show.
+Tests whose point is the schedule, pause or notifications drive the monitor with
+ScriptedSweeps (the real health rules over probe results the test sets); the others
+sweep for real.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.server
 import logging
 import os
@@ -22,13 +26,25 @@ from pathlib import Path
 import pytest
 
 from agent import app
+from agent.core.health import judge
 from agent.core.menu import build_menu, overall_health, tooltip
-from agent.core.model import Health
+from agent.core.model import (
+    BackendState,
+    Health,
+    ProbeResult,
+    ProbeState,
+    Reason,
+    Snapshot,
+    TailnetView,
+    Topology,
+)
+from agent.core.plan import plan_sweep
 from agent.edges import paths
 from agent.edges.event_loop import UVLOOP_MIN_PROBES, loop_factory
 from agent.edges.history import History
 from agent.edges.topology_source import load_topology
 from agent.monitor import Monitor, MonitorUpdate
+from agent.sweep import sweep
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES
 from tests.helpers.servers import closed_port, http_server
 
@@ -102,6 +118,32 @@ class Recorder:
             return sum(1 for u in self.updates if u.snapshot is not None)
 
 
+class ScriptedSweeps:
+    """A sweep_once without the tailscale CLI or servers: every probe of the plan answers
+    `result` (the test changes it), judged by the real rules (agent.core.health). This
+    machine is node "desktop" of a running tailnet."""
+
+    def __init__(self) -> None:
+        self.result = UP
+        self.count = 0
+
+    async def __call__(self, topology: Topology) -> Snapshot:
+        self.count += 1
+        now = time.time()
+        tailnet = TailnetView(
+            backend_state=BackendState.RUNNING, self_hostname="sweetlife", self_ips=("127.0.0.1",)
+        )
+        plan = plan_sweep(topology, "desktop", tailnet, now=now)
+        results = dict(plan.skipped)
+        results.update({(t.node_id, t.service.name): self.result for t in plan.targets})
+        return judge(topology, tailnet, "desktop", results, plan.addresses, now=now)
+
+
+UP = ProbeResult(ProbeState.UP, None, "HTTP 200", 1.0)
+REFUSED = ProbeResult(ProbeState.DOWN, Reason.REFUSED, "connection refused")
+NO_SERVER = 8000  # the port in a topology only ScriptedSweeps sweeps: nothing connects to it
+
+
 @pytest.fixture(autouse=True)
 def fake_tailscale(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_TAILSCALE_JSON", str(TAILSCALE_FIXTURES / "loopback_all_direct.json"))
@@ -117,10 +159,14 @@ def start_monitor(tmp_path: Path) -> Iterator[Callable[..., tuple[Monitor, Recor
     ) -> tuple[Monitor, Recorder]:
         rec = recorder or Recorder()
         kw.setdefault("on_update", rec.on_update)
+        # The real sweep: the stand-in tailscale CLI, real probes, on the monitor's clock.
+        clock = kw.get("wall", time.time)
+        kw.setdefault(
+            "sweep_once", functools.partial(sweep, tailscale_cli=FAKE_TAILSCALE, clock=clock)
+        )
         monitor = Monitor(
             load_topology=lambda: load_topology(str(topo), {}),
             locate_topology=lambda: topo,
-            tailscale_cli=FAKE_TAILSCALE,
             notifier=rec,
             **kw,  # type: ignore[arg-type]
         )
@@ -148,14 +194,15 @@ def test_sweeps_publish_and_stop_cleanly(start_monitor, tmp_path: Path) -> None:
 
 
 def test_check_now_sweeps_at_once(start_monitor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    with http_server({"/": "ok"}) as (_, port):
-        topo = tmp_path / "topology.toml"
-        topo.write_text(topology_text(port, interval="1h"))
-        monitor, rec = start_monitor(topo)
-        rec.wait(lambda u: u.snapshot is not None)
-        before = rec.sweeps()
-        monitor.check_now()
-        rec.wait(lambda u: u.snapshot is not None and rec.sweeps() > before, timeout=5)
+    topo = tmp_path / "topology.toml"
+    topo.write_text(topology_text(NO_SERVER, interval="1h"))
+    sweeps = ScriptedSweeps()
+    monitor, rec = start_monitor(topo, sweep_once=sweeps)
+    rec.wait(lambda u: u.snapshot is not None)
+    assert sweeps.count == 1  # the next one is an hour away
+    monitor.check_now()
+    rec.wait(lambda u: rec.sweeps() == 2, timeout=5)
+    assert sweeps.count == 2
 
 
 def test_a_bad_edit_keeps_the_last_good_topology_and_a_fix_is_picked_up(  # type: ignore[no-untyped-def]
@@ -189,27 +236,26 @@ def test_a_bad_edit_keeps_the_last_good_topology_and_a_fix_is_picked_up(  # type
 
 
 def test_pause_and_resume_are_published(start_monitor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    with http_server({"/": "ok"}) as (_, port):
-        topo = tmp_path / "topology.toml"
-        topo.write_text(topology_text(port, interval="1h"))
-        monitor, rec = start_monitor(topo)
-        rec.wait(lambda u: u.snapshot is not None)
-        until = time.time() + 3600
-        monitor.pause_notifications(until)
-        assert rec.wait(lambda u: u.paused_until is not None).paused_until == until
-        monitor.resume_notifications()
-        rec.wait(lambda u: u.paused_until is None and rec.updates[-1] is u)
+    topo = tmp_path / "topology.toml"
+    topo.write_text(topology_text(NO_SERVER, interval="1h"))
+    monitor, rec = start_monitor(topo, sweep_once=ScriptedSweeps())
+    rec.wait(lambda u: u.snapshot is not None)
+    until = time.time() + 3600
+    monitor.pause_notifications(until)
+    assert rec.wait(lambda u: u.paused_until is not None).paused_until == until
+    monitor.resume_notifications()
+    rec.wait(lambda u: u.paused_until is None and rec.updates[-1] is u)
 
 
 def test_outage_is_notified_and_a_failing_notifier_does_not_stop_the_monitor(  # type: ignore[no-untyped-def]
     start_monitor, tmp_path: Path
 ) -> None:
-    with http_server({"/": "ok"}) as (_, port):
-        topo = tmp_path / "topology.toml"
-        topo.write_text(topology_text(port, interval="1s"))
-        monitor, rec = start_monitor(topo, recorder=Recorder(fail=True))
-        rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
-    # The server is gone: refused from now on.
+    topo = tmp_path / "topology.toml"
+    topo.write_text(topology_text(NO_SERVER, interval="1s"))
+    sweeps = ScriptedSweeps()
+    monitor, rec = start_monitor(topo, recorder=Recorder(fail=True), sweep_once=sweeps)
+    rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+    sweeps.result = REFUSED  # from now on
     rec.wait(lambda u: any(e.kind.value == "service_down" for e in u.events), timeout=15)
     assert rec.shown[0][0] == "desktop: Ollama down" and rec.shown[0][2] is True
     sweeps = rec.sweeps()
@@ -348,12 +394,13 @@ def test_a_notification_held_back_is_logged(  # type: ignore[no-untyped-def]
 ) -> None:
     caplog.set_level(logging.INFO, logger="agent.monitor")
     topo = tmp_path / "topology.toml"
-    with http_server({"/": "ok"}) as (_, port):
-        topo.write_text(topology_text(port, interval="1s").replace('"critical"', '"degraded"'))
-        monitor, rec = start_monitor(topo)
-        rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
-        monitor.pause_notifications(time.time() + 3600)
-        rec.wait(lambda u: u.paused_until is not None)
+    topo.write_text(topology_text(NO_SERVER, interval="1s").replace('"critical"', '"degraded"'))
+    sweeps = ScriptedSweeps()
+    monitor, rec = start_monitor(topo, sweep_once=sweeps)
+    rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+    monitor.pause_notifications(time.time() + 3600)
+    rec.wait(lambda u: u.paused_until is not None)
+    sweeps.result = REFUSED
     rec.wait(lambda u: any(e.kind.value == "service_down" for e in u.events))
     assert rec.shown == []  # paused: held back ...
     deadline = time.monotonic() + 5

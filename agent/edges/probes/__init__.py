@@ -4,9 +4,10 @@
 ProbeResult per target, in the targets' order. Each probe is bounded by its
 target's timeout as a whole (connect + request + read) and never raises: a
 failure is a result with a reason (see `_errors` for the mapping and `_run` for
-latency). HTTP probes share one httpx client: pass the monitor's long-lived
-client from `make_http_client()`; without one, run_probes makes one for the
-sweep (only when there is an HTTP target) and closes it.
+latency). HTTP probes share one httpx client: pass one from
+`make_http_client()`; without one, run_probes makes one for the sweep (only
+when there is an HTTP target) and closes it, as every sweep of `check` and the
+monitor does (about 15 µs of CPU).
 """
 
 from __future__ import annotations
