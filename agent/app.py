@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.core.menu import TrayView
+from agent.core.menu import MonitorStatus, TrayView
 from agent.core.model import Snapshot, TailscaleProblem
 from agent.core.notify_policy import pause_presets
 from agent.core.tailnet import identify_self_by
@@ -37,7 +37,7 @@ from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.edges.tailscale import find_cli
 from agent.edges.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
 from agent.errors import AgentError, AutostartError
-from agent.monitor import Monitor, MonitorUpdate
+from agent.monitor import Monitor
 from agent.sweep import sweep
 
 __all__ = [
@@ -111,7 +111,7 @@ def _build_monitor(
     options: AgentOptions,
     env: Mapping[str, str],
     notifier: Notifier,
-    on_update: Callable[[MonitorUpdate], None],
+    on_update: Callable[[MonitorStatus], None],
 ) -> Monitor:
     cli = find_cli(options.tailscale, env)
     if cli is None:
@@ -136,13 +136,13 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
     last_summary: list[str] = []
     in_use = _InUseLog(options.node)
 
-    def on_update(update: MonitorUpdate) -> None:
-        in_use.update(update.snapshot)
-        snapshot = update.snapshot
+    def on_update(status: MonitorStatus) -> None:
+        in_use.update(status.snapshot)
+        snapshot = status.snapshot
         text = (
             f"{snapshot.overall.value}: {snapshot.summary}"
             if snapshot is not None
-            else f"grey: {update.topology_error or 'no data yet'}"
+            else f"grey: {status.topology_error or 'no data yet'}"
         )
         if not last_summary or last_summary[-1] != text:
             log.info("state %s", text)
@@ -332,25 +332,17 @@ class AutostartSwitch:
 
 
 def tray_view(
-    update: MonitorUpdate, *, autostart: bool | None, autostart_note: str = ""
+    status: MonitorStatus, *, autostart: bool | None, autostart_note: str = ""
 ) -> TrayView:
-    """What the tray shows for one monitor update."""
+    """What the tray shows for one monitor status."""
     return TrayView(
-        snapshot=update.snapshot,
-        now=update.now,
-        paused_until=update.paused_until,
+        status,
         autostart=autostart,
         autostart_note=autostart_note,
-        topology_error=update.topology_error,
-        uptime=update.uptime,
-        uptime_over=update.uptime_over,
-        since=update.since,
         version=__version__,
-        in_grace=update.in_grace,
-        settling=update.settling,
         last_checked=(
-            time.strftime("%H:%M:%S", time.localtime(update.snapshot.at))
-            if update.snapshot is not None
+            time.strftime("%H:%M:%S", time.localtime(status.snapshot.at))
+            if status.snapshot is not None
             else ""
         ),
     )
@@ -376,17 +368,17 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     # built and published under this lock: a monitor update racing a toggle cannot publish the
     # old checkbox after the new one.
     view_lock = threading.Lock()
-    shown = [TrayView(snapshot=None, now=time.time(), version=__version__)]
+    shown = [TrayView(MonitorStatus(snapshot=None, now=time.time()), version=__version__)]
     in_use = _InUseLog(options.node)
 
     def publish(view: TrayView) -> None:
         shown[0] = view
         tray.publish(view)
 
-    def on_update(update: MonitorUpdate) -> None:
-        in_use.update(update.snapshot)
+    def on_update(status: MonitorStatus) -> None:
+        in_use.update(status.snapshot)
         with view_lock:
-            publish(tray_view(update, autostart=switch.checked(), autostart_note=switch.note()))
+            publish(tray_view(status, autostart=switch.checked(), autostart_note=switch.note()))
 
     def on_action(action: str) -> None:
         monitor = holder["monitor"]
@@ -410,7 +402,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             log_dir.mkdir(parents=True, exist_ok=True)
             actions.open_path(log_dir, "the log folder")
         elif action == "about":
-            title, body = about_text(options, env, shown[0].snapshot)
+            title, body = about_text(options, env, shown[0].status.snapshot)
             log.info("%s: %s", title, body.replace("\n", "; "))
             notifier.notify(title, body)
         elif action == "quit":

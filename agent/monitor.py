@@ -6,11 +6,11 @@ reload the topology if the file in use changed — the location is asked again e
 time (`locate_topology`), so a user file that appears (created by "Open topology
 file" or by hand) is picked up and watched at once —, sweep (`sweep_once`: the
 composition root passes agent.sweep.sweep; tests may script it), feed the pure
-state machine (agent.core.confirm), record history, pass
-the events through the notification policy to the notifier, and publish a
-MonitorUpdate for whoever shows state (the tray, or the log when headless).
-A suspected change is re-checked after about a second; "Check now" sweeps at
-once. Everything the UI thread asks for goes through call_soon_threadsafe.
+state machine (agent.core.confirm), record history, pass the events through the
+notification policy to the notifier, and publish a MonitorStatus (agent.core.menu)
+for whoever shows state (the tray, or the log when headless). A suspected change
+is re-checked after about a second; "Check now" sweeps at once. Everything the UI
+thread asks for goes through call_soon_threadsafe.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.core import confirm, notify_policy
 from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
+from agent.core.menu import MonitorStatus
 from agent.core.model import Snapshot, Topology
 from agent.edges import event_loop
 from agent.errors import AgentError
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # the history store and the notifier are passed in; only thei
     from agent.desktop.notify import Notifier
     from agent.edges.history import History
 
-__all__ = ["SUSPEND_CLOCK", "Monitor", "MonitorUpdate", "SweepOnce"]
+__all__ = ["SUSPEND_CLOCK", "Monitor", "SweepOnce"]
 
 log = logging.getLogger(__name__)
 
@@ -68,23 +68,6 @@ SweepOnce = Callable[[Topology], Awaitable[Snapshot]]
 """One sweep of a topology, judged (agent.sweep.sweep with this machine's settings)."""
 
 
-@dataclass(frozen=True, slots=True)
-class MonitorUpdate:
-    """What the monitor knows now, for the tray or the log."""
-
-    snapshot: Snapshot | None
-    now: float
-    paused_until: float | None = None
-    topology_error: str | None = None
-    in_grace: bool = False
-    settling: confirm.Settling | None = None  # while in grace: why, and the confirmed colour
-    uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
-    # seconds of data behind `uptime`, for the services whose data spans less than 24 h
-    uptime_over: Mapping[tuple[str, str], float] = field(default_factory=dict)
-    since: Mapping[tuple[str, str], float] = field(default_factory=dict)
-    events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
-
-
 class Monitor:
     """Owns the worker thread; every public method is safe to call from any thread."""
 
@@ -95,7 +78,7 @@ class Monitor:
         locate_topology: Callable[[], Path | None],
         sweep_once: SweepOnce,
         notifier: Notifier,
-        on_update: Callable[[MonitorUpdate], None],
+        on_update: Callable[[MonitorStatus], None],
         open_history: Callable[[], History] | None = None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
@@ -122,7 +105,7 @@ class Monitor:
         self._topology_error: str | None = None
         self._state = confirm.initial_state()
         self._policy = notify_policy.initial_policy()
-        self._last_update: MonitorUpdate | None = None
+        self._last_status: MonitorStatus | None = None
         self._uptime: Mapping[tuple[str, str], float | None] = {}
         self._uptime_over: Mapping[tuple[str, str], float] = {}
         self._uptime_every = 0.0
@@ -433,7 +416,7 @@ class Monitor:
     ) -> None:
         now = self._wall()
         paused = notify_policy.is_paused(self._policy, now)
-        update = MonitorUpdate(
+        status = MonitorStatus(
             snapshot=snapshot,
             now=now,
             paused_until=self._policy.paused_until if paused else None,
@@ -445,13 +428,13 @@ class Monitor:
             since=self._since,
             events=events,
         )
-        self._last_update = update
+        self._last_status = status
         try:
-            self._on_update(update)
+            self._on_update(status)
         except Exception:
             log.exception("publishing the monitor's state failed")
 
     def _republish(self) -> None:
-        last = self._last_update
+        last = self._last_status
         if last is not None:
             self._publish(last.snapshot, (), settling=last.settling)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.app import AUTOSTART_REFRESH_S, AgentOptions, AutostartSwitch
-from agent.core.menu import TrayView, build_menu
+from agent.core.menu import MonitorStatus, TrayView, build_menu
 from agent.desktop.autostart import AutostartState, Unsupported, XdgAutostart, parse_desktop_exec
 from agent.desktop.tray import to_pystray_menu
 from agent.errors import AutostartError
@@ -141,10 +141,12 @@ def test_pystray_menu_shows_and_toggles_the_real_state(
 
     def on_action(action: str) -> None:  # what the tray's on_action does for this item
         assert action == "toggle_autostart"
-        views.append(TrayView(snapshot=None, now=0.0, autostart=switch.toggle()))
+        views.append(TrayView(MonitorStatus(None, 0.0), autostart=switch.toggle()))
 
     def menu_for(autostart: bool | None) -> Any:
-        entries = build_menu(TrayView(None, 0.0, autostart=autostart), local_time=str)
+        entries = build_menu(
+            TrayView(MonitorStatus(None, 0.0), autostart=autostart), local_time=str
+        )
         return to_pystray_menu(entries, on_action)
 
     menu = menu_for(switch.checked())

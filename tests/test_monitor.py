@@ -27,7 +27,7 @@ import pytest
 
 from agent import app
 from agent.core.health import judge
-from agent.core.menu import build_menu, overall_health, tooltip
+from agent.core.menu import MonitorStatus, build_menu, overall_health, tooltip
 from agent.core.model import (
     BackendState,
     Health,
@@ -43,7 +43,7 @@ from agent.edges import paths
 from agent.edges.event_loop import UVLOOP_MIN_PROBES, loop_factory
 from agent.edges.history import History
 from agent.edges.topology_source import load_topology
-from agent.monitor import Monitor, MonitorUpdate
+from agent.monitor import Monitor
 from agent.sweep import sweep
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES
 from tests.helpers.servers import closed_port, http_server
@@ -79,7 +79,7 @@ class Recorder:
     name = "recorder"
 
     def __init__(self, fail: bool = False) -> None:
-        self.updates: list[MonitorUpdate] = []
+        self.updates: list[MonitorStatus] = []
         self.shown: list[tuple[str, str, bool]] = []
         self.fail = fail
         self.lock = threading.RLock()
@@ -99,11 +99,11 @@ class Recorder:
             raise RuntimeError("the desktop said no")
         return True
 
-    def on_update(self, update: MonitorUpdate) -> None:
+    def on_update(self, update: MonitorStatus) -> None:
         with self.lock:
             self.updates.append(update)
 
-    def wait(self, pred: Callable[[MonitorUpdate], bool], timeout: float = 15.0) -> MonitorUpdate:
+    def wait(self, pred: Callable[[MonitorStatus], bool], timeout: float = 15.0) -> MonitorStatus:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
@@ -537,7 +537,7 @@ def test_uptime_says_the_window_it_covers_and_follows_a_recovery(  # type: ignor
     assert abs(int(match[2]) - (later.now - down_from)) <= 2
 
 
-def _service_line(update: MonitorUpdate) -> str:
+def _service_line(update: MonitorStatus) -> str:
     view = app.tray_view(update, autostart=None)
     node = next(e for e in build_menu(view, local_time=lambda t: "12:00") if e.children)
     return next(c.text for c in node.children if "Ollama" in c.text)
@@ -615,7 +615,7 @@ def test_the_monitor_sweeps_on_the_loop_check_would_pick(  # type: ignore[no-unt
     loops: list[str] = []
     rec = Recorder()
 
-    def on_update(update: MonitorUpdate) -> None:  # called on the monitor's own loop
+    def on_update(update: MonitorStatus) -> None:  # called on the monitor's own loop
         loops.append(type(asyncio.get_running_loop()).__module__.split(".")[0])
         rec.on_update(update)
 

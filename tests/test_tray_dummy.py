@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from agent.core.menu import MenuEntry, TrayView, build_menu
+from agent.core.menu import MenuEntry, MonitorStatus, TrayView, build_menu
 from agent.core.model import (
     BackendState,
     CheckKind,
@@ -105,16 +105,15 @@ def rich_view() -> TrayView:
         "Mac mini: FastAPI down",
         at=100.0,
     )
-    return TrayView(
+    status = MonitorStatus(
         snapshot,
         now=100.0,
         paused_until=4000.0,
-        autostart=True,
         topology_error="topology.toml:3: nodes: bad",
         uptime={("macmini", "Redis"): 0.998},
         since={("macmini", "FastAPI"): 50.0},
-        version="9.9",
     )
+    return TrayView(status, autostart=True, version="9.9")
 
 
 def entries() -> tuple[MenuEntry, ...]:

@@ -1,9 +1,11 @@
 """The tray menu as plain data: what the user reads and can click, for one TrayView.
 
-Pure. `build_menu(view, local_time=...)` turns the latest snapshot (plus the monitor's
-side facts: notifications paused, autostart, topology error, uptime, "since" times)
-into a tuple of MenuEntry; `overall_health` gives the icon colour and `tooltip` the
-hover text. The tray edge (agent.desktop.tray) only translates these entries into pystray.
+Pure. MonitorStatus is what the monitor publishes after each pass (the snapshot and its
+side facts: notifications paused, topology error, grace, uptime, "since" times); a
+TrayView holds one, plus what only the tray knows (autostart, the version).
+`build_menu(view, local_time=...)` turns a TrayView into a tuple of MenuEntry;
+`overall_health` gives the icon colour and `tooltip` the hover text. The tray edge
+(agent.desktop.tray) only translates these entries into pystray.
 
 Every line carries a mark that reads without colour: ✓ good, ! degraded, × failing,
 ? unknown (and – for something down that never alarms, such as an info service).
@@ -19,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from agent.core.confirm import Settling
-from agent.core.events import format_duration
+from agent.core.events import Event, format_duration
 from agent.core.health import problem_words
 from agent.core.hints import explain, peer_offline_hint
 from agent.core.model import (
@@ -40,6 +42,7 @@ __all__ = [
     "TOOLTIP_MAX",
     "TOPOLOGY_ERROR_LINES",
     "MenuEntry",
+    "MonitorStatus",
     "TrayView",
     "build_menu",
     "format_latency",
@@ -67,28 +70,37 @@ STALE_SWEEPS = 3  # a snapshot older than this many intervals says when it was t
 TOPOLOGY_ERROR_LINES = 8  # menu lines for the topology's problems, the last one cut
 
 
-@dataclass(frozen=True)
-class TrayView:
-    """Everything the tray shows, published by the monitor (any thread) as one value."""
+@dataclass(frozen=True, slots=True)
+class MonitorStatus:
+    """What the monitor knows now, published after each pass (any thread) as one value: the
+    tray shows it (TrayView holds it), the headless agent logs it."""
 
     snapshot: Snapshot | None  # None: no data yet (grey, "Checking…")
     now: float
     paused_until: float | None = None  # notifications paused until (wall s)
-    autostart: bool | None = None  # None: not supported here (item disabled)
-    autostart_note: str = ""  # why it is None, said on the greyed item
     topology_error: str | None = None  # last reload failed; the last good topology is in use
+    in_grace: bool = False  # settling after a wake, clock change, network change, restart
+    settling: Settling | None = None  # why, and the confirmed colour kept meanwhile
     uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
     # seconds of data behind an uptime that spans less than the full 24 h ("over 5 min")
     uptime_over: Mapping[tuple[str, str], float] = field(default_factory=dict)
     since: Mapping[tuple[str, str], float] = field(default_factory=dict)
-    version: str = ""
-    in_grace: bool = False  # settling after a wake, clock change, network change, restart
-    settling: Settling | None = None  # why, and the confirmed colour kept meanwhile
-    last_checked: str = ""  # when the last sweep finished, local "14:05:09" ("" for none)
+    events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
 
     @property
     def paused(self) -> bool:
         return self.paused_until is not None and self.paused_until > self.now
+
+
+@dataclass(frozen=True, slots=True)
+class TrayView:
+    """Everything the tray shows: the monitor's status and what only the tray knows."""
+
+    status: MonitorStatus
+    autostart: bool | None = None  # None: not supported here (item disabled)
+    autostart_note: str = ""  # why it is None, said on the greyed item
+    version: str = ""
+    last_checked: str = ""  # when the last sweep finished, local "14:05:09" ("" for none)
 
 
 @dataclass(frozen=True)
@@ -160,11 +172,11 @@ def _uptime_window(over_s: float | None) -> str:
 
 def overall_health(view: TrayView) -> Health:
     """The icon colour: grey with no data; while settling, the confirmed states' colour."""
-    if view.snapshot is None:
+    if view.status.snapshot is None:
         return Health.GREY
-    if view.in_grace:
-        return view.settling.health if view.settling is not None else Health.GREY
-    return view.snapshot.overall
+    if view.status.in_grace:
+        return view.status.settling.health if view.status.settling is not None else Health.GREY
+    return view.status.snapshot.overall
 
 
 def _settling_line(settling: Settling | None) -> str:
@@ -184,16 +196,16 @@ def _settling_line(settling: Settling | None) -> str:
 def _status_line(view: TrayView, local_time: Callable[[float], str] | None) -> str:
     """The first line without its mark: what is going on, in one sentence (after the
     topology's name, which the menu title shows and the tooltip puts beside the app's)."""
-    snapshot = view.snapshot
+    snapshot = view.status.snapshot
     if snapshot is None:
-        if view.topology_error:
+        if view.status.topology_error:
             return "No usable topology — see the topology error below"
         return "Checking…"
-    if view.in_grace:
-        return _settling_line(view.settling)
+    if view.status.in_grace:
+        return _settling_line(view.status.settling)
     text = snapshot.summary
     interval = snapshot.topology.defaults.interval_s
-    if local_time is not None and view.now - snapshot.at > STALE_SWEEPS * max(interval, 1.0):
+    if local_time is not None and view.status.now - snapshot.at > STALE_SWEEPS * max(interval, 1.0):
         text += f" (last checked {local_time(snapshot.at)})"
     return text
 
@@ -210,11 +222,11 @@ def tooltip(
     A pause is said at the end, with its end time when `local_time` is given, and is never
     the part cut off: "tailnet-agent (Sparklio): All good … · notifications paused until 14:00".
     """
-    if view.snapshot is not None:
-        name = f"{name} ({view.snapshot.topology.name})"
+    if view.status.snapshot is not None:
+        name = f"{name} ({view.status.snapshot.topology.name})"
     paused = ""
-    if view.paused and view.paused_until is not None:
-        until = f" until {local_time(view.paused_until)}" if local_time is not None else ""
+    if view.status.paused and view.status.paused_until is not None:
+        until = f" until {local_time(view.status.paused_until)}" if local_time is not None else ""
         paused = f" · notifications paused{until}"
     text = _clip(f"{name}: {_status_line(view, None)}", 10_000)
     room = TOOLTIP_MAX - len(paused.encode("utf-16-le")) // 2
@@ -321,12 +333,12 @@ def service_line(
     result = status.result
     key = (node_id, service.name)
     head = f"{_service_mark(status)} {_clip(service.name, NAME_MAX)} :{service.port}"
-    since = view.since.get(key)
+    since = view.status.since.get(key)
     if result.state is ProbeState.UP:
         text = f"{head} — up"
-        uptime = view.uptime.get(key)
+        uptime = view.status.uptime.get(key)
         if uptime is not None:
-            text += f" · {format_uptime(uptime)} {_uptime_window(view.uptime_over.get(key))}"
+            text += f" · {format_uptime(uptime)} {_uptime_window(view.status.uptime_over.get(key))}"
     elif result.state is ProbeState.DOWN:
         text = f"{head} — down"
         if since is not None:
@@ -387,7 +399,7 @@ def _node_menu(
 
 
 def _topology_error_menu(view: TrayView, error: str) -> MenuEntry:
-    if view.snapshot is not None:
+    if view.status.snapshot is not None:
         title = f"{MARKS[Health.AMBER]} Topology error — using last good file"
     else:
         title = f"{MARKS[Health.RED]} Topology error — no usable topology"
@@ -422,8 +434,8 @@ def _wrap(text: str, width: int, *, max_lines: int) -> list[str]:
 
 
 def _pause_menu(view: TrayView, local_time: Callable[[float], str]) -> MenuEntry:
-    if view.paused and view.paused_until is not None:
-        title = f"Notifications paused until {local_time(view.paused_until)}"
+    if view.status.paused and view.status.paused_until is not None:
+        title = f"Notifications paused until {local_time(view.status.paused_until)}"
     else:
         title = "Pause notifications"
     return MenuEntry(
@@ -431,7 +443,7 @@ def _pause_menu(view: TrayView, local_time: Callable[[float], str]) -> MenuEntry
         children=(
             MenuEntry("For 1 hour", "pause_1h"),
             MenuEntry("Until tomorrow", "pause_tomorrow"),
-            MenuEntry("Resume", "resume", enabled=view.paused),
+            MenuEntry("Resume", "resume", enabled=view.status.paused),
             SEPARATOR,
             MenuEntry("Critical alerts still show", enabled=False),
         ),
@@ -441,7 +453,7 @@ def _pause_menu(view: TrayView, local_time: Callable[[float], str]) -> MenuEntry
 def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[MenuEntry, ...]:
     """The whole tray menu, top to bottom. `local_time(wall_s)` formats a time ("14:05")."""
     health = overall_health(view)
-    named = "" if view.snapshot is None else f"{view.snapshot.topology.name}: "
+    named = "" if view.status.snapshot is None else f"{view.status.snapshot.topology.name}: "
     entries: list[MenuEntry] = [
         MenuEntry(
             _clip(f"{MARKS[health]} {named}{_status_line(view, local_time)}", LINE_MAX),
@@ -449,9 +461,9 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
             default=True,
         )
     ]
-    if view.topology_error:
-        entries.append(_topology_error_menu(view, view.topology_error))
-    snapshot = view.snapshot
+    if view.status.topology_error:
+        entries.append(_topology_error_menu(view, view.status.topology_error))
+    snapshot = view.status.snapshot
     if snapshot is not None and snapshot.nodes:
         entries.append(SEPARATOR)
         entries += [_node_menu(n, view, snapshot, local_time) for n in snapshot.nodes]

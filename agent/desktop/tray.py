@@ -45,7 +45,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from agent.core.menu import MenuEntry, TrayView, build_menu, overall_health, tooltip
+from agent.core.menu import (
+    MenuEntry,
+    MonitorStatus,
+    TrayView,
+    build_menu,
+    overall_health,
+    tooltip,
+)
 from agent.core.model import Health
 from agent.desktop.icons import render_icon
 
@@ -246,9 +253,9 @@ class Tray:
         if backend == "dummy":
             raise RuntimeError("PYSTRAY_BACKEND=dummy cannot run a tray (it has no UI loop)")
         with self._lock:
-            view = self._view or TrayView(snapshot=None, now=time.time())
+            view = self._view or TrayView(MonitorStatus(snapshot=None, now=time.time()))
             self._view = view
-        shown_icon = (overall_health(view), view.paused)
+        shown_icon = (overall_health(view), view.status.paused)
         text = tooltip(view, name=self._title, local_time=local_time)
         entries = build_menu(view, local_time=local_time)
         icon = pystray.Icon(
@@ -366,7 +373,7 @@ class Tray:
 
     def _apply(self, icon: Any, view: TrayView) -> bool:
         counters = self._counters
-        shown_icon = (overall_health(view), view.paused)
+        shown_icon = (overall_health(view), view.status.paused)
         if shown_icon != self._shown_icon:
             icon.icon = render_icon(shown_icon[0], self._icon_size, paused=shown_icon[1])
             self._shown_icon = shown_icon

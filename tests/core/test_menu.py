@@ -19,6 +19,7 @@ from agent.core.menu import (
     TOOLTIP_MAX,
     TOPOLOGY_ERROR_LINES,
     MenuEntry,
+    MonitorStatus,
     TrayView,
     build_menu,
     format_latency,
@@ -155,8 +156,14 @@ def node_menu(view: TrayView, name: str) -> MenuEntry:
     return next(e for e in menu(view) if name in e.text and e.children)
 
 
-def view_of(snapshot: Snapshot | None, **kw: object) -> TrayView:
-    return TrayView(snapshot, now=1005.0, **kw)  # type: ignore[arg-type]
+TRAY_ONLY = {f.name for f in dataclasses.fields(TrayView)} - {"status"}
+
+
+def view_of(snapshot: Snapshot | None, *, now: float = 1005.0, **kw: object) -> TrayView:
+    """A TrayView: the keywords of TrayView's own fields go to it, the rest to its status."""
+    tray = {k: v for k, v in kw.items() if k in TRAY_ONLY}
+    status = {k: v for k, v in kw.items() if k not in TRAY_ONLY}
+    return TrayView(MonitorStatus(snapshot, now, **status), **tray)  # type: ignore[arg-type]
 
 
 # ==== the first line and the colour ============================================
@@ -260,13 +267,13 @@ def view_of(snapshot: Snapshot | None, **kw: object) -> TrayView:
             id="grace-before-anything-is-confirmed",
         ),
         pytest.param(
-            TrayView(healthy(), now=1000.0 + 31.0),
+            view_of(healthy(), now=1000.0 + 31.0),
             Health.GREEN,
             "✓ Sparklio: All good — 3 nodes, 6 of 6 services up (last checked T1000)",
             id="stale",
         ),
         pytest.param(
-            TrayView(healthy(), now=1000.0 + 29.0),
+            view_of(healthy(), now=1000.0 + 29.0),
             Health.GREEN,
             "✓ Sparklio: All good — 3 nodes, 6 of 6 services up",
             id="fresh-enough",

@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agent.core.menu import TrayView
+from agent.core.menu import MonitorStatus, TrayView
 from agent.core.model import (
     BackendState,
     CheckKind,
@@ -133,17 +133,16 @@ def view_from_json(data: dict[str, Any]) -> TrayView:
             snap.get("summary", ""),
             float(snap.get("at", data["now"])),
         )
-    return TrayView(
+    status = MonitorStatus(
         snapshot=snapshot,
         now=float(data["now"]),
         paused_until=data.get("paused_until"),
-        autostart=data.get("autostart"),
         topology_error=data.get("topology_error"),
         uptime=uptime,
         since=since,
-        version=data.get("version", ""),
         in_grace=bool(data.get("in_grace", False)),
     )
+    return TrayView(status, autostart=data.get("autostart"), version=data.get("version", ""))
 
 
 def main(argv: list[str] | None = None) -> int:
