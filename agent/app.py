@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.core.menu import MonitorStatus, TrayView
+from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView
 from agent.core.model import Snapshot, TailscaleProblem
 from agent.core.notify_policy import pause_presets
 from agent.core.tailnet import identify_self_by
@@ -44,7 +44,10 @@ __all__ = [
     "AUTOSTART_REFRESH_S",
     "AgentOptions",
     "AutostartSwitch",
+    "MenuHandler",
+    "ShownView",
     "about_text",
+    "menu_handlers",
     "run_headless",
     "run_tray",
     "tray_view",
@@ -348,6 +351,75 @@ def tray_view(
     )
 
 
+class ShownView:
+    """The view the tray shows, replaced under one lock: a monitor update racing a toggle
+    cannot publish the old checkbox after the new one."""
+
+    def __init__(self, publish: Callable[[TrayView], None], first: TrayView) -> None:
+        self._publish = publish
+        self._lock = threading.Lock()
+        self._view = first
+
+    @property
+    def view(self) -> TrayView:
+        return self._view
+
+    def change(self, make: Callable[[TrayView], TrayView]) -> None:
+        """Publish `make(the view shown now)`; `make` runs under the lock."""
+        with self._lock:
+            self._view = make(self._view)
+            self._publish(self._view)
+
+
+MenuHandler = Callable[[str], None]
+"""Does what one kind of menu action does; given the action's payload (URL, address or "")."""
+
+
+def menu_handlers(
+    options: AgentOptions,
+    env: Mapping[str, str],
+    *,
+    monitor: Monitor,
+    stop_tray: Callable[[], None],
+    switch: AutostartSwitch,
+    actions: DesktopActions,
+    notifier: Notifier,
+    shown: ShownView,
+) -> dict[ActionKind, MenuHandler]:
+    """The tray's dispatch table: every ActionKind the menu emits, and what it does."""
+
+    def toggle_autostart(_: str) -> None:
+        checked = switch.toggle()
+        shown.change(lambda view: replace(view, autostart=checked, autostart_note=switch.note()))
+
+    def open_logs(_: str) -> None:
+        log_dir = paths.log_dir()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        actions.open_path(log_dir, "the log folder")
+
+    def about(_: str) -> None:
+        title, body = about_text(options, env, shown.view.status.snapshot)
+        log.info("%s: %s", title, body.replace("\n", "; "))
+        notifier.notify(title, body)
+
+    return {
+        ActionKind.CHECK_NOW: lambda _: monitor.check_now(),
+        ActionKind.PAUSE_1H: lambda _: monitor.pause_notifications(_pause_ends(time.time())[0]),
+        ActionKind.PAUSE_TOMORROW: lambda _: monitor.pause_notifications(
+            _pause_ends(time.time())[1]
+        ),
+        ActionKind.RESUME: lambda _: monitor.resume_notifications(),
+        ActionKind.TOGGLE_AUTOSTART: toggle_autostart,
+        ActionKind.OPEN_TOPOLOGY: lambda _: _open_topology_file(options, env, monitor, actions),
+        ActionKind.OPEN_LOGS: open_logs,
+        ActionKind.ABOUT: about,
+        # run() returns on the main thread, which then stops the monitor
+        ActionKind.QUIT: lambda _: stop_tray(),
+        ActionKind.OPEN_URL: actions.open_url,
+        ActionKind.COPY_ADDRESS: actions.copy,
+    }
+
+
 def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     """The tray on this (main) thread, the monitor in a worker thread."""
     from agent.desktop.actions import DesktopActions
@@ -361,64 +433,42 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     lock = InstanceLock(paths.instance_lock_path(), mutex_name=paths.APP_ID)
     lock.acquire()
     notifier = choose_notifier(app_icon=paths.app_icon_path())
-    holder: dict[str, Monitor] = {}
     switch = AutostartSwitch(options, notifier, autostart.backend(env=env))
     actions = DesktopActions(notifier)
-    # The last view published, so a toggle can republish it with the new checkbox. Views are
-    # built and published under this lock: a monitor update racing a toggle cannot publish the
-    # old checkbox after the new one.
-    view_lock = threading.Lock()
-    shown = [TrayView(MonitorStatus(snapshot=None, now=time.time()), version=__version__)]
+    handlers: dict[ActionKind, MenuHandler] = {}
     in_use = _InUseLog(options.node)
 
-    def publish(view: TrayView) -> None:
-        shown[0] = view
-        tray.publish(view)
+    def on_action(action: MenuAction) -> None:
+        log.debug("menu action %s", action)
+        handlers[action.kind](action.payload)
+
+    tray = Tray(on_action)
+    shown = ShownView(
+        tray.publish, TrayView(MonitorStatus(snapshot=None, now=time.time()), version=__version__)
+    )
 
     def on_update(status: MonitorStatus) -> None:
         in_use.update(status.snapshot)
-        with view_lock:
-            publish(tray_view(status, autostart=switch.checked(), autostart_note=switch.note()))
+        shown.change(
+            lambda _: tray_view(status, autostart=switch.checked(), autostart_note=switch.note())
+        )
 
-    def on_action(action: str) -> None:
-        monitor = holder["monitor"]
-        log.debug("menu action %s", action)
-        if action == "check_now":
-            monitor.check_now()
-        elif action == "pause_1h":
-            monitor.pause_notifications(_pause_ends(time.time())[0])
-        elif action == "pause_tomorrow":
-            monitor.pause_notifications(_pause_ends(time.time())[1])
-        elif action == "resume":
-            monitor.resume_notifications()
-        elif action == "toggle_autostart":
-            checked = switch.toggle()
-            with view_lock:
-                publish(replace(shown[0], autostart=checked, autostart_note=switch.note()))
-        elif action == "open_topology":
-            _open_topology_file(options, env, monitor, actions)
-        elif action == "open_logs":
-            log_dir = paths.log_dir()
-            log_dir.mkdir(parents=True, exist_ok=True)
-            actions.open_path(log_dir, "the log folder")
-        elif action == "about":
-            title, body = about_text(options, env, shown[0].status.snapshot)
-            log.info("%s: %s", title, body.replace("\n", "; "))
-            notifier.notify(title, body)
-        elif action == "quit":
-            tray.stop()  # run() returns on the main thread, which then stops the monitor
-        elif action.startswith("open:"):
-            actions.open_url(action.removeprefix("open:"))
-        elif action.startswith("copy:"):
-            actions.copy(action.removeprefix("copy:"))
-        else:
-            log.warning("unknown menu action %r", action)
-
-    tray = Tray(on_action)
     monitor = _build_monitor(options, env, notifier, on_update)
-    holder["monitor"] = monitor
-    with view_lock:
-        publish(replace(shown[0], autostart=switch.checked(), autostart_note=switch.note()))
+    handlers.update(
+        menu_handlers(
+            options,
+            env,
+            monitor=monitor,
+            stop_tray=tray.stop,
+            switch=switch,
+            actions=actions,
+            notifier=notifier,
+            shown=shown,
+        )
+    )
+    shown.change(
+        lambda view: replace(view, autostart=switch.checked(), autostart_note=switch.note())
+    )
     try:
         with stop_on_signals(tray.stop) as signals:  # as Quit does: run() returns, exit 0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.app import AUTOSTART_REFRESH_S, AgentOptions, AutostartSwitch
-from agent.core.menu import MonitorStatus, TrayView, build_menu
+from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView, build_menu
 from agent.desktop.autostart import AutostartState, Unsupported, XdgAutostart, parse_desktop_exec
 from agent.desktop.tray import to_pystray_menu
 from agent.errors import AutostartError
@@ -139,8 +139,8 @@ def test_pystray_menu_shows_and_toggles_the_real_state(
     switch = AutostartSwitch(AgentOptions(node="desktop"), Notes(), xdg)
     views: list[TrayView] = []
 
-    def on_action(action: str) -> None:  # what the tray's on_action does for this item
-        assert action == "toggle_autostart"
+    def on_action(action: MenuAction) -> None:  # what the tray's on_action does for this item
+        assert action == MenuAction(ActionKind.TOGGLE_AUTOSTART)
         views.append(TrayView(MonitorStatus(None, 0.0), autostart=switch.toggle()))
 
     def menu_for(autostart: bool | None) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from agent.core.menu import MenuEntry, MonitorStatus, TrayView, build_menu
+from agent.core.menu import ActionKind, MenuAction, MenuEntry, MonitorStatus, TrayView, build_menu
 from agent.core.model import (
     BackendState,
     CheckKind,
@@ -182,29 +182,29 @@ def test_pystray_menu_details(pystray_dummy: Any) -> None:
 
 
 def test_every_item_calls_on_action_with_its_id(pystray_dummy: Any) -> None:
-    calls: list[str] = []
+    calls: list[MenuAction] = []
     menu = to_pystray_menu(entries(), calls.append)
     icon = pystray_dummy.Icon("test", menu=menu)
     expected = [e.action for e in _walk(entries()) if not e.children and not e.separator]
     for item in leaves(pystray_dummy, menu):
         item(icon)  # what a backend does on a click
     assert calls == [a for a in expected if a is not None]
-    assert "open:http://100.123.51.5:8000/health" in calls
-    assert "copy:100.123.51.5" in calls
-    assert calls[-1] == "quit"
+    assert MenuAction(ActionKind.OPEN_URL, "http://100.123.51.5:8000/health") in calls
+    assert MenuAction(ActionKind.COPY_ADDRESS, "100.123.51.5") in calls
+    assert calls[-1] == MenuAction(ActionKind.QUIT)
 
 
 def test_default_item_is_check_now(pystray_dummy: Any) -> None:
-    calls: list[str] = []
+    calls: list[MenuAction] = []
     menu = to_pystray_menu(entries(), calls.append)
     menu(pystray_dummy.Icon("test", menu=menu))  # a left click where the backend has one
-    assert calls == ["check_now"]
+    assert calls == [MenuAction(ActionKind.CHECK_NOW)]
 
 
 def test_failing_action_is_logged_not_raised(
     pystray_dummy: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(action: str) -> None:
+    def broken(action: MenuAction) -> None:
         raise OSError(f"cannot {action}")
 
     menu = to_pystray_menu(entries(), broken)

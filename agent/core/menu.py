@@ -9,9 +9,10 @@ TrayView holds one, plus what only the tray knows (autostart, the version).
 
 Every line carries a mark that reads without colour: ✓ good, ! degraded, × failing,
 ? unknown (and – for something down that never alarms, such as an info service).
-Actions are strings the composition root dispatches: check_now, pause_1h,
-pause_tomorrow, resume, toggle_autostart, open_topology, open_logs, about, quit,
-"open:<http url>" and "copy:<ip>".
+A clickable entry carries a MenuAction: an ActionKind (check now, pause, resume, start
+at login, open the topology file or the log folder, about, quit, open a URL, copy an
+address) and, for the last two, the URL or address. The composition root maps every
+ActionKind to its handler (agent.app.menu_handlers).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 
 from agent.core.confirm import Settling
 from agent.core.events import Event, format_duration
@@ -41,6 +43,8 @@ __all__ = [
     "SEPARATOR",
     "TOOLTIP_MAX",
     "TOPOLOGY_ERROR_LINES",
+    "ActionKind",
+    "MenuAction",
     "MenuEntry",
     "MonitorStatus",
     "TrayView",
@@ -103,12 +107,40 @@ class TrayView:
     last_checked: str = ""  # when the last sweep finished, local "14:05:09" ("" for none)
 
 
+class ActionKind(Enum):
+    """What a menu item does when clicked."""
+
+    CHECK_NOW = "check_now"
+    PAUSE_1H = "pause_1h"
+    PAUSE_TOMORROW = "pause_tomorrow"
+    RESUME = "resume"
+    TOGGLE_AUTOSTART = "toggle_autostart"
+    OPEN_TOPOLOGY = "open_topology"
+    OPEN_LOGS = "open_logs"
+    ABOUT = "about"
+    QUIT = "quit"
+    OPEN_URL = "open"  # payload: the http URL
+    COPY_ADDRESS = "copy"  # payload: the address
+
+
+@dataclass(frozen=True, slots=True)
+class MenuAction:
+    """A click's meaning: its kind and, for OPEN_URL and COPY_ADDRESS, the URL or address.
+    Written for logs as "check_now", "open:http://…", "copy:100.123.51.5"."""
+
+    kind: ActionKind
+    payload: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.payload}" if self.payload else self.kind.value
+
+
 @dataclass(frozen=True)
 class MenuEntry:
     """One menu line. A separator has separator=True and nothing else; a submenu has children."""
 
     text: str
-    action: str | None = None
+    action: MenuAction | None = None
     enabled: bool = True
     checked: bool | None = None  # None: not a check item
     default: bool = False  # bold; run on a left click where the platform allows
@@ -368,10 +400,17 @@ def _node_actions(node: NodeStatus) -> list[MenuEntry]:
             address = status.address or f"{node.node.ip}:{service.port}"
             path = service.path if service.path.startswith("/") else f"/{service.path}"
             actions.append(
-                MenuEntry(f"Open {service.name} in browser", f"open:http://{address}{path}")
+                MenuEntry(
+                    f"Open {service.name} in browser",
+                    MenuAction(ActionKind.OPEN_URL, f"http://{address}{path}"),
+                )
             )
     if node.node.ip:
-        actions.append(MenuEntry(f"Copy address {node.node.ip}", f"copy:{node.node.ip}"))
+        actions.append(
+            MenuEntry(
+                f"Copy address {node.node.ip}", MenuAction(ActionKind.COPY_ADDRESS, node.node.ip)
+            )
+        )
     return actions
 
 
@@ -409,7 +448,7 @@ def _topology_error_menu(view: TrayView, error: str) -> MenuEntry:
         children=(
             *(_info(line) for line in lines),
             SEPARATOR,
-            MenuEntry("Open topology file", "open_topology"),
+            MenuEntry("Open topology file", MenuAction(ActionKind.OPEN_TOPOLOGY)),
         ),
     )
 
@@ -441,9 +480,9 @@ def _pause_menu(view: TrayView, local_time: Callable[[float], str]) -> MenuEntry
     return MenuEntry(
         title,
         children=(
-            MenuEntry("For 1 hour", "pause_1h"),
-            MenuEntry("Until tomorrow", "pause_tomorrow"),
-            MenuEntry("Resume", "resume", enabled=view.status.paused),
+            MenuEntry("For 1 hour", MenuAction(ActionKind.PAUSE_1H)),
+            MenuEntry("Until tomorrow", MenuAction(ActionKind.PAUSE_TOMORROW)),
+            MenuEntry("Resume", MenuAction(ActionKind.RESUME), enabled=view.status.paused),
             SEPARATOR,
             MenuEntry("Critical alerts still show", enabled=False),
         ),
@@ -457,7 +496,7 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     entries: list[MenuEntry] = [
         MenuEntry(
             _clip(f"{MARKS[health]} {named}{_status_line(view, local_time)}", LINE_MAX),
-            "check_now",
+            MenuAction(ActionKind.CHECK_NOW),
             default=True,
         )
     ]
@@ -472,20 +511,20 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     if view.last_checked and snapshot is not None:
         entries.append(_info(f"Last checked {view.last_checked}"))
     entries += [
-        MenuEntry("Check now", "check_now"),
+        MenuEntry("Check now", MenuAction(ActionKind.CHECK_NOW)),
         _pause_menu(view, local_time),
         MenuEntry(
             "Start at login"
             if view.autostart is not None
             else _clip(f"Start at login — {view.autostart_note or 'not available here'}", LINE_MAX),
-            "toggle_autostart",
+            MenuAction(ActionKind.TOGGLE_AUTOSTART),
             enabled=view.autostart is not None,
             checked=bool(view.autostart),
         ),
-        MenuEntry("Open topology file", "open_topology"),
-        MenuEntry("Open log folder", "open_logs"),
-        MenuEntry(f"About tailnet-agent{version}", "about"),
+        MenuEntry("Open topology file", MenuAction(ActionKind.OPEN_TOPOLOGY)),
+        MenuEntry("Open log folder", MenuAction(ActionKind.OPEN_LOGS)),
+        MenuEntry(f"About tailnet-agent{version}", MenuAction(ActionKind.ABOUT)),
         SEPARATOR,
-        MenuEntry("Quit", "quit"),
+        MenuEntry("Quit", MenuAction(ActionKind.QUIT)),
     ]
     return tuple(entries)

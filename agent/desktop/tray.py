@@ -2,7 +2,7 @@
 
 `Tray` shows the latest TrayView: the icon colour (desktop.icons.render_icon, with its pause badge
 while notifications are paused), the tooltip ("… · notifications paused until 14:00") and
-the menu built by agent.core.menu, and hands every click to `on_action(action_id)`. pystray
+the menu built by agent.core.menu, and hands every click to `on_action(menu_action)`. pystray
 is imported lazily, inside methods: `import pystray` picks its backend at import time and
 raises (Xlib's DisplayNameError, not ImportError) where there is no display.
 
@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.core.menu import (
+    MenuAction,
     MenuEntry,
     MonitorStatus,
     TrayView,
@@ -121,7 +122,9 @@ def _label(text: str, backend: str) -> str:
 
 
 def to_pystray_menu(
-    entries: Sequence[MenuEntry], on_action: Callable[[str], None], backend: str | None = None
+    entries: Sequence[MenuEntry],
+    on_action: Callable[[MenuAction], None],
+    backend: str | None = None,
 ) -> Any:
     """The pystray.Menu for `entries`: each click calls `on_action(entry.action)`."""
     pystray = _pystray()
@@ -149,12 +152,14 @@ def to_pystray_menu(
     return pystray.Menu(*(item(entry) for entry in entries))
 
 
-def _clicker(action_id: str, on_action: Callable[[str], None]) -> Callable[[Any, Any], None]:
+def _clicker(
+    action: MenuAction, on_action: Callable[[MenuAction], None]
+) -> Callable[[Any, Any], None]:
     def clicked(_icon: Any, _item: Any) -> None:
         try:
-            on_action(action_id)
+            on_action(action)
         except Exception:  # a failing action must not take the UI loop down
-            log.exception("menu action %r failed", action_id)
+            log.exception("menu action %r failed", str(action))
 
     return clicked
 
@@ -176,7 +181,7 @@ class Tray:
 
     def __init__(
         self,
-        on_action: Callable[[str], None],
+        on_action: Callable[[MenuAction], None],
         *,
         title: str = "tailnet-agent",
         icon_size: int = 64,

@@ -18,6 +18,8 @@ from agent.core.menu import (
     MARKS,
     TOOLTIP_MAX,
     TOPOLOGY_ERROR_LINES,
+    ActionKind,
+    MenuAction,
     MenuEntry,
     MonitorStatus,
     TrayView,
@@ -159,6 +161,10 @@ def node_menu(view: TrayView, name: str) -> MenuEntry:
 TRAY_ONLY = {f.name for f in dataclasses.fields(TrayView)} - {"status"}
 
 
+def act(kind: ActionKind, payload: str = "") -> MenuAction:
+    return MenuAction(kind, payload)
+
+
 def view_of(snapshot: Snapshot | None, *, now: float = 1005.0, **kw: object) -> TrayView:
     """A TrayView: the keywords of TrayView's own fields go to it, the rest to its status."""
     tray = {k: v for k, v in kw.items() if k in TRAY_ONLY}
@@ -291,7 +297,7 @@ def test_first_line_and_colour(view: TrayView, health: Health, first: str) -> No
     assert overall_health(view) is health
     head = entries[0]
     assert head.text == first
-    assert (head.action, head.default, head.enabled) == ("check_now", True, True)
+    assert (head.action, head.default, head.enabled) == (act(ActionKind.CHECK_NOW), True, True)
     assert sum(e.default for e in walk(entries)) == 1
 
 
@@ -594,9 +600,15 @@ def test_format_latency(ms: float, text: str) -> None:
         pytest.param(
             ns(MAC, ss(FASTAPI, UP, MAC.ip), ss(REDIS, UP, MAC.ip), ss(CONSOLE, UP, MAC.ip)),
             [
-                ("Open FastAPI in browser", "open:http://100.123.51.5:8000/health"),
-                ("Open MinIO Console in browser", "open:http://100.123.51.5:9001/console"),
-                ("Copy address 100.123.51.5", "copy:100.123.51.5"),
+                (
+                    "Open FastAPI in browser",
+                    act(ActionKind.OPEN_URL, "http://100.123.51.5:8000/health"),
+                ),
+                (
+                    "Open MinIO Console in browser",
+                    act(ActionKind.OPEN_URL, "http://100.123.51.5:9001/console"),
+                ),
+                ("Copy address 100.123.51.5", act(ActionKind.COPY_ADDRESS, "100.123.51.5")),
             ],
             id="http-open-only",
         ),
@@ -608,22 +620,28 @@ def test_format_latency(ms: float, text: str) -> None:
                 link=Link.SELF,
                 is_self=True,
             ),
-            [("Copy address 100.120.180.42", "copy:100.120.180.42")],
+            [("Copy address 100.120.180.42", act(ActionKind.COPY_ADDRESS, "100.120.180.42"))],
             id="no-open-for-websocket-or-open-false",
         ),
         pytest.param(
             ns(MAC, ss(FASTAPI, REFUSED, "127.0.0.1"), link=Link.SELF, is_self=True),
             [
-                ("Open FastAPI in browser", "open:http://127.0.0.1:8000/health"),
-                ("Copy address 100.123.51.5", "copy:100.123.51.5"),
+                (
+                    "Open FastAPI in browser",
+                    act(ActionKind.OPEN_URL, "http://127.0.0.1:8000/health"),
+                ),
+                ("Copy address 100.123.51.5", act(ActionKind.COPY_ADDRESS, "100.123.51.5")),
             ],
             id="self-uses-the-probed-address",
         ),
         pytest.param(
             ns(MAC, ss(FASTAPI, SKIPPED)),
             [
-                ("Open FastAPI in browser", "open:http://100.123.51.5:8000/health"),
-                ("Copy address 100.123.51.5", "copy:100.123.51.5"),
+                (
+                    "Open FastAPI in browser",
+                    act(ActionKind.OPEN_URL, "http://100.123.51.5:8000/health"),
+                ),
+                ("Copy address 100.123.51.5", act(ActionKind.COPY_ADDRESS, "100.123.51.5")),
             ],
             id="no-address-falls-back-to-the-node-ip",
         ),
@@ -639,7 +657,7 @@ def test_node_actions(status: NodeStatus, actions: list[tuple[str, str]]) -> Non
 def test_actions_appear_only_inside_their_node() -> None:
     entries = menu(view_of(healthy()))
     for entry in walk(entries):
-        if entry.action and entry.action.startswith(("open:", "copy:")):
+        if entry.action and entry.action.kind in WITH_PAYLOAD:
             owners = [e for e in entries if entry in e.children]
             assert len(owners) == 1, entry
             assert owners[0].text.split(" ", 1)[1].startswith(("Mac mini", "Desktop", "Laptop")), (
@@ -647,24 +665,14 @@ def test_actions_appear_only_inside_their_node() -> None:
             )
     laptop = node_menu(view_of(healthy()), "Laptop")
     assert [c.action for c in laptop.children if c.action] == [
-        "open:http://100.101.68.23:3000/",
-        "copy:100.101.68.23",
+        act(ActionKind.OPEN_URL, "http://100.101.68.23:3000/"),
+        act(ActionKind.COPY_ADDRESS, "100.101.68.23"),
     ]
 
 
 # ==== the fixed part: check, pause, autostart, files, about, quit ==============
 
-KNOWN_ACTIONS = {
-    "check_now",
-    "pause_1h",
-    "pause_tomorrow",
-    "resume",
-    "toggle_autostart",
-    "open_topology",
-    "open_logs",
-    "about",
-    "quit",
-}
+WITH_PAYLOAD = {ActionKind.OPEN_URL, ActionKind.COPY_ADDRESS}  # the URL, the address
 
 
 def test_fixed_tail_in_order() -> None:
@@ -672,14 +680,14 @@ def test_fixed_tail_in_order() -> None:
     tail = entries[-9:]
     assert [(e.text, e.action, e.separator) for e in tail] == [
         ("", None, True),
-        ("Check now", "check_now", False),
+        ("Check now", act(ActionKind.CHECK_NOW), False),
         ("Pause notifications", None, False),
-        ("Start at login", "toggle_autostart", False),
-        ("Open topology file", "open_topology", False),
-        ("Open log folder", "open_logs", False),
-        ("About tailnet-agent 0.1.0", "about", False),
+        ("Start at login", act(ActionKind.TOGGLE_AUTOSTART), False),
+        ("Open topology file", act(ActionKind.OPEN_TOPOLOGY), False),
+        ("Open log folder", act(ActionKind.OPEN_LOGS), False),
+        ("About tailnet-agent 0.1.0", act(ActionKind.ABOUT), False),
         ("", None, True),
-        ("Quit", "quit", False),
+        ("Quit", act(ActionKind.QUIT), False),
     ]
     # the nodes sit between the first line and the fixed part, each as a submenu
     assert [e.text.split(" · ")[0] for e in entries[2:-9]] == [
@@ -694,7 +702,7 @@ def test_every_action_is_known() -> None:
     view = view_of(healthy(), topology_error="x.toml: bad", autostart=True, paused_until=2e9)
     for entry in walk(menu(view)):
         if entry.action is not None:
-            assert entry.action in KNOWN_ACTIONS or entry.action.startswith(("open:", "copy:"))
+            assert bool(entry.action.payload) is (entry.action.kind in WITH_PAYLOAD)
             assert not entry.children and not entry.separator
         if entry.separator:
             assert (entry.text, entry.action, entry.children) == ("", None, ())
@@ -735,9 +743,9 @@ def test_pause_menu(paused_until: float | None, title: str, resume_enabled: bool
     entry = find(menu(view), title)
     assert entry.text == title and entry.action is None
     assert [(c.text, c.action, c.enabled) for c in entry.children] == [
-        ("For 1 hour", "pause_1h", True),
-        ("Until tomorrow", "pause_tomorrow", True),
-        ("Resume", "resume", resume_enabled),
+        ("For 1 hour", act(ActionKind.PAUSE_1H), True),
+        ("Until tomorrow", act(ActionKind.PAUSE_TOMORROW), True),
+        ("Resume", act(ActionKind.RESUME), resume_enabled),
         ("", None, False),
         ("Critical alerts still show", None, False),
     ]
@@ -754,7 +762,11 @@ def test_pause_menu(paused_until: float | None, title: str, resume_enabled: bool
 )
 def test_start_at_login(autostart: bool | None, checked: bool, enabled: bool) -> None:
     entry = find(menu(view_of(healthy(), autostart=autostart)), "Start at login")
-    assert (entry.checked, entry.enabled, entry.action) == (checked, enabled, "toggle_autostart")
+    assert (entry.checked, entry.enabled, entry.action) == (
+        checked,
+        enabled,
+        act(ActionKind.TOGGLE_AUTOSTART),
+    )
 
 
 @pytest.mark.parametrize(
@@ -791,7 +803,7 @@ def test_topology_error(snapshot: Snapshot | None, title: str) -> None:
         "Open topology file",
     ]
     assert [c.enabled for c in lines] == [False, False, True]
-    assert lines[-1].action == "open_topology"
+    assert lines[-1].action == act(ActionKind.OPEN_TOPOLOGY)
 
 
 def test_huge_topology_error_stays_a_few_lines() -> None:

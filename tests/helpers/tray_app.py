@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agent.core.menu import MonitorStatus, TrayView
+from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView
 from agent.core.model import (
     BackendState,
     CheckKind,
@@ -161,11 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         with actions_lock, args.actions.open("a", encoding="utf-8") as out:
             out.write(line + "\n")
 
-    def on_action(action: str) -> None:
-        record(action)
-        if action.startswith("copy:"):
-            record(f"copied {copy_text(action.removeprefix('copy:')).ok}")
-        elif action == "quit":
+    def on_action(action: MenuAction) -> None:
+        record(str(action))
+        if action.kind is ActionKind.COPY_ADDRESS:
+            record(f"copied {copy_text(action.payload).ok}")
+        elif action.kind is ActionKind.QUIT:
             tray.stop()
 
     tray = Tray(on_action, title="tailnet-agent", icon_size=args.size)
