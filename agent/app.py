@@ -220,7 +220,7 @@ def about_text(
 def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
     """The file "Open topology file" should open: never the read-only bundled copy."""
     location = locate_topology(options.topology, env)
-    if location.origin != "bundled default":
+    if location.origin != ORIGIN_BUNDLED:
         return location.path
     target = paths.user_topology_path()
     if not target.exists():

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.linux_desktop
 
 INTERVAL_S, TIMEOUT_S = 2.0, 1.0
 DESKTOP, LAPTOP, MACMINI = "127.0.0.1", "127.0.0.2", "127.0.0.3"
+APP_ICON = (Path(__file__).resolve().parents[2] / "icons" / "tailnet-agent.png").resolve()
 
 
 class FlakyHealth(http.server.ThreadingHTTPServer):
@@ -177,6 +178,7 @@ def test_outage_is_announced_blip_is_not_recovery_is(
             assert down["summary"] == "Mac mini — Backend Server: FastAPI down"
             assert "refused" in down["body"] and "service not running?" in down["body"]
             assert down["hints"].get("urgency") == 2  # critical
+            assert down["app_icon"] == APP_ICON.as_uri()  # app.run_headless passes the icon
             print(f"outage notified {detected_s:.2f} s after the kill")
 
             notification_log.mark()

@@ -22,7 +22,7 @@ import pytest
 from agent import __version__
 from agent.core.model import Health
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES, installed_agent
-from tests.desktop.test_headless_e2e import flaky_server
+from tests.desktop.test_headless_e2e import APP_ICON, flaky_server
 from tests.desktop.test_tray_real import MENU_WHITE, _count, _icon_at, _menu_white, _open_menu
 from tests.helpers.desktop import DesktopEnv, NotificationLog, Region, require_tool, wait_for
 
@@ -315,6 +315,7 @@ def test_about_names_the_files_in_use_and_the_versions(
         _click(agent, tray_host, at, ABOUT)
         about = notification_log.wait_for(lambda r: r["summary"].startswith("tailnet-agent"))
     assert about["summary"] == f"tailnet-agent {__version__}"
+    assert about["app_icon"] == APP_ICON.as_uri()  # app.run_tray passes the icon
     history = agent.state / "tailnet-agent" / "history.sqlite3"
     assert about["body"].splitlines() == [
         f"Topology: {agent.topology}",
