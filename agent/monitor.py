@@ -35,7 +35,7 @@ from agent.errors import AgentError
 from agent.sweep import TAILSCALE_TIMEOUT_S, sweep
 
 if TYPE_CHECKING:  # the history store and the notifier are passed in; only their types here
-    from agent.desktop.notify import Notifier
+    from agent.core.ports import Notifier
     from agent.edges.history import History
 
 __all__ = ["SUSPEND_CLOCK", "Monitor", "MonitorUpdate"]
