@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import httpx
 
 from agent.core.health import judge
-from agent.core.model import ProbeResult, ProbeTarget, Snapshot, Topology
-from agent.core.plan import ServiceKey, plan_sweep
+from agent.core.model import ProbeResult, ProbeTarget, ServiceKey, Snapshot, Topology
+from agent.core.plan import plan_sweep
 from agent.core.tailnet import identify_self_by
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status

@@ -101,11 +101,11 @@ from agent.core.model import (
     NodeStatus,
     ProbeResult,
     ProbeState,
+    ServiceKey,
     Snapshot,
     TailscaleProblem,
     Topology,
 )
-from agent.core.plan import ServiceKey
 
 __all__ = [
     "CLOCK_SLACK_S",

@@ -32,13 +32,13 @@ from agent.core.model import (
     ProbeResult,
     ProbeState,
     Reason,
+    ServiceKey,
     ServiceStatus,
     Snapshot,
     TailnetView,
     TailscaleProblem,
     Topology,
 )
-from agent.core.plan import ServiceKey
 from agent.core.tailnet import find_peer, link_of
 
 __all__ = ["SUMMARY_MAX", "judge", "names_down", "problem_words", "short_name", "worst"]
