@@ -160,6 +160,8 @@ _CLI_GLITCHES = frozenset({TailscaleProblem.TIMED_OUT, TailscaleProblem.BAD_OUTP
 
 
 class Verdict(StrEnum):
+    """Good or bad for one subject: what a sweep reads, and what the hysteresis confirms."""
+
     UNKNOWN = "unknown"
     GOOD = "good"  # up / online / direct / running
     BAD = "bad"  # down / offline / relayed / not running
