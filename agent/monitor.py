@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from agent import __version__
 from agent.core import confirm, notify_policy
 from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
-from agent.core.model import Snapshot, Topology
+from agent.core.model import ServiceKey, Snapshot, Topology
 from agent.edges.probes import make_http_client
 from agent.errors import AgentError
 from agent.sweep import TAILSCALE_TIMEOUT_S, sweep
@@ -74,10 +74,10 @@ class MonitorUpdate:
     topology_error: str | None = None
     in_grace: bool = False
     settling: confirm.Settling | None = None  # while in grace: why, and the confirmed colour
-    uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    uptime: Mapping[ServiceKey, float | None] = field(default_factory=dict)
     # seconds of data behind `uptime`, for the services whose data spans less than 24 h
-    uptime_over: Mapping[tuple[str, str], float] = field(default_factory=dict)
-    since: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    uptime_over: Mapping[ServiceKey, float] = field(default_factory=dict)
+    since: Mapping[ServiceKey, float] = field(default_factory=dict)
     events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
 
 
@@ -121,10 +121,10 @@ class Monitor:
         self._state = confirm.initial_state()
         self._policy = notify_policy.initial_policy()
         self._last_update: MonitorUpdate | None = None
-        self._uptime: Mapping[tuple[str, str], float | None] = {}
-        self._uptime_over: Mapping[tuple[str, str], float] = {}
+        self._uptime: Mapping[ServiceKey, float | None] = {}
+        self._uptime_over: Mapping[ServiceKey, float] = {}
         self._uptime_every = 0.0
-        self._since: Mapping[tuple[str, str], float] = {}
+        self._since: Mapping[ServiceKey, float] = {}
         self._uptime_at = 0.0
 
     # ==== the UI thread's side =================================================

@@ -1,8 +1,11 @@
 """One sweep, end to end: read Tailscale, plan, probe, judge; and the loop sweeps run on.
 
 This is the composition of one pass of the flow in DESIGN.md; the `check`
-command runs it once and the monitor runs it on a schedule. The edges it calls
-(the tailscale reader, the probes) are passed in where a caller wants its own.
+command runs it once and the monitor runs it on a schedule. `sweep` reads Tailscale
+(`edges.tailscale.read_status`), finds which node this machine is, plans
+(`core.plan`), sends the probes (`edges.probes.run_probes`) and judges the results
+(`core.health`) into a Snapshot; the caller chooses the tailscale CLI, the node
+(--node), the HTTP client the probes share and the clock.
 
 `run(main, probes=n)` is `asyncio.run(main)` made for sweeps of n probes: on
 uvloop's event loop when n is large enough to pay for it and uvloop is installed
@@ -27,8 +30,8 @@ from typing import Any, TypeVar
 import httpx
 
 from agent.core.health import judge
-from agent.core.model import ProbeResult, ProbeTarget, Snapshot, Topology
-from agent.core.plan import ServiceKey, plan_sweep
+from agent.core.model import ProbeResult, ProbeTarget, ServiceKey, Snapshot, Topology
+from agent.core.plan import plan_sweep
 from agent.core.tailnet import identify_self_by
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
