@@ -22,14 +22,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent import __version__
+from agent import APP_ID, __version__
 from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView
 from agent.core.model import Snapshot, TailscaleProblem
 from agent.core.notify_policy import pause_presets
+from agent.core.ports import Notifier
 from agent.core.tailnet import identify_self_by
 from agent.core.topology import format_duration
 from agent.desktop import autostart
-from agent.desktop.notify import Notifier, choose_notifier
+from agent.desktop.notify import choose_notifier
 from agent.edges import paths
 from agent.edges.history import History
 from agent.edges.single_instance import InstanceLock
@@ -48,6 +49,7 @@ __all__ = [
     "ShownView",
     "about_text",
     "menu_handlers",
+    "no_desktop_libraries",
     "run_headless",
     "run_tray",
     "tray_view",
@@ -151,9 +153,11 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
             log.info("state %s", text)
             last_summary[:] = [text]
 
-    lock = InstanceLock(paths.instance_lock_path(), mutex_name=paths.APP_ID)
+    lock = InstanceLock(paths.instance_lock_path(), mutex_name=APP_ID)
     lock.acquire()
-    notifier = choose_notifier(app_icon=paths.app_icon_path())  # it logs which one
+    notifier = choose_notifier(
+        frozen=paths.is_frozen(), app_icon=paths.app_icon_path()
+    )  # it logs which one
     monitor = _build_monitor(options, env, notifier, on_update)
     try:
         with stop_on_signals(stop.set):
@@ -420,19 +424,32 @@ def menu_handlers(
     }
 
 
+def no_desktop_libraries(exc: ModuleNotFoundError) -> str:
+    """What to say when the tray's libraries are missing (`pip install tailnet-agent`)."""
+    return (
+        f"the tray needs the desktop libraries ({exc.name} is not installed): "
+        "pip install 'tailnet-agent[desktop]', or run `tailnet-agent run --headless`"
+    )
+
+
 def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
     """The tray on this (main) thread, the monitor in a worker thread."""
     from agent.desktop.actions import DesktopActions
-    from agent.desktop.tray import Tray, tray_available
+
+    try:
+        from agent.desktop.tray import Tray, tray_available
+    except ModuleNotFoundError as exc:  # a server install: no pystray or Pillow
+        print(f"tailnet-agent: {no_desktop_libraries(exc)}", file=sys.stderr)
+        return 3
 
     ok, why = tray_available()
     if not ok:
         print(f"tailnet-agent: {why}", file=sys.stderr)
         return 3
 
-    lock = InstanceLock(paths.instance_lock_path(), mutex_name=paths.APP_ID)
+    lock = InstanceLock(paths.instance_lock_path(), mutex_name=APP_ID)
     lock.acquire()
-    notifier = choose_notifier(app_icon=paths.app_icon_path())
+    notifier = choose_notifier(frozen=paths.is_frozen(), app_icon=paths.app_icon_path())
     switch = AutostartSwitch(options, notifier, autostart.backend(env=env))
     actions = DesktopActions(notifier)
     handlers: dict[ActionKind, MenuHandler] = {}

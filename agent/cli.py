@@ -32,7 +32,6 @@ from agent.edges.logs import setup_logging
 from agent.edges.tailscale import TAILSCALE_ENV, find_cli
 from agent.edges.topology_source import load_topology, locate_topology
 from agent.errors import AgentError, UsageError
-from agent.sweep import sweep
 
 if TYPE_CHECKING:
     from agent.app import AgentOptions
@@ -299,6 +298,10 @@ def _require_node(topology: Topology, node: str | None) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    # Imported here: the probes (and httpx) are loaded only by the command that probes, so
+    # `--help`, `topology`, `history` and `autostart` start without them.
+    from agent.sweep import sweep
+
     topology = load_topology(args.topology, os.environ)
     _require_node(topology, args.node)
     cli = find_cli(args.tailscale, os.environ)

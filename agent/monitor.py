@@ -30,13 +30,13 @@ from agent import __version__
 from agent.core import confirm, notify_policy
 from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
 from agent.core.menu import MonitorStatus
-from agent.core.model import Snapshot, Topology
+from agent.core.model import ServiceKey, Snapshot, Topology
 from agent.edges import event_loop
 from agent.errors import AgentError
 from agent.sweep import TAILSCALE_TIMEOUT_S
 
 if TYPE_CHECKING:  # the history store and the notifier are passed in; only their types here
-    from agent.desktop.notify import Notifier
+    from agent.core.ports import Notifier
     from agent.edges.history import History
 
 __all__ = ["SUSPEND_CLOCK", "Monitor", "SweepOnce"]
@@ -106,10 +106,10 @@ class Monitor:
         self._state = confirm.initial_state()
         self._policy = notify_policy.initial_policy()
         self._last_status: MonitorStatus | None = None
-        self._uptime: Mapping[tuple[str, str], float | None] = {}
-        self._uptime_over: Mapping[tuple[str, str], float] = {}
+        self._uptime: Mapping[ServiceKey, float | None] = {}
+        self._uptime_over: Mapping[ServiceKey, float] = {}
         self._uptime_every = 0.0
-        self._since: Mapping[tuple[str, str], float] = {}
+        self._since: Mapping[ServiceKey, float] = {}
         self._uptime_at = 0.0
 
     # ==== the UI thread's side =================================================

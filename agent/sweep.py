@@ -1,8 +1,11 @@
 """One sweep, end to end: read Tailscale, plan, probe, judge.
 
 This is the composition of one pass of the flow in DESIGN.md; the `check`
-command runs it once and the monitor runs it on a schedule. The edges it calls
-(the tailscale reader, the probes) are passed in where a caller wants its own.
+command runs it once and the monitor runs it on a schedule. `sweep` reads Tailscale
+(`edges.tailscale.read_status`), finds which node this machine is, plans
+(`core.plan`), sends the probes (`edges.probes.run_probes`) and judges the results
+(`core.health`) into a Snapshot; the caller chooses the tailscale CLI, the node
+(--node), the HTTP client the probes share and the clock.
 
 With DEBUG logging (-v) a sweep says which node this machine is and how that was
 found, and each probe's outcome and time (the tailscale reader logs its own run).
@@ -15,8 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 
 from agent.core.health import judge
-from agent.core.model import ProbeResult, ProbeTarget, Snapshot, Topology
-from agent.core.plan import ServiceKey, plan_sweep
+from agent.core.model import ProbeResult, ProbeTarget, ServiceKey, Snapshot, Topology
+from agent.core.plan import plan_sweep
 from agent.core.tailnet import identify_self_by
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status

@@ -43,8 +43,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent import __version__  # noqa: E402
-from agent.edges.paths import CLI_EXECUTABLE, GUI_EXECUTABLE  # noqa: E402
+from agent import (  # noqa: E402
+    CLI_EXECUTABLE,
+    GUI_EXECUTABLE,
+    __version__,
+)
 
 FAKE_TAILSCALE = REPO / "tests" / "helpers" / "fake_tailscale" / "tailscale"
 STATUS_JSON = REPO / "tests" / "fixtures" / "tailscale" / "loopback_all_direct.json"

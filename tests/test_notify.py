@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from agent.core.ports import Notifier
 from agent.desktop import notify
 from agent.desktop.icons import write_app_icon
 from agent.desktop.notify import (
     LogNotifier,
-    Notifier,
     NotifierUnavailable,
     NotifySendNotifier,
     OsascriptNotifier,
@@ -28,6 +28,7 @@ from agent.desktop.notify import (
     choose_notifier,
     notifier_order,
 )
+from agent.edges import paths
 
 # ==== choosing =================================================================
 
@@ -110,13 +111,17 @@ def test_every_factory_failing_still_gives_the_log() -> None:
 
 
 @pytest.mark.parametrize("frozen", [True, False], ids=["frozen", "source"])
-def test_frozen_defaults_to_sys_frozen(frozen: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_frozen_app_is_told_by_paths(
+    frozen: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The wiring passes paths.is_frozen() (a PyInstaller build: sys.frozen and _MEIPASS)."""
     if frozen:
         monkeypatch.setattr(sys, "frozen", True, raising=False)
+        monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
     else:
         monkeypatch.delattr(sys, "frozen", raising=False)
     calls: list[str] = []
-    notifier = choose_notifier("darwin", factories=_factories(set(), calls))
+    notifier = choose_notifier("darwin", paths.is_frozen(), factories=_factories(set(), calls))
     assert notifier.name == ("desktop-notifier" if frozen else "osascript")
 
 

@@ -25,7 +25,6 @@ from ruamel.yaml import YAML  # a dependency of check-jsonschema (the test extra
 
 import agent
 from agent.desktop import icons
-from agent.edges import paths
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / ".github" / "workflows" / "release.yml"
@@ -197,11 +196,11 @@ def test_iss_is_per_user_and_waits_for_the_running_agent() -> None:
     assert setup["PrivilegesRequired"] == "lowest"
     assert "PrivilegesRequiredOverridesAllowed" not in setup  # always per user
     # Non-administrative mode maps {autopf} to {userpf}: %LOCALAPPDATA%\Programs.
-    assert setup["DefaultDirName"] == "{autopf}\\" + paths.APP_NAME
-    assert setup["AppMutex"] == paths.APP_ID
+    assert setup["DefaultDirName"] == "{autopf}\\" + agent.APP_NAME
+    assert setup["AppMutex"] == agent.APP_ID
     assert re.fullmatch(r"\{\{[0-9A-F]{8}(-[0-9A-F]{4}){3}-[0-9A-F]{12}\}", setup["AppId"])
     assert setup["AppVersion"] == "{#AppVersion}"
-    assert setup["OutputBaseFilename"] == f"{paths.APP_NAME}-{{#AppVersion}}-windows-x64-setup"
+    assert setup["OutputBaseFilename"] == f"{agent.APP_NAME}-{{#AppVersion}}-windows-x64-setup"
     assert setup["OutputDir"].endswith("\\dist")
     for key in ("SetupIconFile",):
         icon = setup[key].replace("{#RepoRoot}\\", "").replace("\\", "/")
@@ -210,14 +209,14 @@ def test_iss_is_per_user_and_waits_for_the_running_agent() -> None:
 
 
 def test_iss_autostart_writes_exactly_what_the_agent_writes() -> None:
-    assert paths.APP_NAME == RUN_VALUE_NAME
+    assert agent.APP_NAME == RUN_VALUE_NAME
     runs = [e for e in iss_entries("Registry") if e.get("Subkey") == RUN_KEY]
     assert len(runs) == 1, runs
     entry = runs[0]
     assert entry["Root"] == "HKCU"
     assert entry["ValueType"] == "string"
     assert entry["ValueName"] == RUN_VALUE_NAME
-    assert entry["ValueData"] == f'"{{app}}\\{paths.GUI_EXECUTABLE}.exe"'  # quoted path
+    assert entry["ValueData"] == f'"{{app}}\\{agent.GUI_EXECUTABLE}.exe"'  # quoted path
     assert "uninsdeletevalue" in entry["Flags"].split()
     task = entry["Tasks"]
     assert task in {t["Name"] for t in iss_entries("Tasks")}
@@ -228,7 +227,7 @@ def test_iss_uninstaller_removes_a_run_value_the_agent_wrote_and_asks_about_user
     assert f"RunKey = '{RUN_KEY}';" in code
     assert f"RunValueName = '{RUN_VALUE_NAME}';" in code
     assert "RegDeleteValue(HKCU, RunKey, RunValueName)" in code
-    assert f"ExpandConstant('{{localappdata}}\\{paths.APP_NAME}')" in code
+    assert f"ExpandConstant('{{localappdata}}\\{agent.APP_NAME}')" in code
     assert "UninstallSilent()" in code and "MsgBox(" in code and "DelTree(" in code
     assert "MB_DEFBUTTON2" in code  # "No" (keep the files) is the default answer
 
@@ -241,7 +240,7 @@ def test_iss_installs_the_build_and_launches_the_tray() -> None:
         for f in files
     )
     assert '#define DistDir RepoRoot + "\\dist\\" + AppName' in ISS.read_text()
-    gui = f"{{app}}\\{paths.GUI_EXECUTABLE}.exe"
+    gui = f"{{app}}\\{agent.GUI_EXECUTABLE}.exe"
     icons = iss_entries("Icons")
     assert [i["Filename"] for i in icons] == [gui]  # the tray only; the CLI is for terminals
     launch = iss_entries("Run")
@@ -295,8 +294,8 @@ def test_desktop_file_is_valid(desktop: Path) -> None:
 def test_menu_entry_starts_the_tray() -> None:
     (desktop,) = DESKTOP_FILES
     entries = dict(line.split("=", 1) for line in desktop.read_text().splitlines() if "=" in line)
-    assert entries["Exec"] == paths.GUI_EXECUTABLE
-    assert entries["Icon"] == paths.APP_NAME
+    assert entries["Exec"] == agent.GUI_EXECUTABLE
+    assert entries["Icon"] == agent.APP_NAME
     assert entries["Terminal"] == "false"
 
 
@@ -309,9 +308,9 @@ def fake_dist(tmp_path: Path) -> Path:
     dist = tmp_path / "dist" / "tailnet-agent"
     (dist / "_internal").mkdir(parents=True)
     log = tmp_path / "cli.log"
-    (dist / paths.GUI_EXECUTABLE).write_text("#!/bin/sh\necho tray\n")
-    (dist / paths.CLI_EXECUTABLE).write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
-    for exe in (paths.GUI_EXECUTABLE, paths.CLI_EXECUTABLE):
+    (dist / agent.GUI_EXECUTABLE).write_text("#!/bin/sh\necho tray\n")
+    (dist / agent.CLI_EXECUTABLE).write_text(f'#!/bin/sh\necho "$*" >> "{log}"\n')
+    for exe in (agent.GUI_EXECUTABLE, agent.CLI_EXECUTABLE):
         (dist / exe).chmod(0o644)  # the script must make them executable in the archive
     (dist / "_internal" / "base_library.zip").write_bytes(b"PK\x05\x06" + bytes(18))
     return dist
@@ -340,8 +339,8 @@ def test_tarball_holds_the_build_the_installer_and_the_menu_entry(
         f"{top}/icons",
         f"{top}/icons/tailnet-agent.png",
         f"{top}/tailnet-agent",
-        f"{top}/tailnet-agent/{paths.GUI_EXECUTABLE}",
-        f"{top}/tailnet-agent/{paths.CLI_EXECUTABLE}",
+        f"{top}/tailnet-agent/{agent.GUI_EXECUTABLE}",
+        f"{top}/tailnet-agent/{agent.CLI_EXECUTABLE}",
         f"{top}/tailnet-agent/_internal",
         f"{top}/tailnet-agent/_internal/base_library.zip",
         f"{top}/icons/png",
@@ -349,8 +348,8 @@ def test_tarball_holds_the_build_the_installer_and_the_menu_entry(
     }
     for exe in (
         "install.sh",
-        f"tailnet-agent/{paths.GUI_EXECUTABLE}",
-        f"tailnet-agent/{paths.CLI_EXECUTABLE}",
+        f"tailnet-agent/{agent.GUI_EXECUTABLE}",
+        f"tailnet-agent/{agent.CLI_EXECUTABLE}",
     ):
         assert members[f"{top}/{exe}"].mode & 0o111 == 0o111, exe
     assert all(m.uid == 0 and m.gid == 0 and m.mtime == 1700000000 for m in members.values())
@@ -368,7 +367,7 @@ def test_tarball_is_the_same_byte_for_byte_from_the_same_input(
 
 
 def test_tarball_refuses_a_build_without_the_cli(fake_dist: Path, tmp_path: Path) -> None:
-    (fake_dist / paths.CLI_EXECUTABLE).unlink()
+    (fake_dist / agent.CLI_EXECUTABLE).unlink()
     done = build_tarball(fake_dist, tmp_path / "out")
     assert done.returncode != 0
     assert "tailnet-agent-cli is missing" in done.stderr
@@ -391,14 +390,14 @@ def test_install_sh_installs_a_valid_menu_entry_and_uninstalls(
     done = run([str(folder / "install.sh"), "--autostart"], env=env)
     assert done.returncode == 0, done.stderr
     dest = home / ".local" / "opt" / "tailnet-agent"
-    assert (dest / paths.GUI_EXECUTABLE).is_file() and os.access(
-        dest / paths.CLI_EXECUTABLE, os.X_OK
+    assert (dest / agent.GUI_EXECUTABLE).is_file() and os.access(
+        dest / agent.CLI_EXECUTABLE, os.X_OK
     )
-    assert (home / ".local/bin/tailnet-agent-cli").resolve() == dest / paths.CLI_EXECUTABLE
+    assert (home / ".local/bin/tailnet-agent-cli").resolve() == dest / agent.CLI_EXECUTABLE
     assert (home / ".local/share/icons/hicolor/256x256/apps/tailnet-agent.png").is_file()
     menu = home / ".local" / "share" / "applications" / "tailnet-agent.desktop"
     exec_lines = [line for line in menu.read_text().splitlines() if line.startswith("Exec=")]
-    assert exec_lines == [f'Exec="{dest / paths.GUI_EXECUTABLE}"']
+    assert exec_lines == [f'Exec="{dest / agent.GUI_EXECUTABLE}"']
     desktop_file_validate(menu)
     assert (tmp_path / "cli.log").read_text().splitlines() == ["autostart enable"]
 
@@ -471,7 +470,7 @@ def mac(tmp_path: Path) -> Iterator[dict[str, object]]:
     """A stand-in .app, stand-in macOS tools first on PATH, and the log of their calls."""
     app = tmp_path / "dist" / "tailnet-agent.app" / "Contents"
     (app / "MacOS").mkdir(parents=True)
-    for exe in (paths.GUI_EXECUTABLE, paths.CLI_EXECUTABLE):
+    for exe in (agent.GUI_EXECUTABLE, agent.CLI_EXECUTABLE):
         (app / "MacOS" / exe).write_text("exe")
         (app / "MacOS" / exe).chmod(0o755)
     (app / "Frameworks" / "PIL").mkdir(parents=True)
@@ -485,8 +484,8 @@ def mac(tmp_path: Path) -> Iterator[dict[str, object]]:
     (app / "Resources").mkdir()
     (app / "Resources" / "base_library.zip").write_text("data")
     info = {
-        "CFBundleIdentifier": paths.APP_ID,
-        "CFBundleExecutable": paths.GUI_EXECUTABLE,
+        "CFBundleIdentifier": agent.APP_ID,
+        "CFBundleExecutable": agent.GUI_EXECUTABLE,
         "LSUIElement": True,
         "NSHighResolutionCapable": True,
     }
@@ -557,7 +556,7 @@ def test_dmg_with_a_developer_id_signs_inside_out_with_the_hardened_runtime(
     assert len(libs) == 3
     framework = f"{app}/Contents/Frameworks/Python.framework"
     nested_app = f"{framework}/Versions/3.12/Python.app"
-    cli = f"{app}/Contents/MacOS/{paths.CLI_EXECUTABLE}"
+    cli = f"{app}/Contents/MacOS/{agent.CLI_EXECUTABLE}"
     dmg = str(Path(str(mac["out"])) / "tailnet-agent-1.2.3-macos-arm64.dmg")
     # Inside out: libraries, nested bundles deepest first, the console executable, the app, the
     # image.
@@ -565,7 +564,7 @@ def test_dmg_with_a_developer_id_signs_inside_out_with_the_hardened_runtime(
     entitled = {c[-1] for c in signed if "--entitlements" in c}
     assert entitled == {cli, app}
     (cli_call,) = [c for c in signed if c[-1] == cli]
-    assert cli_call[cli_call.index("--identifier") + 1] == f"{paths.APP_ID}.cli"
+    assert cli_call[cli_call.index("--identifier") + 1] == f"{agent.APP_ID}.cli"
     assert not [c for c in calls if c[0] == "xcrun"]  # no credentials, no notarisation
     assert ["hdiutil", "verify", dmg] in calls
 
@@ -606,7 +605,7 @@ def test_dmg_fails_when_apple_refuses_the_submission(mac: dict[str, object]) -> 
             "tailnet-agent",
             "CFBundleIdentifier is not io.github.tailnet-agent",
         ),
-        ("CFBundleExecutable", paths.CLI_EXECUTABLE, "CFBundleExecutable is not tailnet-agent"),
+        ("CFBundleExecutable", agent.CLI_EXECUTABLE, "CFBundleExecutable is not tailnet-agent"),
         ("LSUIElement", False, "LSUIElement is not true"),
         ("LSBackgroundOnly", True, "LSBackgroundOnly is true"),
     ],

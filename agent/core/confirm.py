@@ -101,11 +101,11 @@ from agent.core.model import (
     NodeStatus,
     ProbeResult,
     ProbeState,
+    ServiceKey,
     Snapshot,
     TailscaleProblem,
     Topology,
 )
-from agent.core.plan import ServiceKey
 
 __all__ = [
     "CLOCK_SLACK_S",
@@ -160,6 +160,8 @@ _CLI_GLITCHES = frozenset({TailscaleProblem.TIMED_OUT, TailscaleProblem.BAD_OUTP
 
 
 class Verdict(StrEnum):
+    """Good or bad for one subject: what a sweep reads, and what the hysteresis confirms."""
+
     UNKNOWN = "unknown"
     GOOD = "good"  # up / online / direct / running
     BAD = "bad"  # down / offline / relayed / not running

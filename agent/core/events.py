@@ -19,7 +19,7 @@ from agent.core.hints import (
     peer_offline_hint,
     reason_hint,
     reason_text,
-    tailscale_hint,
+    tailscale_detail,
     tailscale_title,
     with_hint,
 )
@@ -327,10 +327,10 @@ def link_direct_event(
 def tailscale_stopped_event(tailnet: TailnetView, at: float) -> Event:
     """Tailscale confirmed unusable on this machine: critical; peers are not checked.
 
-    The reader's detail already ends with the one hint for its problem (the download link
-    when Tailscale is missing, `tailscale up` when it is stopped): none is added here."""
+    The reader's detail already ends with the one hint for its problem (from the table in
+    agent.core.hints): none is added here."""
     problem = tailnet.problem or TailscaleProblem.NOT_RUNNING
-    detail = scrub(tailnet.detail) or with_hint(tailscale_title(problem), tailscale_hint(problem))
+    detail = scrub(tailnet.detail) or tailscale_detail(problem)
     return Event(
         kind=EventKind.TAILSCALE_STOPPED,
         at=at,

@@ -18,10 +18,7 @@ from agent.core.hints import (
     RELAYED,
     explain,
     peer_offline_hint,
-    reason_hint,
-    tailscale_hint,
-    tailscale_title,
-    with_hint,
+    tailscale_detail,
 )
 from agent.core.model import (
     Health,
@@ -32,13 +29,13 @@ from agent.core.model import (
     ProbeResult,
     ProbeState,
     Reason,
+    ServiceKey,
     ServiceStatus,
     Snapshot,
     TailnetView,
     TailscaleProblem,
     Topology,
 )
-from agent.core.plan import ServiceKey
 from agent.core.tailnet import find_peer, link_of
 
 __all__ = ["SUMMARY_MAX", "judge", "names_down", "problem_words", "short_name", "worst"]
@@ -101,11 +98,10 @@ def _service_health(impact: Impact, state: ProbeState) -> Health:
 
 def _explain_offline(result: ProbeResult) -> ProbeResult:
     """A failure on a peer that Tailscale calls offline: the runbook's Q1 is the reason, and
-    its hint the only one (what the probe met stays in the detail, without its own hint)."""
+    its hint the only one (what the probe met, a fact, stays in the detail)."""
     if result.state is not ProbeState.DOWN:
         return result
-    # A detail written with its hint (by an older probe) loses it.
-    met = result.detail.removesuffix(f" ({reason_hint(result.reason, '')})")
+    met = result.detail
     detail = f"peer offline in Tailscale; {met}" if met else "peer offline in Tailscale"
     return ProbeResult(result.state, Reason.PEER_OFFLINE, detail, result.latency_ms, result.at)
 
@@ -210,7 +206,7 @@ def _judge_node(
 def _summary(topology: Topology, tailnet: TailnetView, nodes: list[NodeStatus]) -> str:
     if not tailnet.running:
         problem = tailnet.problem or TailscaleProblem.NOT_RUNNING
-        return tailnet.detail or with_hint(tailscale_title(problem), tailscale_hint(problem))
+        return tailnet.detail or tailscale_detail(problem)
     if not nodes:
         return f"{topology.name}: the topology has no nodes"
     bad = [n for n in nodes if n.health in (Health.RED, Health.AMBER) and n.reasons]

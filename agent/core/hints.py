@@ -6,18 +6,22 @@ the port right; Q3 slow: look for `direct`) is automated here, one hint per situ
 
 - `REASONS`: why a probe failed -> (what happened, in an event's words; the hint).
 - `TAILSCALE`: why Tailscale is unusable on this machine -> (the short fact; the hint).
+- `BACKEND_STATES`: tailscaled's state when it is not Running -> (the fact; the hint).
 
-Probes and the Tailscale reader report facts ("connection refused", "no answer within
-3 s"); `explain` adds the hint where a failure is shown (the menu, the `check` table,
-the summary), `with_hint` where a sentence is built. Nothing else writes a hint, so a
-failure never carries two that contradict each other.
+Probes report facts ("connection refused", "no answer within 3 s"); `explain` adds the
+hint where a failure is shown (the menu, the `check` table, the summary), `with_hint`
+where a sentence is built. The Tailscale reader's detail is shown as it is (the summary,
+the notification, `check --json`), so it is made once, when the status is read, by
+`tailscale_detail` and `state_detail` from these tables. Nothing else writes a hint, so
+a failure never carries two that contradict each other.
 """
 
 from __future__ import annotations
 
-from agent.core.model import ProbeResult, Reason, TailscaleProblem
+from agent.core.model import BackendState, ProbeResult, Reason, TailscaleProblem
 
 __all__ = [
+    "BACKEND_STATES",
     "DOWNLOAD_URL",
     "NOT_THE_CLI",
     "REASONS",
@@ -28,6 +32,8 @@ __all__ = [
     "peer_offline_hint",
     "reason_hint",
     "reason_text",
+    "state_detail",
+    "tailscale_detail",
     "tailscale_hint",
     "tailscale_title",
     "with_hint",
@@ -92,6 +98,23 @@ TAILSCALE: dict[TailscaleProblem, tuple[str, str]] = {
     ),
 }
 
+# BackendState other than Running -> (the fact, the hint). Q1 for a stopped or logged-out
+# Tailscale; the others say what it waits for.
+BACKEND_STATES: dict[BackendState, tuple[str, str]] = {
+    BackendState.NEEDS_LOGIN: ("Tailscale needs you to log in here", TAILSCALE_UP),
+    BackendState.STOPPED: ("Tailscale is stopped on this machine", TAILSCALE_UP),
+    BackendState.STARTING: (
+        "Tailscale is still starting on this machine; wait a moment",
+        f"if it stays like this, {TAILSCALE_UP}",
+    ),
+    BackendState.NEEDS_MACHINE_AUTH: (
+        "Tailscale is waiting for an admin to approve this machine",
+        "approve it in the Tailscale admin console",
+    ),
+    BackendState.NO_STATE: ("Tailscale has not started on this machine yet", TAILSCALE_UP),
+    BackendState.UNKNOWN: ("Tailscale did not say whether it is running here", TAILSCALE_UP),
+}
+
 
 def with_hint(text: str, hint: str) -> str:
     """ "connection refused" + "service not running?" -> "connection refused (service not
@@ -132,3 +155,23 @@ def tailscale_hint(problem: TailscaleProblem) -> str:
     """What to do about it: the download link when it is missing, `tailscale up` when it
     is stopped, and so on."""
     return TAILSCALE[problem][1]
+
+
+def tailscale_detail(problem: TailscaleProblem, fact: str = "", *, hint: str = "") -> str:
+    """The sentence about an unusable Tailscale: `fact` (the problem's title when there is
+    none) with one hint, the table's for the problem unless the caller knows a better one
+    (`NOT_THE_CLI` for a program that cannot be run)."""
+    return with_hint(fact or tailscale_title(problem), hint or tailscale_hint(problem))
+
+
+def state_detail(state: BackendState, raw: str = "") -> str:
+    """The sentence shown when Tailscale's backend is not Running, with its hint ("" when
+    it runs). `raw` is the BackendState as Tailscale wrote it, named when it is new."""
+    if state is BackendState.RUNNING:
+        return ""
+    if state is BackendState.UNKNOWN and raw:
+        return (
+            f"Tailscale reports a state this agent does not know ({raw[:40]!r}); "
+            f"if it does not connect, {TAILSCALE_UP}"
+        )
+    return with_hint(*BACKEND_STATES[state])

@@ -34,6 +34,7 @@ from agent.core.model import (
     NodeStatus,
     ProbeState,
     Reason,
+    ServiceKey,
     ServiceStatus,
     Snapshot,
 )
@@ -85,10 +86,10 @@ class MonitorStatus:
     topology_error: str | None = None  # last reload failed; the last good topology is in use
     in_grace: bool = False  # settling after a wake, clock change, network change, restart
     settling: Settling | None = None  # why, and the confirmed colour kept meanwhile
-    uptime: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    uptime: Mapping[ServiceKey, float | None] = field(default_factory=dict)
     # seconds of data behind an uptime that spans less than the full 24 h ("over 5 min")
-    uptime_over: Mapping[tuple[str, str], float] = field(default_factory=dict)
-    since: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    uptime_over: Mapping[ServiceKey, float] = field(default_factory=dict)
+    since: Mapping[ServiceKey, float] = field(default_factory=dict)
     events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
 
     @property

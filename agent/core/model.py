@@ -27,6 +27,7 @@ __all__ = [
     "ProbeTarget",
     "Reason",
     "Service",
+    "ServiceKey",
     "ServiceStatus",
     "Snapshot",
     "TailnetView",
@@ -107,6 +108,11 @@ class Topology:
 
     def node(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
+
+
+ServiceKey = tuple[str, str]
+"""(node id, service name): how a service is keyed across a sweep, its history and its
+notifications (a service name is unique within its node)."""
 
 
 # ==== tailscale ================================================================

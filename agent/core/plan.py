@@ -17,16 +17,15 @@ from agent.core.model import (
     ProbeState,
     ProbeTarget,
     Reason,
+    ServiceKey,
     TailnetView,
     TailscaleProblem,
     Topology,
 )
 
-__all__ = ["LOOPBACK_HOST", "ServiceKey", "SweepPlan", "format_address", "plan_sweep"]
+__all__ = ["LOOPBACK_HOST", "SweepPlan", "format_address", "plan_sweep"]
 
 LOOPBACK_HOST = "127.0.0.1"
-
-ServiceKey = tuple[str, str]  # (node id, service name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from agent.core.hints import TAILSCALE_UP, tailscale_hint, with_hint
+from agent.core.hints import state_detail, tailscale_detail
 from agent.core.model import (
     BackendState,
     Link,
@@ -29,29 +29,16 @@ __all__ = [
     "link_of",
     "parse_status",
     "parse_status_json",
-    "state_detail",
 ]
 
 _UNSET_TIME_PREFIX = "0001-01-01"  # Go's zero time.Time: "0001-01-01T00:00:00Z"
 
-_STATE_DETAILS: dict[BackendState, str] = {
-    BackendState.NEEDS_LOGIN: f"Tailscale needs you to log in here ({TAILSCALE_UP})",
-    BackendState.STOPPED: f"Tailscale is stopped on this machine ({TAILSCALE_UP})",
-    BackendState.STARTING: (
-        "Tailscale is still starting on this machine; wait a moment "
-        f"(if it stays like this, {TAILSCALE_UP})"
-    ),
-    BackendState.NEEDS_MACHINE_AUTH: (
-        "Tailscale is waiting for an admin to approve this machine "
-        "(approve it in the Tailscale admin console)"
-    ),
-    BackendState.NO_STATE: f"Tailscale has not started on this machine yet ({TAILSCALE_UP})",
-}
-
 
 def _bad_output(fact: str) -> TailnetView:
-    hint = tailscale_hint(TailscaleProblem.BAD_OUTPUT)
-    return TailnetView(problem=TailscaleProblem.BAD_OUTPUT, detail=with_hint(fact, hint))
+    return TailnetView(
+        problem=TailscaleProblem.BAD_OUTPUT,
+        detail=tailscale_detail(TailscaleProblem.BAD_OUTPUT, fact),
+    )
 
 
 # ==== parsing ==================================================================
@@ -103,21 +90,6 @@ def parse_status(data: object) -> TailnetView:
         peers=peers,
         health_warnings=_strs(data.get("Health")),
     )
-
-
-def state_detail(state: BackendState, raw: str = "") -> str:
-    """The sentence shown when Tailscale's backend is not Running (the runbook's hint)."""
-    if state is BackendState.RUNNING:
-        return ""
-    known = _STATE_DETAILS.get(state)
-    if known is not None:
-        return known
-    if raw:
-        return (
-            f"Tailscale reports a state this agent does not know ({raw[:40]!r}); "
-            f"if it does not connect, {TAILSCALE_UP}"
-        )
-    return f"Tailscale did not say whether it is running here ({TAILSCALE_UP})"
 
 
 def _backend_state(raw: str) -> BackendState:

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 from agent.core.events import scrub
 
 if TYPE_CHECKING:  # the notifier is passed in; only its type here
-    from agent.desktop.notify import Notifier
+    from agent.core.ports import Notifier
 
 __all__ = [
     "CLIPBOARD_TIMEOUT_S",

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from agent import APP_ID, APP_NAME, CLI_EXECUTABLE, GUI_EXECUTABLE
 from agent.edges import paths
 from agent.errors import AutostartError
 
@@ -76,11 +77,11 @@ RUN_KEY: Final = r"Software\Microsoft\Windows\CurrentVersion\Run"
 STARTUP_APPROVED_KEY: Final = (
     r"Software\Microsoft\Windows\CurrentVersion\Explorer\StartupApproved\Run"
 )
-RUN_VALUE_NAME: Final = paths.APP_NAME  # the installer's [Registry] ValueName: the same value
-LAUNCH_AGENT_LABEL: Final = paths.APP_ID
+RUN_VALUE_NAME: Final = APP_NAME  # the installer's [Registry] ValueName: the same value
+LAUNCH_AGENT_LABEL: Final = APP_ID
 LAUNCHCTL: Final = "/bin/launchctl"
 LAUNCHCTL_TIMEOUT_S: Final = 15.0
-DESKTOP_FILE_NAME: Final = f"{paths.APP_NAME}.desktop"
+DESKTOP_FILE_NAME: Final = f"{APP_NAME}.desktop"
 COMMENT: Final = "Watches your Tailscale network: peers, links and services"
 
 
@@ -597,7 +598,7 @@ class XdgAutostart:
             "[Desktop Entry]",
             "Type=Application",
             "Version=1.4",  # 1.5 is refused by Debian 12's desktop-file-validate 0.26
-            f"Name={paths.APP_NAME}",
+            f"Name={APP_NAME}",
             f"Comment={COMMENT}",
             f"Exec={desktop_exec(command)}",
         ]
@@ -729,8 +730,8 @@ def _program(platform: str, executable: str, frozen: bool) -> list[str]:
         # macOS tailnet-agent.app/Contents/MacOS). Never register the console twin: on Windows
         # it would open a console window at every login.
         exe = Path(os.path.realpath(executable))
-        if exe.name.lower() == f"{paths.CLI_EXECUTABLE}{exe_suffix}".lower():
-            gui = exe.with_name(f"{paths.GUI_EXECUTABLE}{exe_suffix}")
+        if exe.name.lower() == f"{CLI_EXECUTABLE}{exe_suffix}".lower():
+            gui = exe.with_name(f"{GUI_EXECUTABLE}{exe_suffix}")
             if not gui.is_file():
                 raise AutostartError(
                     f"no {gui.name} beside {exe}: start at login registers the windowed "
@@ -746,7 +747,7 @@ def _program(platform: str, executable: str, frozen: bool) -> list[str]:
         pythonw = python.with_name("pythonw.exe")
         if pythonw.is_file():
             return [str(pythonw), "-P", "-m", "agent"]
-    script = python.parent / f"{paths.GUI_EXECUTABLE}{exe_suffix}"  # the console script
+    script = python.parent / f"{GUI_EXECUTABLE}{exe_suffix}"  # the console script
     if script.is_file():
         return [str(script)]
     return [str(python), "-P", "-m", "agent"]  # e.g. `pip install --user`: script elsewhere

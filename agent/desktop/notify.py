@@ -51,14 +51,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, TypeVar
+
+from agent import APP_NAME
+from agent.core.ports import Notifier
 
 __all__ = [
-    "APP_NAME",
     "DbusNotifier",
     "DesktopNotifierBackend",
     "LogNotifier",
-    "Notifier",
     "NotifierUnavailable",
     "NotifySendNotifier",
     "OsascriptNotifier",
@@ -71,7 +72,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "tailnet-agent"
 T = TypeVar("T")
 
 NOTIFICATIONS_NAME = "org.freedesktop.Notifications"
@@ -79,29 +79,6 @@ NOTIFICATIONS_PATH = "/org/freedesktop/Notifications"
 URGENCY_NORMAL = 1
 URGENCY_CRITICAL = 2
 SHOWN_MAX = 200  # keys remembered per notifier for `replaces` (the newest)
-
-
-@runtime_checkable
-class Notifier(Protocol):
-    """Shows one desktop notification. Never raises for an operational failure.
-
-    `key` names this notification so a later one can make it obsolete; `replaces` lists the
-    keys of shown notifications this one makes obsolete (agent.core.notify_policy: a recovery
-    and the alarm it ends). The first of them still on screen is replaced in place, the others
-    are closed, where the platform allows (see each backend); unknown keys are ignored.
-    """
-
-    name: str
-
-    def notify(
-        self,
-        title: str,
-        message: str,
-        *,
-        critical: bool = False,
-        key: str | None = None,
-        replaces: Sequence[str] = (),
-    ) -> bool: ...
 
 
 class NotifierUnavailable(Exception):
@@ -790,20 +767,19 @@ def _default_factories(platform: str, app_icon: Path | None) -> dict[str, Notifi
 
 def choose_notifier(
     platform: str = sys.platform,
-    frozen: bool | None = None,
+    frozen: bool = False,
     *,
     app_icon: Path | None = None,
     factories: Mapping[str, NotifierFactory] | None = None,
 ) -> Notifier:
     """The best notifier that initialises here; LogNotifier when none does.
 
-    macOS: desktop-notifier inside the frozen .app, else osascript. Windows: plyer. Linux:
+    macOS: desktop-notifier inside the frozen .app (`frozen`: the wiring passes
+    agent.edges.paths.is_frozen()), else osascript. Windows: plyer. Linux:
     D-Bus (dbus-fast), then notify-send, then plyer (dbus-python). `app_icon` is a PNG on
     Linux, a .ico on Windows. `factories` (name -> zero-argument constructor) replace the
     defaults, for tests. When only the log is left, one warning says so and why.
     """
-    if frozen is None:
-        frozen = bool(getattr(sys, "frozen", False))
     available = dict(_default_factories(platform, app_icon))
     available.update(factories or {})
     why: dict[str, str] = {}

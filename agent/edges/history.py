@@ -51,7 +51,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from agent.core.events import Event, EventKind
-from agent.core.model import Health, Link, ProbeState, Snapshot
+from agent.core.model import Health, Link, ProbeState, ServiceKey, Snapshot
 from agent.core.topology import parse_duration
 from agent.errors import AgentError, UsageError
 
@@ -261,9 +261,9 @@ def _encode(snapshot: Snapshot) -> tuple[str, str, str, str]:
     return keys, _HEALTH_CODE.get(snapshot.overall, "-"), "".join(links), "".join(states)
 
 
-def _decode_keyset(text: str) -> tuple[tuple[str, str], ...]:
+def _decode_keyset(text: str) -> tuple[ServiceKey, ...]:
     """The (node id, service name) of each state character, in order."""
-    keys: list[tuple[str, str]] = []
+    keys: list[ServiceKey] = []
     for node_id, services in json.loads(text):
         keys.extend((str(node_id), str(name)) for name in services)
     return tuple(keys)
@@ -366,11 +366,11 @@ class History:
         self._writes_since_prune = 0
         self._pruned = False
         self._keyset_ids: dict[str, int] = {}
-        self._keysets: dict[int, tuple[tuple[str, str], ...]] = {}
+        self._keysets: dict[int, tuple[ServiceKey, ...]] = {}
         self._last_run: _Run | None = None
         # state_since, kept up to date by this writer's record_sweep: valid while the
         # newest run in the file is _since_run (None: ask the file)
-        self._since: dict[tuple[str, str], float] | None = None
+        self._since: dict[ServiceKey, float] | None = None
         self._since_run: int | None = None
         self._conn: sqlite3.Connection | None = None
         self._open()
@@ -747,7 +747,7 @@ class History:
                 raise self._locked_error() from error
             raise HistoryError(f"cannot read the history {self.path}: {error}") from error
 
-    def _keys(self, keyset: int) -> tuple[tuple[str, str], ...]:
+    def _keys(self, keyset: int) -> tuple[ServiceKey, ...]:
         keys = self._keysets.get(keyset)
         if keys is None:
             rows = self._read("SELECT nodes FROM keysets WHERE id = ?", (keyset,))
@@ -784,7 +784,7 @@ class History:
         )
         return [_record_of(tuple(r)) for r in rows]
 
-    def uptime(self, since: float, now: float) -> dict[tuple[str, str], float | None]:
+    def uptime(self, since: float, now: float) -> dict[ServiceKey, float | None]:
         """Per (node id, service): the up fraction of the known time in [since, now].
 
         Time-weighted: a sweep's state holds until the next sweep (one interval before a
@@ -793,16 +793,16 @@ class History:
         """
         return {key: u.fraction for key, u in self.uptime_detail(since, now).items()}
 
-    def uptime_detail(self, since: float, now: float) -> dict[tuple[str, str], Uptime]:
+    def uptime_detail(self, since: float, now: float) -> dict[ServiceKey, Uptime]:
         """`uptime`, with from when each service's data covers the window (`Uptime`)."""
         if now <= since:
             return {}
         spans = self._read(
             _UPTIME_SQL, {"since": since, "now": now, "factor": GAP_FACTOR, "slack": GAP_SLACK_S}
         )
-        up: dict[tuple[str, str], float] = {}
-        down: dict[tuple[str, str], float] = {}
-        start: dict[tuple[str, str], float] = {}
+        up: dict[ServiceKey, float] = {}
+        down: dict[ServiceKey, float] = {}
+        start: dict[ServiceKey, float] = {}
         for keyset, states, length, first in spans:
             if not length:
                 continue
@@ -816,14 +816,14 @@ class History:
                 else:
                     continue
                 start[key] = min(start.get(key, now), float(first))
-        result: dict[tuple[str, str], Uptime] = {}
+        result: dict[ServiceKey, Uptime] = {}
         for key, up_s in up.items():
             known = up_s + down[key]
             fraction = up_s / known if known > 0 else None
             result[key] = Uptime(fraction, start.get(key, now))
         return result
 
-    def state_since(self, now: float) -> dict[tuple[str, str], float]:
+    def state_since(self, now: float) -> dict[ServiceKey, float]:
         """Per (node id, service): when its current state began, as seen without a gap.
 
         Empty when the latest sweep is too old to say what the current state is.
@@ -846,14 +846,14 @@ class History:
         self._since, self._since_run = dict(since), run_id
         return since
 
-    def _since_from(self, rows: Iterator[Any]) -> dict[tuple[str, str], float]:
+    def _since_from(self, rows: Iterator[Any]) -> dict[ServiceKey, float]:
         """Walk back from the newest run while each service keeps its current state."""
         latest = next(rows, None)
         if latest is None:
             return {}
         keyset, first_at, last_at, interval, states = latest
         current = dict(zip(self._keys(keyset), states, strict=False))
-        since: dict[tuple[str, str], float] = {}
+        since: dict[ServiceKey, float] = {}
         open_keys = set(current)
         start = float(first_at)  # the oldest run so far in which every open key is unchanged
         matching: set[tuple[int, str]] = set()  # (keyset, states) that match every open key

@@ -17,12 +17,10 @@ from typing import Final
 
 import platformdirs
 
+from agent import APP_NAME
+
 __all__ = [
     "APP_AUTHOR",
-    "APP_ID",
-    "APP_NAME",
-    "CLI_EXECUTABLE",
-    "GUI_EXECUTABLE",
     "app_icon_path",
     "bundled_topology_path",
     "config_dir",
@@ -35,18 +33,9 @@ __all__ = [
     "user_topology_path",
 ]
 
-APP_NAME: Final = "tailnet-agent"
 APP_AUTHOR: Final = (
     False  # no vendor folder on Windows (None would repeat the app name); never change
 )
-# Reverse-DNS identity, decided once and never changed: the macOS bundle identifier (which
-# notifications and signing key on), the LaunchAgent label, and the Windows named mutex that
-# the installer's AppMutex waits for.
-APP_ID: Final = "io.github.tailnet-agent"
-# The two executables of a frozen build, side by side in one folder (like Tailscale's
-# tailscale-ipn.exe and tailscale.exe): the windowed tray and its console twin.
-GUI_EXECUTABLE: Final = "tailnet-agent"
-CLI_EXECUTABLE: Final = "tailnet-agent-cli"
 
 
 def config_dir(*, ensure: bool = False) -> Path:

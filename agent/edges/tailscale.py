@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.core.hints import NOT_THE_CLI, tailscale_hint, tailscale_title, with_hint
+from agent.core.hints import NOT_THE_CLI, tailscale_detail, tailscale_title
 from agent.core.model import TailnetView, TailscaleProblem
 from agent.core.tailnet import parse_status_json
 
@@ -37,9 +37,9 @@ log = logging.getLogger(__name__)
 
 TAILSCALE_ENV = "TAILNET_AGENT_TAILSCALE"
 
-NOT_INSTALLED_DETAIL = with_hint(
+NOT_INSTALLED_DETAIL = tailscale_detail(
+    TailscaleProblem.NOT_INSTALLED,
     f"{tailscale_title(TailscaleProblem.NOT_INSTALLED)}: no `tailscale` command found",
-    tailscale_hint(TailscaleProblem.NOT_INSTALLED),
 )
 
 _KILL_WAIT_S = 5.0  # how long to wait for a killed CLI to be reaped before giving up
@@ -221,8 +221,7 @@ def _first_line(text: str) -> str:
     return ""
 
 
-def _problem(problem: TailscaleProblem, fact: str, *, hint: str | None = None) -> TailnetView:
-    """The view for a problem: the fact with one hint, the core table's for the problem
-    unless the situation has a better one."""
-    hint = tailscale_hint(problem) if hint is None else hint
-    return TailnetView(problem=problem, detail=with_hint(fact, hint))
+def _problem(problem: TailscaleProblem, fact: str, *, hint: str = "") -> TailnetView:
+    """The view for a problem: the fact with the core table's one hint (see
+    `tailscale_detail`), as the summary and `check --json` show it."""
+    return TailnetView(problem=problem, detail=tailscale_detail(problem, fact, hint=hint))

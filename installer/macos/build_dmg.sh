@@ -27,7 +27,7 @@
 #   both offline. docs/release.md explains what users see without this.
 #
 # Needs macOS (codesign, hdiutil, ditto; xcrun for notarisation); dmgbuild comes from
-# `pip install '.[build]'`. Written for bash 3.2 too (macOS's /bin/bash): no empty "${a[@]}".
+# `pip install '.[desktop,build]'`. Written for bash 3.2 too (macOS's /bin/bash): no empty "${a[@]}".
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

@@ -15,6 +15,7 @@ from agent.core.model import (
     ProbeState,
     Reason,
     Service,
+    ServiceKey,
     Snapshot,
     TailnetView,
     Topology,
@@ -64,7 +65,7 @@ REFUSED = ProbeResult(ProbeState.DOWN, Reason.REFUSED, "connection refused")
 TIMEOUT = ProbeResult(ProbeState.DOWN, Reason.TIMEOUT, "no answer within 3 s")
 
 
-def sweep_of(tailnet: TailnetView, **outcomes: ProbeResult) -> dict[tuple[str, str], ProbeResult]:
+def sweep_of(tailnet: TailnetView, **outcomes: ProbeResult) -> dict[ServiceKey, ProbeResult]:
     """Results for every service: UP unless named (by service name) in outcomes."""
     return {
         (n.id, s.name): outcomes.get(s.name.replace(".", "_"), UP)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agent.core.hints import state_detail
 from agent.core.model import (
     BackendState,
     Link,
@@ -24,7 +25,6 @@ from agent.core.tailnet import (
     link_of,
     parse_status,
     parse_status_json,
-    state_detail,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tailscale"

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from agent.core.ports import Notifier
 from agent.desktop.icons import write_app_icon
 from agent.desktop.notify import (
     DbusNotifier,
     DesktopNotifierBackend,
     LogNotifier,
-    Notifier,
     NotifierUnavailable,
     NotifySendNotifier,
     choose_notifier,

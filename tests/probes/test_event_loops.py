@@ -1,6 +1,6 @@
 """The event loop sweeps run on (`agent.edges.event_loop.run` / `loop_factory`): uvloop where
-it is installed, asyncio's otherwise; and every probe gives the same verdicts on both loops.
-The monitor runs on the same policy: tests/test_monitor.py."""
+it is installed, asyncio's otherwise; and every probe finds the same on both loops. The
+monitor runs on the same policy: tests/test_monitor.py."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_run_freezes_start_up_objects_once() -> None:
     del garbage
 
 
-# ==== the same verdicts on both loops ==========================================
+# ==== the same findings on both loops ==========================================
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def _cases(
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_every_probe_gives_the_same_verdict_on_both_loops(
+def test_every_probe_finds_the_same_on_both_loops(
     loop: str,
     web_addr: Address,
     redis_addr: Address,
@@ -157,4 +157,4 @@ def test_every_probe_gives_the_same_verdict_on_both_loops(
     got = {
         name: (r.state, r.reason, r.detail) for (name, _, _), r in zip(cases, results, strict=True)
     }
-    assert got == {name: verdict for name, _, verdict in cases}
+    assert got == {name: finding for name, _, finding in cases}

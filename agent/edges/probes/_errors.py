@@ -37,17 +37,18 @@ import httpx
 from agent.core.model import ProbeState, Reason
 
 __all__ = [
-    "Verdict",
+    "Finding",
     "classify",
-    "no_answer_verdict",
+    "no_answer_finding",
     "one_line",
-    "refused_verdict",
+    "refused_finding",
     "seconds_text",
-    "timeout_verdict",
+    "timeout_finding",
 ]
 
-Verdict = tuple[ProbeState, Reason | None, str]
-"""What a probe decided: state, reason (None when up) and one human line."""
+Finding = tuple[ProbeState, Reason | None, str]
+"""What a probe found: its state, the reason (None when up) and the fact it met, in one
+line ("connection refused", "HTTP 503"); never advice, which agent.core.hints adds."""
 
 MAX_DETAIL = 200
 
@@ -88,12 +89,12 @@ def one_line(text: str, limit: int = MAX_DETAIL) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def timeout_verdict(timeout_s: float) -> Verdict:
+def timeout_finding(timeout_s: float) -> Finding:
     """No connection in time: a firewall drops it, or the host is unreachable."""
     return ProbeState.DOWN, Reason.TIMEOUT, f"no answer within {seconds_text(timeout_s)} s"
 
 
-def no_answer_verdict(timeout_s: float) -> Verdict:
+def no_answer_finding(timeout_s: float) -> Finding:
     """Connected, then silence: the host is reachable, the service hangs."""
     return (
         ProbeState.DOWN,
@@ -102,7 +103,7 @@ def no_answer_verdict(timeout_s: float) -> Verdict:
     )
 
 
-def refused_verdict() -> Verdict:
+def refused_finding() -> Finding:
     return ProbeState.DOWN, Reason.REFUSED, REFUSED_DETAIL
 
 
@@ -126,7 +127,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             todo.append(current.__context__)
 
 
-def _os_verdict(exc: OSError, timeout_s: float, host: str, connected: bool) -> Verdict | None:
+def _os_finding(exc: OSError, timeout_s: float, host: str, connected: bool) -> Finding | None:
     if isinstance(exc, socket.gaierror):
         why = exc.strerror or str(exc)
         return ProbeState.DOWN, Reason.DNS, one_line(f"cannot resolve {host}: {why}")
@@ -136,7 +137,7 @@ def _os_verdict(exc: OSError, timeout_s: float, host: str, connected: bool) -> V
     code = exc.errno
     win = getattr(exc, "winerror", None)
     if isinstance(exc, ConnectionRefusedError) or code in _REFUSED or win in _WIN_REFUSED:
-        return refused_verdict()
+        return refused_finding()
     if code in _HOST_UNREACHABLE or win in _WIN_HOST_UNREACHABLE:
         return ProbeState.DOWN, Reason.TIMEOUT, "host unreachable"
     if code in _NET_UNREACHABLE or win in _WIN_NET_UNREACHABLE:
@@ -148,7 +149,7 @@ def _os_verdict(exc: OSError, timeout_s: float, host: str, connected: bool) -> V
     ):
         return ProbeState.DOWN, Reason.PROTOCOL_MISMATCH, RESET_DETAIL
     if isinstance(exc, TimeoutError) or code in _TIMED_OUT or win in _WIN_TIMED_OUT:
-        return no_answer_verdict(timeout_s) if connected else timeout_verdict(timeout_s)
+        return no_answer_finding(timeout_s) if connected else timeout_finding(timeout_s)
     return None
 
 
@@ -160,13 +161,13 @@ def _describe(exc: BaseException) -> str:
 
 def classify(
     exc: BaseException, timeout_s: float, host: str = "", *, connected: bool = False
-) -> Verdict:
+) -> Finding:
     """Explain an exception met while probing; never raises. `connected`: the probe had
     its connection when it failed (a timeout then means the service hangs)."""
     if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
-        return no_answer_verdict(timeout_s)
+        return no_answer_finding(timeout_s)
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return no_answer_verdict(timeout_s) if connected else timeout_verdict(timeout_s)
+        return no_answer_finding(timeout_s) if connected else timeout_finding(timeout_s)
     if isinstance(exc, httpx.RemoteProtocolError):
         if "without sending" in str(exc):
             return (
@@ -178,8 +179,8 @@ def classify(
     innermost_os: OSError | None = None
     for link in _chain(exc):
         if isinstance(link, OSError):
-            verdict = _os_verdict(link, timeout_s, host, connected)
-            if verdict is not None:
-                return verdict
+            finding = _os_finding(link, timeout_s, host, connected)
+            if finding is not None:
+                return finding
             innermost_os = link
     return ProbeState.UNKNOWN, Reason.ERROR, _describe(innermost_os or exc)

@@ -1,12 +1,12 @@
 """The frame every probe runs in: one deadline, latency, never raising.
 
 `guarded` runs a probe's attempt under `asyncio.timeout` for the target's whole
-timeout (connect + request + read), turns any exception into a verdict through
+timeout (connect + request + read), turns any exception into a finding through
 `_errors.classify`, stamps latency and the wall-clock time, and finally runs an
 optional cleanup (closing a socket politely) bounded by the same deadline. Only
 `CancelledError` (and other BaseExceptions) pass through.
 
-latency_ms is the time from the start of the probe to its verdict, for every
+latency_ms is the time from the start of the probe to its finding, for every
 outcome: an UP result carries the service's answer time (for tcp: the connect
 time), a failure the time it took to fail (about the timeout for a TIMEOUT).
 
@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 
 from agent import __version__
 from agent.core.model import ProbeResult, ProbeTarget
-from agent.edges.probes._errors import Verdict, classify
+from agent.edges.probes._errors import Finding, classify
 
 __all__ = [
     "USER_AGENT",
@@ -37,7 +37,7 @@ __all__ = [
     "url_host",
 ]
 
-Attempt = Callable[[], Awaitable[Verdict]]
+Attempt = Callable[[], Awaitable[Finding]]
 Cleanup = Callable[[], Awaitable[None]]
 Clock = Callable[[], float]
 

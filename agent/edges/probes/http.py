@@ -19,7 +19,7 @@ from http.cookiejar import Cookie, CookieJar
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
-from agent.edges.probes._errors import Verdict, one_line
+from agent.edges.probes._errors import Finding, one_line
 from agent.edges.probes._run import USER_AGENT, Clock, guarded, url_host
 from agent.edges.probes._transport import ProbeTransport
 
@@ -115,7 +115,7 @@ async def _read_head_of_body(response: httpx.Response) -> str:
     return bytes(body[:BODY_LIMIT]).decode(response.encoding or "utf-8", errors="replace")
 
 
-async def _attempt(target: ProbeTarget, client: httpx.AsyncClient) -> Verdict:
+async def _attempt(target: ProbeTarget, client: httpx.AsyncClient) -> Finding:
     service = target.service
     url = _url(target.host, service.port, service.path)
     async with client.stream("GET", url, timeout=target.timeout_s) as response:

@@ -18,7 +18,7 @@ import time
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
-from agent.edges.probes._errors import Verdict
+from agent.edges.probes._errors import Finding
 from agent.edges.probes._run import Clock, guarded, mark_connected
 
 __all__ = ["SSL_REQUEST", "probe"]
@@ -31,7 +31,7 @@ _ANSWERS: dict[bytes, str] = {
 }
 
 
-def _verdict(answer: bytes) -> Verdict:
+def _finding(answer: bytes) -> Finding:
     if answer in _ANSWERS:
         return ProbeState.UP, None, _ANSWERS[answer]
     if answer[:1] == b"E":
@@ -43,14 +43,14 @@ def _verdict(answer: bytes) -> Verdict:
     return ProbeState.DOWN, Reason.PROTOCOL_MISMATCH, detail
 
 
-async def _attempt(target: ProbeTarget) -> Verdict:
+async def _attempt(target: ProbeTarget) -> Finding:
     reader, writer = await asyncio.open_connection(target.host, target.service.port)
     mark_connected()
     try:
         writer.write(SSL_REQUEST)
         if writer.can_write_eof():
             writer.write_eof()
-        return _verdict(await reader.read(64))
+        return _finding(await reader.read(64))
     finally:
         writer.transport.abort()
 

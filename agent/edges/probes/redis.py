@@ -15,7 +15,7 @@ import time
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
-from agent.edges.probes._errors import Verdict, one_line
+from agent.edges.probes._errors import Finding, one_line
 from agent.edges.probes._run import Clock, guarded, mark_connected
 
 __all__ = ["PING", "probe"]
@@ -25,7 +25,7 @@ _LINE_LIMIT = 512
 _AUTH_MARKERS = ("NOAUTH", "WRONGPASS", "AUTH", "OPERATION NOT PERMITTED")
 
 
-def _verdict(line: bytes) -> Verdict:
+def _finding(line: bytes) -> Finding:
     text = line.split(b"\r\n", 1)[0].decode("utf-8", errors="replace")
     if text.startswith("+"):
         answer = text[1:]
@@ -36,7 +36,7 @@ def _verdict(line: bytes) -> Verdict:
     return ProbeState.UP, None, one_line(f"up (Redis answered: {error})")
 
 
-async def _attempt(target: ProbeTarget) -> Verdict:
+async def _attempt(target: ProbeTarget) -> Finding:
     reader, writer = await asyncio.open_connection(target.host, target.service.port)
     mark_connected()
     try:
@@ -59,7 +59,7 @@ async def _attempt(target: ProbeTarget) -> Verdict:
             if not more:
                 break
             line += more
-        return _verdict(line)
+        return _finding(line)
     finally:
         writer.transport.abort()
 

@@ -12,13 +12,13 @@ import time
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget
-from agent.edges.probes._errors import Verdict
+from agent.edges.probes._errors import Finding
 from agent.edges.probes._run import Clock, guarded
 
 __all__ = ["probe"]
 
 
-async def _attempt(target: ProbeTarget) -> Verdict:
+async def _attempt(target: ProbeTarget) -> Finding:
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_connection(asyncio.Protocol, target.host, target.service.port)
     transport.close()

@@ -21,7 +21,7 @@ import time
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
-from agent.edges.probes._errors import NOT_HTTP_DETAIL, Verdict
+from agent.edges.probes._errors import NOT_HTTP_DETAIL, Finding
 from agent.edges.probes._run import USER_AGENT, Clock, guarded, mark_connected, url_host
 
 __all__ = ["HEAD_LIMIT", "accept_for", "probe"]
@@ -63,11 +63,11 @@ def _close_frame() -> bytes:
     return bytes((0x88, 0x80 | len(payload))) + mask + masked
 
 
-def _mismatch(detail: str = NOT_HTTP_DETAIL) -> Verdict:
+def _mismatch(detail: str = NOT_HTTP_DETAIL) -> Finding:
     return ProbeState.DOWN, Reason.PROTOCOL_MISMATCH, detail
 
 
-def _judge_head(head: bytes, key: str) -> Verdict:
+def _judge_head(head: bytes, key: str) -> Finding:
     lines = head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
     status_line = lines[0].decode("latin-1")
     parts = status_line.split(" ", 2)
@@ -99,7 +99,7 @@ class _Exchange:
         self.writer: asyncio.StreamWriter | None = None
         self.upgraded = False
 
-    async def handshake(self) -> Verdict:
+    async def handshake(self) -> Finding:
         key = base64.b64encode(os.urandom(16)).decode("ascii")
         request = _request(self.target, key)
         reader, writer = await asyncio.open_connection(self.target.host, self.target.service.port)
@@ -120,11 +120,11 @@ class _Exchange:
             return _mismatch(f"{NOT_HTTP_DETAIL} (it closed the connection without an answer)")
         if b"\r\n\r\n" not in head and b"\r\n" not in head:
             return _mismatch()
-        verdict = _judge_head(head, key)
-        if verdict[0] is ProbeState.UP and b"\r\n\r\n" not in head:
+        finding = _judge_head(head, key)
+        if finding[0] is ProbeState.UP and b"\r\n\r\n" not in head:
             return _mismatch("HTTP 101 cut short (not a WebSocket server)")
-        self.upgraded = verdict[0] is ProbeState.UP
-        return verdict
+        self.upgraded = finding[0] is ProbeState.UP
+        return finding
 
     async def close(self) -> None:
         writer = self.writer
