@@ -42,6 +42,7 @@ import logging
 import math
 import sqlite3
 import time
+import typing
 import unicodedata
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from agent.core.events import Event, EventKind
+from agent.core.events import Event, EventFields, EventKind, EventRecord
 from agent.core.model import Health, Link, ProbeState, Snapshot
 from agent.core.topology import parse_duration
 from agent.errors import AgentError, UsageError
@@ -59,6 +60,7 @@ __all__ = [
     "DEFAULT_EVENT_RETENTION_S",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_SWEEP_RETENTION_S",
+    "EVENT_COLUMNS",
     "SCHEMA_VERSION",
     "EventRecord",
     "History",
@@ -175,10 +177,6 @@ FROM spans GROUP BY keyset, states
 Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: dict[int, Migration] = {}
 
-_CORE_EVENT_FIELDS = frozenset(
-    {"kind", "at", "node_id", "service", "title", "message", "critical", "announce"}
-)
-
 
 class HistoryError(AgentError):
     """The history file cannot be used (locked by another agent, unreadable, disk full)."""
@@ -191,35 +189,6 @@ class _Unusable(Exception):
 
 
 # ==== records ==================================================================
-
-
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    """One stored event. `kind` stays text: a newer agent may have written other kinds."""
-
-    id: int
-    at: float
-    kind: str
-    node_id: str | None
-    service: str | None
-    title: str
-    message: str
-    critical: bool
-    announced: bool
-    node_name: str = ""
-    reason: str | None = None
-    relay: str = ""
-    duration_s: float | None = None
-    still_down: tuple[str, ...] = ()
-    folded: bool = False
-
-    @property
-    def bad(self) -> bool:
-        """A change for the worse (down, offline, relayed, stopped, topology error)."""
-        try:
-            return EventKind(self.kind).bad
-        except ValueError:
-            return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,60 +238,77 @@ def _decode_keyset(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(keys)
 
 
+def _is_column(f: dataclasses.Field[Any]) -> bool:
+    """An event field without a default has a column of its own; the others go to `extra`."""
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+_FIELD_TYPES = typing.get_type_hints(EventFields)
+_COLUMN_FIELDS = tuple(f for f in dataclasses.fields(EventFields) if _is_column(f))
+_EXTRA_FIELDS = tuple(f for f in dataclasses.fields(EventFields) if not _is_column(f))
+_COLUMN_OF_FIELD = {"announce": "announced"}  # the schema's name, where it differs
+EVENT_COLUMNS = tuple(_COLUMN_OF_FIELD.get(f.name, f.name) for f in _COLUMN_FIELDS)
+_EVENT_SELECT = f"SELECT id, {', '.join(EVENT_COLUMNS)}, extra FROM events"
+_EVENT_INSERT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}, extra) "
+    f"VALUES ({', '.join('?' * (len(EVENT_COLUMNS) + 1))})"
+)
+
+
+def _column_value(value: object) -> object:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)  # an enum member's text
+    return value
+
+
 def _event_row(event: Event) -> tuple[object, ...]:
     extra: dict[str, object] = {}
-    for f in dataclasses.fields(event):
-        if f.name in _CORE_EVENT_FIELDS:
-            continue
+    for f in _EXTRA_FIELDS:
         value = getattr(event, f.name)
-        if f.default is not dataclasses.MISSING and value == f.default:
-            continue
-        extra[f.name] = list(value) if isinstance(value, tuple) else value
+        if value != f.default:
+            extra[f.name] = list(value) if isinstance(value, tuple) else value
     return (
-        float(event.at),
-        str(event.kind.value),
-        event.node_id,
-        event.service,
-        event.title,
-        event.message,
-        int(event.critical),
-        int(event.announce),
+        *(_column_value(getattr(event, f.name)) for f in _COLUMN_FIELDS),
         json.dumps(extra, ensure_ascii=False, default=str) if extra else None,
     )
 
 
+def _read_value(hint: object, value: object, default: object) -> object:
+    """`value` read as a field of type `hint`, `default` when it is not one (a newer
+    agent's row, or one edited by hand)."""
+    options = typing.get_args(hint)
+    if type(None) in options:
+        if value is None:
+            return None
+        (hint,) = (o for o in options if o is not type(None))
+    if isinstance(hint, TypeVar) or hint is str:  # the kind and the reason stay text
+        return value if isinstance(value, str) else default
+    if hint is float:
+        return float(value) if isinstance(value, int | float) else default
+    if hint is bool:
+        return bool(value) if isinstance(value, int) else default
+    if typing.get_origin(hint) is tuple:
+        return tuple(str(v) for v in value) if isinstance(value, list) else default
+    raise TypeError(f"the history cannot store an event field of type {hint}")
+
+
 def _record_of(row: tuple[Any, ...]) -> EventRecord:
-    rid, at, kind, node_id, service, title, message, critical, announced, extra_text = row
+    rid, *columns, extra_text = row
     extra: dict[str, Any] = {}
     if extra_text:
         with contextlib.suppress(ValueError):
             loaded = json.loads(extra_text)
             if isinstance(loaded, dict):
                 extra = loaded
-
-    def text(name: str) -> str:
-        value = extra.get(name)
-        return value if isinstance(value, str) else ""
-
-    duration = extra.get("duration_s")
-    still_down = extra.get("still_down")
-    return EventRecord(
-        id=int(rid),
-        at=float(at),
-        kind=str(kind),
-        node_id=node_id,
-        service=service,
-        title=str(title),
-        message=str(message),
-        critical=bool(critical),
-        announced=bool(announced),
-        node_name=text("node_name"),
-        reason=text("reason") or None,
-        relay=text("relay"),
-        duration_s=float(duration) if isinstance(duration, int | float) else None,
-        still_down=tuple(str(s) for s in still_down) if isinstance(still_down, list) else (),
-        folded=extra.get("folded") is True,
-    )
+    values: dict[str, Any] = {}
+    for f, value in zip(_COLUMN_FIELDS, columns, strict=True):
+        hint = _FIELD_TYPES[f.name]
+        values[f.name] = _read_value(hint, value, value)
+    for f in _EXTRA_FIELDS:
+        values[f.name] = _read_value(_FIELD_TYPES[f.name], extra.get(f.name), f.default)
+    return EventRecord(id=int(rid), **values)
 
 
 # ==== the store ================================================================
@@ -635,13 +621,7 @@ class History:
         rows = [_event_row(e) for e in events]
         if not rows:
             return
-        self._write(
-            lambda conn: conn.executemany(
-                "INSERT INTO events (at, kind, node_id, service, title, message, critical, "
-                "announced, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        )
+        self._write(lambda conn: conn.executemany(_EVENT_INSERT, rows))
         self._after_write()
 
     # ---- size ------------------------------------------------------------------
@@ -760,14 +740,13 @@ class History:
 
     def events(self, since: float | None = None, limit: int | None = None) -> list[EventRecord]:
         """Events at or after `since` (all when None), the newest `limit`, newest last."""
-        columns = "id, at, kind, node_id, service, title, message, critical, announced, extra"
         where = "" if since is None else "WHERE at >= ?"
         params: tuple[object, ...] = () if since is None else (since,)
         if limit is None:
-            rows = self._read(f"SELECT {columns} FROM events {where} ORDER BY at, id", params)
+            rows = self._read(f"{_EVENT_SELECT} {where} ORDER BY at, id", params)
         else:
             rows = self._read(
-                f"SELECT {columns} FROM events {where} ORDER BY at DESC, id DESC LIMIT ?",
+                f"{_EVENT_SELECT} {where} ORDER BY at DESC, id DESC LIMIT ?",
                 (*params, max(0, limit)),
             )
             rows.reverse()
@@ -776,9 +755,8 @@ class History:
     def latest_changes(self) -> list[EventRecord]:
         """The latest event of each subject (kind family, node id, service), oldest first:
         what a restarting monitor carries forward, and whether the last run stopped."""
-        columns = "id, at, kind, node_id, service, title, message, critical, announced, extra"
         rows = self._read(
-            f"SELECT {columns} FROM events WHERE id IN (SELECT MAX(id) FROM events "
+            f"{_EVENT_SELECT} WHERE id IN (SELECT MAX(id) FROM events "
             "GROUP BY substr(kind, 1, instr(kind, '_') - 1), IFNULL(node_id, ''), "
             "IFNULL(service, '')) ORDER BY at, id"
         )
@@ -941,7 +919,7 @@ def render_history(
     indent = " " * (len(_local(0.0)) + 4)
     for r in items:
         mark, ansi = _mark(r)
-        quiet = "" if r.announced or _is_note(r) else " (not notified)"
+        quiet = "" if r.announce or _is_note(r) else " (not notified)"
         if color:
             mark = f"{ansi}{mark}{_RESET}"
             quiet = f"{_ANSI_GREY}{quiet}{_RESET}" if quiet else ""
@@ -968,7 +946,7 @@ def history_to_json(records: Iterable[EventRecord]) -> list[dict[str, Any]]:
             "title": r.title,
             "message": r.message,
             "critical": r.critical,
-            "announced": r.announced,
+            "announced": r.announce,
             "node_name": r.node_name or None,
             "reason": r.reason,
             "relay": r.relay or None,
