@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from agent.core.events import (
+    RECORD_FIELD_NAMES,
     Event,
     EventKind,
+    EventRecord,
     agent_started_event,
     agent_stopped_event,
     link_relayed_event,
@@ -48,16 +50,9 @@ from agent.core.model import (
     TailnetView,
     Topology,
 )
+from agent.core.report import history_to_json, render_history
 from agent.edges import history as history_module
-from agent.edges.history import (
-    EventRecord,
-    History,
-    HistoryError,
-    Uptime,
-    history_to_json,
-    parse_since,
-    render_history,
-)
+from agent.edges.history import History, HistoryError, Uptime, parse_since
 from agent.errors import AgentError, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,17 +235,18 @@ def test_every_event_field_is_stored_read_back_and_shown(db: Path, store: Histor
         columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
         (extra_text,) = conn.execute("SELECT extra FROM events").fetchone()
     extra = json.loads(extra_text)
-    renamed = {"announce": "announced"}  # the one column named unlike its field
     for f in dataclasses.fields(Event):
         if f.default is dataclasses.MISSING:
-            assert renamed.get(f.name, f.name) in columns, f"no column for {f.name}"
+            assert RECORD_FIELD_NAMES.get(f.name, f.name) in columns, f"no column for {f.name}"
         else:
             assert f.name in extra, f"{f.name} is not stored"
     (record,) = store.events()
     for f in dataclasses.fields(Event):
         assert getattr(record, f.name) == getattr(event, f.name), f.name
     (shown,) = history_to_json([record])
-    assert {renamed.get(f.name, f.name) for f in dataclasses.fields(Event)} <= shown.keys()
+    assert {
+        RECORD_FIELD_NAMES.get(f.name, f.name) for f in dataclasses.fields(Event)
+    } <= shown.keys()
 
 
 def test_an_event_with_default_extras_stores_no_extra(db: Path, store: History) -> None:

@@ -35,6 +35,7 @@ from agent.core.model import (
 )
 
 __all__ = [
+    "RECORD_FIELD_NAMES",
     "Event",
     "EventFields",
     "EventKind",
@@ -151,6 +152,11 @@ class Event(EventFields[EventKind, Reason]):
     @property
     def bad(self) -> bool:
         return self.kind.bad
+
+
+# A record's name for a field where it differs from the Event's: the history's column and
+# the `history --json` key, both contracts.
+RECORD_FIELD_NAMES = {"announce": "announced"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -43,15 +43,14 @@ import math
 import sqlite3
 import time
 import typing
-import unicodedata
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from agent.core.events import Event, EventFields, EventKind, EventRecord
+from agent.core.events import RECORD_FIELD_NAMES, Event, EventFields, EventRecord
 from agent.core.model import Health, Link, ProbeState, Snapshot
 from agent.core.topology import parse_duration
 from agent.errors import AgentError, UsageError
@@ -62,13 +61,10 @@ __all__ = [
     "DEFAULT_SWEEP_RETENTION_S",
     "EVENT_COLUMNS",
     "SCHEMA_VERSION",
-    "EventRecord",
     "History",
     "HistoryError",
     "Uptime",
-    "history_to_json",
     "parse_since",
-    "render_history",
 ]
 
 log = logging.getLogger(__name__)
@@ -246,8 +242,7 @@ def _is_column(f: dataclasses.Field[Any]) -> bool:
 _FIELD_TYPES = typing.get_type_hints(EventFields)
 _COLUMN_FIELDS = tuple(f for f in dataclasses.fields(EventFields) if _is_column(f))
 _EXTRA_FIELDS = tuple(f for f in dataclasses.fields(EventFields) if not _is_column(f))
-_COLUMN_OF_FIELD = {"announce": "announced"}  # the schema's name, where it differs
-EVENT_COLUMNS = tuple(_COLUMN_OF_FIELD.get(f.name, f.name) for f in _COLUMN_FIELDS)
+EVENT_COLUMNS = tuple(RECORD_FIELD_NAMES.get(f.name, f.name) for f in _COLUMN_FIELDS)
 _EVENT_SELECT = f"SELECT id, {', '.join(EVENT_COLUMNS)}, extra FROM events"
 _EVENT_INSERT = (
     f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}, extra) "
@@ -851,111 +846,6 @@ class History:
         for key in open_keys:
             since[key] = start
         return since
-
-
-# ==== output for the `history` command ========================================
-
-_ANSI_RED = "\x1b[31m"
-_ANSI_AMBER = "\x1b[33m"
-_ANSI_GREEN = "\x1b[32m"
-_ANSI_GREY = "\x1b[90m"
-_RESET = "\x1b[0m"
-
-
-def _local(at: float, seconds: bool = True) -> str:
-    return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
-
-
-def _printable(text: str) -> str:
-    """No control characters (escape sequences) from stored text reach the terminal."""
-    return "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
-
-
-_NOTES = frozenset(  # the history's own records: no severity, never meant to be notified
-    {
-        EventKind.AGENT_STARTED,
-        EventKind.AGENT_STOPPED,
-        EventKind.SERVICE_RETIRED,
-        EventKind.PEER_RETIRED,
-        EventKind.LINK_RETIRED,
-    }
-)
-
-
-def _is_note(record: EventRecord) -> bool:
-    return record.kind in _NOTES
-
-
-def _mark(record: EventRecord) -> tuple[str, str]:
-    if _is_note(record):
-        return "·", _ANSI_GREY
-    colour = _ANSI_RED if record.critical else _ANSI_AMBER
-    if record.bad:
-        return ("✗" if record.critical else "!"), colour
-    if record.still_down:  # a peer back online with services still down
-        return "!", colour
-    return "✓", _ANSI_GREEN
-
-
-def render_history(
-    records: Iterable[EventRecord], *, color: bool, since: float | None = None
-) -> str:
-    """A readable list, oldest first: local time, a severity mark, the title, the message.
-
-    ✗ a critical change for the worse, ! another one (or a recovery that leaves services
-    down), ✓ a recovery, · a note of the history's own (the agent started or stopped, a
-    subject left the topology); "(not notified)" marks other events recorded but not
-    announced.
-    Pass `since` (the --since time) for the header and for "No events since ...".
-    """
-    items = list(records)
-    if not items:
-        if since is None:
-            return "No events recorded.\n"
-        return f"No events since {_local(since, False)}.\n"
-    lines: list[str] = []
-    if since is not None:
-        lines.append(f"Events since {_local(since, False)} (local time):")
-    indent = " " * (len(_local(0.0)) + 4)
-    for r in items:
-        mark, ansi = _mark(r)
-        quiet = "" if r.announce or _is_note(r) else " (not notified)"
-        if color:
-            mark = f"{ansi}{mark}{_RESET}"
-            quiet = f"{_ANSI_GREY}{quiet}{_RESET}" if quiet else ""
-        lines.append(f"{_local(r.at)}  {mark} {_printable(r.title)}{quiet}")
-        if r.message:
-            lines.append(f"{indent}{_printable(r.message)}")
-    return "\n".join(lines) + "\n"
-
-
-def _iso_utc(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def history_to_json(records: Iterable[EventRecord]) -> list[dict[str, Any]]:
-    """JSON-ready dicts. Stable keys: at (ISO 8601 UTC), kind, node_id, service, title,
-    message, critical, announced; more may be added (node_name, reason, relay,
-    duration_s, still_down, folded), none removed."""
-    return [
-        {
-            "at": _iso_utc(r.at),
-            "kind": r.kind,
-            "node_id": r.node_id,
-            "service": r.service,
-            "title": r.title,
-            "message": r.message,
-            "critical": r.critical,
-            "announced": r.announce,
-            "node_name": r.node_name or None,
-            "reason": r.reason,
-            "relay": r.relay or None,
-            "duration_s": r.duration_s,
-            "still_down": list(r.still_down),
-            "folded": r.folded,
-        }
-        for r in records
-    ]
 
 
 def parse_since(text: str, now: float) -> float:
