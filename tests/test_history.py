@@ -51,8 +51,7 @@ from agent.core.model import (
     Topology,
 )
 from agent.core.report import history_to_json, render_history
-from agent.edges import history as history_module
-from agent.edges.history import History, HistoryError, Uptime, parse_since
+from agent.edges.history import History, HistoryError, Uptime, parse_since, schema
 from agent.errors import AgentError, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -588,7 +587,7 @@ def test_an_unusable_file_is_moved_aside_and_a_new_one_started(
     assert moved.read_bytes() == spoiled  # kept as it was, for a post-mortem
     assert "moved it to" in caplog.text and str(moved) in caplog.text
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == history_module.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
 
 
 def test_an_unusable_folder_is_a_history_error(tmp_path: Path) -> None:
@@ -643,8 +642,8 @@ def test_migration_hook_upgrades_an_older_schema(db: Path, monkeypatch: pytest.M
         calls.append(1)
         conn.execute("ALTER TABLE events ADD COLUMN source TEXT")
 
-    monkeypatch.setattr(history_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(history_module, "MIGRATIONS", {1: to_v2})
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", {1: to_v2})
     with History(db, clock=Clock()) as h:
         assert len(h.events()) == 1  # the data survived the upgrade
     with History(db, clock=Clock()):
