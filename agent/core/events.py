@@ -189,10 +189,12 @@ def scrub(text: str, limit: int = _MAX_DETAIL) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def format_duration(seconds: float) -> str:
-    """12 -> "12 s", 250 -> "4 min", 3900 -> "1 h 5 min", 90000 -> "1 d 1 h"."""
+def format_duration(seconds: float, *, seconds_below: int = 60) -> str:
+    """12 -> "12 s", 250 -> "4 min", 3900 -> "1 h 5 min", 90000 -> "1 d 1 h": how long, for
+    a person. The one formatter of durations people read; in whole seconds below
+    `seconds_below` (where more precision matters: "shown 70 s ago")."""
     s = max(0, round(seconds))
-    if s < 60:
+    if s < seconds_below:
         return f"{s} s"
     minutes = s // 60
     if minutes < 60:
