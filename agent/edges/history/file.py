@@ -194,18 +194,19 @@ class HistoryFile:
         try:
             return self.db().execute(sql, params).fetchall()
         except sqlite3.Error as error:
-            if _is_busy(error):
-                raise self.locked_error() from error
-            raise HistoryError(f"cannot read the history {self.path}: {error}") from error
+            raise self._read_error(error) from error
 
     def iterate(self, sql: str, params: tuple[object, ...] = ()) -> Generator[Any, None, None]:
         """The rows of one query as they come (close it to stop early)."""
         try:
             yield from self.db().execute(sql, params)
         except sqlite3.Error as error:
-            if _is_busy(error):
-                raise self.locked_error() from error
-            raise HistoryError(f"cannot read the history {self.path}: {error}") from error
+            raise self._read_error(error) from error
+
+    def _read_error(self, error: sqlite3.Error) -> HistoryError:
+        if _is_busy(error):
+            return self.locked_error()
+        return HistoryError(f"cannot read the history {self.path}: {error}")
 
     def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in one committed transaction; recover once from a damaged file."""
