@@ -773,6 +773,10 @@ def test_history_to_json_has_stable_keys(store: History) -> None:
     data = history_to_json(_records(store))
     json.dumps(data)
     first = data[0]
+    assert list(first) == [  # the order `history --json` prints them in
+        "at", "kind", "node_id", "service", "title", "message", "critical", "announced",
+        "node_name", "reason", "relay", "duration_s", "still_down", "folded",
+    ]  # fmt: skip
     assert {"at", "kind", "node_id", "service", "title", "message", "critical", "announced"} <= (
         first.keys()
     )
