@@ -28,7 +28,7 @@ from agent.core.model import Snapshot, TailscaleProblem
 from agent.core.notify_policy import pause_presets
 from agent.core.ports import Notifier
 from agent.core.tailnet import identify_self_by
-from agent.core.topology import format_duration
+from agent.core.topology import format_topology_duration
 from agent.desktop import autostart
 from agent.desktop.notify import choose_notifier
 from agent.edges import paths
@@ -98,7 +98,7 @@ class _InUseLog:
                 topology.source,
                 _plural(len(topology.nodes), "node"),
                 _plural(services, "service"),
-                format_duration(interval),
+                format_topology_duration(interval),
             )
         if self._node_override:
             node: tuple[str | None, str] = (snapshot.self_node_id, "--node")

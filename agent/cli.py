@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent import __version__
 from agent.core.model import Health, Topology
-from agent.core.report import render_table, snapshot_to_dict
+from agent.core.report import history_to_json, render_history, render_table, snapshot_to_dict
 from agent.core.topology import describe_topology
 from agent.edges import event_loop, paths
 from agent.edges.logs import setup_logging
@@ -349,11 +349,11 @@ def _history(args: argparse.Namespace) -> int:
         with history.History(path) as store:
             records = store.events(since=since)
     if args.json:
-        json.dump(history.history_to_json(records), sys.stdout, ensure_ascii=False, indent=2)
+        json.dump(history_to_json(records), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
         color = _use_color(sys.stdout, os.environ)
-        sys.stdout.write(history.render_history(records, color=color, since=since))
+        sys.stdout.write(render_history(records, color=color, since=since))
     return 0
 
 

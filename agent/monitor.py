@@ -330,7 +330,7 @@ class Monitor:
                         record.node_id,
                         record.service,
                         record.at,
-                        record.announced,
+                        record.announce,
                         record.still_down,
                     )
                 )

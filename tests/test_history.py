@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from agent.core.events import (
+    RECORD_FIELD_NAMES,
     Event,
     EventKind,
+    EventRecord,
     agent_started_event,
     agent_stopped_event,
     link_relayed_event,
@@ -46,16 +50,8 @@ from agent.core.model import (
     TailnetView,
     Topology,
 )
-from agent.edges import history as history_module
-from agent.edges.history import (
-    EventRecord,
-    History,
-    HistoryError,
-    Uptime,
-    history_to_json,
-    parse_since,
-    render_history,
-)
+from agent.core.report import history_to_json, render_history
+from agent.edges.history import History, HistoryError, Uptime, parse_since, schema
 from agent.errors import AgentError, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,15 +187,71 @@ def test_events_round_trip_with_every_field(db: Path) -> None:
         assert (record.at, record.node_id, record.service, record.title, record.message) == (
             event.at, event.node_id, event.service, event.title, event.message,
         )  # fmt: skip
-        assert (record.critical, record.announced) == (event.critical, event.announce)
+        assert (record.critical, record.announce) == (event.critical, event.announce)
         assert record.node_name == event.node_name
         assert record.reason == (event.reason.value if event.reason else None)
         assert (record.relay, record.duration_s, record.still_down, record.folded) == (
             event.relay, event.duration_s, event.still_down, event.folded,
         )  # fmt: skip
     assert records[0].bad and records[0].critical and not records[2].bad
-    assert not records[2].announced
-    assert records[3].still_down == ("Redis",) and records[3].announced
+    assert not records[2].announce
+    assert records[3].still_down == ("Redis",) and records[3].announce
+
+
+def _a_value_unlike_the_default(name: str, hint: object, default: object) -> object:
+    """A value of an event field's type that differs from its default (and from None)."""
+    if name == "kind":
+        return EventKind.PEER_ONLINE
+    if name == "reason":
+        return Reason.TIMEOUT
+    if name == "at":
+        return T0  # the store's now: older events are pruned on the first write
+    options = typing.get_args(hint)
+    base = next(o for o in options if o is not type(None)) if type(None) in options else hint
+    if base is str:
+        return f"{name} ✓"
+    if base is float:
+        return 12.5
+    if base is bool:
+        return default is not True
+    if typing.get_origin(base) is tuple:
+        return ("one", "two")
+    raise AssertionError(f"give the event field {name} ({hint}) a value here")
+
+
+def test_every_event_field_is_stored_read_back_and_shown(db: Path, store: History) -> None:
+    """A new Event field needs no edit in the history: walk Event's fields, set each one
+    unlike its default, and find it in the table (a column, or `extra`), in the record
+    read back and in the JSON."""
+    hints = typing.get_type_hints(Event)
+    values = {
+        f.name: _a_value_unlike_the_default(f.name, hints[f.name], f.default)
+        for f in dataclasses.fields(Event)
+    }
+    event = Event(**values)
+    store.record_events([event])
+    with sqlite3.connect(db) as conn:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+        (extra_text,) = conn.execute("SELECT extra FROM events").fetchone()
+    extra = json.loads(extra_text)
+    for f in dataclasses.fields(Event):
+        if f.default is dataclasses.MISSING:
+            assert RECORD_FIELD_NAMES.get(f.name, f.name) in columns, f"no column for {f.name}"
+        else:
+            assert f.name in extra, f"{f.name} is not stored"
+    (record,) = store.events()
+    for f in dataclasses.fields(Event):
+        assert getattr(record, f.name) == getattr(event, f.name), f.name
+    (shown,) = history_to_json([record])
+    assert {
+        RECORD_FIELD_NAMES.get(f.name, f.name) for f in dataclasses.fields(Event)
+    } <= shown.keys()
+
+
+def test_an_event_with_default_extras_stores_no_extra(db: Path, store: History) -> None:
+    store.record_events([agent_stopped_event(T0)])
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT extra FROM events").fetchall() == [(None,)]
 
 
 def test_events_since_and_limit_keep_newest_last(store: History) -> None:
@@ -535,7 +587,7 @@ def test_an_unusable_file_is_moved_aside_and_a_new_one_started(
     assert moved.read_bytes() == spoiled  # kept as it was, for a post-mortem
     assert "moved it to" in caplog.text and str(moved) in caplog.text
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == history_module.SCHEMA_VERSION
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
 
 
 def test_an_unusable_folder_is_a_history_error(tmp_path: Path) -> None:
@@ -590,8 +642,8 @@ def test_migration_hook_upgrades_an_older_schema(db: Path, monkeypatch: pytest.M
         calls.append(1)
         conn.execute("ALTER TABLE events ADD COLUMN source TEXT")
 
-    monkeypatch.setattr(history_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(history_module, "MIGRATIONS", {1: to_v2})
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "MIGRATIONS", {1: to_v2})
     with History(db, clock=Clock()) as h:
         assert len(h.events()) == 1  # the data survived the upgrade
     with History(db, clock=Clock()):
@@ -721,6 +773,10 @@ def test_history_to_json_has_stable_keys(store: History) -> None:
     data = history_to_json(_records(store))
     json.dumps(data)
     first = data[0]
+    assert list(first) == [  # the order `history --json` prints them in
+        "at", "kind", "node_id", "service", "title", "message", "critical", "announced",
+        "node_name", "reason", "relay", "duration_s", "still_down", "folded",
+    ]  # fmt: skip
     assert {"at", "kind", "node_id", "service", "title", "message", "critical", "announced"} <= (
         first.keys()
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 from agent.core.hints import (
     RELAYED,
@@ -34,8 +35,11 @@ from agent.core.model import (
 )
 
 __all__ = [
+    "RECORD_FIELD_NAMES",
     "Event",
+    "EventFields",
     "EventKind",
+    "EventRecord",
     "Subject",
     "agent_started_event",
     "agent_stopped_event",
@@ -99,9 +103,19 @@ _BAD_KINDS = frozenset(
 Subject = tuple[str, str, str]  # (family, node id or "", service name or "")
 
 
+KindT = TypeVar("KindT", bound=str)
+ReasonT = TypeVar("ReasonT", bound=str)
+
+
 @dataclass(frozen=True, slots=True)
-class Event:
-    """One confirmed change, ready to show.
+class EventFields(Generic[KindT, ReasonT]):
+    """The one field list of an event, shared by `Event` and the stored `EventRecord`.
+
+    The kind and reason types are left open: an Event has this agent's kinds and reasons;
+    a record read back from the history keeps the text, which a newer agent may have
+    written. The fields without a default are the history's columns; the others are
+    stored only when set (agent.edges.history), so a new field with a default needs no
+    other edit.
 
     critical: a critical service down, an always-on peer offline, Tailscale stopped here
     (or a peer back online while a critical service of it is still down).
@@ -110,7 +124,7 @@ class Event:
     (`folded`), or the recovery of a change that was never announced.
     """
 
-    kind: EventKind
+    kind: KindT
     at: float  # wall-clock seconds
     node_id: str | None
     service: str | None
@@ -119,11 +133,16 @@ class Event:
     critical: bool
     announce: bool
     node_name: str = ""
-    reason: Reason | None = None
+    reason: ReasonT | None = None
     relay: str = ""  # DERP region code for link_relayed
     duration_s: float | None = None  # recoveries: how long the bad state lasted
     still_down: tuple[str, ...] = ()  # peer_online: services that still do not answer
     folded: bool = False  # service_down covered by the node's peer_offline event
+
+
+@dataclass(frozen=True, slots=True)
+class Event(EventFields[EventKind, Reason]):
+    """One confirmed change, ready to show (its fields: `EventFields`)."""
 
     @property
     def subject(self) -> Subject:
@@ -133,6 +152,26 @@ class Event:
     @property
     def bad(self) -> bool:
         return self.kind.bad
+
+
+# A record's name for a field where it differs from the Event's: the history's column and
+# the `history --json` key, both contracts.
+RECORD_FIELD_NAMES = {"announce": "announced"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRecord(EventFields[str, str]):
+    """One event read back from the history: its row id, the kind and reason as text."""
+
+    id: int
+
+    @property
+    def bad(self) -> bool:
+        """A change for the worse (down, offline, relayed, stopped, topology error)."""
+        try:
+            return EventKind(self.kind).bad
+        except ValueError:
+            return False
 
 
 # ==== words ====================================================================
@@ -150,10 +189,12 @@ def scrub(text: str, limit: int = _MAX_DETAIL) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def format_duration(seconds: float) -> str:
-    """12 -> "12 s", 250 -> "4 min", 3900 -> "1 h 5 min", 90000 -> "1 d 1 h"."""
+def format_duration(seconds: float, *, seconds_below: int = 60) -> str:
+    """12 -> "12 s", 250 -> "4 min", 3900 -> "1 h 5 min", 90000 -> "1 d 1 h": how long, for
+    a person. The one formatter of durations people read; in whole seconds below
+    `seconds_below` (where more precision matters: "shown 70 s ago")."""
     s = max(0, round(seconds))
-    if s < 60:
+    if s < seconds_below:
         return f"{s} s"
     minutes = s // 60
     if minutes < 60:

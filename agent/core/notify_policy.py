@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from agent.core.events import Event, EventKind, Subject
+from agent.core.events import Event, EventKind, Subject, format_duration
 
 __all__ = [
     "RATE_LIMIT_S",
@@ -195,7 +195,7 @@ def plan(
 
 
 def _ago(seconds: float) -> str:
-    return f"{max(0, round(seconds))} s ago" if seconds < 120 else f"{round(seconds / 60)} min ago"
+    return f"{format_duration(seconds, seconds_below=120)} ago"
 
 
 def decide(state: PolicyState, events: Iterable[Event], now_wall: float) -> Decision:

@@ -31,7 +31,7 @@ __all__ = [
     "SUPPORTED_VERSION",
     "describe_topology",
     "dump_topology",
-    "format_duration",
+    "format_topology_duration",
     "parse_duration",
     "parse_topology",
 ]
@@ -129,8 +129,9 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-def format_duration(seconds: float) -> str:
-    """The shortest of "1m", "10s", "1.5s", "500ms" that parse_duration reads back exactly.
+def format_topology_duration(seconds: float) -> str:
+    """The shortest of "1m", "10s", "1.5s", "500ms" that parse_duration reads back exactly:
+    a duration as the topology file spells it (for people, events.format_duration).
 
     `seconds` must be finite and > 0 (what parse_duration returns).
     """
@@ -151,8 +152,8 @@ def describe_topology(topology: Topology) -> str:
     lines = [
         f"{topology.name} (topology version {topology.version})",
         f"source: {topology.source}",
-        f"defaults: interval {format_duration(d.interval_s)}, "
-        f"timeout {format_duration(d.timeout_s)}, "
+        f"defaults: interval {format_topology_duration(d.interval_s)}, "
+        f"timeout {format_topology_duration(d.timeout_s)}, "
         f"failure_threshold {d.failure_threshold}, success_threshold {d.success_threshold}, "
         f"latency_warn_ms {_format_number(d.latency_warn_ms)}",
     ]
@@ -242,7 +243,7 @@ def _toml_bool(value: bool) -> str:
 
 
 def _toml_duration(seconds: float) -> str:
-    return _toml_str(format_duration(seconds))
+    return _toml_str(format_topology_duration(seconds))
 
 
 def _service_row(s: Service) -> list[str]:

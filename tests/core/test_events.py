@@ -139,6 +139,12 @@ def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
 
 
+def test_format_duration_keeps_seconds_below_a_threshold() -> None:
+    """notify_policy's "shown 70 s ago": whole seconds up to two minutes, then minutes."""
+    texts = [format_duration(s, seconds_below=120) for s in (70, 119.4, 170, 599)]
+    assert texts == ["70 s", "119 s", "2 min", "9 min"]
+
+
 @pytest.mark.parametrize(
     ("kind", "family", "bad"),
     [

@@ -1,11 +1,14 @@
-"""The `check` output: the JSON contract and the text table."""
+"""The reports: `check`'s JSON contract and text table, `history`'s colours."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
+from agent.core.events import EventKind, EventRecord
 from agent.core.model import Health
-from agent.core.report import render_table, snapshot_to_dict
+from agent.core.report import render_history, render_table, snapshot_to_dict
 from tests.core.sample_network import ALL_DIRECT, LAPTOP, MACMINI, REFUSED, judged, peer, running
 
 
@@ -47,3 +50,30 @@ def test_table_colour_only_when_asked() -> None:
     assert snapshot.overall is Health.GREEN
     coloured = render_table(snapshot, color=True)
     assert "\x1b[32mSparklio: GREEN\x1b[0m" in coloured
+
+
+def _record(kind: EventKind, *, critical: bool = False, announce: bool = True) -> EventRecord:
+    return EventRecord(
+        id=1, kind=kind.value, at=0.0, node_id="macmini", service="FastAPI", title="t",
+        message="", critical=critical, announce=announce,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("record", "painted"),
+    [
+        pytest.param(_record(EventKind.SERVICE_DOWN, critical=True), "\x1b[31m✗\x1b[0m", id="red"),
+        pytest.param(_record(EventKind.LINK_RELAYED), "\x1b[33m!\x1b[0m", id="amber"),
+        pytest.param(_record(EventKind.SERVICE_UP), "\x1b[32m✓\x1b[0m", id="green"),
+        pytest.param(_record(EventKind.AGENT_STARTED), "\x1b[90m·\x1b[0m", id="note-grey"),
+        pytest.param(
+            _record(EventKind.SERVICE_UP, announce=False),
+            "\x1b[32m✓\x1b[0m t\x1b[90m (not notified)\x1b[0m",
+            id="quiet-grey",
+        ),
+    ],
+)
+def test_history_marks_use_checks_colours(record: EventRecord, painted: str) -> None:
+    """check and history colour from one table: the same health, the same escape."""
+    assert painted in render_history([record], color=True)
+    assert "\x1b[" not in render_history([record], color=False)

@@ -14,7 +14,7 @@ from agent.core.topology import (
     NODE_ID_PATTERN,
     describe_topology,
     dump_topology,
-    format_duration,
+    format_topology_duration,
     parse_duration,
     parse_topology,
 )
@@ -434,7 +434,7 @@ def test_durations(value: str | float, seconds: float) -> None:
 
 @given(st.floats(min_value=1e-9, max_value=1e9, allow_nan=False))
 def test_format_duration_reads_back_exactly(seconds: float) -> None:
-    assert parse_duration(format_duration(seconds)) == seconds
+    assert parse_duration(format_topology_duration(seconds)) == seconds
 
 
 @pytest.mark.parametrize(
@@ -452,7 +452,7 @@ def test_format_duration_reads_back_exactly(seconds: float) -> None:
     ],
 )
 def test_format_duration_is_short(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text
+    assert format_topology_duration(seconds) == text
 
 
 # ==== the bundled default ======================================================

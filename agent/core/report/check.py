@@ -1,4 +1,4 @@
-"""A Snapshot as the `check` command shows it: a JSON-ready dict and a text table.
+"""`check`'s output: a Snapshot as a JSON-ready dict and as a text table.
 
 Pure. The JSON keys are a contract (DESIGN.md): `overall`; `nodes[]` with `id`,
 `health`, `online`, `link`, `relay`, `latency_ms`, `services[]` with `name`,
@@ -21,6 +21,7 @@ from agent.core.model import (
     ServiceStatus,
     Snapshot,
 )
+from agent.core.report.colour import paint
 
 __all__ = ["render_table", "snapshot_to_dict"]
 
@@ -88,23 +89,12 @@ def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
 
 # ==== text table ================================================================
 
-_ANSI = {
-    Health.GREEN: "\x1b[32m",
-    Health.AMBER: "\x1b[33m",
-    Health.RED: "\x1b[31m",
-    Health.GREY: "\x1b[90m",
-}
-_RESET = "\x1b[0m"
 _STATE_MARK = {
     ProbeState.UP: "✓",
     ProbeState.DOWN: "✗",
     ProbeState.UNKNOWN: "?",
     ProbeState.SKIPPED: "-",
 }
-
-
-def _paint(text: str, health: Health, color: bool) -> str:
-    return f"{_ANSI[health]}{text}{_RESET}" if color else text
 
 
 def _link_text(n: NodeStatus) -> str:
@@ -121,7 +111,7 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
     """A readable table grouped by node, ending with the overall verdict."""
     lines: list[str] = []
     head = f"{snapshot.topology.name}: {snapshot.overall.value.upper()}"
-    lines.append(_paint(head, snapshot.overall, color) + f" — {snapshot.summary}")
+    lines.append(paint(head, snapshot.overall, color) + f" — {snapshot.summary}")
     if snapshot.self_node_id is not None:
         me = snapshot.self_node_id
     elif snapshot.tailnet.running:
@@ -131,7 +121,7 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
     lines.append(f"topology: {snapshot.topology.source}; this machine: {me}")
     detail = snapshot.tailnet.detail
     if not snapshot.tailnet.running and detail and detail != snapshot.summary:
-        lines.append(_paint(f"Tailscale: {snapshot.tailnet.detail}", Health.RED, color))
+        lines.append(paint(f"Tailscale: {snapshot.tailnet.detail}", Health.RED, color))
     name_width = max(
         (cells.width(s.service.name) for n in snapshot.nodes for s in n.services), default=8
     )
@@ -142,12 +132,12 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
         node_line = f"{n.node.id}  {n.node.name} ({n.node.hostname}, {n.node.ip})  {link}"
         if latency:
             node_line += f"  {latency}"
-        lines.append(_paint(f"[{n.health.value}]", n.health, color) + f" {node_line}")
+        lines.append(paint(f"[{n.health.value}]", n.health, color) + f" {node_line}")
         for reason in n.reasons:
             if not any(reason.startswith(f"{s.service.name} down") for s in n.services):
                 lines.append(f"    ! {reason}")
         for s in n.services:
-            mark = _paint(_STATE_MARK[s.result.state], s.health, color)
+            mark = paint(_STATE_MARK[s.result.state], s.health, color)
             state = s.result.state.value
             if state == "up":
                 tail = _latency_text(s.result.latency_ms)
