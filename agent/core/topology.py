@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 SUPPORTED_VERSION = 1
-OS_VALUES = ("windows", "macos", "linux")
+OS_VALUES = ("windows", "macos", "linux", "ios", "android", "freebsd", "other")
 NODE_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 DEFAULT_NAME = "tailnet"
 MAX_LISTED_PROBLEMS = 30
@@ -749,12 +749,12 @@ class _Checker:
         if node_id is not None:
             self.claim((), "node id", node_id, (*path, "id"))
         name = self.string(table, path, "name")
+        # Tailscale's HostName as it is: macOS names machines "Borja’s MacBook Air", and
+        # several phones can all be "localhost" (their IPs, unique, tell them apart).
         hostname = self.string(table, path, "hostname", required=True)
-        if hostname is not None and re.search(r"[\s\x00-\x1f\x7f]", hostname):
-            self.fail((*path, "hostname"), "must not contain spaces or control characters")
+        if hostname is not None and re.search(r"[\x00-\x1f\x7f]", hostname):
+            self.fail((*path, "hostname"), "must not contain control characters")
             hostname = None
-        if hostname is not None:
-            self.claim((), "hostname", hostname.lower(), (*path, "hostname"))
         ip = self.ip(table, path)
         if ip is not None:
             self.claim((), "node IP", ip, (*path, "ip"))
