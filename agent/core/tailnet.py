@@ -94,11 +94,11 @@ def parse_status(data: object) -> TailnetView:
     if isinstance(peer_obj, Mapping):
         peers = tuple(_peer(p) for p in peer_obj.values() if isinstance(p, Mapping))
     state = _backend_state(raw_state)
-    if raw_state == "" and data.get("BackendState", "") == "":
-        # Clients before about 1.0 print "" (or nothing) connected or not (ts #714). One that
-        # holds addresses is taken as running: the probes then say what answers.
-        if self_ips or any(p.ips for p in peers):
-            state = BackendState.RUNNING
+    # Clients before about 1.0 print "" (or nothing) connected or not (ts #714). One that
+    # holds addresses is taken as running: the probes then say what answers.
+    old_client = data.get("BackendState", "") == ""
+    if old_client and (self_ips or any(p.ips for p in peers)):
+        state = BackendState.RUNNING
     problem: TailscaleProblem | None = None
     detail = ""
     if state is not BackendState.RUNNING:
