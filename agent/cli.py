@@ -1,4 +1,4 @@
-"""The command line: `tailnet-agent [check|run|tray|topology|history|autostart] ...`.
+"""The command line: `tailnet-agent [check|run|tray|topology|init|history|autostart] ...`.
 
 Plain `tailnet-agent` starts the tray, and so do the sweep options with no command
 (`tailnet-agent --topology P --node ID`: what start at login registers); where no
@@ -21,6 +21,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent import __version__
@@ -183,6 +184,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_topology_option(show)
 
+    init = _command(
+        commands,
+        "init",
+        "write a starter topology.toml from this machine's tailnet",
+        "Write a starter topology from `tailscale status --json`: one node per machine "
+        "(this one and its peers) with its hostname, Tailscale IP and OS, and commented "
+        "service examples. --discover also CONNECTS TO EVERY ONLINE PEER over Tailscale to "
+        "try a short list of well-known ports (Ollama 11434, ComfyUI 8188, Next.js 3000, "
+        "FastAPI 8000, PostgreSQL 5432, Redis 6379, MinIO 9000 and 9001, and each --port) "
+        "and adds the services that answer. An existing file is never replaced without "
+        "--force.",
+        [
+            (0, "written"),
+            (
+                EXIT_UNUSABLE,
+                "the file exists (no --force), Tailscale unreadable, or a bad command line",
+            ),
+        ],
+    )
+    init.add_argument(
+        "path",
+        nargs="?",
+        metavar="PATH",
+        help="where to write (default: topology.toml in the user config folder, where the "
+        "agent looks)",
+    )
+    init.add_argument(
+        "--discover",
+        action="store_true",
+        help="connect to the peers to find services on well-known ports (opt-in)",
+    )
+    init.add_argument(
+        "--port",
+        type=_port,
+        action="append",
+        default=[],
+        metavar="N",
+        help="with --discover, try this port too (repeat for more)",
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing file")
+    init.add_argument(
+        "--tailscale",
+        metavar="PATH",
+        help=f"the tailscale CLI (default: ${TAILSCALE_ENV}, PATH, the standard install places)",
+    )
+
     run = _command(
         commands,
         "run",
@@ -263,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is out of range (1..65535)")
+    return port
+
+
 def _merge_top_level_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fold `tailnet-agent --node ID COMMAND` into COMMAND's own --node (refused if it has
     none, or if it was given on both sides); with no command they are the tray's options."""
@@ -334,6 +391,39 @@ def _topology(args: argparse.Namespace) -> int:
     topology = load_topology(args.topology, os.environ)
     print(f"# from {location.origin}: {location.path}")
     print(describe_topology(topology))
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from agent.init import init_topology
+
+    if args.port and not args.discover:
+        raise UsageError("--port goes with --discover")
+    path = Path(args.path) if args.path else paths.user_topology_path()
+    cli = find_cli(args.tailscale, os.environ)
+    result = init_topology(
+        path,
+        tailscale_cli=cli,
+        discover_ports=args.port if args.discover else None,
+        force=args.force,
+    )
+    me = next((n.id for n in result.nodes if n.is_self), None)
+    services = sum(len(v) for v in (result.found or {}).values())
+    found = f", {services} services found by --discover" if result.found is not None else ""
+    print(
+        f"Wrote {result.path}: {len(result.nodes)} nodes"
+        + (f" (this machine: {me})" if me else "")
+        + found
+    )
+    for line in (*result.skipped, *result.not_probed):
+        print(f"  {line if line.startswith('Not probed') else 'Left out: ' + line}")
+    print(
+        "Share it: put this same file on every machine of the network, as topology.toml in "
+        f"each one's config folder (here: {paths.config_dir()}), or start each agent with "
+        "--topology PATH; every agent finds which node it is from Tailscale. Review the "
+        f"always_on guesses and the services, then check it: tailnet-agent topology "
+        f"validate {result.path}"
+    )
     return 0
 
 
@@ -425,12 +515,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _merge_top_level_options(parser, args)
     try:
-        if args.command in ("check", "topology", "history", "autostart"):
+        if args.command in ("check", "topology", "init", "history", "autostart"):
             setup_logging(None, verbose=args.verbose)  # the console only: one-shot commands
         if args.command == "check":
             return _check(args)
         if args.command == "topology":
             return _topology(args)
+        if args.command == "init":
+            return _init(args)
         if args.command == "history":
             return _history(args)
         if args.command == "autostart":

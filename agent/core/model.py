@@ -92,7 +92,7 @@ class Node:
     name: str
     hostname: str
     ip: str  # Tailscale IPv4
-    os: str = "linux"  # windows | macos | linux
+    os: str = "linux"  # windows | macos | linux | ios | android | freebsd | other
     role: str = ""
     always_on: bool = True
     services: tuple[Service, ...] = ()
@@ -177,6 +177,8 @@ class TailnetView:
     detail: str = ""  # a sentence for people when there is a problem
     version: str = ""
     self_hostname: str = ""
+    self_dns_name: str = ""  # MagicDNS FQDN with its trailing dot; "" when signed out
+    self_os: str = ""  # as Tailscale spells it: "windows", "macOS", "iOS", ...
     self_ips: tuple[str, ...] = ()
     peers: tuple[PeerView, ...] = ()
     health_warnings: tuple[str, ...] = ()

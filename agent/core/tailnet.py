@@ -4,6 +4,11 @@ Pure: it turns the decoded JSON object into a TailnetView, tolerating missing ke
 and values of the wrong type everywhere (the CLI warns the JSON changes between releases;
 tailscale-facts.md sections 2-3). It also holds the agent's direct/relay rule (section 4)
 and the matching of topology nodes to Tailscale peers and to this machine.
+
+Real tailnets as they are (tests/fixtures/tailscale/real/): clients before 1.0 print
+`BackendState ""`, a peer's address as `TailAddr` and no `Online`; several phones can all
+report HostName "localhost"; a signed-out machine has no IPs. So a hostname matches only
+when it is unambiguous, and Self is also known by its MagicDNS name.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from agent.core.model import (
 )
 
 __all__ = [
+    "dns_label",
     "find_peer",
     "identify_self",
     "identify_self_by",
@@ -67,14 +73,19 @@ def parse_status(data: object) -> TailnetView:
             f"`tailscale status --json` printed {_kind(data)} where a JSON object was expected"
         )
     raw_state = _str(data.get("BackendState"))
-    state = _backend_state(raw_state)
     self_obj = data.get("Self")
     self_map: Mapping[str, object] = self_obj if isinstance(self_obj, Mapping) else {}
-    self_ips = _strs(data.get("TailscaleIPs")) or _strs(self_map.get("TailscaleIPs"))
+    self_ips = _strs(data.get("TailscaleIPs")) or _ips(self_map)
     peer_obj = data.get("Peer")
     peers: tuple[PeerView, ...] = ()
     if isinstance(peer_obj, Mapping):
         peers = tuple(_peer(p) for p in peer_obj.values() if isinstance(p, Mapping))
+    state = _backend_state(raw_state)
+    # Clients before about 1.0 print "" (or nothing) connected or not (ts #714). One that
+    # holds addresses is taken as running: the probes then say what answers.
+    old_client = data.get("BackendState", "") == ""
+    if old_client and (self_ips or any(p.ips for p in peers)):
+        state = BackendState.RUNNING
     problem: TailscaleProblem | None = None
     detail = ""
     if state is not BackendState.RUNNING:
@@ -86,6 +97,8 @@ def parse_status(data: object) -> TailnetView:
         detail=detail,
         version=_str(data.get("Version")),
         self_hostname=_str(self_map.get("HostName")),
+        self_dns_name=_str(self_map.get("DNSName")),
+        self_os=_str(self_map.get("OS")),
         self_ips=self_ips,
         peers=peers,
         health_warnings=_strs(data.get("Health")),
@@ -107,15 +120,25 @@ def _peer(obj: Mapping[str, object]) -> PeerView:
     return PeerView(
         hostname=_str(obj.get("HostName")),
         dns_name=_str(obj.get("DNSName")),
-        ips=_strs(obj.get("TailscaleIPs")),
+        ips=_ips(obj),
         os=_str(obj.get("OS")),
-        online=obj.get("Online") is True,
+        # Before 1.0 there was no Online at all: absent is not offline (null still is).
+        online=obj.get("Online", True) is True,
         active=obj.get("Active") is True,
         cur_addr=_str(obj.get("CurAddr")),
         relay=_str(obj.get("Relay")),
         peer_relay=_str(obj.get("PeerRelay")),
         last_seen=last_seen,
     )
+
+
+def _ips(obj: Mapping[str, object]) -> tuple[str, ...]:
+    """A peer's (or Self's) Tailscale IPs; clients before 1.0 had one, in TailAddr."""
+    ips = _strs(obj.get("TailscaleIPs"))
+    if ips:
+        return ips
+    old = _str(obj.get("TailAddr"))
+    return (old,) if old else ()
 
 
 def _str(value: object) -> str:
@@ -171,7 +194,8 @@ def link_of(peer: PeerView) -> tuple[Link, str]:
 def find_peer(node: Node, view: TailnetView) -> PeerView | None:
     """The peer that is `node`: by Tailscale IP first, then by hostname (case-insensitive).
 
-    The hostname matches a peer's HostName or the first label of its DNSName.
+    The hostname matches a peer's HostName or the first label of its DNSName, and only when
+    exactly one peer has it: several phones all called "localhost" match none of them.
     """
     if node.ip:
         for peer in view.peers:
@@ -180,10 +204,8 @@ def find_peer(node: Node, view: TailnetView) -> PeerView | None:
     wanted = node.hostname.casefold()
     if not wanted:
         return None
-    for peer in view.peers:
-        if wanted in _peer_names(peer):
-            return peer
-    return None
+    named = [peer for peer in view.peers if wanted in _peer_names(peer)]
+    return named[0] if len(named) == 1 else None
 
 
 def identify_self(topology: Topology, view: TailnetView) -> str | None:
@@ -193,22 +215,36 @@ def identify_self(topology: Topology, view: TailnetView) -> str | None:
 
 def identify_self_by(topology: Topology, view: TailnetView) -> tuple[str | None, str]:
     """identify_self, and how: ("desktop", "its Tailscale IP 100.120.180.42"), ("desktop",
-    "its hostname sweetlife"), or (None, why no node fits) — for the debug log."""
+    "its hostname sweetlife"), or (None, why no node fits) — for the debug log.
+
+    After the IPs (a signed-out machine has none) come its HostName and its MagicDNS name,
+    each only when exactly one node has it."""
     for node in topology.nodes:
         if node.ip and node.ip in view.self_ips:
             return node.id, f"its Tailscale IP {node.ip}"
-    own = view.self_hostname.casefold()
-    if own:
-        for node in topology.nodes:
-            if node.hostname and node.hostname.casefold() == own:
-                return node.id, f"its hostname {view.self_hostname}"
+    for own, how in (
+        (view.self_hostname, "its hostname"),
+        (dns_label(view.self_dns_name), "its MagicDNS name"),
+    ):
+        wanted = own.casefold()
+        if not wanted:
+            continue
+        nodes = [n for n in topology.nodes if n.hostname.casefold() == wanted]
+        if len(nodes) == 1:
+            return nodes[0].id, f"{how} {own}"
     if not view.running:
         return None, "Tailscale is not usable here, so it cannot tell"
     ips = ", ".join(view.self_ips) or "none"
-    return None, f"no node has its Tailscale IPs ({ips}) or hostname ({view.self_hostname!r})"
+    names = ", ".join(repr(n) for n in (view.self_hostname, view.self_dns_name) if n) or "none"
+    return None, f"no single node has its Tailscale IPs ({ips}) or names ({names})"
+
+
+def dns_label(dns_name: str) -> str:
+    """ "borjas-macbook-air.tail4c2e9a.ts.net." -> "borjas-macbook-air" ("" for "")."""
+    return dns_name.split(".", 1)[0]
 
 
 def _peer_names(peer: PeerView) -> set[str]:
-    names = {peer.hostname.casefold(), peer.dns_name.split(".", 1)[0].casefold()}
+    names = {peer.hostname.casefold(), dns_label(peer.dns_name).casefold()}
     names.discard("")
     return names

@@ -34,10 +34,11 @@ __all__ = [
     "format_topology_duration",
     "parse_duration",
     "parse_topology",
+    "toml_string",
 ]
 
 SUPPORTED_VERSION = 1
-OS_VALUES = ("windows", "macos", "linux")
+OS_VALUES = ("windows", "macos", "linux", "ios", "android", "freebsd", "other")
 NODE_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 DEFAULT_NAME = "tailnet"
 MAX_LISTED_PROBLEMS = 30
@@ -183,7 +184,7 @@ def dump_topology(topology: Topology) -> str:
     d = topology.defaults
     out = [
         f"version = {topology.version}",
-        f"name = {_toml_str(topology.name)}",
+        f"name = {toml_string(topology.name)}",
         "",
         "[defaults]",
         f"interval = {_toml_duration(d.interval_s)}",
@@ -196,31 +197,31 @@ def dump_topology(topology: Topology) -> str:
         out += [
             "",
             "[[nodes]]",
-            f"id = {_toml_str(node.id)}",
-            f"name = {_toml_str(node.name)}",
-            f"hostname = {_toml_str(node.hostname)}",
-            f"ip = {_toml_str(node.ip)}",
-            f"os = {_toml_str(node.os)}",
-            f"role = {_toml_str(node.role)}",
+            f"id = {toml_string(node.id)}",
+            f"name = {toml_string(node.name)}",
+            f"hostname = {toml_string(node.hostname)}",
+            f"ip = {toml_string(node.ip)}",
+            f"os = {toml_string(node.os)}",
+            f"role = {toml_string(node.role)}",
             f"always_on = {_toml_bool(node.always_on)}",
         ]
         for s in node.services:
             out += [
                 "",
                 "  [[nodes.services]]",
-                f"  name = {_toml_str(s.name)}",
+                f"  name = {toml_string(s.name)}",
                 f"  port = {s.port}",
-                f"  check = {_toml_str(s.check.value)}",
+                f"  check = {toml_string(s.check.value)}",
             ]
             if s.check in _PATH_CHECKS:
-                out.append(f"  path = {_toml_str(s.path)}")
+                out.append(f"  path = {toml_string(s.path)}")
             if s.expect_status:
                 out.append(f"  expect_status = [{', '.join(str(c) for c in s.expect_status)}]")
             if s.expect_body is not None:
-                out.append(f"  expect_body = {_toml_str(s.expect_body)}")
+                out.append(f"  expect_body = {toml_string(s.expect_body)}")
             out += [
-                f"  impact = {_toml_str(s.impact.value)}",
-                f"  access = {_toml_str(s.access.value)}",
+                f"  impact = {toml_string(s.impact.value)}",
+                f"  access = {toml_string(s.access.value)}",
                 f"  open = {_toml_bool(s.open)}",
             ]
     return "\n".join(out) + "\n"
@@ -233,7 +234,8 @@ def _format_number(value: float) -> str:
     return str(int(value)) if value == int(value) and abs(value) < 1e15 else repr(value)
 
 
-def _toml_str(value: str) -> str:
+def toml_string(value: str) -> str:
+    """`value` as a TOML basic string (quoted and escaped)."""
     # A JSON string is a TOML basic string, but for DEL, which TOML wants escaped.
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
@@ -243,7 +245,7 @@ def _toml_bool(value: bool) -> str:
 
 
 def _toml_duration(seconds: float) -> str:
-    return _toml_str(format_topology_duration(seconds))
+    return toml_string(format_topology_duration(seconds))
 
 
 def _service_row(s: Service) -> list[str]:
@@ -750,12 +752,12 @@ class _Checker:
         if node_id is not None:
             self.claim((), "node id", node_id, (*path, "id"))
         name = self.string(table, path, "name")
+        # Tailscale's HostName as it is: macOS names machines "Borja’s MacBook Air", and
+        # several phones can all be "localhost" (their IPs, unique, tell them apart).
         hostname = self.string(table, path, "hostname", required=True)
-        if hostname is not None and re.search(r"[\s\x00-\x1f\x7f]", hostname):
-            self.fail((*path, "hostname"), "must not contain spaces or control characters")
+        if hostname is not None and re.search(r"[\x00-\x1f\x7f]", hostname):
+            self.fail((*path, "hostname"), "must not contain control characters")
             hostname = None
-        if hostname is not None:
-            self.claim((), "hostname", hostname.lower(), (*path, "hostname"))
         ip = self.ip(table, path)
         if ip is not None:
             self.claim((), "node IP", ip, (*path, "ip"))

@@ -172,7 +172,6 @@ STATE_TABLE = [
     ("NeedsMachineAuth", BackendState.NEEDS_MACHINE_AUTH, "waiting for an admin to approve"),
     ("NoState", BackendState.NO_STATE, "run `tailscale up`"),
     ("Hibernating", BackendState.UNKNOWN, "'Hibernating'"),
-    ("", BackendState.UNKNOWN, "run `tailscale up`"),
 ]
 
 
@@ -206,12 +205,28 @@ def test_backend_state_of_wrong_type_is_unknown(state: object) -> None:
     assert view.problem is TailscaleProblem.NOT_RUNNING
 
 
-def test_missing_backend_state_is_unknown() -> None:
+@pytest.mark.parametrize("absent", [False, True], ids=["empty", "missing"])
+def test_old_client_without_backend_state_but_with_addresses_is_running(absent: bool) -> None:
+    """Clients before about 1.0 print BackendState "" (ts #714): with addresses, running."""
     data = load("running_all_direct")
-    del data["BackendState"]
+    if absent:
+        del data["BackendState"]
+    else:
+        data["BackendState"] = ""
+    view = parse_status(data)
+    assert view.backend_state is BackendState.RUNNING
+    assert view.running
+
+
+@pytest.mark.parametrize("absent", [False, True], ids=["empty", "missing"])
+def test_no_backend_state_and_no_addresses_is_unknown(absent: bool) -> None:
+    data: dict[str, Any] = {"Self": {"HostName": "pve"}, "Peer": None}
+    if not absent:
+        data["BackendState"] = ""
     view = parse_status(data)
     assert view.backend_state is BackendState.UNKNOWN
     assert view.problem is TailscaleProblem.NOT_RUNNING
+    assert "run `tailscale up`" in view.detail
 
 
 # ==== bad output ===============================================================
@@ -354,7 +369,7 @@ def test_peer_with_nulls_and_missing_keys() -> None:
     assert link_of(a) == (Link.OFFLINE, "")  # Online null: not online
     assert b.ips == ("100.64.0.2",)
     assert b.online is False  # only JSON true counts
-    assert c == PeerView(hostname="")
+    assert c == PeerView(hostname="", online=True)  # no Online key (before 1.0): not offline
 
 
 def test_old_version_without_peer_relay_key() -> None:
@@ -510,7 +525,7 @@ def test_identify_self_empty_node_hostname_never_matches() -> None:
          ("desktop", "its hostname SweetLife")),
         (TailnetView(backend_state=BackendState.RUNNING, self_ips=("100.64.0.1",),
                      self_hostname="printer"),
-         (None, "no node has its Tailscale IPs (100.64.0.1) or hostname ('printer')")),
+         (None, "no single node has its Tailscale IPs (100.64.0.1) or names ('printer')")),
         (TailnetView(problem=TailscaleProblem.NOT_INSTALLED),
          (None, "Tailscale is not usable here, so it cannot tell")),
     ],
