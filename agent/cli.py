@@ -1,4 +1,4 @@
-"""The command line: `tailnet-agent [check|run|tray|topology|init|history|autostart] ...`.
+"""The command line: `tailnet-agent [check|audit|acl|run|tray|topology|init|history|autostart]`.
 
 Plain `tailnet-agent` starts the tray, and so do the sweep options with no command
 (`tailnet-agent --topology P --node ID`: what start at login registers); where no
@@ -153,6 +153,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sweep_options(check)
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    audit = _command(
+        commands,
+        "audit",
+        "which services of this node listen beyond Tailscale, and the fix",
+        "List this machine's listening sockets and judge each service of its node: exposed "
+        "when it listens on an address other than loopback or this node's Tailscale IPs "
+        "(0.0.0.0, :: or a LAN address), with the setting that binds it to the Tailscale IP. "
+        'With access = "tailscale" a loopback listener is flagged too. Sends no traffic.',
+        [
+            (0, "nothing listens beyond what its access allows"),
+            (1, "a service is exposed (or on loopback against access = tailscale)"),
+            (EXIT_UNUSABLE, "this machine is no node, the sockets are unreadable, or bad input"),
+        ],
+    )
+    _add_sweep_options(audit)
+    audit.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    acl = _command(
+        commands,
+        "acl",
+        "a least-privilege Tailscale policy file (HuJSON) from the topology",
+        "Print a Tailscale policy file for the topology: hosts aliases for the nodes, one "
+        "grant per service group from its consumers (`consumers`, else every other node), and "
+        "tests that Tailscale runs on save. Paste it into the admin console's Access controls.",
+        [(0, "printed"), (EXIT_UNUSABLE, "the topology is missing or refused, or bad input")],
+    )
+    _add_topology_option(acl)
+    acl.add_argument("--json", action="store_true", help="strict JSON (no comments)")
 
     topology = _command(
         commands,
@@ -374,6 +403,37 @@ def _check(args: argparse.Namespace) -> int:
     return snapshot.overall.exit_code
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from agent.core.report.audit import audit_to_dict, render_audit
+    from agent.sweep import audit_here
+
+    topology = load_topology(args.topology, os.environ)
+    _require_node(topology, args.node)
+    cli = find_cli(args.tailscale, os.environ)
+    audit = event_loop.run(
+        audit_here(topology, tailscale_cli=cli, node_override=args.node), probes=0
+    )
+    if args.json:
+        json.dump(audit_to_dict(audit), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_audit(audit, color=_use_color(sys.stdout, os.environ)))
+    return audit.exit_code
+
+
+def _acl(args: argparse.Namespace) -> int:
+    from agent.core.acl import acl_policy, render_hujson
+
+    topology = load_topology(args.topology, os.environ)
+    acl = acl_policy(topology)
+    if args.json:
+        json.dump(acl.policy, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_hujson(acl, topology))
+    return 0
+
+
 def _topology(args: argparse.Namespace) -> int:
     if args.topology_command == "validate":
         if args.path is not None and args.topology is not None:
@@ -515,10 +575,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _merge_top_level_options(parser, args)
     try:
-        if args.command in ("check", "topology", "init", "history", "autostart"):
+        if args.command in ("check", "audit", "acl", "topology", "init", "history", "autostart"):
             setup_logging(None, verbose=args.verbose)  # the console only: one-shot commands
         if args.command == "check":
             return _check(args)
+        if args.command == "audit":
+            return _audit(args)
+        if args.command == "acl":
+            return _acl(args)
         if args.command == "topology":
             return _topology(args)
         if args.command == "init":

@@ -6,7 +6,8 @@ reload the topology if the file in use changed — the location is asked again e
 time (`locate_topology`), so a user file that appears (created by "Open topology
 file" or by hand) is picked up and watched at once —, sweep (`sweep_once`: the
 composition root passes agent.sweep.sweep; tests may script it), feed the pure
-state machine (agent.core.confirm), record history, pass the events through the
+state machine (agent.core.confirm) and the findings' (agent.core.findings: drift,
+exposure), record history, pass the events through the
 notification policy to the notifier, and publish a MonitorStatus (agent.core.menu)
 for whoever shows state (the tray, or the log when headless). A suspected change
 is re-checked after about a second; "Check now" sweeps at once. Everything the UI
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.core import confirm, notify_policy
+from agent.core import confirm, findings, notify_policy
 from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
 from agent.core.menu import MonitorStatus
 from agent.core.model import ServiceKey, Snapshot, Topology
@@ -104,6 +105,7 @@ class Monitor:
         self._topology_key: _FileKey | None = None
         self._topology_error: str | None = None
         self._state = confirm.initial_state()
+        self._findings = findings.FindingsState()
         self._policy = notify_policy.initial_policy()
         self._last_status: MonitorStatus | None = None
         self._uptime: Mapping[ServiceKey, float | None] = {}
@@ -213,13 +215,17 @@ class Monitor:
                     busy_s=min(max(0.0, now_mono - started), bound),
                 )
                 self._state = result.state
+                self._findings, found, counting = findings.watch(
+                    self._findings, snapshot, self._wall(), learn=not result.in_grace
+                )
+                events = (*result.events, *found)
                 if result.settling is not None and result.settling.reason is not was_reason:
                     log.info(
                         "grace period: settling after %s (%s)",
                         result.settling.reason.words,
                         ", ".join(result.settling.problems) or "no confirmed problem",
                     )
-                for event in result.events:
+                for event in events:
                     log.log(
                         logging.WARNING if event.critical else logging.INFO,
                         "event %s: %s — %s",
@@ -227,14 +233,16 @@ class Monitor:
                         event.title,
                         event.message,
                     )
-                self._record(history, snapshot, result.events)
-                decision = notify_policy.decide(self._policy, result.events, self._wall())
+                self._record(history, snapshot, events)
+                decision = notify_policy.decide(self._policy, events, self._wall())
                 self._policy = decision.state
                 for held in decision.held_back:
                     log.info("notification held back (%s): %s", held.why, held.event.title)
                 await self._deliver(decision.notifications)
-                self._publish(snapshot, result.events, settling=result.settling)
+                self._publish(snapshot, events, settling=result.settling)
                 delay = result.recheck_after_s or topology.defaults.interval_s
+                if counting:
+                    delay = min(delay, confirm.RECHECK_S)
                 await self._sleep(delay)
         finally:
             if history is not None:
@@ -335,7 +343,10 @@ class Monitor:
                     )
                 )
         self._state = confirm.carried_state(recorded)
-        self._policy = notify_policy.initial_policy(confirm.announced_subjects(self._state))
+        self._findings = findings.carried(recorded)
+        self._policy = notify_policy.initial_policy(
+            confirm.announced_subjects(self._state) | findings.announced_subjects(self._findings)
+        )
         carried = [
             f"{r.node_id}: {r.service}" if r.service else (r.node_id or r.kind.family)
             for r in recorded

@@ -4,7 +4,9 @@ This is the composition of one pass of the flow in DESIGN.md; the `check`
 command runs it once and the monitor runs it on a schedule. `sweep` reads Tailscale
 (`edges.tailscale.read_status`), finds which node this machine is, plans
 (`core.plan`), sends the probes (`edges.probes.run_probes`) and judges the results
-(`core.health`) into a Snapshot; the caller chooses the tailscale CLI, the node
+(`core.health`) into a Snapshot, with the diagnoses beside it: topology drift
+(`core.drift`) and, on this machine's node, the exposure audit (`core.exposure`, over
+`edges.listeners`); the caller chooses the tailscale CLI, the node
 (--node), the HTTP client the probes share and the clock.
 
 With DEBUG logging (-v) a sweep says which node this machine is and how that was
@@ -13,18 +15,30 @@ found, and each probe's outcome and time (the tailscale reader logs its own run)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 
+from agent.core.drift import detect_drift
+from agent.core.exposure import ExposureAudit, ListenerScan, audit_exposure, exposure_findings
 from agent.core.health import judge
-from agent.core.model import ProbeResult, ProbeTarget, ServiceKey, Snapshot, Topology
+from agent.core.model import (
+    FindingKind,
+    ProbeResult,
+    ProbeTarget,
+    ServiceKey,
+    Snapshot,
+    TailnetView,
+    Topology,
+)
 from agent.core.plan import plan_sweep
 from agent.core.tailnet import identify_self_by
+from agent.edges.listeners import scan_listeners
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 
-__all__ = ["TAILSCALE_TIMEOUT_S", "sweep"]
+__all__ = ["TAILSCALE_TIMEOUT_S", "audit_here", "exposure_audit", "sweep", "which_node"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +54,34 @@ async def sweep(
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure."""
     tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+    self_id = which_node(topology, tailnet, node_override)
+    plan = plan_sweep(topology, self_id, tailnet, now=clock())
+    probed, audit = await asyncio.gather(
+        run_probes(plan.targets, clock=clock), exposure_audit(topology, tailnet, self_id)
+    )
+    results = dict(plan.skipped)
+    for target, result in zip(plan.targets, probed, strict=True):
+        results[(target.node_id, target.service.name)] = result
+    if log.isEnabledFor(logging.DEBUG):
+        _log_probes(plan.targets, probed, plan.skipped)
+    findings = (*detect_drift(topology, tailnet, self_id), *exposure_findings(audit))
+    assessed = {FindingKind.DRIFT} if tailnet.running else set()
+    if audit.services:
+        assessed.add(FindingKind.EXPOSURE)
+    return judge(
+        topology,
+        tailnet,
+        self_id,
+        results,
+        plan.addresses,
+        now=clock(),
+        findings=findings,
+        assessed=frozenset(assessed),
+    )
+
+
+def which_node(topology: Topology, tailnet: TailnetView, node_override: str | None) -> str | None:
+    """This machine's node id: `--node`, else found from Tailscale's status (logged)."""
     self_id: str | None
     if node_override:
         self_id, how = node_override, "--node"
@@ -49,14 +91,30 @@ async def sweep(
         log.debug("this machine is node %s (%s)", self_id, how)
     else:
         log.debug("this machine is no node of the topology: %s", how)
-    plan = plan_sweep(topology, self_id, tailnet, now=clock())
-    probed = await run_probes(plan.targets, clock=clock)
-    results = dict(plan.skipped)
-    for target, result in zip(plan.targets, probed, strict=True):
-        results[(target.node_id, target.service.name)] = result
-    if log.isEnabledFor(logging.DEBUG):
-        _log_probes(plan.targets, probed, plan.skipped)
-    return judge(topology, tailnet, self_id, results, plan.addresses, now=clock())
+    return self_id
+
+
+async def exposure_audit(
+    topology: Topology, tailnet: TailnetView, self_id: str | None
+) -> ExposureAudit:
+    """The exposure audit of this machine's node (its sockets are read in a worker thread;
+    a node without services needs no reading)."""
+    node = topology.node(self_id) if self_id is not None else None
+    if node is None or not node.services:
+        return audit_exposure(topology, self_id, tailnet.self_ips, _NOTHING_TO_SCAN)
+    scan = await asyncio.to_thread(scan_listeners)
+    return audit_exposure(topology, self_id, tailnet.self_ips, scan)
+
+
+async def audit_here(
+    topology: Topology, *, tailscale_cli: str | None, node_override: str | None = None
+) -> ExposureAudit:
+    """`tailnet-agent audit`: which node this is, then its exposure audit."""
+    tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+    return await exposure_audit(topology, tailnet, which_node(topology, tailnet, node_override))
+
+
+_NOTHING_TO_SCAN = ListenerScan()
 
 
 def _log_probes(

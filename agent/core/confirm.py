@@ -118,6 +118,7 @@ __all__ = [
     "StepResult",
     "Track",
     "Verdict",
+    "advance",
     "announced_subjects",
     "carried_state",
     "confirmed_health",
@@ -296,11 +297,12 @@ def announced_subjects(state: MonitorState) -> frozenset[Subject]:
 # ==== one subject ==============================================================
 
 
-def _advance(
+def advance(
     track: Track, reading: Verdict, at: float, *, bad_n: int, good_n: int
 ) -> tuple[Track, Verdict | None]:
-    """Count one reading. Returns the new track and, when it confirmed a change, the old
-    confirmed verdict (the caller sets `announced`)."""
+    """Count one reading (rule 1). Returns the new track and, when it confirmed a change,
+    the old confirmed verdict (the caller sets `announced`); core.findings counts with it
+    too."""
     if reading is track.confirmed:
         return track.reset(), None
     if track.pending is reading and track.streak_since is not None:
@@ -360,7 +362,7 @@ class _Sweep:
     def count(self, track: Track, reading: Verdict | None) -> tuple[Track, Verdict | None]:
         if reading is None:
             return track, None
-        new, old = _advance(track, reading, self.at, bad_n=self.bad_n, good_n=self.good_n)
+        new, old = advance(track, reading, self.at, bad_n=self.bad_n, good_n=self.good_n)
         if old is None and new.pending is not None:
             self.recheck = True
         return new, old

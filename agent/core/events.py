@@ -25,6 +25,8 @@ from agent.core.hints import (
     with_hint,
 )
 from agent.core.model import (
+    Finding,
+    FindingKind,
     Impact,
     Node,
     ProbeResult,
@@ -44,6 +46,8 @@ __all__ = [
     "agent_started_event",
     "agent_stopped_event",
     "describe_failure",
+    "finding_event",
+    "finding_fixed_event",
     "format_duration",
     "link_direct_event",
     "link_relayed_event",
@@ -72,6 +76,11 @@ class EventKind(StrEnum):
     TAILSCALE_RUNNING = "tailscale_running"
     TOPOLOGY_ERROR = "topology_error"
     TOPOLOGY_FIXED = "topology_fixed"
+    # diagnoses (core.findings): a finding confirmed, and gone again
+    EXPOSURE_FOUND = "exposure_found"
+    EXPOSURE_FIXED = "exposure_fixed"
+    DRIFT_FOUND = "drift_found"
+    DRIFT_FIXED = "drift_fixed"
     # the history's own records: never notified
     SERVICE_RETIRED = "service_retired"  # left the topology (its last state is closed)
     PEER_RETIRED = "peer_retired"
@@ -97,6 +106,8 @@ _BAD_KINDS = frozenset(
         EventKind.LINK_RELAYED,
         EventKind.TAILSCALE_STOPPED,
         EventKind.TOPOLOGY_ERROR,
+        EventKind.EXPOSURE_FOUND,
+        EventKind.DRIFT_FOUND,
     }
 )
 
@@ -460,6 +471,52 @@ def topology_fixed_event(source: str, nodes: int, at: float) -> Event:
         message=f"{scrub(source)} is valid again; watching {nodes} nodes",
         critical=False,
         announce=True,
+    )
+
+
+# ==== diagnoses ================================================================
+
+_FOUND = {FindingKind.EXPOSURE: EventKind.EXPOSURE_FOUND, FindingKind.DRIFT: EventKind.DRIFT_FOUND}
+_FIXED = {FindingKind.EXPOSURE: EventKind.EXPOSURE_FIXED, FindingKind.DRIFT: EventKind.DRIFT_FIXED}
+_FINDING_TITLES = {
+    FindingKind.EXPOSURE: "exposed beyond Tailscale",
+    FindingKind.DRIFT: "topology drift",
+}
+
+
+def finding_event(finding: Finding, node: Node | None, at: float) -> Event:
+    """A finding confirmed: announced when it colours (a warning without colour is recorded).
+    Its subject is the finding's key, so the same finding is never told twice."""
+    where = node.name if node is not None else "Tailnet"
+    return Event(
+        kind=_FOUND[finding.kind],
+        at=at,
+        node_id=finding.node_id,
+        service=finding.key,
+        title=f"{where}: {_FINDING_TITLES[finding.kind]}",
+        message=scrub(f"{finding.text} — {finding.fix}", 400),
+        critical=False,
+        announce=finding.colours,
+        node_name=node.name if node is not None else "",
+    )
+
+
+def finding_fixed_event(
+    kind: FindingKind, node: Node | None, node_id: str | None, key: str, at: float, *,
+    text: str, announce: bool,
+) -> Event:  # fmt: skip
+    """A confirmed finding is gone (fixed, or the topology was edited to match)."""
+    where = node.name if node is not None else "Tailnet"
+    return Event(
+        kind=_FIXED[kind],
+        at=at,
+        node_id=node_id,
+        service=key,
+        title=f"{where}: {_FINDING_TITLES[kind]} resolved",
+        message=scrub(f"no longer: {text}" if text else "no longer found", 400),
+        critical=False,
+        announce=announce,
+        node_name=node.name if node is not None else "",
     )
 
 

@@ -8,11 +8,16 @@ Colours: red for Tailscale not running here, an always-on peer offline or a
 critical service down; amber for a relayed (DERP) link, a slow link, a node not
 in the tailnet or a degraded service down; grey for "no colour" (no data, an
 info service, a peer that is not always on and is offline); green otherwise.
+
+Findings (topology drift, a service exposed beyond Tailscale: core.drift, core.exposure)
+are passed in: each colours its node amber when it says so (else it is a line without
+colour); those about no node (a tailnet peer the topology lacks) colour the whole when
+they say so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from agent.core.hints import (
     RELAYED,
@@ -21,6 +26,8 @@ from agent.core.hints import (
     tailscale_detail,
 )
 from agent.core.model import (
+    Finding,
+    FindingKind,
     Health,
     Impact,
     Link,
@@ -38,7 +45,15 @@ from agent.core.model import (
 )
 from agent.core.tailnet import find_peer, link_of
 
-__all__ = ["SUMMARY_MAX", "judge", "names_down", "problem_words", "short_name", "worst"]
+__all__ = [
+    "SUMMARY_MAX",
+    "finding_line",
+    "judge",
+    "names_down",
+    "problem_words",
+    "short_name",
+    "worst",
+]
 
 _RANK = {Health.GREY: 0, Health.GREEN: 1, Health.AMBER: 2, Health.RED: 3}
 _MISSING = ProbeResult(ProbeState.UNKNOWN, Reason.ERROR, "no result")
@@ -83,9 +98,20 @@ def problem_words(node: NodeStatus, *, latency_warn_ms: float, tailnet_running: 
         words.append("relayed")
     if not node.is_self and node.latency_ms is not None and node.latency_ms > latency_warn_ms:
         words.append("slow link")
-    if node.link is Link.UNKNOWN and not node.is_self and tailnet_running:
+    drifted = any(f.kind is FindingKind.DRIFT for f in node.findings)
+    if node.link is Link.UNKNOWN and not node.is_self and tailnet_running and not drifted:
         words.append("not in tailnet")
+    if any(f.kind is FindingKind.EXPOSURE and f.colours for f in node.findings):
+        words.append("exposed beyond Tailscale")
+    if drifted:
+        words.append("topology drift")
     return words
+
+
+def finding_line(finding: Finding) -> str:
+    """A finding as a reason line, with its fix: "topology drift: ... — in the ..."."""
+    what = "topology drift" if finding.kind is FindingKind.DRIFT else "exposure"
+    return f"{what}: {finding.text} — {finding.fix}" if finding.fix else f"{what}: {finding.text}"
 
 
 def _service_health(impact: Impact, state: ProbeState) -> Health:
@@ -113,6 +139,7 @@ def _judge_node(
     results: Mapping[ServiceKey, ProbeResult],
     addresses: Mapping[ServiceKey, str],
     latency_warn_ms: float,
+    findings: tuple[Finding, ...] = (),
 ) -> NodeStatus:
     online: bool | None
     if is_self:
@@ -169,7 +196,12 @@ def _judge_node(
                 f"relayed via DERP '{relay}' — slower than direct ({RELAYED})",
             )
         )
-    elif link is Link.UNKNOWN and not is_self and tailnet.running:
+    elif (
+        link is Link.UNKNOWN
+        and not is_self
+        and tailnet.running
+        and not any(f.kind is FindingKind.DRIFT for f in findings)  # it says so, with the fix
+    ):
         link_health = Health.AMBER
         reasons.append((link_health, f"not found in this tailnet (no peer with IP {node.ip})"))
     if not is_self and latency is not None and latency > latency_warn_ms:
@@ -182,6 +214,10 @@ def _judge_node(
         if s.health in (Health.RED, Health.AMBER):
             why = explain(s.result, node.hostname)
             reasons.append((s.health, f"{s.service.name} down — {why}"))
+    for finding in findings:
+        finding_health = Health.AMBER if finding.colours else Health.GREEN
+        link_health = worst([link_health, finding_health])
+        reasons.append((finding_health, finding_line(finding)))
     reasons.sort(key=lambda r: -_RANK[r[0]])  # stable: worst first, then in order found
 
     if not tailnet.running and not is_self and not any_up:
@@ -200,10 +236,16 @@ def _judge_node(
         health,
         tuple(text for _, text in reasons),
         tuple(services),
+        findings,
     )
 
 
-def _summary(topology: Topology, tailnet: TailnetView, nodes: list[NodeStatus]) -> str:
+def _summary(
+    topology: Topology,
+    tailnet: TailnetView,
+    nodes: list[NodeStatus],
+    strays: Sequence[Finding] = (),
+) -> str:
     if not tailnet.running:
         problem = tailnet.problem or TailscaleProblem.NOT_RUNNING
         return tailnet.detail or tailscale_detail(problem)
@@ -214,7 +256,11 @@ def _summary(topology: Topology, tailnet: TailnetView, nodes: list[NodeStatus]) 
         up = sum(1 for n in nodes for s in n.services if s.result.state is ProbeState.UP)
         total = sum(len(n.services) for n in nodes)
         count = f"{len(nodes)} node" + ("" if len(nodes) == 1 else "s")
-        return f"All good — {count}, {up} of {total} services up"
+        strays_said = ""
+        if strays:
+            peers = "1 tailnet peer" if len(strays) == 1 else f"{len(strays)} tailnet peers"
+            strays_said = f"; {peers} not in the topology"
+        return f"All good — {count}, {up} of {total} services up{strays_said}"
     bad.sort(key=lambda n: -_RANK[n.health])  # stable: red first, then topology order
     warn = topology.defaults.latency_warn_ms
     words = [problem_words(n, latency_warn_ms=warn, tailnet_running=True) for n in bad]
@@ -246,6 +292,8 @@ def _counted(bad: list[NodeStatus], words: list[list[str]]) -> str:
         (sum("relayed" in w for w in words), "link relayed", "links relayed"),
         (sum("slow link" in w for w in words), "slow link", "slow links"),
         (sum("not in tailnet" in w for w in words), "node not in tailnet", "nodes not in tailnet"),
+        (sum("topology drift" in w for w in words), "node drifted", "nodes drifted"),
+        (sum("exposed beyond Tailscale" in w for w in words), "node exposed", "nodes exposed"),
     ):
         if count:
             parts.append(f"{count} {one if count == 1 else many}")
@@ -260,8 +308,11 @@ def judge(
     addresses: Mapping[ServiceKey, str],
     *,
     now: float,
+    findings: Sequence[Finding] = (),
+    assessed: frozenset[FindingKind] = frozenset(),
 ) -> Snapshot:
-    """Judge one sweep into a Snapshot."""
+    """Judge one sweep into a Snapshot; `findings`: the diagnoses of this sweep, of the kinds
+    in `assessed` (core.drift, core.exposure)."""
     nodes = [
         _judge_node(
             node,
@@ -270,16 +321,23 @@ def judge(
             results,
             addresses,
             topology.defaults.latency_warn_ms,
+            tuple(f for f in findings if f.node_id == node.id),
         )
         for node in topology.nodes
     ]
-    overall = Health.RED if not tailnet.running else worst(n.health for n in nodes)
+    strays = [f for f in findings if f.node_id is None]
+    stray_health = [Health.AMBER for f in strays if f.colours]
+    overall = (
+        Health.RED if not tailnet.running else worst([*(n.health for n in nodes), *stray_health])
+    )
     return Snapshot(
         topology=topology,
         tailnet=tailnet,
         self_node_id=self_node_id,
         nodes=tuple(nodes),
         overall=overall,
-        summary=_summary(topology, tailnet, nodes),
+        summary=_summary(topology, tailnet, nodes, strays),
         at=now,
+        findings=tuple(findings),
+        assessed=assessed,
     )

@@ -24,10 +24,13 @@ from enum import Enum
 
 from agent.core.confirm import Settling
 from agent.core.events import Event, format_duration
+from agent.core.exposure import exposed_line
 from agent.core.health import problem_words
 from agent.core.hints import explain, peer_offline_hint
 from agent.core.model import (
     CheckKind,
+    Finding,
+    FindingKind,
     Health,
     Impact,
     Link,
@@ -454,6 +457,34 @@ def _topology_error_menu(view: TrayView, error: str) -> MenuEntry:
     )
 
 
+def _findings_menus(findings: tuple[Finding, ...]) -> list[MenuEntry]:
+    """ "! 1 service exposed beyond Tailscale" and "! Topology drift: 2 changes", each with
+    a submenu of what was found and the fix for it."""
+    menus: list[MenuEntry] = []
+    for kind in (FindingKind.EXPOSURE, FindingKind.DRIFT):
+        found = [f for f in findings if f.kind is kind]
+        if not found:
+            continue
+        if kind is FindingKind.EXPOSURE:
+            title = exposed_line(len(found))
+        else:
+            title = f"Topology drift: {len(found)} change{'' if len(found) == 1 else 's'}"
+        mark = MARKS[Health.AMBER] if any(f.colours for f in found) else QUIET_MARK
+        children: list[MenuEntry] = []
+        for finding in found:
+            if children:
+                children.append(SEPARATOR)
+            children += [_info(line) for line in _wrap(finding.text, 80, max_lines=2)]
+            children += [_info(line) for line in _wrap(f"Fix: {finding.fix}", 80, max_lines=4)]
+        if kind is FindingKind.DRIFT:
+            children += [
+                SEPARATOR,
+                MenuEntry("Open topology file", MenuAction(ActionKind.OPEN_TOPOLOGY)),
+            ]
+        menus.append(MenuEntry(f"{mark} {title}", children=tuple(children)))
+    return menus
+
+
 def _wrap(text: str, width: int, *, max_lines: int) -> list[str]:
     """Greedy word wrap for a few disabled menu lines; each line of `text` (one topology
     problem) starts a menu line of its own."""
@@ -504,6 +535,8 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     if view.status.topology_error:
         entries.append(_topology_error_menu(view, view.status.topology_error))
     snapshot = view.status.snapshot
+    if snapshot is not None:
+        entries += _findings_menus(snapshot.findings)
     if snapshot is not None and snapshot.nodes:
         entries.append(SEPARATOR)
         entries += [_node_menu(n, view, snapshot, local_time) for n in snapshot.nodes]

@@ -16,6 +16,8 @@ __all__ = [
     "BackendState",
     "CheckKind",
     "Defaults",
+    "Finding",
+    "FindingKind",
     "Health",
     "Impact",
     "Link",
@@ -73,8 +75,9 @@ class Service:
     expect_status: tuple[int, ...] = ()  # empty: any 2xx or 3xx
     expect_body: str | None = None
     impact: Impact = Impact.DEGRADED
-    access: Access = Access.TAILSCALE
+    access: Access | None = None  # None: not declared here (the defaults' access applies)
     open: bool = False  # offer "Open in browser"
+    consumers: tuple[str, ...] | None = None  # node ids that use it; None: every other node
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,7 @@ class Defaults:
     failure_threshold: int = 2
     success_threshold: int = 1
     latency_warn_ms: float = 100.0
+    access: Access | None = None  # None: no access policy declared for the network
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +271,31 @@ class NodeStatus:
     health: Health
     reasons: tuple[str, ...]  # human lines explaining a non-green node
     services: tuple[ServiceStatus, ...]
+    findings: tuple[Finding, ...] = ()  # exposure and drift found about this node
+
+
+class FindingKind(StrEnum):
+    """What a diagnosis found: a service exposed beyond Tailscale, or topology drift."""
+
+    EXPOSURE = "exposure"
+    DRIFT = "drift"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem a diagnosis found, with the exact edit that fixes it.
+
+    `key` names this very finding ("drift:ip:macmini:100.123.51.9"): a different one (the
+    IP changed again) is a new change to announce, the same one is never announced twice.
+    """
+
+    kind: FindingKind
+    key: str
+    node_id: str | None  # the topology node; None for a tailnet peer the topology lacks
+    subject: str  # the service name, or what drifted
+    text: str  # "PostgreSQL listens on 0.0.0.0:5432: reachable beyond Tailscale"
+    fix: str  # "listen_addresses = '100.123.51.5' in postgresql.conf"
+    colours: bool  # True: amber; False: a warning shown without colour
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,3 +309,5 @@ class Snapshot:
     overall: Health
     summary: str  # one line for a tooltip or a terminal
     at: float
+    findings: tuple[Finding, ...] = ()  # every node's, and those about no node
+    assessed: frozenset[FindingKind] = frozenset()  # the kinds this sweep could look for

@@ -73,6 +73,14 @@ FIXTURE_TABLE = [
     ("nulls", RUN, None, TS, {}),
     ("loopback_all_direct", RUN, None, LO, {LAPTOP: DIRECT, MAC: DIRECT}),
     ("loopback_mac_relayed", RUN, None, LO, {LAPTOP: DIRECT, MAC: RELAY_TOK}),
+    # the Mac mini at a new IP, the laptop renamed, a phone the topology lacks (topology drift)
+    (
+        "loopback_drifted",
+        RUN,
+        None,
+        LO,
+        {"frontend-laptop": DIRECT, MAC: DIRECT, "pixel-7": DIRECT},
+    ),
 ]
 
 

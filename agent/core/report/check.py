@@ -3,6 +3,7 @@
 Pure. The JSON keys are a contract (DESIGN.md): `overall`; `nodes[]` with `id`,
 `health`, `online`, `link`, `relay`, `latency_ms`, `services[]` with `name`,
 `port`, `state`, `reason`, `latency_ms`. More keys may be added, none removed.
+`findings[]`: topology drift and services exposed beyond Tailscale, each with its fix.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from agent.core import cells
+from agent.core.health import finding_line
 from agent.core.hints import explain
 from agent.core.menu import format_latency
 from agent.core.model import (
+    Finding,
     Health,
     Link,
     NodeStatus,
@@ -65,6 +68,18 @@ def _node_dict(n: NodeStatus) -> dict[str, Any]:
     }
 
 
+def _finding_dict(f: Finding) -> dict[str, Any]:
+    return {
+        "kind": f.kind.value,
+        "key": f.key,
+        "node": f.node_id,
+        "subject": f.subject,
+        "health": (Health.AMBER if f.colours else Health.GREEN).value,
+        "text": f.text,
+        "fix": f.fix,
+    }
+
+
 def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
     tailnet = snapshot.tailnet
     return {
@@ -84,6 +99,8 @@ def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
             "health_warnings": list(tailnet.health_warnings),
         },
         "nodes": [_node_dict(n) for n in snapshot.nodes],
+        "findings": [_finding_dict(f) for f in snapshot.findings],
+        "assessed": sorted(kind.value for kind in snapshot.assessed),
     }
 
 
@@ -149,4 +166,10 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
                 f"    {mark} {cells.ljust(s.service.name, name_width)}  {s.service.port:>5}  "
                 f"{s.service.check.value:<9} {state:<7} {tail}".rstrip()
             )
+    strays = [f for f in snapshot.findings if f.node_id is None]
+    if strays:
+        lines += ["", "tailnet:"]
+        for finding in strays:
+            mark = paint("!", Health.AMBER if finding.colours else Health.GREEN, color)
+            lines.append(f"    {mark} {finding_line(finding)}")
     return "\n".join(lines) + "\n"
