@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from agent import APP_ID, __version__
 from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView
-from agent.core.model import Snapshot, TailscaleProblem
+from agent.core.model import Snapshot, TailscaleProblem, Topology
 from agent.core.notify_policy import pause_presets
 from agent.core.ports import Notifier
 from agent.core.tailnet import identify_self_by
@@ -36,6 +36,7 @@ from agent.edges.history import History
 from agent.edges.single_instance import InstanceLock
 from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.edges.tailscale import find_cli
+from agent.edges.topology_fetch import RemoteTopology
 from agent.edges.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
 from agent.errors import AgentError, AutostartError
 from agent.monitor import Monitor
@@ -112,23 +113,42 @@ class _InUseLog:
                 log.info("this machine is no node of the topology: %s", node[1])
 
 
+def _remote_topology(options: AgentOptions, env: Mapping[str, str]) -> RemoteTopology | None:
+    """The fetcher when the topology in use is a URL (decided at start), else None."""
+    try:
+        location = locate_topology(options.topology, env)
+    except AgentError:
+        return None  # the monitor's first load says why
+    if location.url is None:
+        return None
+    return RemoteTopology(location.url, location.path, refresh_s=location.refresh_s)
+
+
 def _build_monitor(
     options: AgentOptions,
     env: Mapping[str, str],
     notifier: Notifier,
     on_update: Callable[[MonitorStatus], None],
+    remote: RemoteTopology | None = None,
 ) -> Monitor:
     cli = find_cli(options.tailscale, env)
     if cli is None:
         log.warning("no tailscale command found: peers will not be probed")
+
+    def load() -> Topology:
+        if remote is not None:
+            remote.wait_first_attempt()  # a first start without a cached copy
+        return load_topology(options.topology, env)
+
     return Monitor(
-        load_topology=lambda: load_topology(options.topology, env),
+        load_topology=load,
         # asked again on every poll: a user file created while running takes over at once
         locate_topology=lambda: locate_topology(options.topology, env).path,
         sweep_once=functools.partial(sweep, tailscale_cli=cli, node_override=options.node),
         notifier=notifier,
         on_update=on_update,
         open_history=lambda: History(paths.history_path()),
+        topology_warning=remote.warning if remote is not None else lambda: None,
     )
 
 
@@ -158,9 +178,12 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
     notifier = choose_notifier(
         frozen=paths.is_frozen(), app_icon=paths.app_icon_path()
     )  # it logs which one
-    monitor = _build_monitor(options, env, notifier, on_update)
+    remote = _remote_topology(options, env)
+    monitor = _build_monitor(options, env, notifier, on_update, remote)
     try:
         with stop_on_signals(stop.set):
+            if remote is not None:
+                remote.start()
             monitor.start()
             while not stop.wait(1.0):
                 if not monitor.alive:
@@ -168,6 +191,8 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
                     return 1
     finally:
         monitor.stop()
+        if remote is not None:
+            remote.stop()
         lock.release()
     return 0
 
@@ -204,7 +229,9 @@ def about_text(
     except AgentError as error:
         topology = error.message
     else:
-        if location.origin == ORIGIN_BUNDLED:
+        if location.url is not None:
+            topology = location.source
+        elif location.origin == ORIGIN_BUNDLED:
             topology = "the bundled default (Open topology file makes your own copy)"
         else:
             topology = _shown_path(location.path, home)
@@ -237,7 +264,12 @@ def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
 def _open_topology_file(
     options: AgentOptions, env: Mapping[str, str], monitor: Monitor, actions: DesktopActions
 ) -> None:
-    """ "Open topology file": the editable copy, opened, and watched by the monitor at once."""
+    """ "Open topology file": the editable copy, opened, and watched by the monitor at once;
+    a topology served over HTTP opens in the browser (it is edited where it is served)."""
+    location = locate_topology(options.topology, env)
+    if location.url is not None:
+        actions.open_url(location.url)
+        return
     path = _editable_topology(options, env)
     monitor.check_now()  # the copy may have just become the file in use: reload it now
     actions.open_path(path, "the topology file")
@@ -389,8 +421,15 @@ def menu_handlers(
     actions: DesktopActions,
     notifier: Notifier,
     shown: ShownView,
+    refresh_topology: Callable[[], None] | None = None,
 ) -> dict[ActionKind, MenuHandler]:
-    """The tray's dispatch table: every ActionKind the menu emits, and what it does."""
+    """The tray's dispatch table: every ActionKind the menu emits, and what it does.
+    `refresh_topology`: ask a topology URL again (on Check now)."""
+
+    def check_now(_: str) -> None:
+        if refresh_topology is not None:
+            refresh_topology()
+        monitor.check_now()
 
     def toggle_autostart(_: str) -> None:
         checked = switch.toggle()
@@ -407,7 +446,7 @@ def menu_handlers(
         notifier.notify(title, body)
 
     return {
-        ActionKind.CHECK_NOW: lambda _: monitor.check_now(),
+        ActionKind.CHECK_NOW: check_now,
         ActionKind.PAUSE_1H: lambda _: monitor.pause_notifications(_pause_ends(time.time())[0]),
         ActionKind.PAUSE_TOMORROW: lambda _: monitor.pause_notifications(
             _pause_ends(time.time())[1]
@@ -470,7 +509,8 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             lambda _: tray_view(status, autostart=switch.checked(), autostart_note=switch.note())
         )
 
-    monitor = _build_monitor(options, env, notifier, on_update)
+    remote = _remote_topology(options, env)
+    monitor = _build_monitor(options, env, notifier, on_update, remote)
     handlers.update(
         menu_handlers(
             options,
@@ -481,6 +521,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             actions=actions,
             notifier=notifier,
             shown=shown,
+            refresh_topology=remote.refresh_soon if remote is not None else None,
         )
     )
     shown.change(
@@ -492,10 +533,14 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             def setup() -> None:  # in pystray's setup thread, once its loop runs
                 if signals is not None and tray.backend in GLIB_TRAY_BACKENDS:
                     signals.reclaim_in_glib_loop()
+                if remote is not None:
+                    remote.start()
                 monitor.start()
 
             tray.run(setup=setup)
     finally:
         monitor.stop()
+        if remote is not None:
+            remote.stop()
         lock.release()
     return 0

@@ -27,9 +27,11 @@ __all__ = [
     "history_path",
     "instance_lock_path",
     "is_frozen",
+    "local_config_path",
     "log_dir",
     "resource_dir",
     "state_dir",
+    "topology_cache_dir",
     "user_topology_path",
 ]
 
@@ -56,6 +58,19 @@ def log_dir(*, ensure: bool = False) -> Path:
 def user_topology_path(*, ensure: bool = False) -> Path:
     """`topology.toml` in the config folder (ensure creates the folder, not the file)."""
     return config_dir(ensure=ensure) / "topology.toml"
+
+
+def local_config_path() -> Path:
+    """`config.toml` in the config folder: this machine's settings (a topology URL)."""
+    return config_dir() / "config.toml"
+
+
+def topology_cache_dir(*, ensure: bool = False) -> Path:
+    """The last good copies of topologies fetched over HTTP, in the state folder."""
+    folder = state_dir(ensure=ensure) / "topology-cache"
+    if ensure:
+        folder.mkdir(exist_ok=True)
+    return folder
 
 
 def history_path(*, ensure: bool = False) -> Path:
