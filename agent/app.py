@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -37,7 +38,12 @@ from agent.edges.single_instance import InstanceLock
 from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.edges.tailscale import find_cli
 from agent.edges.topology_fetch import RemoteTopology
-from agent.edges.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
+from agent.edges.topology_source import (
+    ORIGIN_BUNDLED,
+    TopologyLocation,
+    load_topology,
+    locate_topology,
+)
 from agent.errors import AgentError, AutostartError
 from agent.monitor import Monitor
 from agent.sweep import sweep
@@ -49,8 +55,11 @@ __all__ = [
     "MenuHandler",
     "ShownView",
     "about_text",
+    "create_topology",
+    "demo_command",
     "menu_handlers",
     "no_desktop_libraries",
+    "open_demo",
     "run_headless",
     "run_tray",
     "tray_view",
@@ -275,6 +284,61 @@ def _open_topology_file(
     actions.open_path(path, "the topology file")
 
 
+def create_topology(
+    options: AgentOptions, env: Mapping[str, str], monitor: Monitor, notifier: Notifier
+) -> None:
+    """ "Create topology from this tailnet…": `init` for this machine, into the user topology
+    (where the agent looks, so the monitor switches to it), told in a notification."""
+    from agent.init import init_topology
+
+    target = paths.user_topology_path()
+    try:
+        result = init_topology(
+            target,
+            tailscale_cli=find_cli(options.tailscale, env),
+            discover_ports=None,
+            force=False,
+        )
+    except AgentError as error:
+        log.warning("create topology: %s", error.message)
+        notifier.notify("Could not create the topology", error.message)
+        return
+    log.info("created %s from this tailnet: %d nodes", result.path, len(result.nodes))
+    monitor.check_now()  # the new user file takes over at once
+    shown = _shown_path(result.path, Path.home())
+    notifier.notify(
+        "Topology created",
+        f"Wrote {shown}: {_plural(len(result.nodes), 'node')}. Add your services there "
+        "(Open topology file), then put the same file on every machine.",
+    )
+
+
+def demo_command() -> list[str]:
+    """`tailnet-agent demo` with this install's own program (the frozen exe, or this
+    environment's script)."""
+    return [*autostart.login_command(), "demo"]
+
+
+def open_demo(notifier: Notifier) -> None:
+    """ "Open the demo": `tailnet-agent demo` as a process of its own (its own state folder
+    and lock: it runs beside this agent)."""
+    try:
+        argv = demo_command()
+        subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=sys.platform != "win32",
+        )
+    except (AgentError, OSError) as error:
+        message = error.message if isinstance(error, AgentError) else str(error)
+        log.warning("open the demo: %s", message)
+        notifier.notify("Could not open the demo", message)
+        return
+    log.info("started the demo: %s", " ".join(argv))
+
+
 class AutostartSwitch:
     """The tray's "Start at login" checkbox: the OS's real state, and the toggle.
 
@@ -370,12 +434,19 @@ class AutostartSwitch:
             return self._checked
 
 
+def _is_bundled(snapshot: Snapshot | None) -> bool:
+    """Whether `snapshot` watches the bundled example topology."""
+    bundled = TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED)
+    return snapshot is not None and snapshot.topology.source == bundled.source
+
+
 def tray_view(
     status: MonitorStatus, *, autostart: bool | None, autostart_note: str = ""
 ) -> TrayView:
     """What the tray shows for one monitor status."""
     return TrayView(
         status,
+        bundled_topology=_is_bundled(status.snapshot),
         autostart=autostart,
         autostart_note=autostart_note,
         version=__version__,
@@ -460,7 +531,16 @@ def menu_handlers(
         ActionKind.QUIT: lambda _: stop_tray(),
         ActionKind.OPEN_URL: actions.open_url,
         ActionKind.COPY_ADDRESS: actions.copy,
+        ActionKind.CREATE_TOPOLOGY: lambda _: _in_background(
+            lambda: create_topology(options, env, monitor, notifier)
+        ),
+        ActionKind.OPEN_DEMO: lambda _: open_demo(notifier),
     }
+
+
+def _in_background(job: Callable[[], None]) -> None:
+    """Run a slow menu action (it reads Tailscale) off the tray's thread."""
+    threading.Thread(target=job, name="menu-action", daemon=True).start()
 
 
 def no_desktop_libraries(exc: ModuleNotFoundError) -> str:
