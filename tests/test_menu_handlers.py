@@ -82,7 +82,12 @@ def snapshots() -> Iterator[Snapshot | None]:
     # this machine none of the nodes (a first run, with the bundled example)
     stranger = plan_sweep(TOPOLOGY, None, TAILNETS["all-direct"], now=1000.0)
     yield judge(
-        TOPOLOGY, TAILNETS["all-direct"], None, dict(stranger.skipped), stranger.addresses, now=1000.0
+        TOPOLOGY,
+        TAILNETS["all-direct"],
+        None,
+        dict(stranger.skipped),
+        stranger.addresses,
+        now=1000.0,
     )
 
 
