@@ -152,6 +152,6 @@ def load_location(location: TopologyLocation) -> Topology:
         location.origin,
         location.path,
         len(topology.nodes),
-        sum(len(n.services) for n in topology.nodes),
+        topology.service_count,
     )
     return topology
