@@ -11,7 +11,10 @@ same layout as the package directory in a normal install.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Final
 
@@ -33,6 +36,7 @@ __all__ = [
     "state_dir",
     "topology_cache_dir",
     "user_topology_path",
+    "write_atomically",
 ]
 
 APP_AUTHOR: Final = (
@@ -71,6 +75,21 @@ def topology_cache_dir(*, ensure: bool = False) -> Path:
     if ensure:
         folder.mkdir(exist_ok=True)
     return folder
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` (UTF-8, its folder created): a reader sees the old file or
+    the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def history_path(*, ensure: bool = False) -> Path:

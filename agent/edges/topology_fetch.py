@@ -17,11 +17,8 @@ becomes a Topology: nothing else (the tailscale CLI least of all) is read from i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +38,7 @@ from agent.core.topology_url import (
     decode_topology,
     shown_url,
 )
+from agent.edges import paths
 from agent.errors import TopologyError
 
 __all__ = [
@@ -281,7 +279,7 @@ class RemoteTopology:
         if copy is not None and self._cached_text() == text:
             self._write_meta(copy.fetched_at, now, answer.get("ETag"), answer.get("Last-Modified"))
             return Refreshed.NOT_MODIFIED
-        self._write_atomically(self.cache_path, text)
+        paths.write_atomically(self.cache_path, text)
         self._write_meta(now, now, answer.get("ETag"), answer.get("Last-Modified"))
         log.info("topology fetched from %s (%d bytes)", self.source, len(body))
         return Refreshed.UPDATED
@@ -311,20 +309,7 @@ class RemoteTopology:
             "etag": etag,
             "last_modified": last_modified,
         }
-        self._write_atomically(self.meta_path, json.dumps(meta, indent=2) + "\n")
-
-    @staticmethod
-    def _write_atomically(path: Path, text: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-                out.write(text)
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        paths.write_atomically(self.meta_path, json.dumps(meta, indent=2) + "\n")
 
     # ==== the running agent's schedule =========================================
 
