@@ -578,13 +578,12 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     if view.status.topology_error:
         entries.append(_topology_error_menu(view, view.status.topology_error))
     snapshot = view.status.snapshot
-    if snapshot is not None:
-        entries += _findings_menus(snapshot.findings)
     if first_run_line(view) is not None and snapshot is not None:
         entries += [SEPARATOR, *_first_run_entries(snapshot)]
     elif snapshot is not None and snapshot.nodes:
         entries.append(SEPARATOR)
         entries += [_node_menu(n, view, snapshot, local_time) for n in snapshot.nodes]
+        entries += _findings_menus(snapshot.findings)  # after the nodes they are about
     version = f" {view.version}" if view.version else ""
     entries.append(SEPARATOR)
     if view.last_checked and snapshot is not None:

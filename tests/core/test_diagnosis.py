@@ -297,7 +297,7 @@ def test_the_menu_says_how_many_services_are_exposed() -> None:
         findings=exposure_findings(audit),
     )  # fmt: skip
     menu = build_menu(TrayView(MonitorStatus(snapshot, now=0.0)), local_time=str)
-    entry = next(e for e in menu if "exposed" in e.text)
+    entry = next(e for e in menu if "service exposed" in e.text)
     assert entry.text == "! 1 service exposed beyond Tailscale"
     texts = [c.text for c in entry.children]
     assert "PostgreSQL listens on 0.0.0.0:5432: reachable beyond Tailscale" in texts
