@@ -10,7 +10,10 @@ nothing and its findings stay as they were.
 - A finding present is a bad reading, one tracked but absent a good one; a change is
   confirmed after `failure_threshold` / `success_threshold` readings in a row, so a
   finding that comes and goes between sweeps never flaps.
-- A confirmed finding gives one `*_found` event (announced when it colours); its key never
+- Only findings that colour are watched: a warning without colour (a tailnet peer the
+  topology lacks, an exposure where no access is declared) is shown from the latest sweep
+  and is neither recorded nor announced, as an info service's state is never an alarm.
+- A confirmed finding gives one announced `*_found` event; its key never
   gives another while it stands. It gone again gives `*_fixed` (announced when the finding
   was), and its track is dropped. Another finding about the same thing (the IP changed
   again) has another key: it is news, and the old one is fixed.
@@ -86,7 +89,7 @@ def watch(
     """One sweep's findings counted. Returns the new state, its events, and whether a streak
     is being counted (the monitor then re-sweeps soon, as for any other change)."""
     defaults = snapshot.topology.defaults
-    present = {f.key: f for f in snapshot.findings if f.kind in snapshot.assessed}
+    present = {f.key: f for f in snapshot.findings if f.kind in snapshot.assessed and f.colours}
     known: dict[str, _Known] = {}
     events: list[Event] = []
     counting = False

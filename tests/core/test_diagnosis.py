@@ -408,3 +408,17 @@ def test_grace_and_unassessed_sweeps_teach_nothing() -> None:
     assert findings.announced_subjects(state) == {
         ("drift", "desktop", "drift:ip:desktop:100.120.180.99")
     }
+
+
+def test_a_warning_without_colour_is_neither_recorded_nor_announced() -> None:
+    phone = PeerView("pixel-7", ips=("100.64.0.7",), online=True)
+    view = tailnet(DESKTOP_PEER, LAPTOP_PEER, phone)
+    found = detect_drift(SPARKLIO, view, "macmini")
+    snapshot = judge(
+        SPARKLIO, view, "macmini", {}, {}, now=0.0, findings=found,
+        assessed=frozenset({FindingKind.DRIFT}),
+    )  # fmt: skip
+    state = findings.FindingsState()
+    for at in range(4):
+        state, events, counting = findings.watch(state, snapshot, float(at), learn=True)
+        assert (events, counting) == ((), False)
