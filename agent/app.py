@@ -33,6 +33,7 @@ from agent.desktop import autostart
 from agent.desktop.notify import choose_notifier
 from agent.edges import paths
 from agent.edges.history import History
+from agent.edges.path_ping import PING_EVERY_S, PathPinger
 from agent.edges.single_instance import InstanceLock
 from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.edges.tailscale import find_cli
@@ -125,7 +126,12 @@ def _build_monitor(
         load_topology=lambda: load_topology(options.topology, env),
         # asked again on every poll: a user file created while running takes over at once
         locate_topology=lambda: locate_topology(options.topology, env).path,
-        sweep_once=functools.partial(sweep, tailscale_cli=cli, node_override=options.node),
+        sweep_once=functools.partial(
+            sweep,
+            tailscale_cli=cli,
+            node_override=options.node,
+            pinger=PathPinger(cli, every_s=PING_EVERY_S),  # a peer at most once a minute
+        ),
         notifier=notifier,
         on_update=on_update,
         open_history=lambda: History(paths.history_path()),

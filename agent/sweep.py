@@ -5,7 +5,9 @@ command runs it once and the monitor runs it on a schedule. `sweep` reads Tailsc
 (`edges.tailscale.read_status`), finds which node this machine is, plans
 (`core.plan`), sends the probes (`edges.probes.run_probes`) and judges the results
 (`core.health`) into a Snapshot; the caller chooses the tailscale CLI, the node
-(--node), the HTTP client the probes share and the clock.
+(--node), the HTTP client the probes share and the clock. Alongside the probes, each online
+peer's path is measured with `tailscale ping` (`edges.path_ping`): by a `PathPinger` the
+caller keeps (the monitor: once a minute each), else by a fresh one (`check`: every peer).
 
 With DEBUG logging (-v) a sweep says which node this machine is and how that was
 found, and each probe's outcome and time (the tailscale reader logs its own run).
@@ -13,14 +15,23 @@ found, and each probe's outcome and time (the tailscale reader logs its own run)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
 
 from agent.core.health import judge
-from agent.core.model import ProbeResult, ProbeTarget, ServiceKey, Snapshot, Topology
+from agent.core.model import (
+    ProbeResult,
+    ProbeTarget,
+    ServiceKey,
+    Snapshot,
+    TailnetView,
+    Topology,
+)
 from agent.core.plan import plan_sweep
-from agent.core.tailnet import identify_self_by
+from agent.core.tailnet import find_peer, identify_self_by
+from agent.edges.path_ping import PathPinger
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 
@@ -37,6 +48,7 @@ async def sweep(
     tailscale_cli: str | None,
     node_override: str | None = None,
     clock: Callable[[], float] = time.time,
+    pinger: PathPinger | None = None,
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure."""
     tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
@@ -50,13 +62,32 @@ async def sweep(
     else:
         log.debug("this machine is no node of the topology: %s", how)
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
-    probed = await run_probes(plan.targets, clock=clock)
+    if pinger is None:
+        pinger = PathPinger(tailscale_cli, clock=clock)
+    probed, paths = await asyncio.gather(
+        run_probes(plan.targets, clock=clock),
+        pinger.readings(_online_peers(topology, tailnet, self_id), topology.defaults.timeout_s),
+    )
     results = dict(plan.skipped)
     for target, result in zip(plan.targets, probed, strict=True):
         results[(target.node_id, target.service.name)] = result
     if log.isEnabledFor(logging.DEBUG):
         _log_probes(plan.targets, probed, plan.skipped)
-    return judge(topology, tailnet, self_id, results, plan.addresses, now=clock())
+    return judge(topology, tailnet, self_id, results, plan.addresses, now=clock(), paths=paths)
+
+
+def _online_peers(topology: Topology, tailnet: TailnetView, self_id: str | None) -> dict[str, str]:
+    """Node id -> the Tailscale IP to ping, for each topology peer Tailscale calls online."""
+    if not tailnet.running:
+        return {}
+    peers: dict[str, str] = {}
+    for node in topology.nodes:
+        if node.id == self_id:
+            continue
+        peer = find_peer(node, tailnet)
+        if peer is not None and peer.online and (peer.ips or node.ip):
+            peers[node.id] = peer.ips[0] if peer.ips else node.ip
+    return peers
 
 
 def _log_probes(

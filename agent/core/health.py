@@ -26,6 +26,7 @@ from agent.core.model import (
     Link,
     Node,
     NodeStatus,
+    PathReading,
     ProbeResult,
     ProbeState,
     Reason,
@@ -113,10 +114,13 @@ def _judge_node(
     results: Mapping[ServiceKey, ProbeResult],
     addresses: Mapping[ServiceKey, str],
     latency_warn_ms: float,
+    path: PathReading | None,
 ) -> NodeStatus:
     online: bool | None
+    key_expires_at: float | None = None
     if is_self:
         link, relay, online = Link.SELF, "", (True if tailnet.running else None)
+        key_expires_at = tailnet.self_key_expiry
     elif not tailnet.running:
         link, relay, online = Link.UNKNOWN, "", None
     else:
@@ -126,6 +130,9 @@ def _judge_node(
         else:
             link, relay = link_of(peer)
             online = peer.online
+            key_expires_at = peer.key_expiry
+    if is_self or link is Link.OFFLINE:
+        path = None  # a ping of an offline peer (or of this machine) says nothing
 
     services: list[ServiceStatus] = []
     for service in node.services:
@@ -143,6 +150,8 @@ def _judge_node(
         if s.result.state is ProbeState.UP and s.result.latency_ms is not None
     ]
     latency = min(up_latencies, default=None)
+    if path is not None and path.latency_ms is not None:
+        latency = path.latency_ms  # the path's own round trip, the runbook's measure
 
     reasons: list[tuple[Health, str]] = []  # (how bad, why), sorted worst first below
     link_health = Health.GREEN
@@ -200,6 +209,8 @@ def _judge_node(
         health,
         tuple(text for _, text in reasons),
         tuple(services),
+        path,
+        key_expires_at,
     )
 
 
@@ -260,8 +271,9 @@ def judge(
     addresses: Mapping[ServiceKey, str],
     *,
     now: float,
+    paths: Mapping[str, PathReading] | None = None,
 ) -> Snapshot:
-    """Judge one sweep into a Snapshot."""
+    """Judge one sweep into a Snapshot; `paths`: node id -> its latest `tailscale ping`."""
     nodes = [
         _judge_node(
             node,
@@ -270,6 +282,7 @@ def judge(
             results,
             addresses,
             topology.defaults.latency_warn_ms,
+            (paths or {}).get(node.id),
         )
         for node in topology.nodes
     ]
