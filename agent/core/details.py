@@ -46,10 +46,10 @@ def detail_source(service: Service) -> DetailSource | None:
         return DetailSource.REDIS
     if service.check is not CheckKind.HTTP:
         return None
+    if "comfyui" in name:  # names first: they say what the service is
+        return DetailSource.COMFYUI
     if "ollama" in name or service.path.startswith("/api/tags"):
         return DetailSource.OLLAMA
-    if "comfyui" in name:
-        return DetailSource.COMFYUI
     if service.path.startswith("/minio/health/"):
         return DetailSource.MINIO
     return None
