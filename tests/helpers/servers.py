@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "Address",
     "POSTGRES_PASSWORD",
+    "Address",
     "MissingTool",
     "Route",
     "black_hole",
