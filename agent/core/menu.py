@@ -432,8 +432,11 @@ def _node_menu(
     if latency is not None:
         children.append(_info(latency))
     expiring = key_warning(node, view.status.now)
-    if expiring is not None:
-        children.append(_info(f"{MARKS[Health.AMBER]} {expiring}"))
+    if expiring is not None:  # the fact, then its advice on a line of its own (menus cut)
+        fact, _, advice = expiring.partition(" — ")
+        children.append(_info(f"{MARKS[Health.AMBER]} {fact}"))
+        if advice:
+            children.append(_info(f"↳ {advice}"))
     if node.services:
         children.append(SEPARATOR)
         for s in node.services:

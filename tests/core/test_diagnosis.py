@@ -227,8 +227,10 @@ def test_the_key_warning_names_the_node_and_the_fix() -> None:
     assert key["warning"].startswith("Mac mini's node key expires in 3 days")
     menu = build_menu(TrayView(MonitorStatus(snapshot, now=NOW)), local_time=lambda t: "")
     mac_menu = next(e for e in menu if "Mac mini" in e.text)
-    assert any(
-        c.text.startswith("! Mac mini's node key expires in 3 days") for c in mac_menu.children
+    texts = [c.text for c in mac_menu.children]
+    at = texts.index("! Mac mini's node key expires in 3 days")
+    assert texts[at + 1] == (
+        "↳ `tailscale up --force-reauth` there, or disable expiry in the admin console"
     )
 
 
