@@ -64,10 +64,12 @@ async def sweep(
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
     if pinger is None:
         pinger = PathPinger(tailscale_cli, clock=clock)
-    probed, paths = await asyncio.gather(
-        run_probes(plan.targets, clock=clock),
-        pinger.readings(_online_peers(topology, tailnet, self_id), topology.defaults.timeout_s),
-    )
+    # A TaskGroup: a cancelled sweep (the monitor stopping) returns once both have ended.
+    async with asyncio.TaskGroup() as group:
+        probing = group.create_task(run_probes(plan.targets, clock=clock))
+        peers = _online_peers(topology, tailnet, self_id)
+        pinging = group.create_task(pinger.readings(peers, topology.defaults.timeout_s))
+    probed, paths = probing.result(), pinging.result()
     results = dict(plan.skipped)
     for target, result in zip(plan.targets, probed, strict=True):
         results[(target.node_id, target.service.name)] = result

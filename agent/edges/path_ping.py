@@ -61,14 +61,22 @@ async def ping_peer(
     kwargs: dict[str, Any] = {}
     if sys.platform == "win32":
         kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW
-    try:
-        proc = await asyncio.create_subprocess_exec(
+    spawning = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
             *ping_argv(cli, ip, timeout_s),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             **kwargs,
         )
+    )
+    try:
+        # Shielded: a cancel in the middle of a spawn would leave the process running.
+        proc = await asyncio.shield(spawning)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await _kill(await spawning)
+        raise
     except OSError as exc:
         return PathReading(
             Link.UNKNOWN, error=f"cannot run {cli}: {exc.strerror or exc}", at=clock()
@@ -100,8 +108,10 @@ async def _kill(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(proc.wait()), _KILL_WAIT_S)
+    # Reading the pipes to their end reaps the process and closes them (left half-read,
+    # their transports would only be closed by the garbage collector). Bounded.
+    with contextlib.suppress(TimeoutError, OSError):
+        await asyncio.wait_for(asyncio.shield(proc.communicate()), _KILL_WAIT_S)
 
 
 class PathPinger:
@@ -136,11 +146,15 @@ class PathPinger:
             or now - self._last[node_id][1] >= self._every_s
         }
         if due:
-            fresh = await asyncio.gather(
-                *(ping_peer(cli, ip, timeout_s, clock=self._clock) for ip in due.values())
-            )
-            for (node_id, ip), reading in zip(due.items(), fresh, strict=True):
-                self._last[node_id] = (ip, now, reading)
+            # A TaskGroup, not gather: cancelled, it waits until every ping has killed its
+            # CLI (gather would return at the first one, leaving the others behind).
+            async with asyncio.TaskGroup() as group:
+                pings = [
+                    group.create_task(ping_peer(cli, ip, timeout_s, clock=self._clock))
+                    for ip in due.values()
+                ]
+            for (node_id, ip), ping in zip(due.items(), pings, strict=True):
+                self._last[node_id] = (ip, now, ping.result())
         for gone in set(self._last) - set(peers):  # offline or left: no stale path shown
             del self._last[gone]
         return {node_id: self._last[node_id][2] for node_id in peers}
