@@ -38,7 +38,8 @@ from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.edges.tailscale import find_cli
 from agent.edges.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
 from agent.errors import AgentError, AutostartError
-from agent.monitor import Monitor
+from agent.exporter import Exporter, open_exporter
+from agent.monitor import Monitor, SweepOnce
 from agent.sweep import sweep
 
 __all__ = [
@@ -68,6 +69,7 @@ class AgentOptions:
     topology: str | None = None
     node: str | None = None
     tailscale: str | None = None
+    metrics: str | None = None  # --metrics HOST:PORT (agent.exporter: also the variable, config)
 
 
 def _plural(n: int, word: str) -> str:
@@ -117,15 +119,19 @@ def _build_monitor(
     env: Mapping[str, str],
     notifier: Notifier,
     on_update: Callable[[MonitorStatus], None],
+    exporter: Exporter | None = None,
 ) -> Monitor:
     cli = find_cli(options.tailscale, env)
     if cli is None:
         log.warning("no tailscale command found: peers will not be probed")
+    sweep_once: SweepOnce = functools.partial(sweep, tailscale_cli=cli, node_override=options.node)
+    if exporter is not None:
+        sweep_once, on_update = exporter.observe(sweep_once, on_update)
     return Monitor(
         load_topology=lambda: load_topology(options.topology, env),
         # asked again on every poll: a user file created while running takes over at once
         locate_topology=lambda: locate_topology(options.topology, env).path,
-        sweep_once=functools.partial(sweep, tailscale_cli=cli, node_override=options.node),
+        sweep_once=sweep_once,
         notifier=notifier,
         on_update=on_update,
         open_history=lambda: History(paths.history_path()),
@@ -153,13 +159,16 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
             log.info("state %s", text)
             last_summary[:] = [text]
 
+    exporter = open_exporter(options.metrics, env, tailscale=options.tailscale)
     lock = InstanceLock(paths.instance_lock_path(), mutex_name=APP_ID)
     lock.acquire()
     notifier = choose_notifier(
         frozen=paths.is_frozen(), app_icon=paths.app_icon_path()
     )  # it logs which one
-    monitor = _build_monitor(options, env, notifier, on_update)
+    monitor = _build_monitor(options, env, notifier, on_update, exporter)
     try:
+        if exporter is not None:
+            exporter.start()
         with stop_on_signals(stop.set):
             monitor.start()
             while not stop.wait(1.0):
@@ -168,6 +177,8 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
                     return 1
     finally:
         monitor.stop()
+        if exporter is not None:
+            exporter.stop()
         lock.release()
     return 0
 
@@ -447,6 +458,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         print(f"tailnet-agent: {why}", file=sys.stderr)
         return 3
 
+    exporter = open_exporter(options.metrics, env, tailscale=options.tailscale)
     lock = InstanceLock(paths.instance_lock_path(), mutex_name=APP_ID)
     lock.acquire()
     notifier = choose_notifier(frozen=paths.is_frozen(), app_icon=paths.app_icon_path())
@@ -470,7 +482,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             lambda _: tray_view(status, autostart=switch.checked(), autostart_note=switch.note())
         )
 
-    monitor = _build_monitor(options, env, notifier, on_update)
+    monitor = _build_monitor(options, env, notifier, on_update, exporter)
     handlers.update(
         menu_handlers(
             options,
@@ -487,6 +499,8 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         lambda view: replace(view, autostart=switch.checked(), autostart_note=switch.note())
     )
     try:
+        if exporter is not None:
+            exporter.start()
         with stop_on_signals(tray.stop) as signals:  # as Quit does: run() returns, exit 0
 
             def setup() -> None:  # in pystray's setup thread, once its loop runs
@@ -497,5 +511,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             tray.run(setup=setup)
     finally:
         monitor.stop()
+        if exporter is not None:
+            exporter.stop()
         lock.release()
     return 0
