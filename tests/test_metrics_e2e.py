@@ -44,6 +44,7 @@ EXPECTED_FAMILIES = {
     "tailnet_peer_online",
     "tailnet_peer_path",
     "tailnet_peer_latency_seconds",
+    "tailnet_peer_always_on",
     "process_resident_memory_bytes",
 }
 

@@ -197,6 +197,7 @@ def _peer_families(peers: Sequence[NodeStatus]) -> list[MetricFamily]:
         ((p.node.id, path.value), 1 if p.link is path else 0) for p in peers for path in PEER_PATHS
     ]
     latency = [((p.node.id,), p.latency_ms / 1000) for p in peers if p.latency_ms is not None]
+    always_on = [((p.node.id,), 1 if p.node.always_on else 0) for p in peers]
     return [
         _gauge(
             "tailnet_peer_online",
@@ -216,6 +217,13 @@ def _peer_families(peers: Sequence[NodeStatus]) -> list[MetricFamily]:
             "The fastest answer of the peer's services in the last sweep.",
             ("node",),
             latency,
+        ),
+        _gauge(
+            "tailnet_peer_always_on",
+            "1 when the topology says the peer is always on (offline is an alarm), 0 for one "
+            "that comes and goes (a laptop): join it to alert only on the former.",
+            ("node",),
+            always_on,
         ),
     ]
 

@@ -73,6 +73,7 @@ def test_a_sweep_with_a_service_down_a_relayed_and_an_offline_peer() -> None:
     assert all(key[1] not in ("Ollama", "Redis", "PostgreSQL") for key in reasons)  # up: absent
 
     assert samples(families["tailnet_peer_online"]) == {("laptop",): 0.0, ("macmini",): 1.0}
+    assert samples(families["tailnet_peer_always_on"]) == {("laptop",): 0.0, ("macmini",): 1.0}
     paths = samples(families["tailnet_peer_path"])
     assert paths == {
         ("laptop", "direct"): 0.0,
