@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -202,6 +202,11 @@ def status_document(
     }
 
 
+async def _together(changes: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run the changes at once (in the services' loop): no sweep sees half of them."""
+    await asyncio.gather(*changes)
+
+
 class DemoNetwork:
     """The running simulated network; its methods are safe to call from any thread."""
 
@@ -312,17 +317,16 @@ class DemoNetwork:
     def start_service(self, node_id: str, service: str) -> None:
         self._call(self._stand_ins[(node_id, service)].start())
 
+    def _all_of(self, node_id: str) -> list[StandIn]:
+        return [s for (owner, _), s in self._stand_ins.items() if owner == node_id]
+
     def go_offline(self, node_id: str) -> None:
         """The machine leaves the tailnet: Tailscale says offline, nothing of it answers."""
         self._set_peer(node_id, online=False)
-        for owner, service in self._stand_ins:
-            if owner == node_id:
-                self.stop_service(owner, service)
+        self._call(_together(s.stop() for s in self._all_of(node_id)))
 
     def come_online(self, node_id: str) -> None:
-        for owner, service in self._stand_ins:
-            if owner == node_id:
-                self.start_service(owner, service)
+        self._call(_together(s.start() for s in self._all_of(node_id)))
         self._set_peer(node_id, online=True)
 
     def addresses(self) -> dict[ServiceKey, str]:

@@ -16,8 +16,8 @@ person with curl or a browser) meet what they would meet on the tailnet:
 
 A service of another name gets its check kind's plain answer. The port is the real
 program's when it is free on that address, else one the system picks (a real Next.js may
-run on 3000 here); `start` after `stop` binds the same port again, so the topology stays
-true.
+run on 3000 here); `start` after `stop` binds the same port again when it can (the
+topology, written from `port`, follows when it cannot).
 """
 
 from __future__ import annotations
@@ -344,18 +344,17 @@ class StandIn:
         return self._server is not None
 
     async def start(self) -> None:
+        """Listen: on the port it had, else the service's own, else any free one (taken
+        meanwhile, or a real server runs here); `port` says which."""
         if self._server is not None:
             return
-        if self.port is None:
-            try:
-                self._server = await asyncio.start_server(
-                    self._handler, self.host, self.preferred_port
-                )
-            except OSError:  # taken here (a real one runs?): any free port will do
-                self._server = await asyncio.start_server(self._handler, self.host, 0)
-            self.port = int(self._server.sockets[0].getsockname()[1])
-        else:
-            self._server = await asyncio.start_server(self._handler, self.host, self.port)
+        try:
+            self._server = await asyncio.start_server(
+                self._handler, self.host, self.port or self.preferred_port
+            )
+        except OSError:
+            self._server = await asyncio.start_server(self._handler, self.host, 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         """Close the listening socket: from now on a connection is refused."""

@@ -3,9 +3,10 @@ should make of each step.
 
 The steps are data (STEPS): the change, the event the agent should announce and the
 colour it should show, and how long the step lasts at speed 1 (about two minutes in all).
-`Walk` runs them in a thread of its own. For each step it renames the topology (the tray's
-tooltip and menu title carry the topology's name, so they say which step runs), logs the
-step, makes the change, then waits until the agent has shown it — the step's event among
+`Walk` runs them in a thread of its own. For each step it logs the step, makes the change,
+renames the topology (the tray's tooltip and menu title carry the topology's name, so they
+say which step runs; written after the change, the file also follows a stand-in that had
+to move to another port), then waits until the agent has shown it — the step's event among
 the monitor's events, then the step's colour — and until the step's time, divided by the
 speed, has passed. The agent's own confirmation (consecutive readings, a re-check after
 about a second) takes what it takes at any speed: the walk waits for it rather than
@@ -194,10 +195,11 @@ class Walk:
             for index, step in enumerate(self._steps, start=1):
                 if self._stopping.is_set():
                     return
-                self._write(topology_name(index, count, step.label))
                 self._drain()
                 log.info("demo step %d/%d: %s", index, count, step.says)
                 step.change(self._network)
+                # After the change: a stand-in that had to move to another port is found.
+                self._write(topology_name(index, count, step.label))
                 self._await(index, step)
             if self._stopping.is_set():
                 return
