@@ -52,6 +52,8 @@ def assert_the_whole_walk(stderr: str) -> None:
     seventh = next(i for i, line in enumerate(lines) if "demo step 7/7" in line)
     assert len(over) == 1 and over[0] > seventh, stderr
     assert not [line for line in lines if line.startswith("WARNING agent.demo.walk")], stderr
+    named = [int(n) for n in re.findall(r"watching 'Sparklio demo (\d)/7: ", stderr)]
+    assert named == [1, 2, 3, 4, 5, 6, 7], stderr  # the topology's name (tooltip, menu title)
     colours = [m[1] for line in lines if (m := re.match(r"INFO agent\.app: state (\w+):", line))]
     shown = [c for i, c in enumerate(colours) if i == 0 or c != colours[i - 1]]
     assert shown == COLOURS, stderr

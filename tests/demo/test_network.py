@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.core.model import CheckKind, Link, ProbeState, ProbeTarget, Service
+from agent.core.model import CheckKind, Health, Link, ProbeState, ProbeTarget, Service
 from agent.core.tailnet import link_of, parse_status_json
 from agent.core.topology import parse_topology
 from agent.demo.network import SELF_NODE, DemoError, DemoNetwork, choose_addresses
@@ -179,3 +179,26 @@ def test_the_walks_changes_read_as_tailscale_would_say_them(network: DemoNetwork
         network.come_online("macmini")
     assert links() == {"desktop": (Link.DIRECT, ""), "macmini": (Link.DIRECT, "")}
     assert httpx.get(f"http://{host}:{port}/health", timeout=5).status_code == 200
+
+
+def test_the_tray_names_the_step_running_in_its_tooltip_and_menu_title(
+    network: DemoNetwork,
+) -> None:
+    """The walk names each step in the topology; the tray shows the topology's name."""
+    from agent.app import tray_view
+    from agent.core.menu import MonitorStatus, build_menu, tooltip
+    from agent.sweep import sweep
+
+    network.stop_service("macmini", "FastAPI")
+    try:
+        topology = network.topology("Sparklio demo 4/7: FastAPI stops", 2.0)
+        snapshot = asyncio.run(
+            sweep(topology, tailscale_cli=None, read_tailnet=network.read_tailnet)
+        )
+    finally:
+        network.start_service("macmini", "FastAPI")
+    view = tray_view(MonitorStatus(snapshot, snapshot.at), autostart=None)
+    assert snapshot.overall is Health.RED
+    assert tooltip(view).startswith("tailnet-agent (Sparklio demo 4/7: FastAPI stops): ")
+    title = build_menu(view, local_time=lambda _: "12:00")[0].text
+    assert "Sparklio demo 4/7: FastAPI stops: " in title and "FastAPI" in title
