@@ -71,7 +71,7 @@ def run_demo(*, headless: bool, speed: float, env: Mapping[str, str] = os.enviro
         if not headless:
             why = tray_unavailable()
             if why is not None:
-                log.warning("no tray here (%s): the demo runs headless, in this terminal", why)
+                log.warning("no tray here, so the demo runs headless, in this terminal (%s)", why)
                 headless = True
         _start_afresh(files.history)
         bundled = load_topology(str(paths.bundled_topology_path()), {})
