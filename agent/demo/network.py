@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import socket
 import threading
 import time
@@ -33,6 +32,7 @@ from agent.core.model import Access, Node, ServiceKey, TailnetView, Topology
 from agent.core.tailnet import parse_status_json
 from agent.core.topology import dump_topology
 from agent.demo.standins import StandIn
+from agent.edges import paths
 from agent.errors import AgentError
 
 __all__ = [
@@ -283,10 +283,7 @@ class DemoNetwork:
 
     def write_topology(self, path: Path, name: str, interval_s: float) -> None:
         """Write the topology file the agent watches (atomically: it never reads half)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".tmp")
-        partial.write_text(dump_topology(self.topology(name, interval_s)), encoding="utf-8")
-        os.replace(partial, path)
+        paths.write_atomically(path, dump_topology(self.topology(name, interval_s)))
 
     def status_json(self) -> str:
         with self._lock:
