@@ -4,7 +4,9 @@
 its worker thread. `run_headless` is `tailnet-agent run --headless`: the same
 monitor, notifications and history, with the log instead of a tray. Both stop
 cleanly on SIGINT or SIGTERM (agent.edges.stop_signals) and exit 0. The tray's "Start
-at login" checkbox is an AutostartSwitch over agent.desktop.autostart.
+at login" checkbox is an AutostartSwitch over agent.desktop.autostart. Both run in the
+user's own Surroundings unless given others: where the lock, history and log are, how
+Tailscale is read, who else watches the monitor, what else stops it (the demo's).
 """
 
 from __future__ import annotations
@@ -13,18 +15,19 @@ import functools
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import APP_ID, __version__
 from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView
-from agent.core.model import Snapshot, TailscaleProblem
+from agent.core.model import Snapshot, TailscaleProblem, Topology
 from agent.core.notify_policy import pause_presets
 from agent.core.ports import Notifier
 from agent.core.tailnet import identify_self_by
@@ -37,10 +40,17 @@ from agent.edges.path_ping import PING_EVERY_S, PathPinger
 from agent.edges.single_instance import InstanceLock
 from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.edges.tailscale import find_cli
-from agent.edges.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
+from agent.edges.topology_fetch import RemoteTopology
+from agent.edges.topology_source import (
+    ORIGIN_BUNDLED,
+    TopologyLocation,
+    load_topology,
+    locate_topology,
+)
 from agent.errors import AgentError, AutostartError
-from agent.monitor import Monitor
-from agent.sweep import sweep
+from agent.exporter import Exporter, open_exporter
+from agent.monitor import Monitor, SweepOnce
+from agent.sweep import StatusReader, sweep
 
 __all__ = [
     "AUTOSTART_REFRESH_S",
@@ -48,11 +58,16 @@ __all__ = [
     "AutostartSwitch",
     "MenuHandler",
     "ShownView",
+    "Surroundings",
     "about_text",
+    "create_topology",
+    "demo_command",
     "menu_handlers",
     "no_desktop_libraries",
+    "open_demo",
     "run_headless",
     "run_tray",
+    "tray_unavailable",
     "tray_view",
 ]
 
@@ -69,6 +84,24 @@ class AgentOptions:
     topology: str | None = None
     node: str | None = None
     tailscale: str | None = None
+    metrics: str | None = None  # --metrics HOST:PORT (agent.exporter: also the variable, config)
+
+
+@dataclass(frozen=True, slots=True)
+class Surroundings:
+    """What an agent runs in besides its options; the defaults are the user's own agent.
+
+    `files`: its lock, history and log. `read_tailnet`: Tailscale's view read in-process
+    instead of from the tailscale CLI. `watch`: called with each MonitorStatus too (in the
+    monitor's thread). `stop`: set, it stops the agent as SIGTERM or Quit do (exit 0).
+    `no_autostart`: why "Start at login" is not offered (None: the OS's own backend).
+    """
+
+    files: paths.AgentFiles = field(default_factory=paths.agent_files)
+    read_tailnet: StatusReader | None = None
+    watch: Callable[[MonitorStatus], None] | None = None
+    stop: threading.Event | None = None
+    no_autostart: str | None = None
 
 
 def _plural(n: int, word: str) -> str:
@@ -113,37 +146,77 @@ class _InUseLog:
                 log.info("this machine is no node of the topology: %s", node[1])
 
 
+def _remote_topology(options: AgentOptions, env: Mapping[str, str]) -> RemoteTopology | None:
+    """The fetcher when the topology in use is a URL (decided at start), else None."""
+    try:
+        location = locate_topology(options.topology, env)
+    except AgentError:
+        return None  # the monitor's first load says why
+    if location.url is None:
+        return None
+    return RemoteTopology(location.url, location.path, refresh_s=location.refresh_s)
+
+
 def _build_monitor(
     options: AgentOptions,
     env: Mapping[str, str],
     notifier: Notifier,
     on_update: Callable[[MonitorStatus], None],
+    remote: RemoteTopology | None = None,
+    exporter: Exporter | None = None,
+    surroundings: Surroundings | None = None,
 ) -> Monitor:
-    cli = find_cli(options.tailscale, env)
-    if cli is None:
-        log.warning("no tailscale command found: peers will not be probed")
+    around = surroundings or Surroundings()
+    cli = None
+    if around.read_tailnet is None:
+        cli = find_cli(options.tailscale, env)
+        if cli is None:
+            log.warning("no tailscale command found: peers will not be probed")
+    watch = around.watch
+
+    def publish(status: MonitorStatus) -> None:
+        on_update(status)
+        if watch is not None:
+            watch(status)
+
+    def load() -> Topology:
+        if remote is not None:
+            remote.wait_first_attempt()  # a first start without a cached copy
+        return load_topology(options.topology, env)
+
+    sweep_once: SweepOnce = functools.partial(
+        sweep,
+        tailscale_cli=cli,
+        node_override=options.node,
+        read_tailnet=around.read_tailnet,
+        # a peer's path at most once a minute; a tailnet read another way has no CLI to ping
+        pinger=PathPinger(cli if around.read_tailnet is None else None, every_s=PING_EVERY_S),
+    )
+    if exporter is not None:
+        sweep_once, on_update = exporter.observe(sweep_once, on_update)
     return Monitor(
-        load_topology=lambda: load_topology(options.topology, env),
+        load_topology=load,
         # asked again on every poll: a user file created while running takes over at once
         locate_topology=lambda: locate_topology(options.topology, env).path,
-        sweep_once=functools.partial(
-            sweep,
-            tailscale_cli=cli,
-            node_override=options.node,
-            pinger=PathPinger(cli, every_s=PING_EVERY_S),  # a peer at most once a minute
-        ),
+        sweep_once=sweep_once,
         notifier=notifier,
-        on_update=on_update,
-        open_history=lambda: History(paths.history_path()),
+        on_update=publish,
+        open_history=lambda: History(around.files.history),
+        topology_warning=remote.warning if remote is not None else lambda: None,
     )
 
 
 # ==== headless =================================================================
 
 
-def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
+def run_headless(
+    options: AgentOptions,
+    env: Mapping[str, str] = os.environ,
+    surroundings: Surroundings | None = None,
+) -> int:
     """The monitor without a tray, until SIGINT/SIGTERM. Returns the exit code."""
-    stop = threading.Event()
+    around = surroundings or Surroundings()
+    stop = around.stop or threading.Event()
     last_summary: list[str] = []
     in_use = _InUseLog(options.node)
 
@@ -159,14 +232,20 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
             log.info("state %s", text)
             last_summary[:] = [text]
 
-    lock = InstanceLock(paths.instance_lock_path(), mutex_name=APP_ID)
+    exporter = open_exporter(options.metrics, env, tailscale=options.tailscale)
+    lock = InstanceLock(around.files.lock, mutex_name=APP_ID)
     lock.acquire()
     notifier = choose_notifier(
         frozen=paths.is_frozen(), app_icon=paths.app_icon_path()
     )  # it logs which one
-    monitor = _build_monitor(options, env, notifier, on_update)
+    remote = _remote_topology(options, env)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around)
     try:
+        if exporter is not None:
+            exporter.start()
         with stop_on_signals(stop.set):
+            if remote is not None:
+                remote.start()
             monitor.start()
             while not stop.wait(1.0):
                 if not monitor.alive:
@@ -174,6 +253,10 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
                     return 1
     finally:
         monitor.stop()
+        if remote is not None:
+            remote.stop()
+        if exporter is not None:
+            exporter.stop()
         lock.release()
     return 0
 
@@ -201,23 +284,27 @@ def about_text(
     snapshot: Snapshot | None,
     *,
     home: Path | None = None,
+    files: paths.AgentFiles | None = None,
 ) -> tuple[str, str]:
     """About's notification: the version as the title; the files in use and Tailscale's
     version as a few short lines (a notification body has little room)."""
     home = Path.home() if home is None else home
+    files = files or paths.agent_files()
     try:
         location = locate_topology(options.topology, env)
     except AgentError as error:
         topology = error.message
     else:
-        if location.origin == ORIGIN_BUNDLED:
+        if location.url is not None:
+            topology = location.source
+        elif location.origin == ORIGIN_BUNDLED:
             topology = "the bundled default (Open topology file makes your own copy)"
         else:
             topology = _shown_path(location.path, home)
     lines = [
         f"Topology: {topology}",
-        f"Log folder: {_shown_path(paths.log_dir(), home)}",
-        f"History: {_shown_path(paths.history_path(), home)}",
+        f"Log folder: {_shown_path(files.log_dir, home)}",
+        f"History: {_shown_path(files.history, home)}",
     ]
     tailnet = snapshot.tailnet if snapshot is not None else None
     if tailnet is not None and tailnet.version:
@@ -243,10 +330,70 @@ def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
 def _open_topology_file(
     options: AgentOptions, env: Mapping[str, str], monitor: Monitor, actions: DesktopActions
 ) -> None:
-    """ "Open topology file": the editable copy, opened, and watched by the monitor at once."""
+    """ "Open topology file": the editable copy, opened, and watched by the monitor at once;
+    a topology served over HTTP opens in the browser (it is edited where it is served)."""
+    location = locate_topology(options.topology, env)
+    if location.url is not None:
+        actions.open_url(location.url)
+        return
     path = _editable_topology(options, env)
     monitor.check_now()  # the copy may have just become the file in use: reload it now
     actions.open_path(path, "the topology file")
+
+
+def create_topology(
+    options: AgentOptions, env: Mapping[str, str], monitor: Monitor, notifier: Notifier
+) -> None:
+    """ "Create topology from this tailnet…": `init` for this machine, into the user topology
+    (where the agent looks, so the monitor switches to it), told in a notification."""
+    from agent.init import init_topology
+
+    target = paths.user_topology_path()
+    try:
+        result = init_topology(
+            target,
+            tailscale_cli=find_cli(options.tailscale, env),
+            discover_ports=None,
+            force=False,
+        )
+    except AgentError as error:
+        log.warning("create topology: %s", error.message)
+        notifier.notify("Could not create the topology", error.message)
+        return
+    log.info("created %s from this tailnet: %d nodes", result.path, len(result.nodes))
+    monitor.check_now()  # the new user file takes over at once
+    shown = _shown_path(result.path, Path.home())
+    notifier.notify(
+        "Topology created",
+        f"Wrote {shown}: {_plural(len(result.nodes), 'node')}. Add your services there "
+        "(Open topology file), then put the same file on every machine.",
+    )
+
+
+def demo_command() -> list[str]:
+    """`tailnet-agent demo` with this install's own program (the frozen exe, or this
+    environment's script)."""
+    return [*autostart.login_command(), "demo"]
+
+
+def open_demo(notifier: Notifier) -> None:
+    """ "Open the demo": `tailnet-agent demo` as a process of its own (its own state folder
+    and lock: it runs beside this agent)."""
+    try:
+        argv = demo_command()
+        subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=sys.platform != "win32",
+        )
+    except (AgentError, OSError) as error:
+        message = error.message if isinstance(error, AgentError) else str(error)
+        log.warning("open the demo: %s", message)
+        notifier.notify("Could not open the demo", message)
+        return
+    log.info("started the demo: %s", " ".join(argv))
 
 
 class AutostartSwitch:
@@ -344,12 +491,19 @@ class AutostartSwitch:
             return self._checked
 
 
+def _is_bundled(snapshot: Snapshot | None) -> bool:
+    """Whether `snapshot` watches the bundled example topology."""
+    bundled = TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED)
+    return snapshot is not None and snapshot.topology.source == bundled.source
+
+
 def tray_view(
     status: MonitorStatus, *, autostart: bool | None, autostart_note: str = ""
 ) -> TrayView:
     """What the tray shows for one monitor status."""
     return TrayView(
         status,
+        bundled_topology=_is_bundled(status.snapshot),
         autostart=autostart,
         autostart_note=autostart_note,
         version=__version__,
@@ -395,25 +549,33 @@ def menu_handlers(
     actions: DesktopActions,
     notifier: Notifier,
     shown: ShownView,
+    refresh_topology: Callable[[], None] | None = None,
+    files: paths.AgentFiles | None = None,
 ) -> dict[ActionKind, MenuHandler]:
-    """The tray's dispatch table: every ActionKind the menu emits, and what it does."""
+    """The tray's dispatch table: every ActionKind the menu emits, and what it does.
+    `refresh_topology`: ask a topology URL again (on Check now)."""
+    files = files or paths.agent_files()
+
+    def check_now(_: str) -> None:
+        if refresh_topology is not None:
+            refresh_topology()
+        monitor.check_now()
 
     def toggle_autostart(_: str) -> None:
         checked = switch.toggle()
         shown.change(lambda view: replace(view, autostart=checked, autostart_note=switch.note()))
 
     def open_logs(_: str) -> None:
-        log_dir = paths.log_dir()
-        log_dir.mkdir(parents=True, exist_ok=True)
-        actions.open_path(log_dir, "the log folder")
+        files.log_dir.mkdir(parents=True, exist_ok=True)
+        actions.open_path(files.log_dir, "the log folder")
 
     def about(_: str) -> None:
-        title, body = about_text(options, env, shown.view.status.snapshot)
+        title, body = about_text(options, env, shown.view.status.snapshot, files=files)
         log.info("%s: %s", title, body.replace("\n", "; "))
         notifier.notify(title, body)
 
     return {
-        ActionKind.CHECK_NOW: lambda _: monitor.check_now(),
+        ActionKind.CHECK_NOW: check_now,
         ActionKind.PAUSE_1H: lambda _: monitor.pause_notifications(_pause_ends(time.time())[0]),
         ActionKind.PAUSE_TOMORROW: lambda _: monitor.pause_notifications(
             _pause_ends(time.time())[1]
@@ -427,7 +589,16 @@ def menu_handlers(
         ActionKind.QUIT: lambda _: stop_tray(),
         ActionKind.OPEN_URL: actions.open_url,
         ActionKind.COPY_ADDRESS: actions.copy,
+        ActionKind.CREATE_TOPOLOGY: lambda _: _in_background(
+            lambda: create_topology(options, env, monitor, notifier)
+        ),
+        ActionKind.OPEN_DEMO: lambda _: open_demo(notifier),
     }
+
+
+def _in_background(job: Callable[[], None]) -> None:
+    """Run a slow menu action (it reads Tailscale) off the tray's thread."""
+    threading.Thread(target=job, name="menu-action", daemon=True).start()
 
 
 def no_desktop_libraries(exc: ModuleNotFoundError) -> str:
@@ -438,25 +609,40 @@ def no_desktop_libraries(exc: ModuleNotFoundError) -> str:
     )
 
 
-def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
-    """The tray on this (main) thread, the monitor in a worker thread."""
-    from agent.desktop.actions import DesktopActions
-
+def tray_unavailable() -> str | None:
+    """Why no tray can run here (no desktop libraries, no display or tray host), or None."""
     try:
-        from agent.desktop.tray import Tray, tray_available
+        from agent.desktop.tray import tray_available
     except ModuleNotFoundError as exc:  # a server install: no pystray or Pillow
-        print(f"tailnet-agent: {no_desktop_libraries(exc)}", file=sys.stderr)
-        return 3
-
+        return no_desktop_libraries(exc)
     ok, why = tray_available()
-    if not ok:
+    return None if ok else why
+
+
+def run_tray(
+    options: AgentOptions,
+    env: Mapping[str, str] = os.environ,
+    surroundings: Surroundings | None = None,
+) -> int:
+    """The tray on this (main) thread, the monitor in a worker thread."""
+    why = tray_unavailable()
+    if why is not None:
         print(f"tailnet-agent: {why}", file=sys.stderr)
         return 3
+    from agent.desktop.actions import DesktopActions
+    from agent.desktop.tray import Tray
 
-    lock = InstanceLock(paths.instance_lock_path(), mutex_name=APP_ID)
+    exporter = open_exporter(options.metrics, env, tailscale=options.tailscale)
+    around = surroundings or Surroundings()
+    lock = InstanceLock(around.files.lock, mutex_name=APP_ID)
     lock.acquire()
     notifier = choose_notifier(frozen=paths.is_frozen(), app_icon=paths.app_icon_path())
-    switch = AutostartSwitch(options, notifier, autostart.backend(env=env))
+    backend = (
+        autostart.backend(env=env)
+        if around.no_autostart is None
+        else autostart.Unsupported(around.no_autostart)
+    )
+    switch = AutostartSwitch(options, notifier, backend)
     actions = DesktopActions(notifier)
     handlers: dict[ActionKind, MenuHandler] = {}
     in_use = _InUseLog(options.node)
@@ -476,7 +662,8 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             lambda _: tray_view(status, autostart=switch.checked(), autostart_note=switch.note())
         )
 
-    monitor = _build_monitor(options, env, notifier, on_update)
+    remote = _remote_topology(options, env)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around)
     handlers.update(
         menu_handlers(
             options,
@@ -487,21 +674,38 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             actions=actions,
             notifier=notifier,
             shown=shown,
+            refresh_topology=remote.refresh_soon if remote is not None else None,
+            files=around.files,
         )
     )
     shown.change(
         lambda view: replace(view, autostart=switch.checked(), autostart_note=switch.note())
     )
     try:
+        if exporter is not None:
+            exporter.start()
         with stop_on_signals(tray.stop) as signals:  # as Quit does: run() returns, exit 0
+
+            def stop_when_told() -> None:
+                assert around.stop is not None
+                around.stop.wait()
+                tray.stop()
 
             def setup() -> None:  # in pystray's setup thread, once its loop runs
                 if signals is not None and tray.backend in GLIB_TRAY_BACKENDS:
                     signals.reclaim_in_glib_loop()
+                if remote is not None:
+                    remote.start()
                 monitor.start()
+                if around.stop is not None:
+                    threading.Thread(target=stop_when_told, name="stop-tray", daemon=True).start()
 
             tray.run(setup=setup)
     finally:
         monitor.stop()
+        if remote is not None:
+            remote.stop()
+        if exporter is not None:
+            exporter.stop()
         lock.release()
     return 0

@@ -1,4 +1,4 @@
-"""The command line: `tailnet-agent [check|run|tray|topology|init|history|autostart] ...`.
+"""The command line: `tailnet-agent [check|run|tray|demo|topology|init|history|autostart] ...`.
 
 Plain `tailnet-agent` starts the tray, and so do the sweep options with no command
 (`tailnet-agent --topology P --node ID`: what start at login registers); where no
@@ -8,7 +8,8 @@ Parses arguments, wires the edges together and maps outcomes to exit codes:
 0 green, 1 amber, 2 red, 3 grey or unusable input (the Nagios plugin
 convention). Usage errors exit 3 too, so a monitoring system never reads a bad
 command line as "critical". `autostart` follows the same scale: 0 done (status:
-enabled), 1 status says disabled, 3 unsupported here or failed.
+enabled), 1 status says disabled, 3 unsupported here or failed. `demo` (agent.demo) runs
+the real agent over a simulated network on loopback, with files of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import textwrap
@@ -25,14 +27,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent import __version__
+from agent.core.events import format_duration
 from agent.core.model import Health, Topology
 from agent.core.report import history_to_json, render_history, render_table, snapshot_to_dict
 from agent.core.topology import describe_topology
+from agent.core.topology_url import topology_url
 from agent.edges import event_loop, paths
 from agent.edges.logs import setup_logging
 from agent.edges.tailscale import TAILSCALE_ENV, find_cli
-from agent.edges.topology_source import load_topology, locate_topology
-from agent.errors import AgentError, UsageError
+from agent.edges.topology_source import (
+    TopologyLocation,
+    load_location,
+    load_topology,
+    locate_topology,
+)
+from agent.errors import AgentError, TopologyError, UsageError
 
 if TYPE_CHECKING:
     from agent.app import AgentOptions
@@ -72,16 +81,17 @@ def _add_verbose(parser: argparse.ArgumentParser, default: Any = False) -> None:
 
 
 SWEEP_OPTIONS = ("topology", "node", "tailscale")
+MONITOR_OPTIONS = ("metrics",)  # the running agent's own: `run` and `tray`
 _TOP = "top_"  # dest prefix of the sweep options given before any command
 
 
 def _add_topology_option(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument(
         "--topology",
-        metavar="PATH",
+        metavar="PATH|URL",
         dest=f"{prefix}topology",
-        help="topology file (default: $TAILNET_AGENT_TOPOLOGY, the user config, "
-        "else the bundled default)",
+        help="topology file, or an http(s) URL serving it (default: $TAILNET_AGENT_TOPOLOGY, "
+        "config.toml's source, the user config, else the bundled default)",
     )
 
 
@@ -99,6 +109,27 @@ def _add_sweep_options(parser: argparse.ArgumentParser, prefix: str = "") -> Non
         dest=f"{prefix}tailscale",
         help=f"the tailscale CLI (default: ${TAILSCALE_ENV}, PATH, the standard install places)",
     )
+
+
+def _add_metrics_option(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        dest=f"{prefix}metrics",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics; HOST is 127.0.0.1, [::1] or "
+        "this node's Tailscale IP (default: $TAILNET_AGENT_METRICS, `metrics` in config.toml "
+        "in the user config folder, else off)",
+    )
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the speed must be more than 0")
+    return value
 
 
 ExitCodes = Sequence[tuple[int, str]]
@@ -135,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbose(parser)
     # Before a command they count for the tray (no command) or for a command that takes them.
     _add_sweep_options(parser, _TOP)
+    _add_metrics_option(parser, _TOP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
 
     check = _command(
@@ -240,10 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
         [
             (0, "stopped cleanly (SIGINT, SIGTERM, or Quit in the tray)"),
             (1, "the monitor stopped on an unexpected error"),
-            (EXIT_UNUSABLE, "already running, no tray possible here, or a bad command line"),
+            (
+                EXIT_UNUSABLE,
+                "already running, no tray possible here, a refused --metrics or a bad command line",
+            ),
         ],
     )
     _add_sweep_options(run)
+    _add_metrics_option(run)
     run.add_argument("--headless", action="store_true", help="no tray icon")
 
     tray = _command(
@@ -253,10 +289,42 @@ def build_parser() -> argparse.ArgumentParser:
         "The tray icon (green, amber, red, grey) and its menu, with the monitor behind it.",
         [
             (0, "quit from the menu, or stopped by SIGINT or SIGTERM"),
-            (EXIT_UNUSABLE, "no display or tray here, already running, or a bad command line"),
+            (
+                EXIT_UNUSABLE,
+                "no display or tray, already running, a refused --metrics or a bad command line",
+            ),
         ],
     )
     _add_sweep_options(tray)
+    _add_metrics_option(tray)
+
+    demo = _command(
+        commands,
+        "demo",
+        "a simulated Sparklio network on loopback, watched by the real agent (try it first)",
+        "Start stand-ins of the network's services on 127.0.0.x and a simulated Tailscale, "
+        "and the real agent watching them, in a folder of its own (a real agent may run "
+        "meanwhile). A scripted walk of about two minutes follows: all green, the desktop's "
+        "link relayed through DERP, direct again, FastAPI down, back, the Mac mini offline, "
+        "back, green. Nothing leaves this machine. With --headless (or where no tray can "
+        "run) each step and notification is printed, and the demo ends with the walk.",
+        [
+            (0, "the walk is over (headless), or Quit in the tray, SIGINT or SIGTERM"),
+            (1, "the monitor stopped on an unexpected error"),
+            (
+                EXIT_UNUSABLE,
+                "a demo already runs, the stand-ins cannot start, or a bad command line",
+            ),
+        ],
+    )
+    demo.add_argument("--headless", action="store_true", help="no tray icon: print the walk")
+    demo.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="X",
+        help="play the walk X times faster (default 1: about two minutes)",
+    )
 
     history = _command(
         commands,
@@ -323,7 +391,7 @@ def _port(text: str) -> int:
 def _merge_top_level_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fold `tailnet-agent --node ID COMMAND` into COMMAND's own --node (refused if it has
     none, or if it was given on both sides); with no command they are the tray's options."""
-    for name in SWEEP_OPTIONS:
+    for name in (*SWEEP_OPTIONS, *MONITOR_OPTIONS):
         value = getattr(args, f"{_TOP}{name}")
         delattr(args, f"{_TOP}{name}")
         if args.command is None:
@@ -354,12 +422,27 @@ def _require_node(topology: Topology, node: str | None) -> None:
         raise UsageError(f"--node {node}: no such node in {topology.source} (known: {known})")
 
 
+def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]:
+    """The topology in use for a one-shot command. A URL is asked once (a conditional
+    request); when its source fails, the cached copy serves and a warning says so."""
+    location = locate_topology(explicit, os.environ)
+    if location.url is not None:
+        from agent.edges.topology_fetch import RemoteTopology  # httpx: only for a URL
+
+        remote = RemoteTopology(location.url, location.path, refresh_s=location.refresh_s)
+        remote.refresh()  # a failure is logged (on stderr): the cached copy serves
+        warning = remote.warning()
+        if warning is not None and not location.path.exists():
+            raise TopologyError(location.source, warning.removeprefix(f"{location.source}: "))
+    return location, load_location(location)
+
+
 def _check(args: argparse.Namespace) -> int:
     # Imported here: the probes (and httpx) are loaded only by the command that probes, so
     # `--help`, `topology`, `history` and `autostart` start without them.
     from agent.sweep import sweep
 
-    topology = load_topology(args.topology, os.environ)
+    _, topology = _load_for_command(args.topology)
     _require_node(topology, args.node)
     cli = find_cli(args.tailscale, os.environ)
     probes = topology.service_count
@@ -380,18 +463,42 @@ def _topology(args: argparse.Namespace) -> int:
             raise UsageError(
                 "give the file once: `topology validate PATH` or `--topology PATH`, not both"
             )
-        if args.path is None and args.topology is None:
-            topology = load_topology(None, os.environ)
+        given = args.path or args.topology
+        url = topology_url(given, "the command line") if given else None
+        if url is not None:  # fetched and checked, never cached: it is not in use yet
+            from agent.edges.topology_fetch import fetch_document
+
+            topology = fetch_document(url)
+        elif given is None:
+            _, topology = _load_for_command(None)
         else:
-            topology = load_topology(args.path or args.topology, {})
+            topology = load_topology(given, {})
         services = topology.service_count
         print(f"OK: {topology.source}: {len(topology.nodes)} nodes, {services} services")
         return 0
-    location = locate_topology(args.topology, os.environ)
-    topology = load_topology(args.topology, os.environ)
-    print(f"# from {location.origin}: {location.path}")
+    location, topology = _load_for_command(args.topology)
+    if location.url is None:
+        print(f"# from {location.origin}: {location.path}")
+    else:
+        print(f"# from {location.origin}: {location.source}")
+        print(f"# {_cached_copy_line(location)}")
     print(describe_topology(topology))
     return 0
+
+
+def _cached_copy_line(location: TopologyLocation) -> str:
+    """ "cached copy: PATH, fetched 3 min ago, ETag "abc", last asked 10 s ago"."""
+    from agent.edges.topology_fetch import RemoteTopology
+
+    copy = RemoteTopology(location.url or "", location.path).cached()
+    if copy is None:
+        return "no cached copy"
+    now = time.time()
+    etag = f"ETag {copy.etag}" if copy.etag else "no ETag"
+    return (
+        f"cached copy: {location.path}, fetched {format_duration(now - copy.fetched_at)} ago, "
+        f"{etag}, last asked {format_duration(now - copy.checked_at)} ago"
+    )
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -454,6 +561,7 @@ def _agent_options(args: argparse.Namespace) -> AgentOptions:
         topology=getattr(args, "topology", None),
         node=getattr(args, "node", None),
         tailscale=getattr(args, "tailscale", None),
+        metrics=getattr(args, "metrics", None),
     )
 
 
@@ -487,7 +595,7 @@ def _autostart(args: argparse.Namespace) -> int:
     if action == "enable":
         if args.topology is not None or args.node is not None:
             # Refuse now what would fail at every login: a missing file, an unknown node.
-            _require_node(load_topology(args.topology, os.environ), args.node)
+            _require_node(_load_for_command(args.topology)[1], args.node)
         command = autostart.login_command(
             topology=args.topology, node=args.node, tailscale=args.tailscale
         )
@@ -527,6 +635,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _history(args)
         if args.command == "autostart":
             return _autostart(args)
+        if args.command == "demo":
+            from agent.demo.runner import demo_files, run_demo
+
+            setup_logging(demo_files().log_dir, verbose=args.verbose, console_level=logging.INFO)
+            return run_demo(headless=args.headless, speed=args.speed)
         # The monitor and the tray load only when used: `check` starts fast.
         from agent.app import run_headless, run_tray
 
@@ -541,7 +654,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # wanted state already, and exit 0 keeps KeepAlive from restarting us every 10 s.
             logging.getLogger("agent").info("%s; started at login: nothing to do", error.message)
             return 0
-        if args.command in (None, "run", "tray"):
+        if args.command in (None, "run", "tray", "demo"):
             # The log reaches the file too: a windowed build has no stderr.
             logging.getLogger("agent").error("%s", error.message)
         else:

@@ -5,9 +5,11 @@ command runs it once and the monitor runs it on a schedule. `sweep` reads Tailsc
 (`edges.tailscale.read_status`), finds which node this machine is, plans
 (`core.plan`), sends the probes (`edges.probes.run_probes`) and judges the results
 (`core.health`) into a Snapshot; the caller chooses the tailscale CLI, the node
-(--node), the HTTP client the probes share and the clock. Alongside the probes, each online
-peer's path is measured with `tailscale ping` (`edges.path_ping`): by a `PathPinger` the
-caller keeps (the monitor: once a minute each), else by a fresh one (`check`: every peer).
+(--node) and the clock, or reads Tailscale its own way (`read_tailnet`: the demo's
+simulated tailnet, served in-process because a frozen build has no interpreter to run
+a stand-in `tailscale`). Alongside the probes, each online peer's path is measured with
+`tailscale ping` (`edges.path_ping`): by a `PathPinger` the caller keeps (the monitor: once
+a minute each), else by a fresh one (`check`: every peer; none for a tailnet read another way).
 
 With DEBUG logging (-v) a sweep says which node this machine is and how that was
 found, and each probe's outcome and time (the tailscale reader logs its own run).
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from agent.core.health import judge
 from agent.core.model import (
@@ -35,11 +37,14 @@ from agent.edges.path_ping import PathPinger
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 
-__all__ = ["TAILSCALE_TIMEOUT_S", "sweep"]
+__all__ = ["TAILSCALE_TIMEOUT_S", "StatusReader", "sweep"]
 
 log = logging.getLogger(__name__)
 
 TAILSCALE_TIMEOUT_S = 5.0
+
+StatusReader = Callable[[], Awaitable[TailnetView]]
+"""Tailscale's view, read some other way than running `tailscale status --json`."""
 
 
 async def sweep(
@@ -47,11 +52,15 @@ async def sweep(
     *,
     tailscale_cli: str | None,
     node_override: str | None = None,
+    read_tailnet: StatusReader | None = None,
     clock: Callable[[], float] = time.time,
     pinger: PathPinger | None = None,
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure."""
-    tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+    if read_tailnet is None:
+        tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+    else:
+        tailnet = await read_tailnet()
     self_id: str | None
     if node_override:
         self_id, how = node_override, "--node"
@@ -62,8 +71,8 @@ async def sweep(
     else:
         log.debug("this machine is no node of the topology: %s", how)
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
-    if pinger is None:
-        pinger = PathPinger(tailscale_cli, clock=clock)
+    if pinger is None:  # a tailnet read another way (the demo's) has no CLI to ping with
+        pinger = PathPinger(tailscale_cli if read_tailnet is None else None, clock=clock)
     # A TaskGroup: a cancelled sweep (the monitor stopping) returns once both have ended.
     async with asyncio.TaskGroup() as group:
         probing = group.create_task(run_probes(plan.targets, clock=clock))

@@ -11,7 +11,11 @@ same layout as the package directory in a normal install.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -21,16 +25,21 @@ from agent import APP_NAME
 
 __all__ = [
     "APP_AUTHOR",
+    "AgentFiles",
+    "agent_files",
     "app_icon_path",
     "bundled_topology_path",
     "config_dir",
     "history_path",
     "instance_lock_path",
     "is_frozen",
+    "local_config_path",
     "log_dir",
     "resource_dir",
     "state_dir",
+    "topology_cache_dir",
     "user_topology_path",
+    "write_atomically",
 ]
 
 APP_AUTHOR: Final = (
@@ -58,6 +67,34 @@ def user_topology_path(*, ensure: bool = False) -> Path:
     return config_dir(ensure=ensure) / "topology.toml"
 
 
+def local_config_path() -> Path:
+    """`config.toml` in the config folder: this machine's settings (a topology URL)."""
+    return config_dir() / "config.toml"
+
+
+def topology_cache_dir(*, ensure: bool = False) -> Path:
+    """The last good copies of topologies fetched over HTTP, in the state folder."""
+    folder = state_dir(ensure=ensure) / "topology-cache"
+    if ensure:
+        folder.mkdir(exist_ok=True)
+    return folder
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` (UTF-8, its folder created): a reader sees the old file or
+    the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
 def history_path(*, ensure: bool = False) -> Path:
     """The history database in the state folder (ensure creates the folder, not the file)."""
     return state_dir(ensure=ensure) / "history.sqlite3"
@@ -66,6 +103,26 @@ def history_path(*, ensure: bool = False) -> Path:
 def instance_lock_path(*, ensure: bool = False) -> Path:
     """The lock file that keeps one agent running per user."""
     return state_dir(ensure=ensure) / "agent.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFiles:
+    """The files one running agent owns: its single-instance lock, its history and its log
+    folder. The user's agent keeps them in the platform's folders (`agent_files`); an agent
+    kept apart from it (the demo) keeps them all in one folder of its own (`under`)."""
+
+    lock: Path
+    history: Path
+    log_dir: Path
+
+    @classmethod
+    def under(cls, folder: Path) -> AgentFiles:
+        return cls(folder / "agent.lock", folder / "history.sqlite3", folder / "log")
+
+
+def agent_files() -> AgentFiles:
+    """The user's agent's files, in the platform's folders."""
+    return AgentFiles(instance_lock_path(), history_path(), log_dir())
 
 
 def _meipass() -> str | None:
