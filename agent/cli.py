@@ -1,4 +1,4 @@
-"""The command line: `tailnet-agent [check|audit|acl|run|tray|topology|init|history|autostart]`.
+"""The command line: `tailnet-agent [check|audit|acl|run|tray|demo|topology|init|history|...]`.
 
 Plain `tailnet-agent` starts the tray, and so do the sweep options with no command
 (`tailnet-agent --topology P --node ID`: what start at login registers); where no
@@ -8,7 +8,8 @@ Parses arguments, wires the edges together and maps outcomes to exit codes:
 0 green, 1 amber, 2 red, 3 grey or unusable input (the Nagios plugin
 convention). Usage errors exit 3 too, so a monitoring system never reads a bad
 command line as "critical". `autostart` follows the same scale: 0 done (status:
-enabled), 1 status says disabled, 3 unsupported here or failed.
+enabled), 1 status says disabled, 3 unsupported here or failed. `demo` (agent.demo) runs
+the real agent over a simulated network on loopback, with files of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import textwrap
@@ -79,6 +81,7 @@ def _add_verbose(parser: argparse.ArgumentParser, default: Any = False) -> None:
 
 
 SWEEP_OPTIONS = ("topology", "node", "tailscale")
+MONITOR_OPTIONS = ("metrics",)  # the running agent's own: `run` and `tray`
 _TOP = "top_"  # dest prefix of the sweep options given before any command
 
 
@@ -106,6 +109,27 @@ def _add_sweep_options(parser: argparse.ArgumentParser, prefix: str = "") -> Non
         dest=f"{prefix}tailscale",
         help=f"the tailscale CLI (default: ${TAILSCALE_ENV}, PATH, the standard install places)",
     )
+
+
+def _add_metrics_option(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        dest=f"{prefix}metrics",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics; HOST is 127.0.0.1, [::1] or "
+        "this node's Tailscale IP (default: $TAILNET_AGENT_METRICS, `metrics` in config.toml "
+        "in the user config folder, else off)",
+    )
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the speed must be more than 0")
+    return value
 
 
 ExitCodes = Sequence[tuple[int, str]]
@@ -142,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbose(parser)
     # Before a command they count for the tray (no command) or for a command that takes them.
     _add_sweep_options(parser, _TOP)
+    _add_metrics_option(parser, _TOP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
 
     check = _command(
@@ -276,10 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
         [
             (0, "stopped cleanly (SIGINT, SIGTERM, or Quit in the tray)"),
             (1, "the monitor stopped on an unexpected error"),
-            (EXIT_UNUSABLE, "already running, no tray possible here, or a bad command line"),
+            (
+                EXIT_UNUSABLE,
+                "already running, no tray possible here, a refused --metrics or a bad command line",
+            ),
         ],
     )
     _add_sweep_options(run)
+    _add_metrics_option(run)
     run.add_argument("--headless", action="store_true", help="no tray icon")
 
     tray = _command(
@@ -289,10 +318,42 @@ def build_parser() -> argparse.ArgumentParser:
         "The tray icon (green, amber, red, grey) and its menu, with the monitor behind it.",
         [
             (0, "quit from the menu, or stopped by SIGINT or SIGTERM"),
-            (EXIT_UNUSABLE, "no display or tray here, already running, or a bad command line"),
+            (
+                EXIT_UNUSABLE,
+                "no display or tray, already running, a refused --metrics or a bad command line",
+            ),
         ],
     )
     _add_sweep_options(tray)
+    _add_metrics_option(tray)
+
+    demo = _command(
+        commands,
+        "demo",
+        "a simulated Sparklio network on loopback, watched by the real agent (try it first)",
+        "Start stand-ins of the network's services on 127.0.0.x and a simulated Tailscale, "
+        "and the real agent watching them, in a folder of its own (a real agent may run "
+        "meanwhile). A scripted walk of about two minutes follows: all green, the desktop's "
+        "link relayed through DERP, direct again, FastAPI down, back, the Mac mini offline, "
+        "back, green. Nothing leaves this machine. With --headless (or where no tray can "
+        "run) each step and notification is printed, and the demo ends with the walk.",
+        [
+            (0, "the walk is over (headless), or Quit in the tray, SIGINT or SIGTERM"),
+            (1, "the monitor stopped on an unexpected error"),
+            (
+                EXIT_UNUSABLE,
+                "a demo already runs, the stand-ins cannot start, or a bad command line",
+            ),
+        ],
+    )
+    demo.add_argument("--headless", action="store_true", help="no tray icon: print the walk")
+    demo.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="X",
+        help="play the walk X times faster (default 1: about two minutes)",
+    )
 
     history = _command(
         commands,
@@ -359,7 +420,7 @@ def _port(text: str) -> int:
 def _merge_top_level_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fold `tailnet-agent --node ID COMMAND` into COMMAND's own --node (refused if it has
     none, or if it was given on both sides); with no command they are the tray's options."""
-    for name in SWEEP_OPTIONS:
+    for name in (*SWEEP_OPTIONS, *MONITOR_OPTIONS):
         value = getattr(args, f"{_TOP}{name}")
         delattr(args, f"{_TOP}{name}")
         if args.command is None:
@@ -560,6 +621,7 @@ def _agent_options(args: argparse.Namespace) -> AgentOptions:
         topology=getattr(args, "topology", None),
         node=getattr(args, "node", None),
         tailscale=getattr(args, "tailscale", None),
+        metrics=getattr(args, "metrics", None),
     )
 
 
@@ -637,6 +699,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _history(args)
         if args.command == "autostart":
             return _autostart(args)
+        if args.command == "demo":
+            from agent.demo.runner import demo_files, run_demo
+
+            setup_logging(demo_files().log_dir, verbose=args.verbose, console_level=logging.INFO)
+            return run_demo(headless=args.headless, speed=args.speed)
         # The monitor and the tray load only when used: `check` starts fast.
         from agent.app import run_headless, run_tray
 
@@ -651,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # wanted state already, and exit 0 keeps KeepAlive from restarting us every 10 s.
             logging.getLogger("agent").info("%s; started at login: nothing to do", error.message)
             return 0
-        if args.command in (None, "run", "tray"):
+        if args.command in (None, "run", "tray", "demo"):
             # The log reaches the file too: a windowed build has no stderr.
             logging.getLogger("agent").error("%s", error.message)
         else:

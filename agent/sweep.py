@@ -7,7 +7,11 @@ command runs it once and the monitor runs it on a schedule. `sweep` reads Tailsc
 (`core.health`) into a Snapshot, with the diagnoses beside it: topology drift
 (`core.drift`) and, on this machine's node, the exposure audit (`core.exposure`, over
 `edges.listeners`); the caller chooses the tailscale CLI, the node
-(--node), the HTTP client the probes share and the clock.
+(--node) and the clock, or reads Tailscale its own way (`read_tailnet`: the demo's
+simulated tailnet, served in-process because a frozen build has no interpreter to run
+a stand-in `tailscale`). Alongside the probes, each online peer's path is measured with
+`tailscale ping` (`edges.path_ping`): by a `PathPinger` the caller keeps (the monitor: once
+a minute each), else by a fresh one (`check`: every peer; none for a tailnet read another way).
 
 With DEBUG logging (-v) a sweep says which node this machine is and how that was
 found, and each probe's outcome and time (the tailscale reader logs its own run).
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from agent.core.drift import detect_drift
 from agent.core.exposure import ExposureAudit, ListenerScan, audit_exposure, exposure_findings
@@ -33,16 +37,27 @@ from agent.core.model import (
     Topology,
 )
 from agent.core.plan import plan_sweep
-from agent.core.tailnet import identify_self_by
+from agent.core.tailnet import find_peer, identify_self_by
 from agent.edges.listeners import scan_listeners
+from agent.edges.path_ping import PathPinger
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 
-__all__ = ["TAILSCALE_TIMEOUT_S", "audit_here", "exposure_audit", "sweep", "which_node"]
+__all__ = [
+    "TAILSCALE_TIMEOUT_S",
+    "StatusReader",
+    "audit_here",
+    "exposure_audit",
+    "sweep",
+    "which_node",
+]
 
 log = logging.getLogger(__name__)
 
 TAILSCALE_TIMEOUT_S = 5.0
+
+StatusReader = Callable[[], Awaitable[TailnetView]]
+"""Tailscale's view, read some other way than running `tailscale status --json`."""
 
 
 async def sweep(
@@ -50,15 +65,29 @@ async def sweep(
     *,
     tailscale_cli: str | None,
     node_override: str | None = None,
+    read_tailnet: StatusReader | None = None,
     clock: Callable[[], float] = time.time,
+    pinger: PathPinger | None = None,
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure."""
-    tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+    if read_tailnet is None:
+        tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+    else:
+        tailnet = await read_tailnet()
     self_id = which_node(topology, tailnet, node_override)
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
-    probed, audit = await asyncio.gather(
-        run_probes(plan.targets, clock=clock), exposure_audit(topology, tailnet, self_id)
-    )
+    if pinger is None:  # a tailnet read another way (the demo's) has no CLI to ping with
+        pinger = PathPinger(tailscale_cli if read_tailnet is None else None, clock=clock)
+    # A TaskGroup: a cancelled sweep (the monitor stopping) returns once both have ended.
+    async with asyncio.TaskGroup() as group:
+        probing = group.create_task(run_probes(plan.targets, clock=clock))
+        peers = _online_peers(topology, tailnet, self_id)
+        pinging = group.create_task(pinger.readings(peers, topology.defaults.timeout_s))
+        # A simulated tailnet (the demo's) is not this machine's: its sockets say nothing.
+        auditing = group.create_task(
+            exposure_audit(topology, tailnet, self_id if read_tailnet is None else None)
+        )
+    probed, paths, audit = probing.result(), pinging.result(), auditing.result()
     results = dict(plan.skipped)
     for target, result in zip(plan.targets, probed, strict=True):
         results[(target.node_id, target.service.name)] = result
@@ -75,6 +104,7 @@ async def sweep(
         results,
         plan.addresses,
         now=clock(),
+        paths=paths,
         findings=findings,
         assessed=frozenset(assessed),
     )
@@ -115,6 +145,20 @@ async def audit_here(
 
 
 _NOTHING_TO_SCAN = ListenerScan()
+
+
+def _online_peers(topology: Topology, tailnet: TailnetView, self_id: str | None) -> dict[str, str]:
+    """Node id -> the Tailscale IP to ping, for each topology peer Tailscale calls online."""
+    if not tailnet.running:
+        return {}
+    peers: dict[str, str] = {}
+    for node in topology.nodes:
+        if node.id == self_id:
+            continue
+        peer = find_peer(node, tailnet)
+        if peer is not None and peer.online and (peer.ips or node.ip):
+            peers[node.id] = peer.ips[0] if peer.ips else node.ip
+    return peers
 
 
 def _log_probes(

@@ -76,6 +76,7 @@ class EventKind(StrEnum):
     TAILSCALE_RUNNING = "tailscale_running"
     TOPOLOGY_ERROR = "topology_error"
     TOPOLOGY_FIXED = "topology_fixed"
+    KEY_EXPIRING = "key_expiring"  # a node key expires within a week, then within a day
     # diagnoses (core.findings): a finding confirmed, and gone again
     EXPOSURE_FOUND = "exposure_found"
     EXPOSURE_FIXED = "exposure_fixed"
@@ -106,6 +107,7 @@ _BAD_KINDS = frozenset(
         EventKind.LINK_RELAYED,
         EventKind.TAILSCALE_STOPPED,
         EventKind.TOPOLOGY_ERROR,
+        EventKind.KEY_EXPIRING,
         EventKind.EXPOSURE_FOUND,
         EventKind.DRIFT_FOUND,
     }

@@ -33,6 +33,7 @@ from agent.core.model import (
     Link,
     Node,
     NodeStatus,
+    PathReading,
     ProbeResult,
     ProbeState,
     Reason,
@@ -139,11 +140,14 @@ def _judge_node(
     results: Mapping[ServiceKey, ProbeResult],
     addresses: Mapping[ServiceKey, str],
     latency_warn_ms: float,
+    path: PathReading | None,
     findings: tuple[Finding, ...] = (),
 ) -> NodeStatus:
     online: bool | None
+    key_expires_at: float | None = None
     if is_self:
         link, relay, online = Link.SELF, "", (True if tailnet.running else None)
+        key_expires_at = tailnet.self_key_expiry
     elif not tailnet.running:
         link, relay, online = Link.UNKNOWN, "", None
     else:
@@ -153,6 +157,9 @@ def _judge_node(
         else:
             link, relay = link_of(peer)
             online = peer.online
+            key_expires_at = peer.key_expiry
+    if is_self or link is Link.OFFLINE:
+        path = None  # a ping of an offline peer (or of this machine) says nothing
 
     services: list[ServiceStatus] = []
     for service in node.services:
@@ -170,6 +177,8 @@ def _judge_node(
         if s.result.state is ProbeState.UP and s.result.latency_ms is not None
     ]
     latency = min(up_latencies, default=None)
+    if path is not None and path.latency_ms is not None:
+        latency = path.latency_ms  # the path's own round trip, the runbook's measure
 
     reasons: list[tuple[Health, str]] = []  # (how bad, why), sorted worst first below
     link_health = Health.GREEN
@@ -236,6 +245,8 @@ def _judge_node(
         health,
         tuple(text for _, text in reasons),
         tuple(services),
+        path,
+        key_expires_at,
         findings,
     )
 
@@ -308,11 +319,13 @@ def judge(
     addresses: Mapping[ServiceKey, str],
     *,
     now: float,
+    paths: Mapping[str, PathReading] | None = None,
     findings: Sequence[Finding] = (),
     assessed: frozenset[FindingKind] = frozenset(),
 ) -> Snapshot:
-    """Judge one sweep into a Snapshot; `findings`: the diagnoses of this sweep, of the kinds
-    in `assessed` (core.drift, core.exposure)."""
+    """Judge one sweep into a Snapshot; `paths`: node id -> its latest `tailscale ping`;
+    `findings`: the diagnoses of this sweep, of the kinds in `assessed` (core.drift,
+    core.exposure)."""
     nodes = [
         _judge_node(
             node,
@@ -321,6 +334,7 @@ def judge(
             results,
             addresses,
             topology.defaults.latency_warn_ms,
+            (paths or {}).get(node.id),
             tuple(f for f in findings if f.node_id == node.id),
         )
         for node in topology.nodes

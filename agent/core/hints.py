@@ -25,6 +25,7 @@ from agent.core.model import BackendState, CheckKind, ProbeResult, Reason, Servi
 __all__ = [
     "BACKEND_STATES",
     "DOWNLOAD_URL",
+    "KEY_EXPIRY_HINT",
     "LISTEN_FIXES",
     "NOT_THE_CLI",
     "REASONS",
@@ -32,6 +33,7 @@ __all__ = [
     "TAILSCALE",
     "TAILSCALE_UP",
     "explain",
+    "key_expiry_hint",
     "listen_fix",
     "peer_offline_hint",
     "reason_hint",
@@ -47,6 +49,8 @@ DOWNLOAD_URL = "https://tailscale.com/download"
 TAILSCALE_UP = "run `tailscale up`"
 NOT_THE_CLI = "is it the tailscale program? Name the right one with --tailscale PATH"
 RELAYED = "look for `direct` in `tailscale status`"  # Q3: a DERP relay is the slow path
+# A node key that expires logs its node out of the tailnet (tailscale.com/kb/1028/key-expiry).
+KEY_EXPIRY_HINT = "`tailscale up --force-reauth` {where}, or disable expiry in the admin console"
 
 # Reason -> (what happened, the hint). "{host}" is the node's hostname.
 REASONS: dict[Reason, tuple[str, str]] = {
@@ -143,6 +147,12 @@ def reason_text(reason: Reason) -> str:
 def peer_offline_hint(hostname: str) -> str:
     """Q1: "run `tailscale up` on woosuns-mac-mini"."""
     return reason_hint(Reason.PEER_OFFLINE, hostname)
+
+
+def key_expiry_hint(*, is_self: bool) -> str:
+    """What to do about a node key that is about to expire, on that node ("there") or on
+    this machine ("here")."""
+    return KEY_EXPIRY_HINT.format(where="here" if is_self else "there")
 
 
 def explain(result: ProbeResult, hostname: str) -> str:

@@ -1,424 +1,320 @@
-"""Issue 10, items 1-3 in the pure core: the topology's access and consumers, drift, the
-exposure audit, the ACL policy, the findings in health, the menu, and the monitor's memory."""
+"""Path latency, key expiry and rich details in the core: parsing, judging, words, menu, report."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from agent.core import findings
-from agent.core.acl import acl_policy, render_hujson
-from agent.core.drift import detect_drift
-from agent.core.events import EventKind
-from agent.core.exposure import (
-    Listener,
-    ListenerScan,
-    Verdict,
-    audit_exposure,
-    exposure_findings,
-)
+from agent.core.details import detail_line, detail_source, details_dict
 from agent.core.health import judge
+from agent.core.keys import (
+    DAY_S,
+    KeyNotices,
+    Stage,
+    announce,
+    carried_notices,
+    key_warning,
+    stage_of,
+)
 from agent.core.menu import MonitorStatus, TrayView, build_menu
 from agent.core.model import (
-    Access,
-    BackendState,
-    FindingKind,
     Health,
-    PeerView,
+    Link,
+    PathReading,
     ProbeResult,
     ProbeState,
+    Service,
+    Snapshot,
     TailnetView,
 )
+from agent.core.path import describe_path, parse_go_duration, parse_ping
 from agent.core.plan import plan_sweep
-from agent.core.topology import dump_topology, parse_topology
-from agent.errors import TopologyError
+from agent.core.report.check import render_table, snapshot_to_dict
+from agent.core.tailnet import parse_status
+from tests.core.sample_network import (
+    ALL_DIRECT,
+    LAPTOP,
+    MACMINI,
+    OLLAMA,
+    REDIS,
+    TOPOLOGY,
+    UP,
+    node_of,
+    peer,
+    running,
+    sweep_of,
+)
 
-BUNDLED = Path(__file__).resolve().parents[2] / "agent" / "data" / "topology.toml"
-SPARKLIO = parse_topology(BUNDLED.read_text(encoding="utf-8"), "bundled default")
-MAC_IP, DESKTOP_IP, LAPTOP_IP = "100.123.51.5", "100.120.180.42", "100.101.68.23"
-UP = ProbeResult(ProbeState.UP, latency_ms=1.0)
-
-
-def tailnet(
-    *peers: PeerView, self_host: str = "woosuns-mac-mini", self_ip: str = MAC_IP
-) -> TailnetView:
-    return TailnetView(
-        backend_state=BackendState.RUNNING, self_hostname=self_host, self_ips=(self_ip,),
-        peers=peers,
-    )  # fmt: skip
-
-
-DESKTOP_PEER = PeerView("sweetlife", ips=(DESKTOP_IP,), online=True, active=True, cur_addr="x")
-LAPTOP_PEER = PeerView("desktop-ecmkau8", ips=(LAPTOP_IP,), online=True, active=True, cur_addr="x")
+PING_FIXTURES = Path(__file__).parent.parent / "fixtures" / "tailscale" / "ping"
+NOW = 1_800_000_000.0  # the fixed clock every expiry here is relative to
 
 
-# ==== the topology schema: access in [defaults], consumers per service =======
+def ping_fixture(name: str) -> str:
+    return (PING_FIXTURES / name).read_text()
 
 
-def topo(defaults: str = "", service_extra: str = "") -> str:
-    return f"""version = 1
-[defaults]
-{defaults}
-[[nodes]]
-id = "macmini"
-hostname = "mac"
-ip = "100.123.51.5"
-  [[nodes.services]]
-  name = "PostgreSQL"
-  port = 5432
-  check = "postgres"
-  {service_extra}
-[[nodes]]
-id = "laptop"
-hostname = "lap"
-ip = "100.101.68.23"
-"""
-
-
-def test_access_in_defaults_applies_and_bad_values_are_refused() -> None:
-    parsed = parse_topology(topo('access = "localhost+tailscale"'), "t.toml")
-    assert parsed.defaults.access is Access.LOCALHOST_AND_TAILSCALE
-    with pytest.raises(TopologyError) as refused:
-        parse_topology(topo('access = "tailnet"'), "t.toml")
-    assert str(refused.value) == (
-        't.toml:3: defaults.access: unknown access "tailnet"; expected one of tailscale, '
-        "localhost+tailscale; did you mean 'tailscale'?"
-    )
+# ==== tailscale ping output ====================================================
 
 
 @pytest.mark.parametrize(
-    ("consumers", "why"),
+    ("fixture", "link", "via", "ms"),
     [
-        ('["laptp"]', "no node has id \"laptp\"; did you mean 'laptop'? (the node ids are "
-                      "macmini, laptop)"),
-        ('["macmini"]', '"macmini" is the service\'s own node: list the other nodes that use it'),
-        ('["laptop", "laptop"]', '"laptop" is listed twice'),
-        ('"laptop"', "must be an array of node ids"),
+        ("direct.txt", Link.DIRECT, "192.168.219.100:64094", 1.0),
+        ("derp.txt", Link.RELAY, "fra", 38.0),
+        ("peer_relay.txt", Link.PEER_RELAY, "192.168.1.215:7777:vni:1", 28.0),
+        ("direct_ipv6.txt", Link.DIRECT, "[2604:a880:2:d1::36:d001]:41641", 33.0),
     ],
+)
+def test_recorded_pongs_read_as_their_path(fixture: str, link: Link, via: str, ms: float) -> None:
+    reading = parse_ping(ping_fixture(fixture), timeout_s=3, at=5.0)
+    assert reading == PathReading(link, via, ms, "", 5.0)
+
+
+def test_a_timed_out_ping_says_so_with_its_timeout() -> None:
+    reading = parse_ping(ping_fixture("timeout.txt"), "no reply\n", timeout_s=3)
+    assert (reading.link, reading.latency_ms, reading.error) == (
+        Link.UNKNOWN,
+        None,
+        "no reply within 3 s",
+    )
+    assert describe_path(reading) == "no pong: no reply within 3 s"
+
+
+def test_a_cli_error_is_kept_as_the_fact() -> None:
+    reading = parse_ping("", "no matching peer\n", timeout_s=3)
+    assert reading.error == "no matching peer"
+    assert parse_ping("", "", timeout_s=3).error == "tailscale ping printed no pong"
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("1ms", 1.0), ("38ms", 38.0), ("0s", 0.0), ("1.204s", 1204.0), ("1m2.5s", 62500.0),
+     ("850µs", 0.85), ("soon", None), ("", None), ("12", None)],
 )  # fmt: skip
-def test_consumers_must_name_other_known_nodes(consumers: str, why: str) -> None:
-    with pytest.raises(TopologyError) as refused:
-        parse_topology(topo(service_extra=f"consumers = {consumers}"), "t.toml")
-    assert "t.toml:12: PostgreSQL on macmini: consumers" in str(refused.value)
-    assert why in str(refused.value)
+def test_go_durations(text: str, ms: float | None) -> None:
+    assert parse_go_duration(text) == ms
 
 
-def test_access_and_consumers_survive_a_dump() -> None:
-    parsed = parse_topology(
-        topo('access = "tailscale"', 'consumers = ["laptop"]\n  access = "localhost+tailscale"'),
-        "t.toml",
+def test_link_words_follow_the_issue() -> None:
+    assert describe_path(parse_ping(ping_fixture("direct.txt"), timeout_s=3)) == (
+        "direct 192.168.219.100:64094 · 1 ms"
     )
-    again = parse_topology(dump_topology(parsed), "t.toml")
-    assert again == parsed
-    assert again.nodes[0].services[0].consumers == ("laptop",)
-
-
-def test_a_non_consumer_does_not_probe_the_service() -> None:
-    view = tailnet(LAPTOP_PEER, DESKTOP_PEER, self_host="sweetlife", self_ip=DESKTOP_IP)
-    plan = plan_sweep(SPARKLIO, "desktop", view)
-    probed = {(t.node_id, t.service.name) for t in plan.targets}
-    assert ("macmini", "FastAPI") in probed and ("macmini", "PostgreSQL") not in probed
-    skipped = plan.skipped[("macmini", "PostgreSQL")]
-    assert skipped.state is ProbeState.SKIPPED
-    assert skipped.detail == "not probed: this node (desktop) is not among its consumers"
-    laptop_plan = plan_sweep(SPARKLIO, "laptop", view)
-    assert ("macmini", "PostgreSQL") in {(t.node_id, t.service.name) for t in laptop_plan.targets}
-
-
-# ==== drift ====================================================================
-
-
-def test_no_drift_when_the_tailnet_matches() -> None:
-    assert detect_drift(SPARKLIO, tailnet(DESKTOP_PEER, LAPTOP_PEER), "macmini") == ()
-
-
-def test_nothing_is_known_while_tailscale_is_down() -> None:
-    assert detect_drift(SPARKLIO, TailnetView(backend_state=BackendState.STOPPED), None) == ()
-
-
-def test_each_kind_of_drift_comes_with_its_edit() -> None:
-    moved = dataclasses.replace(DESKTOP_PEER, ips=("100.120.180.99",))
-    renamed = dataclasses.replace(LAPTOP_PEER, hostname="frontend-laptop")
-    phone = PeerView("pixel-7", ips=("fd7a::7", "100.64.0.7"), online=True)
-    found = detect_drift(
-        SPARKLIO, tailnet(moved, renamed, phone, self_ip="100.123.51.6"), "macmini"
-    )
-    assert [(f.key, f.fix) for f in found] == [
-        (
-            "drift:ip:desktop:100.120.180.99",
-            'in the [[nodes]] table with id = "desktop", change ip = "100.120.180.42" to '
-            'ip = "100.120.180.99"',
-        ),
-        (
-            "drift:hostname:laptop:frontend-laptop",
-            'in the [[nodes]] table with id = "laptop", change hostname = "desktop-ecmkau8" to '
-            'hostname = "frontend-laptop"',
-        ),
-        (
-            "drift:ip:macmini:100.123.51.6",  # this machine too, found by its hostname
-            'in the [[nodes]] table with id = "macmini", change ip = "100.123.51.5" to '
-            'ip = "100.123.51.6"',
-        ),
-        (
-            "drift:stray:100.64.0.7",
-            'add [[nodes]] with id = "pixel-7", hostname = "pixel-7", ip = "100.64.0.7" '
-            "(always_on = false for a laptop or phone)",
-        ),
-    ]
-    assert all(f.kind is FindingKind.DRIFT for f in found)
-    assert [f.colours for f in found] == [True, True, True, False]  # a stray peer: no colour
-    assert found[3].node_id is None
-
-
-def test_a_node_with_no_machine_is_missing() -> None:
-    (missing,) = detect_drift(SPARKLIO, tailnet(DESKTOP_PEER), "macmini")
-    assert missing.key == "drift:missing:laptop"
-    assert missing.text == (
-        "Laptop is not in this tailnet "
-        '(no machine with IP 100.101.68.23 or hostname "desktop-ecmkau8")'
-    )
-    assert 'delete the [[nodes]] table with id = "laptop"' in missing.fix
-
-
-def test_drift_colours_check_amber_with_the_edit_in_place_of_not_in_tailnet() -> None:
-    view = tailnet(DESKTOP_PEER)
-    found = detect_drift(SPARKLIO, view, "macmini")
-    results = {(n.id, s.name): UP for n in SPARKLIO.nodes for s in n.services}
-    snapshot = judge(SPARKLIO, view, "macmini", results, {}, now=0.0, findings=found)
-    laptop = next(n for n in snapshot.nodes if n.node.id == "laptop")
-    assert laptop.reasons == (f"topology drift: {found[0].text} — {found[0].fix}",)
-    assert laptop.health is Health.AMBER and snapshot.overall is Health.AMBER
-    assert snapshot.summary.startswith("Laptop: topology drift: Laptop is not in this tailnet")
-
-
-def test_a_stray_peer_is_said_without_colour() -> None:
-    phone = PeerView("pixel-7", ips=("100.64.0.7",), online=True)
-    view = tailnet(DESKTOP_PEER, LAPTOP_PEER, phone)
-    found = detect_drift(SPARKLIO, view, "macmini")
-    results = {(n.id, s.name): UP for n in SPARKLIO.nodes for s in n.services}
-    snapshot = judge(SPARKLIO, view, "macmini", results, {}, now=0.0, findings=found)
-    assert all(n.health is Health.GREEN for n in snapshot.nodes)
-    assert snapshot.overall is Health.GREEN
-    assert snapshot.summary.endswith("; 1 tailnet peer not in the topology")
-
-
-# ==== the exposure audit =======================================================
-
-
-def scan(*listeners: tuple[str, int]) -> ListenerScan:
-    return ListenerScan(tuple(Listener(a, p) for a, p in listeners))
-
-
-def test_postgres_on_every_interface_is_exposed_with_its_fix() -> None:
-    audit = audit_exposure(
-        SPARKLIO, "macmini", (MAC_IP, "fd7a:115c:a1e0::8b01:3305"),
-        scan(("0.0.0.0", 5432), ("::", 5432), (MAC_IP, 8000), ("127.0.0.1", 6379),
-             ("::ffff:100.123.51.5", 9000)),
-    )  # fmt: skip
-    verdicts = {s.service.name: (s.verdict, s.offending) for s in audit.services}
-    assert verdicts == {
-        "FastAPI": (Verdict.OK, ()),
-        "PostgreSQL": (Verdict.EXPOSED, ("0.0.0.0", "::")),
-        "Redis": (Verdict.LOOPBACK, ("127.0.0.1",)),  # access = "tailscale" in [defaults]
-        "MinIO API": (Verdict.OK, ()),  # an IPv4-mapped address is that IPv4 address
-        "MinIO Console": (Verdict.NOT_LISTENING, ()),
-    }
-    postgres = next(s for s in audit.services if s.service.name == "PostgreSQL")
     assert (
-        postgres.fix
-        == "listen_addresses = '100.123.51.5' in postgresql.conf, then restart PostgreSQL"
+        describe_path(parse_ping(ping_fixture("derp.txt"), timeout_s=3)) == "via DERP fra · 38 ms"
     )
-    assert postgres.why == "listens on 0.0.0.0:5432, [::]:5432: reachable beyond Tailscale"
-    assert postgres.colours
-    assert audit.exit_code == 1
-    (finding,) = exposure_findings(audit)  # the loopback one is no exposure
-    assert finding.key == "exposure:macmini:PostgreSQL:0.0.0.0,::"
+    assert describe_path(PathReading(Link.DIRECT, "1.2.3.4:5", 0.2)) == "direct 1.2.3.4:5 · <1 ms"
 
 
-@pytest.mark.parametrize(
-    ("node", "service", "fix"),
-    [
-        ("macmini", "FastAPI", "start uvicorn with --host 100.123.51.5 --port 8000"),
-        ("macmini", "Redis", "bind 100.123.51.5 in redis.conf, then restart Redis"),
-        ("macmini", "MinIO API", "start MinIO with --address 100.123.51.5:9000"),
-        ("macmini", "MinIO Console", "start MinIO with --console-address 100.123.51.5:9001"),
-        ("desktop", "Ollama",
-         "set OLLAMA_HOST=100.120.180.42:11434 for the Ollama service, then restart Ollama"),
-        ("desktop", "ComfyUI", "start ComfyUI with --listen 100.120.180.42 --port 8188"),
-        ("laptop", "Next.js",
-         "start Next.js with -H 100.101.68.23 (next dev -H 100.101.68.23 -p 3000)"),
-    ],
-)  # fmt: skip
-def test_each_server_gets_its_own_setting(node: str, service: str, fix: str) -> None:
-    port = next(s.port for n in SPARKLIO.nodes for s in n.services if s.name == service)
-    audit = audit_exposure(SPARKLIO, node, (), scan(("192.168.219.100", port)))
-    assert next(s.fix for s in audit.services if s.service.name == service) == fix
+# ==== judged with a path =======================================================
+
+DERP_PING = PathReading(Link.RELAY, "fra", 138.0)
+DIRECT_PING = PathReading(Link.DIRECT, "192.168.219.100:64094", 1.0)
 
 
-def test_loopback_is_allowed_by_localhost_and_tailscale_and_kept_in_the_fix() -> None:
-    audit = audit_exposure(SPARKLIO, "laptop", (LAPTOP_IP,), scan(("127.0.0.1", 3000)))
-    assert audit.services[0].verdict is Verdict.OK
-    local = parse_topology(topo('access = "localhost+tailscale"'), "t.toml")
-    audit = audit_exposure(local, "macmini", (MAC_IP,), scan(("0.0.0.0", 5432)))
-    assert audit.services[0].fix.startswith("listen_addresses = 'localhost,100.123.51.5'")
+def judged_with(
+    paths: dict[str, PathReading],
+    tailnet: TailnetView = ALL_DIRECT,
+    now: float = NOW,
+    **outcomes: ProbeResult,
+) -> Snapshot:
+    plan = plan_sweep(TOPOLOGY, "desktop", tailnet)
+    results = sweep_of(tailnet, **outcomes)
+    results.update(plan.skipped)
+    return judge(TOPOLOGY, tailnet, "desktop", results, plan.addresses, now=now, paths=paths)
 
 
-def test_undeclared_access_warns_without_colour() -> None:
-    bare = parse_topology(topo(), "t.toml")
-    audit = audit_exposure(bare, "macmini", (MAC_IP,), scan(("0.0.0.0", 5432), ("127.0.0.1", 5432)))
-    (service,) = audit.services
-    assert (service.verdict, service.colours, service.offending) == (
-        Verdict.EXPOSED,
-        False,
-        ("0.0.0.0",),
-    )
-    snapshot = judge(
-        bare, tailnet(LAPTOP_PEER.__class__("lap", ips=(LAPTOP_IP,), online=True)), "macmini",
-        {("macmini", "PostgreSQL"): UP}, {}, now=0.0, findings=exposure_findings(audit),
-    )  # fmt: skip
-    assert snapshot.overall is Health.GREEN
-    assert snapshot.nodes[0].reasons[0].startswith("exposure: PostgreSQL listens on 0.0.0.0:5432")
+def test_the_ping_latency_is_the_node_latency_and_latency_warn_applies() -> None:
+    snapshot = judged_with({"macmini": DERP_PING, "laptop": DIRECT_PING})
+    mac = node_of(snapshot, "macmini")
+    assert (mac.latency_ms, mac.path, mac.health) == (138.0, DERP_PING, Health.AMBER)
+    assert "slow link: 138 ms (warn above 100 ms)" in mac.reasons
+    laptop = node_of(snapshot, "laptop")
+    assert (laptop.latency_ms, laptop.health) == (1.0, Health.GREEN)
 
 
-def test_no_audit_without_a_node_or_sockets() -> None:
-    assert audit_exposure(SPARKLIO, None, (), scan()).exit_code == 3
-    unreadable = audit_exposure(SPARKLIO, "macmini", (), ListenerScan(problem="denied"))
-    assert (unreadable.exit_code, unreadable.problem) == (3, "denied")
+def test_a_ping_of_an_offline_peer_is_not_shown() -> None:
+    tailnet = running(peer(LAPTOP, online=False, active=False), peer(MACMINI))
+    snapshot = judged_with({"laptop": DIRECT_PING}, tailnet=tailnet)
+    assert node_of(snapshot, "laptop").path is None
 
 
-def test_the_menu_says_how_many_services_are_exposed() -> None:
-    audit = audit_exposure(SPARKLIO, "macmini", (MAC_IP,), scan(("0.0.0.0", 5432)))
-    snapshot = judge(
-        SPARKLIO, tailnet(DESKTOP_PEER, LAPTOP_PEER), "macmini",
-        {(n.id, s.name): UP for n in SPARKLIO.nodes for s in n.services}, {}, now=0.0,
-        findings=exposure_findings(audit),
-    )  # fmt: skip
-    menu = build_menu(TrayView(MonitorStatus(snapshot, now=0.0)), local_time=str)
-    entry = next(e for e in menu if "service exposed" in e.text)
-    assert entry.text == "! 1 service exposed beyond Tailscale"
-    texts = [c.text for c in entry.children]
-    assert "PostgreSQL listens on 0.0.0.0:5432: reachable beyond Tailscale" in texts
-    assert any("listen_addresses = '100.123.51.5'" in t for t in texts)
+def test_without_a_pong_the_service_latency_stays() -> None:
+    snapshot = judged_with({"macmini": PathReading(Link.UNKNOWN, error="no reply within 3 s")})
+    assert node_of(snapshot, "macmini").latency_ms == UP.latency_ms
+
+
+def test_menu_and_report_show_the_path() -> None:
+    snapshot = judged_with({"macmini": DERP_PING, "laptop": DIRECT_PING})
+    view = TrayView(MonitorStatus(snapshot, now=NOW))
+    menu = build_menu(view, local_time=lambda t: "12:00")
     mac = next(e for e in menu if e.text.startswith("! Mac mini"))
-    assert "exposed beyond Tailscale" in mac.text
-
-
-# ==== the ACL ==================================================================
-
-DOCUMENTED_SECTIONS = {
-    "grants", "acls", "ssh", "autoApprovers", "nodeAttrs", "postures", "tagOwners", "groups",
-    "hosts", "ipsets", "tests", "sshTests",
-}  # fmt: skip
-
-
-def hujson_to_json(text: str) -> object:
-    """Strict JSON plus whole-line comments: drop the comment lines."""
-    return json.loads("\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("//")))
-
-
-def test_the_policy_has_the_documented_structure() -> None:
-    acl = acl_policy(SPARKLIO)
-    policy = hujson_to_json(render_hujson(acl, SPARKLIO))
-    assert policy == acl.policy
-    assert isinstance(policy, dict) and set(policy) <= DOCUMENTED_SECTIONS
-    hosts = policy["hosts"]
-    assert hosts == {"desktop": DESKTOP_IP, "laptop": LAPTOP_IP, "macmini": MAC_IP}
-    for grant in policy["grants"]:
-        assert set(grant) == {"src", "dst", "ip"}
-        assert all(alias in hosts for alias in (*grant["src"], *grant["dst"]))
-        assert all(p.startswith("tcp:") and p[4:].isdigit() for p in grant["ip"])
-    for test in policy["tests"]:
-        assert set(test) <= {"src", "accept", "deny"} and test["src"] in hosts
-        for target in (*test.get("accept", ()), *test.get("deny", ())):
-            alias, port = target.rsplit(":", 1)
-            assert alias in hosts and port.isdigit()
-
-
-def reachable(policy: dict[str, object], src: str, dst: str, port: int) -> bool:
-    grants = policy["grants"]
-    assert isinstance(grants, list)
-    return any(src in g["src"] and dst in g["dst"] and f"tcp:{port}" in g["ip"] for g in grants)
-
-
-def test_grants_follow_consumers_and_the_tests_agree_with_the_grants() -> None:
-    policy = acl_policy(SPARKLIO).policy
-    assert reachable(policy, "laptop", "macmini", 5432)
-    assert not reachable(policy, "desktop", "macmini", 5432)  # consumers = ["laptop"]
-    assert reachable(policy, "desktop", "macmini", 8000)  # default: every other node
-    tests = {t["src"]: t for t in policy["tests"]}
-    assert "macmini:5432" in tests["desktop"]["deny"]
-    assert "macmini:5432" in tests["laptop"]["accept"]
-    for test in policy["tests"]:
-        for target in test.get("accept", ()):
-            alias, port = target.rsplit(":", 1)
-            assert reachable(policy, test["src"], alias, int(port))
-        for target in test.get("deny", ()):
-            alias, port = target.rsplit(":", 1)
-            assert not reachable(policy, test["src"], alias, int(port))
-
-
-# ==== the monitor's memory: confirmed, told once per change ====================
-
-
-def drift_snapshot(ip: str | None, *, assessed: bool = True):  # type: ignore[no-untyped-def]
-    peers = [LAPTOP_PEER] + (
-        [dataclasses.replace(DESKTOP_PEER, ips=(ip,))] if ip else [DESKTOP_PEER]
+    assert mac.children[0].text == "Link: via DERP fra · 138 ms (slow: warn above 100 ms)"
+    laptop = next(e for e in menu if "Laptop" in e.text)
+    assert laptop.children[0].text == "Link: direct 192.168.219.100:64094 · 1 ms"
+    assert not any(c.text.startswith("Latency:") for c in laptop.children)
+    data = snapshot_to_dict(snapshot)
+    node = next(n for n in data["nodes"] if n["id"] == "macmini")
+    assert node["path"] == {
+        "link": "relay", "via": "fra", "latency_ms": 138.0, "error": None,
+        "text": "via DERP fra · 138 ms",
+    }  # fmt: skip
+    assert node["latency_ms"] == 138.0
+    assert (
+        "macmini  Mac mini — Backend Server (woosuns-mac-mini, 100.123.51.5)  via DERP fra · 138 ms"
+        in (render_table(snapshot))
     )
-    view = tailnet(*peers)
-    found = detect_drift(SPARKLIO, view, "macmini")
-    kinds = frozenset({FindingKind.DRIFT}) if assessed else frozenset()
-    return judge(SPARKLIO, view, "macmini", {}, {}, now=0.0, findings=found, assessed=kinds)
+    json.dumps(data)
 
 
-def test_a_finding_is_confirmed_then_told_once_and_its_end_told_once() -> None:
-    state = findings.FindingsState()
-    told: list[tuple[EventKind, str, bool]] = []
-    sweeps = ["100.120.180.99", None, "100.120.180.99", "100.120.180.99", "100.120.180.99"]
-    sweeps += ["100.120.180.77", "100.120.180.77", None]
-    counting_seen = []
-    for at, ip in enumerate(sweeps):
-        state, events, counting = findings.watch(state, drift_snapshot(ip), float(at), learn=True)
-        counting_seen.append(counting)
-        told += [(e.kind, e.service or "", e.announce) for e in events]
-    assert told == [
-        (EventKind.DRIFT_FOUND, "drift:ip:desktop:100.120.180.99", True),  # after 2 in a row
-        (EventKind.DRIFT_FIXED, "drift:ip:desktop:100.120.180.99", True),  # the IP moved on
-        (EventKind.DRIFT_FOUND, "drift:ip:desktop:100.120.180.77", True),
-        (EventKind.DRIFT_FIXED, "drift:ip:desktop:100.120.180.77", True),
-    ]
-    assert counting_seen[0] is True  # a streak is counted: the monitor re-sweeps soon
+# ==== key expiry ===============================================================
 
 
-def test_grace_and_unassessed_sweeps_teach_nothing() -> None:
-    state = findings.FindingsState()
-    for at in range(3):
-        state, events, _ = findings.watch(state, drift_snapshot("100.120.180.99"), at, learn=False)
-        assert events == ()
-    state, events, _ = findings.watch(state, drift_snapshot("100.120.180.99"), 3.0, learn=True)
-    state, events, _ = findings.watch(state, drift_snapshot("100.120.180.99"), 4.0, learn=True)
-    assert [e.kind for e in events] == [EventKind.DRIFT_FOUND]
-    for at in range(5, 8):  # Tailscale unreadable: drift not assessed, nothing is "fixed"
-        state, events, _ = findings.watch(
-            state, drift_snapshot(None, assessed=False), at, learn=True
-        )
-        assert events == ()
-    assert findings.announced_subjects(state) == {
-        ("drift", "desktop", "drift:ip:desktop:100.120.180.99")
-    }
+def test_stages() -> None:
+    assert stage_of(8 * DAY_S) is None
+    assert stage_of(3 * DAY_S) is Stage.WEEK
+    assert stage_of(5 * 3600) is Stage.DAY
+    assert stage_of(-60) is None  # expired: Tailscale itself says so
 
 
-def test_a_warning_without_colour_is_neither_recorded_nor_announced() -> None:
-    phone = PeerView("pixel-7", ips=("100.64.0.7",), online=True)
-    view = tailnet(DESKTOP_PEER, LAPTOP_PEER, phone)
-    found = detect_drift(SPARKLIO, view, "macmini")
-    snapshot = judge(
-        SPARKLIO, view, "macmini", {}, {}, now=0.0, findings=found,
-        assessed=frozenset({FindingKind.DRIFT}),
+def status_with_expiry(mac_left_s: float, self_left_s: float | None = None) -> dict[str, object]:
+    """A recorded-format status (tests/fixtures/tailscale/running_all_direct.json) with the
+    Mac mini's KeyExpiry `mac_left_s` after NOW, Self's `self_left_s` (None: as recorded)."""
+    fixture = Path(__file__).parent.parent / "fixtures" / "tailscale" / "running_all_direct.json"
+    data: dict[str, Any] = json.loads(fixture.read_text())
+
+    def rfc3339(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
+
+    for p in data["Peer"].values():
+        if p["HostName"] == "Woosuns-Mac-mini":
+            p["KeyExpiry"] = rfc3339(NOW + mac_left_s)
+    if self_left_s is not None:
+        data["Self"]["KeyExpiry"] = rfc3339(NOW + self_left_s)
+    return data
+
+
+def snapshot_at(status: dict[str, object], now: float) -> Snapshot:
+    return judged_with({}, tailnet=parse_status(status), now=now)
+
+
+def test_the_key_warning_names_the_node_and_the_fix() -> None:
+    snapshot = snapshot_at(status_with_expiry(3 * DAY_S + 600, self_left_s=20 * 3600), NOW)
+    mac = node_of(snapshot, "macmini")
+    assert mac.key_expires_at == pytest.approx(NOW + 3 * DAY_S + 600, abs=1)
+    assert key_warning(mac, NOW) == (
+        "Mac mini's node key expires in 3 days — `tailscale up --force-reauth` there, "
+        "or disable expiry in the admin console"
+    )
+    me = node_of(snapshot, "desktop")
+    assert key_warning(me, NOW) == (
+        "This machine's node key expires in 20 h — `tailscale up --force-reauth` here, "
+        "or disable expiry in the admin console"
+    )
+    assert key_warning(node_of(snapshot, "laptop"), NOW) is None  # recorded: long expired
+    assert mac.health is Health.GREEN  # a warning, not a colour
+    table = render_table(snapshot)
+    assert (
+        "    ! Mac mini's node key expires in 3 days — `tailscale up --force-reauth` there" in table
+    )
+    data = snapshot_to_dict(snapshot)
+    key = next(n for n in data["nodes"] if n["id"] == "macmini")["key_expiry"]
+    assert key["seconds_left"] == pytest.approx(3 * DAY_S + 600, abs=1)
+    assert key["warning"].startswith("Mac mini's node key expires in 3 days")
+    menu = build_menu(TrayView(MonitorStatus(snapshot, now=NOW)), local_time=lambda t: "")
+    mac_menu = next(e for e in menu if "Mac mini" in e.text)
+    texts = [c.text for c in mac_menu.children]
+    at = texts.index("! Mac mini's node key expires in 3 days")
+    assert texts[at + 1] == (
+        "↳ `tailscale up --force-reauth` there, or disable expiry in the admin console"
+    )
+
+
+def test_announced_once_under_a_week_and_again_under_a_day() -> None:
+    status = status_with_expiry(7 * DAY_S + 3600)
+    notices: KeyNotices = frozenset()
+    told: list[str] = []
+    for hours in range(0, 8 * 24, 6):  # a sweep every 6 hours for 8 days
+        now = NOW + hours * 3600
+        notices, events = announce(notices, snapshot_at(status, now), now)
+        told += [e.title for e in events]
+    assert told == ["Mac mini: node key expires in 6 days", "Mac mini: node key expires in 19 h"]
+
+
+def test_a_renewed_key_starts_over_and_a_restart_does_not_repeat() -> None:
+    snapshot = snapshot_at(status_with_expiry(2 * DAY_S), NOW)
+    notices, events = announce(frozenset(), snapshot, NOW)
+    (event,) = events
+    assert (event.kind.value, event.node_id, event.announce, event.critical) == (
+        "key_expiring", "macmini", True, False,
     )  # fmt: skip
-    state = findings.FindingsState()
-    for at in range(4):
-        state, events, counting = findings.watch(state, snapshot, float(at), learn=True)
-        assert (events, counting) == ((), False)
+    carried = carried_notices([(event.node_id, event.at, event.duration_s)])
+    assert (
+        announce(carried, snapshot_at(status_with_expiry(2 * DAY_S), NOW + 60), NOW + 60)[1] == ()
+    )
+    renewed = snapshot_at(status_with_expiry(2 * DAY_S + 90 * DAY_S), NOW)
+    later = NOW + 88 * DAY_S
+    assert [e.title for e in announce(notices, renewed, later)[1]] == [
+        "Mac mini: node key expires in 4 days"
+    ]
+
+
+def test_tailscale_health_warnings_show_in_menu_and_table() -> None:
+    warning = "Tailscale could not connect to the 'Tokyo' relay server."
+    tailnet = replace(ALL_DIRECT, health_warnings=(warning,))
+    snapshot = judged_with({}, tailnet=tailnet)
+    menu = build_menu(TrayView(MonitorStatus(snapshot, now=NOW)), local_time=lambda t: "")
+    assert menu[1].text == f"! Tailscale: {warning}"
+    assert f"Tailscale warns: {warning}" in render_table(snapshot)
+
+
+# ==== rich details =============================================================
+
+COMFYUI = Service("ComfyUI", 8188, OLLAMA.check, "/")
+MINIO = Service("MinIO API", 9000, OLLAMA.check, "/minio/health/live")
+
+
+def up_with(*details: tuple[str, object]) -> ProbeResult:
+    return ProbeResult(ProbeState.UP, None, "HTTP 200", 1.0, details=details)  # type: ignore[arg-type]
+
+
+def test_which_services_offer_details() -> None:
+    assert [detail_source(s) for s in (OLLAMA, COMFYUI, MINIO, REDIS)] == [
+        "ollama", "comfyui", "minio", "redis",
+    ]  # fmt: skip
+    assert detail_source(Service("FastAPI", 8000, OLLAMA.check, "/health")) is None
+
+
+def test_detail_lines() -> None:
+    models = ("llama3.1:8b", "whisper:large", "qwen2.5:7b", "nomic-embed-text")
+    ollama = up_with(("models", models), ("models_loaded", ("llama3.1:8b",)))
+    assert detail_line(OLLAMA, ollama) == (
+        "4 models: llama3.1:8b, whisper:large, qwen2.5:7b +1 more · loaded: llama3.1:8b"
+    )
+    assert details_dict(ollama) == {"models": list(models), "models_loaded": ["llama3.1:8b"]}
+    gib = 1024**3
+    comfy = up_with(("queue_running", 1), ("queue_pending", 2),
+                    ("vram_used_bytes", 5 * gib), ("vram_total_bytes", 24 * gib))  # fmt: skip
+    assert detail_line(COMFYUI, comfy) == "queue: 1 running, 2 pending · VRAM 5.0 of 24.0 GiB used"
+    assert detail_line(MINIO, up_with(("live", "yes"), ("ready", "no"))) == "MinIO live, not ready"
+    assert (
+        detail_line(REDIS, up_with(("version", "7.2.4"), ("role", "master")))
+        == "Redis 7.2.4, master"
+    )
+    assert detail_line(OLLAMA, UP) == ""
+
+
+def test_details_show_under_their_service_in_the_menu() -> None:
+    ollama = up_with(("models", ("llama3.1:8b",)), ("models_loaded", ()))
+    snapshot = judged_with({}, Ollama=ollama)
+    menu = build_menu(TrayView(MonitorStatus(snapshot, now=NOW)), local_time=lambda t: "")
+    desktop = next(e for e in menu if "Desktop" in e.text)
+    texts = [c.text for c in desktop.children]
+    at = next(i for i, t in enumerate(texts) if t.startswith("✓ Ollama :11434"))
+    assert texts[at + 1] == "↳ 1 model: llama3.1:8b · none loaded"
+    table = render_table(snapshot)
+    assert "1 model: llama3.1:8b · none loaded" in table
