@@ -12,7 +12,8 @@ info service, a peer that is not always on and is offline); green otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 
 from agent.core.hints import (
     RELAYED,
@@ -38,7 +39,15 @@ from agent.core.model import (
 )
 from agent.core.tailnet import find_peer, link_of
 
-__all__ = ["SUMMARY_MAX", "judge", "names_down", "problem_words", "short_name", "worst"]
+__all__ = [
+    "SUMMARY_MAX",
+    "judge",
+    "names_down",
+    "problem_words",
+    "short_name",
+    "with_snoozes",
+    "worst",
+]
 
 _RANK = {Health.GREY: 0, Health.GREEN: 1, Health.AMBER: 2, Health.RED: 3}
 _MISSING = ProbeResult(ProbeState.UNKNOWN, Reason.ERROR, "no result")
@@ -99,11 +108,11 @@ def _service_health(impact: Impact, state: ProbeState) -> Health:
 def _explain_offline(result: ProbeResult) -> ProbeResult:
     """A failure on a peer that Tailscale calls offline: the runbook's Q1 is the reason, and
     its hint the only one (what the probe met, a fact, stays in the detail)."""
-    if result.state is not ProbeState.DOWN:
-        return result
+    if result.state is not ProbeState.DOWN or result.reason is Reason.PEER_OFFLINE:
+        return result  # already explained: judging a judged sweep again changes nothing
     met = result.detail
     detail = f"peer offline in Tailscale; {met}" if met else "peer offline in Tailscale"
-    return ProbeResult(result.state, Reason.PEER_OFFLINE, detail, result.latency_ms, result.at)
+    return replace(result, reason=Reason.PEER_OFFLINE, detail=detail)
 
 
 def _judge_node(
@@ -113,7 +122,9 @@ def _judge_node(
     results: Mapping[ServiceKey, ProbeResult],
     addresses: Mapping[ServiceKey, str],
     latency_warn_ms: float,
+    snoozed: Collection[ServiceKey] = (),
 ) -> NodeStatus:
+    node_snoozed = (node.id, "") in snoozed
     online: bool | None
     if is_self:
         link, relay, online = Link.SELF, "", (True if tailnet.running else None)
@@ -134,6 +145,8 @@ def _judge_node(
         if link is Link.OFFLINE:
             result = _explain_offline(result)
         health = _service_health(service.impact, result.state)
+        if node_snoozed or key in snoozed:
+            health = Health.GREY  # snoozed: shown, never coloured (core.snooze)
         services.append(ServiceStatus(service, result, health, addresses.get(key, "")))
 
     any_up = any(s.result.state is ProbeState.UP for s in services)
@@ -177,6 +190,8 @@ def _judge_node(
         reasons.append(
             (Health.AMBER, f"slow link: {latency:.0f} ms (warn above {latency_warn_ms:.0f} ms)")
         )
+    if node_snoozed:
+        link_health = Health.GREY
 
     for s in services:
         if s.health in (Health.RED, Health.AMBER):
@@ -260,8 +275,11 @@ def judge(
     addresses: Mapping[ServiceKey, str],
     *,
     now: float,
+    snoozed: Collection[ServiceKey] = (),
 ) -> Snapshot:
-    """Judge one sweep into a Snapshot."""
+    """Judge one sweep into a Snapshot. `snoozed`: the subjects whose alerts are snoozed
+    (core.snooze), (node id, service name) or (node id, "") for a whole node: judged grey,
+    so they colour neither their node nor the overall."""
     nodes = [
         _judge_node(
             node,
@@ -270,6 +288,7 @@ def judge(
             results,
             addresses,
             topology.defaults.latency_warn_ms,
+            snoozed,
         )
         for node in topology.nodes
     ]
@@ -282,4 +301,22 @@ def judge(
         overall=overall,
         summary=_summary(topology, tailnet, nodes),
         at=now,
+    )
+
+
+def with_snoozes(snapshot: Snapshot, snoozed: Collection[ServiceKey]) -> Snapshot:
+    """`snapshot` judged again with `snoozed` (see `judge`), from its own results: what the
+    monitor and `check` show while alerts are snoozed. Unchanged when nothing is snoozed."""
+    if not snoozed:
+        return snapshot
+    results = {(n.node.id, s.service.name): s.result for n in snapshot.nodes for s in n.services}
+    addresses = {(n.node.id, s.service.name): s.address for n in snapshot.nodes for s in n.services}
+    return judge(
+        snapshot.topology,
+        snapshot.tailnet,
+        snapshot.self_node_id,
+        results,
+        addresses,
+        now=snapshot.at,
+        snoozed=snoozed,
     )
