@@ -27,6 +27,7 @@ from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView
 from agent.core.model import Snapshot, TailscaleProblem
 from agent.core.notify_policy import pause_presets
 from agent.core.ports import Notifier
+from agent.core.snooze import SnoozeKind, parse_key
 from agent.core.tailnet import identify_self_by
 from agent.core.topology import format_topology_duration
 from agent.desktop import autostart
@@ -129,6 +130,7 @@ def _build_monitor(
         notifier=notifier,
         on_update=on_update,
         open_history=lambda: History(paths.history_path()),
+        snooze_path=paths.snooze_path(),
     )
 
 
@@ -180,6 +182,14 @@ def _pause_ends(now: float) -> tuple[float, float]:
     offset = datetime.fromtimestamp(now).astimezone().utcoffset()
     hour, morning = pause_presets(now, offset.total_seconds() if offset else 0.0)
     return hour.until_wall, morning.until_wall
+
+
+def _snooze_end(kind: SnoozeKind, now: float) -> float | None:
+    """When a snooze begun now ends: the pause presets' ends; None until it is back."""
+    if kind is SnoozeKind.UNTIL_BACK:
+        return None
+    hour, morning = _pause_ends(now)
+    return hour if kind is SnoozeKind.HOUR else morning
 
 
 def _shown_path(path: Path, home: Path) -> str:
@@ -401,6 +411,12 @@ def menu_handlers(
         log_dir.mkdir(parents=True, exist_ok=True)
         actions.open_path(log_dir, "the log folder")
 
+    def snoozer(kind: SnoozeKind) -> MenuHandler:
+        def snooze(payload: str) -> None:
+            monitor.snooze(parse_key(payload), kind, _snooze_end(kind, time.time()))
+
+        return snooze
+
     def about(_: str) -> None:
         title, body = about_text(options, env, shown.view.status.snapshot)
         log.info("%s: %s", title, body.replace("\n", "; "))
@@ -421,6 +437,10 @@ def menu_handlers(
         ActionKind.QUIT: lambda _: stop_tray(),
         ActionKind.OPEN_URL: actions.open_url,
         ActionKind.COPY_ADDRESS: actions.copy,
+        ActionKind.SNOOZE_1H: snoozer(SnoozeKind.HOUR),
+        ActionKind.SNOOZE_TOMORROW: snoozer(SnoozeKind.TOMORROW),
+        ActionKind.SNOOZE_UNTIL_BACK: snoozer(SnoozeKind.UNTIL_BACK),
+        ActionKind.UNSNOOZE: lambda payload: monitor.unsnooze(parse_key(payload)),
     }
 
 

@@ -24,7 +24,15 @@ from agent.core.tailnet import find_peer
 if TYPE_CHECKING:
     from agent.core.events import Event
 
-__all__ = ["BODY_SHOWN", "DETAIL_MAX", "Evidence", "evidence_of", "why_text", "with_evidence"]
+__all__ = [
+    "BODY_SHOWN",
+    "DETAIL_MAX",
+    "Change",
+    "Evidence",
+    "evidence_of",
+    "why_text",
+    "with_evidence",
+]
 
 DETAIL_MAX = 160  # characters of a probe's or Tailscale's detail kept
 BODY_MAX = 120  # characters of a body excerpt kept
@@ -49,6 +57,15 @@ class Evidence:
     tailscale_detail: str = ""  # the reader's sentence when Tailscale is not usable here
     peer_online: bool | None = None  # Tailscale's Online flag for the peer
     last_seen: str = ""  # Tailscale's LastSeen for the peer (RFC 3339)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The latest change of one subject and its evidence: what the menu's "Why" line says."""
+
+    at: float
+    bad: bool
+    evidence: Evidence
 
 
 def _short(text: str, limit: int = _TEXT_MAX) -> str:

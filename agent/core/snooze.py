@@ -29,7 +29,6 @@ from typing import Any
 from agent.core.confirm import MonitorState, Verdict
 from agent.core.events import Event, EventKind, format_duration
 from agent.core.model import Impact, Node, Topology
-from agent.core.notify_policy import pause_presets
 
 __all__ = [
     "FILE_VERSION",
@@ -46,7 +45,7 @@ __all__ = [
     "quiet",
     "snooze_ended_event",
     "snooze_started_event",
-    "snooze_until",
+    "still_wrong",
     "to_json",
 ]
 
@@ -90,14 +89,6 @@ def parse_key(text: str) -> SnoozeKey:
     return node_id, service
 
 
-def snooze_until(kind: SnoozeKind, now_wall: float, utc_offset_s: float) -> float | None:
-    """When a snooze of `kind` begun now ends: the pause presets' ends, None for "until back"."""
-    if kind is SnoozeKind.UNTIL_BACK:
-        return None
-    hour, morning = pause_presets(now_wall, utc_offset_s)
-    return hour.until_wall if kind is SnoozeKind.HOUR else morning.until_wall
-
-
 def active_keys(snoozes: Snoozes, now_wall: float) -> frozenset[SnoozeKey]:
     """The subjects snoozed now (a snooze whose time has passed no longer counts)."""
     return frozenset(k for k, s in snoozes.items() if s.until is None or s.until > now_wall)
@@ -133,7 +124,7 @@ def quiet(events: Iterable[Event], snoozed: frozenset[SnoozeKey]) -> tuple[Event
 # ==== what is still wrong ======================================================
 
 
-def _bad(state: MonitorState, node: Node, service: str, self_id: str | None) -> list[str]:
+def still_wrong(state: MonitorState, node: Node, service: str, self_id: str | None) -> list[str]:
     """What of a snoozed subject is confirmed wrong now: "offline", "relayed", service names."""
     wrong: list[str] = []
     if not service and node.id != self_id:
@@ -154,7 +145,7 @@ def _bad(state: MonitorState, node: Node, service: str, self_id: str | None) -> 
 
 def _good(state: MonitorState, node: Node, service: str, self_id: str | None) -> bool:
     """The subject is confirmed good: "until it is back" ends."""
-    if _bad(state, node, service, self_id):
+    if still_wrong(state, node, service, self_id):
         return False
     if service:
         track = state.services.get((node.id, service))
@@ -248,7 +239,7 @@ def expire(
         ):
             continue  # left the topology: nothing is watched there any more
         if snooze.until is not None and now_wall >= snooze.until:
-            wrong = _bad(state, node, snooze.service, self_id)
+            wrong = still_wrong(state, node, snooze.service, self_id)
             events.append(
                 snooze_ended_event(snooze, node, now_wall, why="its time is up", still_wrong=wrong)
             )

@@ -29,6 +29,7 @@ __all__ = [
     "is_frozen",
     "log_dir",
     "resource_dir",
+    "snooze_path",
     "state_dir",
     "user_topology_path",
 ]
@@ -61,6 +62,11 @@ def user_topology_path(*, ensure: bool = False) -> Path:
 def history_path(*, ensure: bool = False) -> Path:
     """The history database in the state folder (ensure creates the folder, not the file)."""
     return state_dir(ensure=ensure) / "history.sqlite3"
+
+
+def snooze_path(*, ensure: bool = False) -> Path:
+    """The snoozed alerts the monitor keeps across restarts and `check` reads."""
+    return state_dir(ensure=ensure) / "snoozes.json"
 
 
 def instance_lock_path(*, ensure: bool = False) -> Path:
