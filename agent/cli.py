@@ -363,14 +363,24 @@ def _check(args: argparse.Namespace) -> int:
     _require_node(topology, args.node)
     cli = find_cli(args.tailscale, os.environ)
     probes = sum(len(node.services) for node in topology.nodes)
+    from agent.core.health import with_snoozes
+    from agent.core.snooze import active_keys
+    from agent.edges.snooze_file import load_snoozes
+
     snapshot = event_loop.run(
         sweep(topology, tailscale_cli=cli, node_override=args.node), probes=probes
     )
+    # what the monitor snoozed (its state file) is shown as such and colours nothing
+    snoozes = load_snoozes(paths.snooze_path())
+    snoozes = {k: v for k, v in snoozes.items() if k in active_keys(snoozes, time.time())}
+    snapshot = with_snoozes(snapshot, snoozes.keys())
     if args.json:
-        json.dump(snapshot_to_dict(snapshot), sys.stdout, ensure_ascii=False, indent=2)
+        data = snapshot_to_dict(snapshot, snoozes=snoozes)
+        json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_table(snapshot, color=_use_color(sys.stdout, os.environ)))
+        color = _use_color(sys.stdout, os.environ)
+        sys.stdout.write(render_table(snapshot, color=color, snoozes=snoozes))
     return snapshot.overall.exit_code
 
 

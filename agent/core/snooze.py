@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from agent.core.confirm import MonitorState, Verdict
+from agent.core.confirm import MonitorState, Track, Verdict
 from agent.core.events import Event, EventKind, format_duration
 from agent.core.model import Impact, Node, Topology
 
@@ -143,18 +143,21 @@ def still_wrong(state: MonitorState, node: Node, service: str, self_id: str | No
     return wrong
 
 
+def _settled_good(track: Track | None) -> bool:
+    """Confirmed good with no contrary streak running (a first bad reading is no "back")."""
+    return track is not None and track.confirmed is Verdict.GOOD and track.pending is None
+
+
 def _good(state: MonitorState, node: Node, service: str, self_id: str | None) -> bool:
     """The subject is confirmed good: "until it is back" ends."""
     if still_wrong(state, node, service, self_id):
         return False
     if service:
-        track = state.services.get((node.id, service))
-        return track is not None and track.confirmed is Verdict.GOOD
-    if node.id != self_id:
-        peer = state.peers.get(node.id)
-        return peer is not None and peer.confirmed is Verdict.GOOD
+        return _settled_good(state.services.get((node.id, service)))
     tracks = [state.services.get((node.id, s.name)) for s in node.services]
-    return all(t is not None and t.confirmed is Verdict.GOOD for t in tracks)
+    if node.id != self_id:
+        tracks.append(state.peers.get(node.id))
+    return all(_settled_good(t) for t in tracks)
 
 
 def _subject_name(node: Node, service: str) -> str:
