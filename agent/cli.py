@@ -357,16 +357,15 @@ def _require_node(topology: Topology, node: str | None) -> None:
 def _check(args: argparse.Namespace) -> int:
     # Imported here: the probes (and httpx) are loaded only by the command that probes, so
     # `--help`, `topology`, `history` and `autostart` start without them.
+    from agent.core.health import with_snoozes
+    from agent.core.snooze import active_keys
+    from agent.edges.snooze_file import load_snoozes
     from agent.sweep import sweep
 
     topology = load_topology(args.topology, os.environ)
     _require_node(topology, args.node)
     cli = find_cli(args.tailscale, os.environ)
-    probes = sum(len(node.services) for node in topology.nodes)
-    from agent.core.health import with_snoozes
-    from agent.core.snooze import active_keys
-    from agent.edges.snooze_file import load_snoozes
-
+    probes = topology.service_count
     snapshot = event_loop.run(
         sweep(topology, tailscale_cli=cli, node_override=args.node), probes=probes
     )
@@ -394,7 +393,7 @@ def _topology(args: argparse.Namespace) -> int:
             topology = load_topology(None, os.environ)
         else:
             topology = load_topology(args.path or args.topology, {})
-        services = sum(len(n.services) for n in topology.nodes)
+        services = topology.service_count
         print(f"OK: {topology.source}: {len(topology.nodes)} nodes, {services} services")
         return 0
     location = locate_topology(args.topology, os.environ)
