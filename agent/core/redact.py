@@ -32,8 +32,11 @@ _KEY_VALUE = re.compile(
 )
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token|digest)\s+[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-# 32+ characters of a key alphabet with letters and digits both: an API key, a hash.
-_LONG_KEY = re.compile(r"(?<![\w+/=-])(?=[\w+/=-]*\d)(?=[\w+/=-]*[A-Za-z])[\w+/=-]{32,}")
+# 32+ characters of a key alphabet with letters and digits both: an API key, a hash. Not a
+# word of a path or a file name ("/", "_" and "." are not in it, nor next to it).
+_LONG_KEY = re.compile(
+    r"(?<![\w+/=.-])(?=[A-Za-z0-9+=-]*\d)(?=[A-Za-z0-9+=-]*[A-Za-z])[A-Za-z0-9+=-]{32,}(?![\w/.])"
+)
 
 
 def scrub(text: str, limit: int = MAX_DETAIL) -> str:
