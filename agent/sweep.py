@@ -5,7 +5,9 @@ command runs it once and the monitor runs it on a schedule. `sweep` reads Tailsc
 (`edges.tailscale.read_status`), finds which node this machine is, plans
 (`core.plan`), sends the probes (`edges.probes.run_probes`) and judges the results
 (`core.health`) into a Snapshot; the caller chooses the tailscale CLI, the node
-(--node), the HTTP client the probes share and the clock.
+(--node) and the clock, or reads Tailscale its own way (`read_tailnet`: the demo's
+simulated tailnet, served in-process because a frozen build has no interpreter to run
+a stand-in `tailscale`).
 
 With DEBUG logging (-v) a sweep says which node this machine is and how that was
 found, and each probe's outcome and time (the tailscale reader logs its own run).
@@ -15,20 +17,30 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from agent.core.health import judge
-from agent.core.model import ProbeResult, ProbeTarget, ServiceKey, Snapshot, Topology
+from agent.core.model import (
+    ProbeResult,
+    ProbeTarget,
+    ServiceKey,
+    Snapshot,
+    TailnetView,
+    Topology,
+)
 from agent.core.plan import plan_sweep
 from agent.core.tailnet import identify_self_by
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 
-__all__ = ["TAILSCALE_TIMEOUT_S", "sweep"]
+__all__ = ["TAILSCALE_TIMEOUT_S", "StatusReader", "sweep"]
 
 log = logging.getLogger(__name__)
 
 TAILSCALE_TIMEOUT_S = 5.0
+
+StatusReader = Callable[[], Awaitable[TailnetView]]
+"""Tailscale's view, read some other way than running `tailscale status --json`."""
 
 
 async def sweep(
@@ -36,10 +48,14 @@ async def sweep(
     *,
     tailscale_cli: str | None,
     node_override: str | None = None,
+    read_tailnet: StatusReader | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure."""
-    tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+    if read_tailnet is None:
+        tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+    else:
+        tailnet = await read_tailnet()
     self_id: str | None
     if node_override:
         self_id, how = node_override, "--node"
