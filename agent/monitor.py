@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.core import confirm, notify_policy
+from agent.core import confirm, keys, notify_policy
 from agent.core import snooze as snoozing
 from agent.core.events import (
     Event,
@@ -122,6 +122,7 @@ class Monitor:
         self._topology_error: str | None = None
         self._state = confirm.initial_state()
         self._policy = notify_policy.initial_policy()
+        self._key_notices: keys.KeyNotices = frozenset()
         self._last_status: MonitorStatus | None = None
         self._uptime: Mapping[ServiceKey, float | None] = {}
         self._uptime_over: Mapping[ServiceKey, float] = {}
@@ -267,7 +268,10 @@ class Monitor:
                     continue
                 started = self._mono()
                 snoozed = snoozing.active_keys(self._snoozes, self._wall())
-                snapshot = with_snoozes(await self._sweep_once(topology), snoozed)
+                swept = await self._sweep_or_stop(topology)
+                if swept is None:
+                    break
+                snapshot = with_snoozes(swept, snoozed)
                 # Only a reading of a running Tailscale tells this machine's IPs: a failed
                 # `tailscale status` (no IPs) then a good one is no network change.
                 network_changed = False
@@ -290,7 +294,10 @@ class Monitor:
                     busy_s=min(max(0.0, now_mono - started), bound),
                 )
                 self._state = result.state
-                events = self._snooze_step(snapshot, result.events, snoozed)
+                self._key_notices, key_events = keys.announce(
+                    self._key_notices, snapshot, self._wall()
+                )
+                events = self._snooze_step(snapshot, (*result.events, *key_events), snoozed)
                 if result.settling is not None and result.settling.reason is not was_reason:
                     log.info(
                         "grace period: settling after %s (%s)",
@@ -341,6 +348,22 @@ class Monitor:
             if event.evidence is not None:
                 self._changes[event.subject] = Change(event.at, event.bad, event.evidence)
         return out
+
+    async def _sweep_or_stop(self, topology: Topology) -> Snapshot | None:
+        """One sweep, or None when a stop comes first: its probes and pings are cancelled
+        (each kills what it started), so stopping never waits for a timeout."""
+        assert self._stopping is not None
+        sweeping = asyncio.ensure_future(self._sweep_once(topology))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({sweeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not sweeping.done():
+                sweeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeping
+        return None if sweeping.cancelled() else sweeping.result()
 
     async def _sleep(self, delay: float) -> None:
         """Wait `delay` s, waking early for "Check now", a stop, or a topology edit."""
@@ -424,7 +447,8 @@ class Monitor:
                 continue
             if kind.family == "agent":
                 unclean = kind is EventKind.AGENT_STARTED
-            elif kind.family != "topology":  # the file is read afresh: its verdict is news
+            elif kind.family not in ("topology", "key"):  # the file is read afresh (its verdict
+                # is news); key notices are carried by keys.carried_notices
                 recorded.append(
                     confirm.Recorded(
                         kind,
@@ -443,6 +467,9 @@ class Monitor:
             for r in latest
             if r.evidence is not None
         }
+        self._key_notices = keys.carried_notices(
+            (r.node_id, r.at, r.duration_s) for r in latest if r.kind == EventKind.KEY_EXPIRING
+        )
         self._policy = notify_policy.initial_policy(confirm.announced_subjects(self._state))
         carried = [
             f"{r.node_id}: {r.service}" if r.service else (r.node_id or r.kind.family)

@@ -7,7 +7,9 @@ command runs it once and the monitor runs it on a schedule. `sweep` reads Tailsc
 (`core.health`) into a Snapshot; the caller chooses the tailscale CLI, the node
 (--node) and the clock, or reads Tailscale its own way (`read_tailnet`: the demo's
 simulated tailnet, served in-process because a frozen build has no interpreter to run
-a stand-in `tailscale`).
+a stand-in `tailscale`). Alongside the probes, each online peer's path is measured with
+`tailscale ping` (`edges.path_ping`): by a `PathPinger` the caller keeps (the monitor: once
+a minute each), else by a fresh one (`check`: every peer; none for a tailnet read another way).
 
 With DEBUG logging (-v) a sweep says which node this machine is and how that was
 found, and each probe's outcome and time (the tailscale reader logs its own run).
@@ -15,6 +17,7 @@ found, and each probe's outcome and time (the tailscale reader logs its own run)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,7 +32,8 @@ from agent.core.model import (
     Topology,
 )
 from agent.core.plan import plan_sweep
-from agent.core.tailnet import identify_self_by
+from agent.core.tailnet import find_peer, identify_self_by
+from agent.edges.path_ping import PathPinger
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 
@@ -50,6 +54,7 @@ async def sweep(
     node_override: str | None = None,
     read_tailnet: StatusReader | None = None,
     clock: Callable[[], float] = time.time,
+    pinger: PathPinger | None = None,
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure."""
     if read_tailnet is None:
@@ -66,13 +71,34 @@ async def sweep(
     else:
         log.debug("this machine is no node of the topology: %s", how)
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
-    probed = await run_probes(plan.targets, clock=clock)
+    if pinger is None:  # a tailnet read another way (the demo's) has no CLI to ping with
+        pinger = PathPinger(tailscale_cli if read_tailnet is None else None, clock=clock)
+    # A TaskGroup: a cancelled sweep (the monitor stopping) returns once both have ended.
+    async with asyncio.TaskGroup() as group:
+        probing = group.create_task(run_probes(plan.targets, clock=clock))
+        peers = _online_peers(topology, tailnet, self_id)
+        pinging = group.create_task(pinger.readings(peers, topology.defaults.timeout_s))
+    probed, paths = probing.result(), pinging.result()
     results = dict(plan.skipped)
     for target, result in zip(plan.targets, probed, strict=True):
         results[(target.node_id, target.service.name)] = result
     if log.isEnabledFor(logging.DEBUG):
         _log_probes(plan.targets, probed, plan.skipped)
-    return judge(topology, tailnet, self_id, results, plan.addresses, now=clock())
+    return judge(topology, tailnet, self_id, results, plan.addresses, now=clock(), paths=paths)
+
+
+def _online_peers(topology: Topology, tailnet: TailnetView, self_id: str | None) -> dict[str, str]:
+    """Node id -> the Tailscale IP to ping, for each topology peer Tailscale calls online."""
+    if not tailnet.running:
+        return {}
+    peers: dict[str, str] = {}
+    for node in topology.nodes:
+        if node.id == self_id:
+            continue
+        peer = find_peer(node, tailnet)
+        if peer is not None and peer.online and (peer.ips or node.ip):
+            peers[node.id] = peer.ips[0] if peer.ips else node.ip
+    return peers
 
 
 def _log_probes(

@@ -75,6 +75,7 @@ class EventKind(StrEnum):
     TOPOLOGY_FIXED = "topology_fixed"
     SNOOZE_STARTED = "snooze_started"  # alerts for a node or service snoozed (core.snooze)
     SNOOZE_ENDED = "snooze_ended"  # announced only when something is still wrong
+    KEY_EXPIRING = "key_expiring"  # a node key expires within a week, then within a day
     # the history's own records: never notified
     SERVICE_RETIRED = "service_retired"  # left the topology (its last state is closed)
     PEER_RETIRED = "peer_retired"
@@ -101,6 +102,7 @@ _BAD_KINDS = frozenset(
         EventKind.LINK_RELAYED,
         EventKind.TAILSCALE_STOPPED,
         EventKind.TOPOLOGY_ERROR,
+        EventKind.KEY_EXPIRING,
     }
 )
 

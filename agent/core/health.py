@@ -27,6 +27,7 @@ from agent.core.model import (
     Link,
     Node,
     NodeStatus,
+    PathReading,
     ProbeResult,
     ProbeState,
     Reason,
@@ -122,12 +123,15 @@ def _judge_node(
     results: Mapping[ServiceKey, ProbeResult],
     addresses: Mapping[ServiceKey, str],
     latency_warn_ms: float,
+    path: PathReading | None,
     snoozed: Collection[ServiceKey] = (),
 ) -> NodeStatus:
     node_snoozed = (node.id, "") in snoozed
     online: bool | None
+    key_expires_at: float | None = None
     if is_self:
         link, relay, online = Link.SELF, "", (True if tailnet.running else None)
+        key_expires_at = tailnet.self_key_expiry
     elif not tailnet.running:
         link, relay, online = Link.UNKNOWN, "", None
     else:
@@ -137,6 +141,9 @@ def _judge_node(
         else:
             link, relay = link_of(peer)
             online = peer.online
+            key_expires_at = peer.key_expiry
+    if is_self or link is Link.OFFLINE:
+        path = None  # a ping of an offline peer (or of this machine) says nothing
 
     services: list[ServiceStatus] = []
     for service in node.services:
@@ -156,6 +163,8 @@ def _judge_node(
         if s.result.state is ProbeState.UP and s.result.latency_ms is not None
     ]
     latency = min(up_latencies, default=None)
+    if path is not None and path.latency_ms is not None:
+        latency = path.latency_ms  # the path's own round trip, the runbook's measure
 
     reasons: list[tuple[Health, str]] = []  # (how bad, why), sorted worst first below
     link_health = Health.GREEN
@@ -215,6 +224,8 @@ def _judge_node(
         health,
         tuple(text for _, text in reasons),
         tuple(services),
+        path,
+        key_expires_at,
     )
 
 
@@ -275,11 +286,13 @@ def judge(
     addresses: Mapping[ServiceKey, str],
     *,
     now: float,
+    paths: Mapping[str, PathReading] | None = None,
     snoozed: Collection[ServiceKey] = (),
 ) -> Snapshot:
-    """Judge one sweep into a Snapshot. `snoozed`: the subjects whose alerts are snoozed
-    (core.snooze), (node id, service name) or (node id, "") for a whole node: judged grey,
-    so they colour neither their node nor the overall."""
+    """Judge one sweep into a Snapshot; `paths`: node id -> its latest `tailscale ping`.
+    `snoozed`: the subjects whose alerts are snoozed (core.snooze), (node id, service name)
+    or (node id, "") for a whole node: judged grey, so they colour neither their node nor
+    the overall."""
     nodes = [
         _judge_node(
             node,
@@ -288,6 +301,7 @@ def judge(
             results,
             addresses,
             topology.defaults.latency_warn_ms,
+            (paths or {}).get(node.id),
             snoozed,
         )
         for node in topology.nodes
@@ -305,8 +319,9 @@ def judge(
 
 
 def with_snoozes(snapshot: Snapshot, snoozed: Collection[ServiceKey]) -> Snapshot:
-    """`snapshot` judged again with `snoozed` (see `judge`), from its own results: what the
-    monitor and `check` show while alerts are snoozed. Unchanged when nothing is snoozed."""
+    """`snapshot` judged again with `snoozed` (see `judge`), from its own results and path
+    readings: what the monitor and `check` show while alerts are snoozed. Unchanged when
+    nothing is snoozed. (A new input of `judge` that a Snapshot keeps is passed on here.)"""
     if not snoozed:
         return snapshot
     results = {(n.node.id, s.service.name): s.result for n in snapshot.nodes for s in n.services}
@@ -318,5 +333,6 @@ def with_snoozes(snapshot: Snapshot, snoozed: Collection[ServiceKey]) -> Snapsho
         results,
         addresses,
         now=snapshot.at,
+        paths={n.node.id: n.path for n in snapshot.nodes if n.path is not None},
         snoozed=snoozed,
     )

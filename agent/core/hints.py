@@ -23,12 +23,14 @@ from agent.core.model import BackendState, ProbeResult, Reason, TailscaleProblem
 __all__ = [
     "BACKEND_STATES",
     "DOWNLOAD_URL",
+    "KEY_EXPIRY_HINT",
     "NOT_THE_CLI",
     "REASONS",
     "RELAYED",
     "TAILSCALE",
     "TAILSCALE_UP",
     "explain",
+    "key_expiry_hint",
     "peer_offline_hint",
     "reason_hint",
     "reason_text",
@@ -43,6 +45,8 @@ DOWNLOAD_URL = "https://tailscale.com/download"
 TAILSCALE_UP = "run `tailscale up`"
 NOT_THE_CLI = "is it the tailscale program? Name the right one with --tailscale PATH"
 RELAYED = "look for `direct` in `tailscale status`"  # Q3: a DERP relay is the slow path
+# A node key that expires logs its node out of the tailnet (tailscale.com/kb/1028/key-expiry).
+KEY_EXPIRY_HINT = "`tailscale up --force-reauth` {where}, or disable expiry in the admin console"
 
 # Reason -> (what happened, the hint). "{host}" is the node's hostname.
 REASONS: dict[Reason, tuple[str, str]] = {
@@ -139,6 +143,12 @@ def reason_text(reason: Reason) -> str:
 def peer_offline_hint(hostname: str) -> str:
     """Q1: "run `tailscale up` on woosuns-mac-mini"."""
     return reason_hint(Reason.PEER_OFFLINE, hostname)
+
+
+def key_expiry_hint(*, is_self: bool) -> str:
+    """What to do about a node key that is about to expire, on that node ("there") or on
+    this machine ("here")."""
+    return KEY_EXPIRY_HINT.format(where="here" if is_self else "there")
 
 
 def explain(result: ProbeResult, hostname: str) -> str:

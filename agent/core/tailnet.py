@@ -14,7 +14,9 @@ when it is unambiguous, and Self is also known by its MagicDNS name.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from datetime import datetime
 
 from agent.core.hints import state_detail, tailscale_detail
 from agent.core.model import (
@@ -38,6 +40,9 @@ __all__ = [
 ]
 
 _UNSET_TIME_PREFIX = "0001-01-01"  # Go's zero time.Time: "0001-01-01T00:00:00Z"
+_RFC3339 = re.compile(
+    r"^(?P<base>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)$"
+)
 
 
 def _bad_output(fact: str) -> TailnetView:
@@ -102,6 +107,7 @@ def parse_status(data: object) -> TailnetView:
         self_ips=self_ips,
         peers=peers,
         health_warnings=_strs(data.get("Health")),
+        self_key_expiry=_timestamp(self_map.get("KeyExpiry")),
     )
 
 
@@ -113,10 +119,27 @@ def _backend_state(raw: str) -> BackendState:
     return state
 
 
+def _time(value: object) -> str:
+    """An RFC 3339 time as Tailscale wrote it; "" for Go's zero time or anything else."""
+    text = _str(value)
+    return "" if text.startswith(_UNSET_TIME_PREFIX) else text
+
+
+def _timestamp(value: object) -> float | None:
+    """An RFC 3339 time (Go writes up to 9 fraction digits) in wall seconds; None when unset
+    or unreadable."""
+    match = _RFC3339.match(_time(value))
+    if match is None:
+        return None
+    fraction = (match.group("frac") or "")[:6]
+    text = f"{match.group('base')}{'.' + fraction if fraction else ''}{match.group('zone')}"
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def _peer(obj: Mapping[str, object]) -> PeerView:
-    last_seen = _str(obj.get("LastSeen"))
-    if last_seen.startswith(_UNSET_TIME_PREFIX):
-        last_seen = ""
     return PeerView(
         hostname=_str(obj.get("HostName")),
         dns_name=_str(obj.get("DNSName")),
@@ -128,7 +151,8 @@ def _peer(obj: Mapping[str, object]) -> PeerView:
         cur_addr=_str(obj.get("CurAddr")),
         relay=_str(obj.get("Relay")),
         peer_relay=_str(obj.get("PeerRelay")),
-        last_seen=last_seen,
+        last_seen=_time(obj.get("LastSeen")),
+        key_expiry=_timestamp(obj.get("KeyExpiry")),
     )
 
 
