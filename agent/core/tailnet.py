@@ -242,18 +242,23 @@ def identify_self_by(topology: Topology, view: TailnetView) -> tuple[str | None,
     "its hostname sweetlife"), or (None, why no node fits) — for the debug log.
 
     After the IPs (a signed-out machine has none) come its HostName and its MagicDNS name,
-    each only when exactly one node has it."""
+    each only when exactly one node has it. The MagicDNS name also matches a node's id: init
+    writes ids from it, and a phone's HostName ("localhost") is often shared by others."""
     for node in topology.nodes:
         if node.ip and node.ip in view.self_ips:
             return node.id, f"its Tailscale IP {node.ip}"
-    for own, how in (
-        (view.self_hostname, "its hostname"),
-        (dns_label(view.self_dns_name), "its MagicDNS name"),
+    for own, how, by_id in (
+        (view.self_hostname, "its hostname", False),
+        (dns_label(view.self_dns_name), "its MagicDNS name", True),
     ):
         wanted = own.casefold()
         if not wanted:
             continue
-        nodes = [n for n in topology.nodes if n.hostname.casefold() == wanted]
+        nodes = [
+            n
+            for n in topology.nodes
+            if n.hostname.casefold() == wanted or (by_id and n.id.casefold() == wanted)
+        ]
         if len(nodes) == 1:
             return nodes[0].id, f"{how} {own}"
     if not view.running:
