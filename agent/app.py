@@ -30,6 +30,7 @@ from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView
 from agent.core.model import Snapshot, TailscaleProblem, Topology
 from agent.core.notify_policy import pause_presets
 from agent.core.ports import Notifier
+from agent.core.snooze import SnoozeKind, parse_key
 from agent.core.tailnet import identify_self_by
 from agent.core.topology import format_topology_duration
 from agent.desktop import autostart
@@ -202,6 +203,7 @@ def _build_monitor(
         notifier=notifier,
         on_update=publish,
         open_history=lambda: History(around.files.history),
+        snooze_path=around.files.snoozes,
         topology_warning=remote.warning if remote is not None else lambda: None,
     )
 
@@ -269,6 +271,14 @@ def _pause_ends(now: float) -> tuple[float, float]:
     offset = datetime.fromtimestamp(now).astimezone().utcoffset()
     hour, morning = pause_presets(now, offset.total_seconds() if offset else 0.0)
     return hour.until_wall, morning.until_wall
+
+
+def _snooze_end(kind: SnoozeKind, now: float) -> float | None:
+    """When a snooze begun now ends: the pause presets' ends; None until it is back."""
+    if kind is SnoozeKind.UNTIL_BACK:
+        return None
+    hour, morning = _pause_ends(now)
+    return hour if kind is SnoozeKind.HOUR else morning
 
 
 def _shown_path(path: Path, home: Path) -> str:
@@ -569,6 +579,12 @@ def menu_handlers(
         files.log_dir.mkdir(parents=True, exist_ok=True)
         actions.open_path(files.log_dir, "the log folder")
 
+    def snoozer(kind: SnoozeKind) -> MenuHandler:
+        def snooze(payload: str) -> None:
+            monitor.snooze(parse_key(payload), kind, _snooze_end(kind, time.time()))
+
+        return snooze
+
     def about(_: str) -> None:
         title, body = about_text(options, env, shown.view.status.snapshot, files=files)
         log.info("%s: %s", title, body.replace("\n", "; "))
@@ -589,6 +605,10 @@ def menu_handlers(
         ActionKind.QUIT: lambda _: stop_tray(),
         ActionKind.OPEN_URL: actions.open_url,
         ActionKind.COPY_ADDRESS: actions.copy,
+        ActionKind.SNOOZE_1H: snoozer(SnoozeKind.HOUR),
+        ActionKind.SNOOZE_TOMORROW: snoozer(SnoozeKind.TOMORROW),
+        ActionKind.SNOOZE_UNTIL_BACK: snoozer(SnoozeKind.UNTIL_BACK),
+        ActionKind.UNSNOOZE: lambda payload: monitor.unsnooze(parse_key(payload)),
         ActionKind.CREATE_TOPOLOGY: lambda _: _in_background(
             lambda: create_topology(options, env, monitor, notifier)
         ),

@@ -469,6 +469,9 @@ def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]
 def _check(args: argparse.Namespace) -> int:
     # Imported here: the probes (and httpx) are loaded only by the command that probes, so
     # `--help`, `topology`, `history` and `autostart` start without them.
+    from agent.core.health import with_snoozes
+    from agent.core.snooze import active_keys
+    from agent.edges.snooze_file import load_snoozes
     from agent.sweep import sweep
 
     _, topology = _load_for_command(args.topology)
@@ -478,11 +481,17 @@ def _check(args: argparse.Namespace) -> int:
     snapshot = event_loop.run(
         sweep(topology, tailscale_cli=cli, node_override=args.node), probes=probes
     )
+    # what the monitor snoozed (its state file) is shown as such and colours nothing
+    snoozes = load_snoozes(paths.snooze_path())
+    snoozes = {k: v for k, v in snoozes.items() if k in active_keys(snoozes, time.time())}
+    snapshot = with_snoozes(snapshot, snoozes.keys())
     if args.json:
-        json.dump(snapshot_to_dict(snapshot), sys.stdout, ensure_ascii=False, indent=2)
+        data = snapshot_to_dict(snapshot, snoozes=snoozes)
+        json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_table(snapshot, color=_use_color(sys.stdout, os.environ)))
+        color = _use_color(sys.stdout, os.environ)
+        sys.stdout.write(render_table(snapshot, color=color, snoozes=snoozes))
     return snapshot.overall.exit_code
 
 

@@ -31,10 +31,20 @@ from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.core import confirm, findings, keys, notify_policy
-from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
+from agent.core import snooze as snoozing
+from agent.core.events import (
+    Event,
+    EventKind,
+    Subject,
+    agent_started_event,
+    agent_stopped_event,
+)
+from agent.core.evidence import Change
+from agent.core.health import with_snoozes
 from agent.core.menu import MonitorStatus
 from agent.core.model import ServiceKey, Snapshot, Topology
 from agent.edges import event_loop
+from agent.edges.snooze_file import load_snoozes, save_snoozes
 from agent.errors import AgentError
 from agent.sweep import TAILSCALE_TIMEOUT_S
 
@@ -88,6 +98,7 @@ class Monitor:
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
         boot: Callable[[], float] | None = SUSPEND_CLOCK,
+        snooze_path: Path | None = None,
     ) -> None:
         self._load_topology = load_topology
         self._locate_topology = locate_topology
@@ -99,6 +110,7 @@ class Monitor:
         self._wall = wall
         self._mono = mono
         self._boot = boot
+        self._snooze_path = snooze_path
 
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -119,6 +131,9 @@ class Monitor:
         self._uptime_every = 0.0
         self._since: Mapping[ServiceKey, float] = {}
         self._uptime_at = 0.0
+        self._snoozes: dict[snoozing.SnoozeKey, snoozing.Snooze] = {}
+        self._pending: list[Event] = []  # snooze records made between passes
+        self._changes: dict[Subject, Change] = {}  # the latest change of each subject
 
     # ==== the UI thread's side =================================================
 
@@ -156,6 +171,60 @@ class Monitor:
 
         self._call(apply)
 
+    def snooze(
+        self, key: snoozing.SnoozeKey, kind: snoozing.SnoozeKind, until: float | None
+    ) -> None:
+        """Snooze a node's (service "") or a service's alerts until `until` (None: until it
+        is back); kept in the state file, and a sweep follows at once."""
+
+        def apply() -> None:
+            node = self._topology.node(key[0]) if self._topology is not None else None
+            if node is None or (key[1] and all(s.name != key[1] for s in node.services)):
+                log.warning("snooze: no %s in the topology", snoozing.key_text(key))
+                return
+            now = self._wall()
+            entry = snoozing.Snooze(key[0], key[1], kind, now, until)
+            self._snoozes[key] = entry
+            self._pending.append(snoozing.snooze_started_event(entry, node, now))
+            log.info("alerts snoozed: %s (%s)", snoozing.key_text(key), kind.value)
+            self._save_snoozes()
+            if self._wake is not None:
+                self._wake.set()
+
+        self._call(apply)
+
+    def unsnooze(self, key: snoozing.SnoozeKey) -> None:
+        """End a snooze now (the next sweep says what is still wrong)."""
+
+        def apply() -> None:
+            entry = self._snoozes.pop(key, None)
+            node = self._topology.node(key[0]) if self._topology is not None else None
+            if entry is None or node is None:
+                return
+            wrong = snoozing.still_wrong(self._state, node, key[1], self._last_self_id())
+            self._pending.append(
+                snoozing.snooze_ended_event(
+                    entry, node, self._wall(), why="ended from the menu", still_wrong=wrong
+                )
+            )
+            self._save_snoozes()
+            if self._wake is not None:
+                self._wake.set()
+
+        self._call(apply)
+
+    def _last_self_id(self) -> str | None:
+        last = self._last_status
+        return last.snapshot.self_node_id if last is not None and last.snapshot else None
+
+    def _save_snoozes(self) -> None:
+        if self._snooze_path is None:
+            return
+        try:
+            save_snoozes(self._snooze_path, self._snoozes)
+        except OSError as error:
+            log.error("could not save the snoozes: %s", error)
+
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -188,6 +257,8 @@ class Monitor:
         self._started.set()
         history = self._open_history_safely()
         self._start_history(history)
+        if self._snooze_path is not None:
+            self._snoozes = load_snoozes(self._snooze_path)
         last_self_ips: tuple[str, ...] | None = None
         try:
             while not self._stopping.is_set():
@@ -198,9 +269,11 @@ class Monitor:
                     await self._sleep(TOPOLOGY_POLL_S)
                     continue
                 started = self._mono()
-                snapshot = await self._sweep_or_stop(topology)
-                if snapshot is None:
+                snoozed = snoozing.active_keys(self._snoozes, self._wall())
+                swept = await self._sweep_or_stop(topology)
+                if swept is None:
                     break
+                snapshot = with_snoozes(swept, snoozed)
                 # Only a reading of a running Tailscale tells this machine's IPs: a failed
                 # `tailscale status` (no IPs) then a good one is no network change.
                 network_changed = False
@@ -226,7 +299,10 @@ class Monitor:
                 self._findings, found, counting = findings.watch(
                     self._findings, snapshot, self._wall(), learn=not result.in_grace
                 )
-                events = (*result.events, *found)
+                self._key_notices, key_events = keys.announce(
+                    self._key_notices, snapshot, self._wall()
+                )
+                events = self._snooze_step(snapshot, (*result.events, *key_events, *found), snoozed)
                 if result.settling is not None and result.settling.reason is not was_reason:
                     log.info(
                         "grace period: settling after %s (%s)",
@@ -241,10 +317,6 @@ class Monitor:
                         event.title,
                         event.message,
                     )
-                self._key_notices, key_events = keys.announce(
-                    self._key_notices, snapshot, self._wall()
-                )
-                events = (*events, *key_events)
                 self._record(history, snapshot, events)
                 decision = notify_policy.decide(self._policy, events, self._wall())
                 self._policy = decision.state
@@ -261,6 +333,28 @@ class Monitor:
                 self._record_quietly(history, agent_stopped_event(self._wall()))
                 history.close()
             self._loop = None
+
+    def _snooze_step(
+        self,
+        snapshot: Snapshot,
+        events: tuple[Event, ...],
+        snoozed: frozenset[snoozing.SnoozeKey],
+    ) -> tuple[Event, ...]:
+        """This pass's events with the snoozed subjects' news kept quiet, the snoozes that
+        end (time up, back, gone from the topology) ended, and the snooze records made
+        since the last pass in front; the menu's latest changes follow them."""
+        ends, ended = snoozing.expire(
+            self._snoozes, self._state, snapshot.topology, snapshot.self_node_id, self._wall()
+        )
+        if ends.keys() != self._snoozes.keys():
+            self._snoozes = ends
+            self._save_snoozes()
+        out = (*self._pending, *snoozing.quiet(events, snoozed), *ended)
+        self._pending.clear()
+        for event in out:
+            if event.evidence is not None:
+                self._changes[event.subject] = Change(event.at, event.bad, event.evidence)
+        return out
 
     async def _sweep_or_stop(self, topology: Topology) -> Snapshot | None:
         """One sweep, or None when a stop comes first: its probes and pings are cancelled
@@ -373,6 +467,13 @@ class Monitor:
                     )
                 )
         self._state = confirm.carried_state(recorded)
+        self._changes = {
+            (r.kind.split("_", 1)[0], r.node_id or "", r.service or ""): Change(
+                r.at, r.bad, r.evidence
+            )
+            for r in latest
+            if r.evidence is not None
+        }
         self._key_notices = keys.carried_notices(
             (r.node_id, r.at, r.duration_s) for r in latest if r.kind == EventKind.KEY_EXPIRING
         )
@@ -471,6 +572,8 @@ class Monitor:
             uptime_over=self._uptime_over,
             since=self._since,
             events=events,
+            snoozes=dict(self._snoozes),
+            changes=dict(self._changes),
         )
         self._last_status = status
         try:

@@ -92,6 +92,7 @@ from agent.core.events import (
     topology_error_event,
     topology_fixed_event,
 )
+from agent.core.evidence import with_evidence
 from agent.core.health import short_name, worst
 from agent.core.model import (
     Health,
@@ -672,4 +673,5 @@ def step(
     if grace_reason is not None:
         health, problems = confirmed_health(new_state, topology, snapshot.self_node_id)
         settling = Settling(grace_reason, health, problems)
-    return StepResult(new_state, tuple(events), recheck, in_grace, settling)
+    # each change carries the facts of the sweep that confirmed it (core.evidence)
+    return StepResult(new_state, with_evidence(events, snapshot), recheck, in_grace, settling)

@@ -10,11 +10,11 @@ strings (see `scrub`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
+from agent.core.evidence import Evidence
 from agent.core.hints import (
     RELAYED,
     peer_offline_hint,
@@ -35,6 +35,7 @@ from agent.core.model import (
     TailnetView,
     TailscaleProblem,
 )
+from agent.core.redact import scrub
 
 __all__ = [
     "RECORD_FIELD_NAMES",
@@ -76,6 +77,8 @@ class EventKind(StrEnum):
     TAILSCALE_RUNNING = "tailscale_running"
     TOPOLOGY_ERROR = "topology_error"
     TOPOLOGY_FIXED = "topology_fixed"
+    SNOOZE_STARTED = "snooze_started"  # alerts for a node or service snoozed (core.snooze)
+    SNOOZE_ENDED = "snooze_ended"  # announced only when something is still wrong
     KEY_EXPIRING = "key_expiring"  # a node key expires within a week, then within a day
     # diagnoses (core.findings): a finding confirmed, and gone again
     EXPOSURE_FOUND = "exposure_found"
@@ -91,7 +94,8 @@ class EventKind(StrEnum):
 
     @property
     def family(self) -> str:
-        """What kind of subject changed: service | peer | link | tailscale | topology | agent."""
+        """What kind of subject changed: service | peer | link | tailscale | topology | agent
+        | snooze."""
         return self.value.split("_", 1)[0]
 
     @property
@@ -151,6 +155,7 @@ class EventFields(Generic[KindT, ReasonT]):
     duration_s: float | None = None  # recoveries: how long the bad state lasted
     still_down: tuple[str, ...] = ()  # peer_online: services that still do not answer
     folded: bool = False  # service_down covered by the node's peer_offline event
+    evidence: Evidence | None = None  # what the confirming sweep met (core.evidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,18 +193,6 @@ class EventRecord(EventFields[str, str]):
 
 
 # ==== words ====================================================================
-
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]*@")
-_QUERY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#]*)[?#][^\s]*")
-_MAX_DETAIL = 160
-
-
-def scrub(text: str, limit: int = _MAX_DETAIL) -> str:
-    """Remove credentials (user:password@) and query strings from URLs; cap the length."""
-    text = _USERINFO.sub(r"\1", text)
-    text = _QUERY.sub(r"\1", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_duration(seconds: float, *, seconds_below: int = 60) -> str:

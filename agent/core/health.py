@@ -17,7 +17,8 @@ they say so.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from agent.core.hints import (
     RELAYED,
@@ -53,6 +54,7 @@ __all__ = [
     "names_down",
     "problem_words",
     "short_name",
+    "with_snoozes",
     "worst",
 ]
 
@@ -126,11 +128,11 @@ def _service_health(impact: Impact, state: ProbeState) -> Health:
 def _explain_offline(result: ProbeResult) -> ProbeResult:
     """A failure on a peer that Tailscale calls offline: the runbook's Q1 is the reason, and
     its hint the only one (what the probe met, a fact, stays in the detail)."""
-    if result.state is not ProbeState.DOWN:
-        return result
+    if result.state is not ProbeState.DOWN or result.reason is Reason.PEER_OFFLINE:
+        return result  # already explained: judging a judged sweep again changes nothing
     met = result.detail
     detail = f"peer offline in Tailscale; {met}" if met else "peer offline in Tailscale"
-    return ProbeResult(result.state, Reason.PEER_OFFLINE, detail, result.latency_ms, result.at)
+    return replace(result, reason=Reason.PEER_OFFLINE, detail=detail)
 
 
 def _judge_node(
@@ -142,7 +144,9 @@ def _judge_node(
     latency_warn_ms: float,
     path: PathReading | None,
     findings: tuple[Finding, ...] = (),
+    snoozed: Collection[ServiceKey] = (),
 ) -> NodeStatus:
+    node_snoozed = (node.id, "") in snoozed
     online: bool | None
     key_expires_at: float | None = None
     if is_self:
@@ -168,6 +172,8 @@ def _judge_node(
         if link is Link.OFFLINE:
             result = _explain_offline(result)
         health = _service_health(service.impact, result.state)
+        if node_snoozed or key in snoozed:
+            health = Health.GREY  # snoozed: shown, never coloured (core.snooze)
         services.append(ServiceStatus(service, result, health, addresses.get(key, "")))
 
     any_up = any(s.result.state is ProbeState.UP for s in services)
@@ -218,14 +224,17 @@ def _judge_node(
         reasons.append(
             (Health.AMBER, f"slow link: {latency:.0f} ms (warn above {latency_warn_ms:.0f} ms)")
         )
+    if node_snoozed:
+        link_health = Health.GREY
 
     for s in services:
         if s.health in (Health.RED, Health.AMBER):
             why = explain(s.result, node.hostname)
             reasons.append((s.health, f"{s.service.name} down — {why}"))
     for finding in findings:
-        finding_health = Health.AMBER if finding.colours else Health.GREEN
-        link_health = worst([link_health, finding_health])
+        finding_health = Health.AMBER if finding.colours and not node_snoozed else Health.GREEN
+        if not node_snoozed:  # snoozed: said, never coloured
+            link_health = worst([link_health, finding_health])
         reasons.append((finding_health, finding_line(finding)))
     reasons.sort(key=lambda r: -_RANK[r[0]])  # stable: worst first, then in order found
 
@@ -322,10 +331,13 @@ def judge(
     paths: Mapping[str, PathReading] | None = None,
     findings: Sequence[Finding] = (),
     assessed: frozenset[FindingKind] = frozenset(),
+    snoozed: Collection[ServiceKey] = (),
 ) -> Snapshot:
     """Judge one sweep into a Snapshot; `paths`: node id -> its latest `tailscale ping`;
     `findings`: the diagnoses of this sweep, of the kinds in `assessed` (core.drift,
-    core.exposure)."""
+    core.exposure). `snoozed`: the subjects whose alerts are snoozed (core.snooze), (node
+    id, service name) or (node id, "") for a whole node: judged grey, so they colour
+    neither their node nor the overall."""
     nodes = [
         _judge_node(
             node,
@@ -336,6 +348,7 @@ def judge(
             topology.defaults.latency_warn_ms,
             (paths or {}).get(node.id),
             tuple(f for f in findings if f.node_id == node.id),
+            snoozed,
         )
         for node in topology.nodes
     ]
@@ -354,4 +367,26 @@ def judge(
         at=now,
         findings=tuple(findings),
         assessed=assessed,
+    )
+
+
+def with_snoozes(snapshot: Snapshot, snoozed: Collection[ServiceKey]) -> Snapshot:
+    """`snapshot` judged again with `snoozed` (see `judge`), from its own results and path
+    readings: what the monitor and `check` show while alerts are snoozed. Unchanged when
+    nothing is snoozed. (A new input of `judge` that a Snapshot keeps is passed on here.)"""
+    if not snoozed:
+        return snapshot
+    results = {(n.node.id, s.service.name): s.result for n in snapshot.nodes for s in n.services}
+    addresses = {(n.node.id, s.service.name): s.address for n in snapshot.nodes for s in n.services}
+    return judge(
+        snapshot.topology,
+        snapshot.tailnet,
+        snapshot.self_node_id,
+        results,
+        addresses,
+        now=snapshot.at,
+        paths={n.node.id: n.path for n in snapshot.nodes if n.path is not None},
+        findings=snapshot.findings,
+        assessed=snapshot.assessed,
+        snoozed=snoozed,
     )

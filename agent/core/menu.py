@@ -28,7 +28,8 @@ from enum import Enum
 
 from agent.core.confirm import Settling
 from agent.core.details import detail_line
-from agent.core.events import Event, format_duration
+from agent.core.events import Event, Subject, format_duration
+from agent.core.evidence import Change, why_text
 from agent.core.exposure import exposed_line
 from agent.core.health import problem_words
 from agent.core.hints import explain, peer_offline_hint
@@ -49,6 +50,7 @@ from agent.core.model import (
     TailscaleProblem,
 )
 from agent.core.path import describe_path
+from agent.core.snooze import Snooze, SnoozeKey, covering, key_text
 
 __all__ = [
     "MARKS",
@@ -104,6 +106,8 @@ class MonitorStatus:
     uptime_over: Mapping[ServiceKey, float] = field(default_factory=dict)
     since: Mapping[ServiceKey, float] = field(default_factory=dict)
     events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
+    snoozes: Mapping[SnoozeKey, Snooze] = field(default_factory=dict)  # core.snooze
+    changes: Mapping[Subject, Change] = field(default_factory=dict)  # latest, with evidence
 
     @property
     def paused(self) -> bool:
@@ -136,6 +140,10 @@ class ActionKind(Enum):
     QUIT = "quit"
     OPEN_URL = "open"  # payload: the http URL
     COPY_ADDRESS = "copy"  # payload: the address
+    SNOOZE_1H = "snooze_1h"  # payload: the subject, core.snooze.key_text
+    SNOOZE_TOMORROW = "snooze_tomorrow"
+    SNOOZE_UNTIL_BACK = "snooze_back"
+    UNSNOOZE = "unsnooze"
     CREATE_TOPOLOGY = "create_topology"  # `init` for this machine's tailnet (first run)
     OPEN_DEMO = "open_demo"  # the demo network (first run)
 
@@ -454,6 +462,81 @@ def _node_actions(node: NodeStatus) -> list[MenuEntry]:
     return actions
 
 
+def _snoozed_words(entry: Snooze, local_time: Callable[[float], str]) -> str:
+    """ "snoozed until 15:00", "snoozed until it is back"."""
+    if entry.until is None:
+        return "snoozed until it is back"
+    return f"snoozed until {local_time(entry.until)}"
+
+
+def _with_tail(text: str, tail: str) -> str:
+    """A line with `tail` kept whole at its end, the rest cut to make room."""
+    return _clip(text, LINE_MAX - len(tail)) + tail
+
+
+def _why_line(change: Change | None, local_time: Callable[[float], str]) -> MenuEntry | None:
+    """ "Why: HTTP 503 · body: 'upstream busy' · direct · 12 ms · 14:02" for a change for
+    the worse, "Back: HTTP 200 · direct · 3 ms · 14:05" for a recovery (core.evidence)."""
+    if change is None:
+        return None
+    facts = why_text(change.evidence, latency=format_latency, at=local_time(change.at))
+    return _info(f"{'Why' if change.bad else 'Back'}: {facts}") if facts else None
+
+
+def _snooze_menu(
+    key: SnoozeKey,
+    own: Snooze | None,
+    *,
+    wrong_now: bool,
+    local_time: Callable[[float], str],
+) -> MenuEntry:
+    """ "Snooze alerts" (1 hour / until tomorrow / until it is back), or, while snoozed,
+    "Alerts snoozed until 15:00" with "Resume alerts"."""
+    payload = key_text(key)
+    title = "Snooze alerts"
+    if own is not None:
+        title = f"Alerts {_snoozed_words(own, local_time)}"
+    options: list[MenuEntry] = [
+        MenuEntry("For 1 hour", MenuAction(ActionKind.SNOOZE_1H, payload)),
+        MenuEntry("Until tomorrow", MenuAction(ActionKind.SNOOZE_TOMORROW, payload)),
+        MenuEntry(
+            "Until it is back",
+            MenuAction(ActionKind.SNOOZE_UNTIL_BACK, payload),
+            enabled=wrong_now,  # "back" ends it at once for what is good now
+        ),
+    ]
+    if own is not None:
+        options += [SEPARATOR, MenuEntry("Resume alerts", MenuAction(ActionKind.UNSNOOZE, payload))]
+    return MenuEntry(title, children=tuple(options))
+
+
+def _service_menu(
+    node: NodeStatus,
+    status: ServiceStatus,
+    view: TrayView,
+    local_time: Callable[[float], str],
+) -> MenuEntry:
+    """A service's line, with its submenu: why it is in its state, and its snooze."""
+    node_id, name = node.node.id, status.service.name
+    line = service_line(node_id, status, view, local_time, hostname=node.node.hostname)
+    snoozes = view.status.snoozes
+    entry = covering(snoozes, node_id, name)
+    if entry is not None:
+        line = _with_tail(line, f" · {_snoozed_words(entry, local_time)}")
+    children: list[MenuEntry] = []
+    why = _why_line(view.status.changes.get(("service", node_id, name)), local_time)
+    if why is not None:
+        children += [why, SEPARATOR]
+    if entry is not None and entry.service == "":
+        children.append(_info(f"Alerts {_snoozed_words(entry, local_time)} with the node"))
+    else:
+        wrong = status.result.state is not ProbeState.UP
+        children.append(
+            _snooze_menu((node_id, name), entry, wrong_now=wrong, local_time=local_time)
+        )
+    return MenuEntry(line, children=tuple(children))
+
+
 def _node_menu(
     node: NodeStatus, view: TrayView, snapshot: Snapshot, local_time: Callable[[float], str]
 ) -> MenuEntry:
@@ -467,12 +550,16 @@ def _node_menu(
         children.append(_info(f"{MARKS[Health.AMBER]} {fact}"))
         if advice:
             children.append(_info(f"↳ {advice}"))
+    changes = view.status.changes
+    for family in ("peer", "link"):
+        change = changes.get((family, node.node.id, ""))
+        why = _why_line(change, local_time) if change is not None and change.bad else None
+        if why is not None:
+            children.append(why)
     if node.services:
         children.append(SEPARATOR)
         for s in node.services:
-            children.append(
-                _info(service_line(node.node.id, s, view, local_time, hostname=node.node.hostname))
-            )
+            children.append(_service_menu(node, s, view, local_time))
             details = detail_line(s.service, s.result) if s.result.state is ProbeState.UP else ""
             if details:
                 children.append(_info(f"↳ {details}"))  # under its service line
@@ -480,7 +567,18 @@ def _node_menu(
     if actions:
         children.append(SEPARATOR)
         children += actions
-    return MenuEntry(node_title(node, snapshot), children=tuple(children))
+    own = view.status.snoozes.get((node.node.id, ""))
+    wrong = node.health is not Health.GREEN or any(
+        s.result.state is not ProbeState.UP for s in node.services
+    )
+    children += [
+        SEPARATOR,
+        _snooze_menu((node.node.id, ""), own, wrong_now=wrong, local_time=local_time),
+    ]
+    title = node_title(node, snapshot)
+    if own is not None:
+        title = _with_tail(title, f" · {_snoozed_words(own, local_time)}")
+    return MenuEntry(title, children=tuple(children))
 
 
 # ==== the whole menu ===========================================================

@@ -248,6 +248,8 @@ class ProbeResult:
     detail: str = ""  # one human line: "HTTP 503", "connection refused", ...
     latency_ms: float | None = None
     at: float = 0.0  # wall-clock seconds when the result was known
+    http_status: int | None = None  # the status an HTTP answer had, good or bad
+    excerpt: str = ""  # the start of a failing answer's body, scrubbed (agent.core.redact)
     # Rich details of an UP service: (name, value) pairs, e.g. ("models", ("llama3:8b",)).
     details: tuple[tuple[str, DetailValue], ...] = ()
 

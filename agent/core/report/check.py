@@ -8,6 +8,8 @@ Pure. The JSON keys are a contract (DESIGN.md): `overall`; `nodes[]` with `id`,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from agent.core import cells
@@ -29,6 +31,7 @@ from agent.core.model import (
 )
 from agent.core.path import describe_path
 from agent.core.report.colour import paint
+from agent.core.snooze import Snooze, SnoozeKey, covering
 
 __all__ = ["render_table", "snapshot_to_dict"]
 
@@ -39,7 +42,13 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _service_dict(s: ServiceStatus) -> dict[str, Any]:
+def _snooze_dict(entry: Snooze | None) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    return {"kind": entry.kind.value, "since": entry.since, "until": entry.until}
+
+
+def _service_dict(s: ServiceStatus, entry: Snooze | None = None) -> dict[str, Any]:
     return {
         "name": s.service.name,
         "port": s.service.port,
@@ -52,6 +61,7 @@ def _service_dict(s: ServiceStatus) -> dict[str, Any]:
         "latency_ms": _ms(s.result.latency_ms),
         "health": s.health.value,
         "details": details_dict(s.result),
+        "snoozed": _snooze_dict(entry),
     }
 
 
@@ -77,7 +87,7 @@ def _key_dict(n: NodeStatus, now: float) -> dict[str, Any] | None:
     }
 
 
-def _node_dict(n: NodeStatus, now: float) -> dict[str, Any]:
+def _node_dict(n: NodeStatus, now: float, snoozes: Mapping[SnoozeKey, Snooze]) -> dict[str, Any]:
     return {
         "id": n.node.id,
         "name": n.node.name,
@@ -93,7 +103,10 @@ def _node_dict(n: NodeStatus, now: float) -> dict[str, Any]:
         "reasons": list(n.reasons),
         "path": _path_dict(n.path),
         "key_expiry": _key_dict(n, now),
-        "services": [_service_dict(s) for s in n.services],
+        "snoozed": _snooze_dict(snoozes.get((n.node.id, ""))),
+        "services": [
+            _service_dict(s, covering(snoozes, n.node.id, s.service.name)) for s in n.services
+        ],
     }
 
 
@@ -109,7 +122,10 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
     }
 
 
-def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
+def snapshot_to_dict(
+    snapshot: Snapshot, *, snoozes: Mapping[SnoozeKey, Snooze] | None = None
+) -> dict[str, Any]:
+    """`snoozes`: the monitor's snoozed subjects (core.snooze), `snoozed` in the JSON."""
     tailnet = snapshot.tailnet
     return {
         "schema": SCHEMA_VERSION,
@@ -127,7 +143,7 @@ def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
             "version": tailnet.version,
             "health_warnings": list(tailnet.health_warnings),
         },
-        "nodes": [_node_dict(n, snapshot.at) for n in snapshot.nodes],
+        "nodes": [_node_dict(n, snapshot.at, snoozes or {}) for n in snapshot.nodes],
         "findings": [_finding_dict(f) for f in snapshot.findings],
         "assessed": sorted(kind.value for kind in snapshot.assessed),
     }
@@ -155,8 +171,23 @@ def _latency_text(ms: float | None) -> str:
     return "" if ms is None else format_latency(ms)
 
 
-def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
-    """A readable table grouped by node, ending with the overall verdict."""
+def _snoozed_text(entry: Snooze | None) -> str:
+    if entry is None:
+        return ""
+    if entry.until is None:
+        return "  (snoozed until it is back)"
+    return f"  (snoozed until {datetime.fromtimestamp(entry.until).strftime('%Y-%m-%d %H:%M')})"
+
+
+def render_table(
+    snapshot: Snapshot,
+    *,
+    color: bool = False,
+    snoozes: Mapping[SnoozeKey, Snooze] | None = None,
+) -> str:
+    """A readable table grouped by node, ending with the overall verdict; snoozed nodes and
+    services say so (their colour does not count: core.health.with_snoozes)."""
+    snoozes = snoozes or {}
     lines: list[str] = []
     head = f"{snapshot.topology.name}: {snapshot.overall.value.upper()}"
     lines.append(paint(head, snapshot.overall, color) + f" — {snapshot.summary}")
@@ -182,6 +213,7 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
         node_line = f"{n.node.id}  {n.node.name} ({n.node.hostname}, {n.node.ip})  {link}"
         if latency:
             node_line += f"  {latency}"
+        node_line += _snoozed_text(snoozes.get((n.node.id, "")))
         lines.append(paint(f"[{n.health.value}]", n.health, color) + f" {node_line}")
         for reason in n.reasons:
             if not any(reason.startswith(f"{s.service.name} down") for s in n.services):
@@ -201,6 +233,7 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
             lines.append(
                 f"    {mark} {cells.ljust(s.service.name, name_width)}  {s.service.port:>5}  "
                 f"{s.service.check.value:<9} {state:<7} {tail}".rstrip()
+                + (_snoozed_text(snoozes.get((n.node.id, s.service.name))))
             )
             details = detail_line(s.service, s.result) if state == "up" else ""
             if details:
