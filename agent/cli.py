@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent import __version__
 from agent.core.model import Health, Topology
-from agent.core.report import history_to_json, render_history, render_table, snapshot_to_dict
+from agent.core.report import (
+    history_to_json,
+    nagios_unknown,
+    render_history,
+    render_nagios,
+    render_table,
+    selection_error,
+    snapshot_to_dict,
+)
 from agent.core.topology import describe_topology
 from agent.edges import event_loop, paths
 from agent.edges.logs import setup_logging
@@ -153,6 +161,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sweep_options(check)
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.add_argument(
+        "--nagios",
+        action="store_true",
+        help="print one Nagios/Icinga plugin line with perfdata (docs/nagios.md)",
+    )
+    check.add_argument(
+        "--target",
+        metavar="NODE",
+        help="with --nagios: judge only this node (--node still says which node this is)",
+    )
+    check.add_argument(
+        "--service", metavar="NAME", help="with --nagios: judge only this service (by name)"
+    )
 
     topology = _command(
         commands,
@@ -359,13 +380,23 @@ def _check(args: argparse.Namespace) -> int:
     # `--help`, `topology`, `history` and `autostart` start without them.
     from agent.sweep import sweep
 
+    if (args.target is not None or args.service is not None) and not args.nagios:
+        raise UsageError("--target and --service go with --nagios")
+    if args.nagios and args.json:
+        raise UsageError("choose one output: --nagios or --json")
     topology = load_topology(args.topology, os.environ)
     _require_node(topology, args.node)
+    if args.nagios and (error := selection_error(topology, args.target, args.service)):
+        raise UsageError(error)
     cli = find_cli(args.tailscale, os.environ)
     probes = sum(len(node.services) for node in topology.nodes)
     snapshot = event_loop.run(
         sweep(topology, tailscale_cli=cli, node_override=args.node), probes=probes
     )
+    if args.nagios:
+        result = render_nagios(snapshot, target=args.target, service=args.service)
+        print(result.line)
+        return result.exit_code
     if args.json:
         json.dump(snapshot_to_dict(snapshot), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
@@ -541,6 +572,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # wanted state already, and exit 0 keeps KeepAlive from restarting us every 10 s.
             logging.getLogger("agent").info("%s; started at login: nothing to do", error.message)
             return 0
+        if args.command == "check" and args.nagios:
+            print(nagios_unknown(error.message).line)  # Nagios reads stdout alone
+            return EXIT_UNUSABLE
         if args.command in (None, "run", "tray"):
             # The log reaches the file too: a windowed build has no stderr.
             logging.getLogger("agent").error("%s", error.message)
