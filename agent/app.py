@@ -38,6 +38,7 @@ from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.edges.tailscale import find_cli
 from agent.edges.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
 from agent.errors import AgentError, AutostartError
+from agent.fleet import ShareView
 from agent.monitor import Monitor
 from agent.sweep import sweep
 
@@ -68,6 +69,7 @@ class AgentOptions:
     topology: str | None = None
     node: str | None = None
     tailscale: str | None = None
+    share_view: int | None = None  # --share-view: the port of the view endpoint
 
 
 def _plural(n: int, word: str) -> str:
@@ -121,11 +123,15 @@ def _build_monitor(
     cli = find_cli(options.tailscale, env)
     if cli is None:
         log.warning("no tailscale command found: peers will not be probed")
+    # Its endpoint's thread is a daemon: it ends with the process.
+    share = None if options.share_view is None else ShareView(options.share_view)
     return Monitor(
         load_topology=lambda: load_topology(options.topology, env),
         # asked again on every poll: a user file created while running takes over at once
         locate_topology=lambda: locate_topology(options.topology, env).path,
-        sweep_once=functools.partial(sweep, tailscale_cli=cli, node_override=options.node),
+        sweep_once=functools.partial(
+            sweep, tailscale_cli=cli, node_override=options.node, share=share
+        ),
         notifier=notifier,
         on_update=on_update,
         open_history=lambda: History(paths.history_path()),

@@ -35,6 +35,7 @@ from agent.core.report import (
     selection_error,
     snapshot_to_dict,
 )
+from agent.core.share_view import SHARE_VIEW_PORT
 from agent.core.topology import describe_topology
 from agent.edges import event_loop, paths
 from agent.edges.logs import setup_logging
@@ -266,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sweep_options(run)
     run.add_argument("--headless", action="store_true", help="no tray icon")
+    _add_share_view_option(run)
 
     tray = _command(
         commands,
@@ -278,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         ],
     )
     _add_sweep_options(tray)
+    _add_share_view_option(tray)
 
     history = _command(
         commands,
@@ -329,6 +332,19 @@ def build_parser() -> argparse.ArgumentParser:
     for action in (enable, disable, status):
         action.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
+
+
+def _add_share_view_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--share-view",
+        nargs="?",
+        type=_port,
+        const=SHARE_VIEW_PORT,
+        default=None,
+        metavar="PORT",
+        help="share this node's view read-only on its own Tailscale IP and read the peers' "
+        f"(default port {SHARE_VIEW_PORT}; docs/share-view.md)",
+    )
 
 
 def _port(text: str) -> int:
@@ -485,6 +501,7 @@ def _agent_options(args: argparse.Namespace) -> AgentOptions:
         topology=getattr(args, "topology", None),
         node=getattr(args, "node", None),
         tailscale=getattr(args, "tailscale", None),
+        share_view=getattr(args, "share_view", None),
     )
 
 

@@ -31,6 +31,7 @@ from agent.core import confirm, notify_policy
 from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
 from agent.core.menu import MonitorStatus
 from agent.core.model import ServiceKey, Snapshot, Topology
+from agent.core.share_view import localise_events
 from agent.edges import event_loop
 from agent.errors import AgentError
 from agent.sweep import TAILSCALE_TIMEOUT_S
@@ -213,13 +214,14 @@ class Monitor:
                     busy_s=min(max(0.0, now_mono - started), bound),
                 )
                 self._state = result.state
+                events = localise_events(result.events, snapshot)  # --share-view's words
                 if result.settling is not None and result.settling.reason is not was_reason:
                     log.info(
                         "grace period: settling after %s (%s)",
                         result.settling.reason.words,
                         ", ".join(result.settling.problems) or "no confirmed problem",
                     )
-                for event in result.events:
+                for event in events:
                     log.log(
                         logging.WARNING if event.critical else logging.INFO,
                         "event %s: %s — %s",
@@ -227,13 +229,13 @@ class Monitor:
                         event.title,
                         event.message,
                     )
-                self._record(history, snapshot, result.events)
-                decision = notify_policy.decide(self._policy, result.events, self._wall())
+                self._record(history, snapshot, events)
+                decision = notify_policy.decide(self._policy, events, self._wall())
                 self._policy = decision.state
                 for held in decision.held_back:
                     log.info("notification held back (%s): %s", held.why, held.event.title)
                 await self._deliver(decision.notifications)
-                self._publish(snapshot, result.events, settling=result.settling)
+                self._publish(snapshot, events, settling=result.settling)
                 delay = result.recheck_after_s or topology.defaults.interval_s
                 await self._sleep(delay)
         finally:

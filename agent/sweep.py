@@ -13,22 +13,52 @@ found, and each probe's outcome and time (the tailscale reader logs its own run)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from agent.core.health import judge
-from agent.core.model import ProbeResult, ProbeTarget, ServiceKey, Snapshot, Topology
+from agent.core.model import (
+    FleetView,
+    ProbeResult,
+    ProbeTarget,
+    ServiceKey,
+    Snapshot,
+    TailnetView,
+    Topology,
+)
 from agent.core.plan import plan_sweep
+from agent.core.share_view import PeerReading
 from agent.core.tailnet import identify_self_by
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 
-__all__ = ["TAILSCALE_TIMEOUT_S", "sweep"]
+__all__ = ["TAILSCALE_TIMEOUT_S", "PeerViewsPartner", "sweep"]
 
 log = logging.getLogger(__name__)
 
 TAILSCALE_TIMEOUT_S = 5.0
+
+
+class PeerViewsPartner(Protocol):
+    """What `--share-view` adds to a sweep (agent.fleet.ShareView)."""
+
+    async def fetch(
+        self, topology: Topology, self_id: str | None, tailnet: TailnetView
+    ) -> Sequence[PeerReading]: ...
+
+    def place(
+        self,
+        topology: Topology,
+        self_id: str | None,
+        results: Mapping[ServiceKey, ProbeResult],
+        readings: Sequence[PeerReading],
+        now: float,
+    ) -> FleetView: ...
+
+    def publish(self, snapshot: Snapshot) -> None: ...
 
 
 async def sweep(
@@ -37,8 +67,11 @@ async def sweep(
     tailscale_cli: str | None,
     node_override: str | None = None,
     clock: Callable[[], float] = time.time,
+    share: PeerViewsPartner | None = None,
 ) -> Snapshot:
-    """Run one sweep and judge it. Never raises for an operational failure."""
+    """Run one sweep and judge it. Never raises for an operational failure. With `share`
+    (--share-view) the peers' views are fetched while the probes run, place the failures,
+    and the judged sweep is shared."""
     tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
     self_id: str | None
     if node_override:
@@ -50,13 +83,25 @@ async def sweep(
     else:
         log.debug("this machine is no node of the topology: %s", how)
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
-    probed = await run_probes(plan.targets, clock=clock)
+    readings: Sequence[PeerReading] = ()
+    if share is None:
+        probed = await run_probes(plan.targets, clock=clock)
+    else:
+        probed, readings = await asyncio.gather(
+            run_probes(plan.targets, clock=clock), share.fetch(topology, self_id, tailnet)
+        )
     results = dict(plan.skipped)
     for target, result in zip(plan.targets, probed, strict=True):
         results[(target.node_id, target.service.name)] = result
     if log.isEnabledFor(logging.DEBUG):
         _log_probes(plan.targets, probed, plan.skipped)
-    return judge(topology, tailnet, self_id, results, plan.addresses, now=clock())
+    if share is None:
+        return judge(topology, tailnet, self_id, results, plan.addresses, now=clock())
+    now = clock()
+    fleet = share.place(topology, self_id, results, readings, now)
+    snapshot = judge(topology, tailnet, self_id, results, plan.addresses, now=now, fleet=fleet)
+    share.publish(snapshot)
+    return snapshot
 
 
 def _log_probes(

@@ -17,13 +17,16 @@ from collections.abc import Iterable, Mapping
 from agent.core.hints import (
     RELAYED,
     explain,
+    link_broken_hint,
     peer_offline_hint,
     tailscale_detail,
 )
 from agent.core.model import (
+    FleetView,
     Health,
     Impact,
     Link,
+    Locus,
     Node,
     NodeStatus,
     ProbeResult,
@@ -113,6 +116,7 @@ def _judge_node(
     results: Mapping[ServiceKey, ProbeResult],
     addresses: Mapping[ServiceKey, str],
     latency_warn_ms: float,
+    fleet: FleetView | None = None,
 ) -> NodeStatus:
     online: bool | None
     if is_self:
@@ -134,6 +138,8 @@ def _judge_node(
         if link is Link.OFFLINE:
             result = _explain_offline(result)
         health = _service_health(service.impact, result.state)
+        if health is Health.RED and _placed(fleet, key) is Locus.HERE:
+            health = Health.AMBER  # the others reach it: this machine's link, not the service
         services.append(ServiceStatus(service, result, health, addresses.get(key, "")))
 
     any_up = any(s.result.state is ProbeState.UP for s in services)
@@ -180,8 +186,7 @@ def _judge_node(
 
     for s in services:
         if s.health in (Health.RED, Health.AMBER):
-            why = explain(s.result, node.hostname)
-            reasons.append((s.health, f"{s.service.name} down — {why}"))
+            reasons.append((s.health, _down_reason(node, s, fleet)))
     reasons.sort(key=lambda r: -_RANK[r[0]])  # stable: worst first, then in order found
 
     if not tailnet.running and not is_self and not any_up:
@@ -201,6 +206,27 @@ def _judge_node(
         tuple(text for _, text in reasons),
         tuple(services),
     )
+
+
+def _placed(fleet: FleetView | None, key: ServiceKey) -> Locus | None:
+    sighting = None if fleet is None else fleet.sightings.get(key)
+    return None if sighting is None else sighting.locus
+
+
+def _down_reason(node: Node, s: ServiceStatus, fleet: FleetView | None) -> str:
+    """ "FastAPI down — why (hint)", placed by the peers' views where they tell."""
+    key = (node.id, s.service.name)
+    locus = _placed(fleet, key)
+    if locus is Locus.HERE:
+        return (
+            f"{s.service.name} down from here only — your link to the {short_name(node)} is "
+            f"broken, others reach it ({link_broken_hint(node.hostname)})"
+        )
+    why = explain(s.result, node.hostname)
+    if locus is Locus.EVERYWHERE and fleet is not None:
+        seen = len(fleet.sightings[key].seen)
+        return f"{s.service.name} down (seen from {seen} nodes) — {why}"
+    return f"{s.service.name} down — {why}"
 
 
 def _summary(topology: Topology, tailnet: TailnetView, nodes: list[NodeStatus]) -> str:
@@ -260,8 +286,9 @@ def judge(
     addresses: Mapping[ServiceKey, str],
     *,
     now: float,
+    fleet: FleetView | None = None,
 ) -> Snapshot:
-    """Judge one sweep into a Snapshot."""
+    """Judge one sweep into a Snapshot; `fleet` (the peers' views) places its failures."""
     nodes = [
         _judge_node(
             node,
@@ -270,6 +297,7 @@ def judge(
             results,
             addresses,
             topology.defaults.latency_warn_ms,
+            fleet,
         )
         for node in topology.nodes
     ]
@@ -282,4 +310,5 @@ def judge(
         overall=overall,
         summary=_summary(topology, tailnet, nodes),
         at=now,
+        fleet=fleet,
     )

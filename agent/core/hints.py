@@ -23,12 +23,14 @@ from agent.core.model import BackendState, ProbeResult, Reason, TailscaleProblem
 __all__ = [
     "BACKEND_STATES",
     "DOWNLOAD_URL",
+    "LINK_BROKEN",
     "NOT_THE_CLI",
     "REASONS",
     "RELAYED",
     "TAILSCALE",
     "TAILSCALE_UP",
     "explain",
+    "link_broken_hint",
     "peer_offline_hint",
     "reason_hint",
     "reason_text",
@@ -43,6 +45,11 @@ DOWNLOAD_URL = "https://tailscale.com/download"
 TAILSCALE_UP = "run `tailscale up`"
 NOT_THE_CLI = "is it the tailscale program? Name the right one with --tailscale PATH"
 RELAYED = "look for `direct` in `tailscale status`"  # Q3: a DERP relay is the slow path
+# --share-view: only this machine fails while the other nodes reach the service.
+LINK_BROKEN = (
+    "the service is fine: check this machine's path to it — `tailscale ping {host}`, "
+    "this machine's firewall or VPN"
+)
 
 # Reason -> (what happened, the hint). "{host}" is the node's hostname.
 REASONS: dict[Reason, tuple[str, str]] = {
@@ -134,6 +141,11 @@ def reason_hint(reason: Reason | None, hostname: str) -> str:
 def reason_text(reason: Reason) -> str:
     """What happened, as the end of "FastAPI on woosuns-mac-mini ...": "refused the connection"."""
     return REASONS[reason][0]
+
+
+def link_broken_hint(hostname: str) -> str:
+    """Only this machine fails to reach a service the others reach: look here, not there."""
+    return LINK_BROKEN.format(host=hostname)
 
 
 def peer_offline_hint(hostname: str) -> str:

@@ -38,6 +38,7 @@ from agent.core.model import (
     ServiceStatus,
     Snapshot,
 )
+from agent.core.share_view import matrix_lines
 
 __all__ = [
     "MARKS",
@@ -507,6 +508,10 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     if snapshot is not None and snapshot.nodes:
         entries.append(SEPARATOR)
         entries += [_node_menu(n, view, snapshot, local_time) for n in snapshot.nodes]
+        matrix = matrix_lines(snapshot)  # --share-view: from → to, per service
+        if matrix:
+            lines = tuple(_info(_clip(line, LINE_MAX)) for line in matrix)
+            entries.append(MenuEntry("Who sees whom", children=lines))
     version = f" {view.version}" if view.version else ""
     entries.append(SEPARATOR)
     if view.last_checked and snapshot is not None:

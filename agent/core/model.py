@@ -8,6 +8,7 @@ on them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -16,9 +17,11 @@ __all__ = [
     "BackendState",
     "CheckKind",
     "Defaults",
+    "FleetView",
     "Health",
     "Impact",
     "Link",
+    "Locus",
     "Node",
     "NodeStatus",
     "PeerView",
@@ -29,6 +32,7 @@ __all__ = [
     "Service",
     "ServiceKey",
     "ServiceStatus",
+    "Sighting",
     "Snapshot",
     "TailnetView",
     "TailscaleProblem",
@@ -233,6 +237,34 @@ class ProbeResult:
     at: float = 0.0  # wall-clock seconds when the result was known
 
 
+# ==== who sees whom (--share-view) ==============================================
+
+
+class Locus(StrEnum):
+    """Where the peers' shared views place a failure seen from here."""
+
+    EVERYWHERE = "everywhere"  # every node with a fresh view fails too: the service is down
+    HERE = "here"  # only this node fails, the others reach it: this machine's link
+    SPLIT = "split"  # some fail, some reach it
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One service as every node with a fresh view sees it, this node first."""
+
+    seen: tuple[tuple[str, ProbeState], ...]  # (observer node id, its reading)
+    locus: Locus | None  # None: nothing to place (up here, or no other view)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """The peers' shared views of one sweep: each peer's view status and each service's
+    sightings (agent.core.share_view)."""
+
+    views: tuple[tuple[str, str], ...]  # (peer node id, fresh|stale|unreachable|malformed|off)
+    sightings: Mapping[ServiceKey, Sighting]
+
+
 # ==== health ===================================================================
 
 
@@ -280,3 +312,4 @@ class Snapshot:
     overall: Health
     summary: str  # one line for a tooltip or a terminal
     at: float
+    fleet: FleetView | None = None  # the peers' views, with --share-view
