@@ -55,7 +55,7 @@ class ShareView:
         self._server = ViewServer(port)
         self._client = PeerViews(port)
         self._failing_since: dict[ServiceKey, float] = {}
-        self._told: dict[str, str] = {}
+        self._told: dict[str, ViewStatus] = {}
         self._bind_error: str | None = None
 
     async def fetch(
@@ -76,11 +76,11 @@ class ShareView:
     ) -> FleetView:
         self._failing_since = down_since(self._failing_since, results, now)
         for reading in readings:
-            said = f"{reading.status.value}: {reading.detail}" if reading.detail else reading.status
-            if self._told.get(reading.node_id) != said:
+            if self._told.get(reading.node_id) is not reading.status:  # said once per change
+                self._told[reading.node_id] = reading.status
+                said = reading.status.value + (f": {reading.detail}" if reading.detail else "")
                 level = logging.INFO if reading.status is ViewStatus.FRESH else logging.WARNING
                 log.log(level, "view of %s: %s", reading.node_id, said)
-                self._told[reading.node_id] = str(said)
         return localise(topology, self_id, results, readings, self._failing_since)
 
     def publish(self, snapshot: Snapshot) -> None:

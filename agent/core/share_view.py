@@ -12,8 +12,8 @@ With those views, a service this node cannot reach is placed (`Locus`):
   not red, with its own hint (agent.core.hints.LINK_BROKEN).
 - SPLIT: some reach it, some do not; the colour stays.
 
-A peer's "up" counts for HERE only when its view is newer than this node's first failure,
-so a view fetched before the outage began never clears a real one.
+For a failure, a peer's view counts only when it was read after this node began to fail, so
+a view from before the outage (a cached copy) never clears or confirms it.
 """
 
 from __future__ import annotations
@@ -192,34 +192,32 @@ def localise(
         for service in node.services:
             key = (node.id, service.name)
             mine = results.get(key)
+            since = failing_since.get(key) if mine and mine.state is ProbeState.DOWN else None
             seen: list[tuple[str, ProbeState]] = []
             if self_id is not None and mine is not None:
                 seen.append((self_id, mine.state))
-            others: list[tuple[PeerReading, ProbeState]] = []
+            others: list[ProbeState] = []
             for reading in fresh:
                 assert reading.states is not None
                 state = reading.states.get(key)
-                if state in (ProbeState.UP, ProbeState.DOWN):
-                    seen.append((reading.node_id, state))
-                    others.append((reading, state))
-            sightings[key] = Sighting(tuple(seen), _locus(mine, others, failing_since.get(key)))
+                if state not in (ProbeState.UP, ProbeState.DOWN):
+                    continue
+                if since is not None and (reading.at is None or reading.at < since):
+                    continue  # read before this node began to fail: it tells nothing of now
+                seen.append((reading.node_id, state))
+                others.append(state)
+            sightings[key] = Sighting(tuple(seen), _locus(mine, others))
     views = tuple((r.node_id, r.status.value) for r in readings)
     return FleetView(views, sightings)
 
 
-def _locus(
-    mine: ProbeResult | None,
-    others: list[tuple[PeerReading, ProbeState]],
-    since: float | None,
-) -> Locus | None:
+def _locus(mine: ProbeResult | None, others: list[ProbeState]) -> Locus | None:
     if mine is None or mine.state is not ProbeState.DOWN or not others:
         return None
-    if all(state is ProbeState.DOWN for _, state in others):
+    if all(state is ProbeState.DOWN for state in others):
         return Locus.EVERYWHERE
-    reaching = [r for r, state in others if state is ProbeState.UP]
-    if len(reaching) == len(others):
-        newer = since is None or all(r.at is not None and r.at >= since for r in reaching)
-        return Locus.HERE if newer else None
+    if all(state is ProbeState.UP for state in others):
+        return Locus.HERE
     return Locus.SPLIT
 
 
@@ -237,7 +235,8 @@ def seen_down_title(service: str, node: Node, observers: int) -> str:
 def _link_broken_message(service: str, node: Node, result: ProbeResult, reached: list[str]) -> str:
     what = reason_text(result.reason) if result.reason is not None else "is down"
     return with_hint(
-        f"{service} on {node.hostname} {what} from here, but {', '.join(reached)} reach it",
+        f"{service} on {node.hostname} {what} from here, but {' and '.join(reached)} "
+        + ("reaches it" if len(reached) == 1 else "reach it"),
         link_broken_hint(node.hostname),
     )
 
