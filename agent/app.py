@@ -89,7 +89,7 @@ class _InUseLog:
         if snapshot is None:
             return
         topology = snapshot.topology
-        services = sum(len(n.services) for n in topology.nodes)
+        services = topology.service_count
         interval = topology.defaults.interval_s
         seen = (topology.name, topology.source, len(topology.nodes), services, interval)
         if seen != self._topology:

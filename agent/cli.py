@@ -405,7 +405,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.nagios and (error := selection_error(topology, args.target, args.service)):
         raise UsageError(error)
     cli = find_cli(args.tailscale, os.environ)
-    probes = sum(len(node.services) for node in topology.nodes)
+    probes = topology.service_count
     snapshot = event_loop.run(
         sweep(topology, tailscale_cli=cli, node_override=args.node), probes=probes
     )
@@ -431,7 +431,7 @@ def _topology(args: argparse.Namespace) -> int:
             topology = load_topology(None, os.environ)
         else:
             topology = load_topology(args.path or args.topology, {})
-        services = sum(len(n.services) for n in topology.nodes)
+        services = topology.service_count
         print(f"OK: {topology.source}: {len(topology.nodes)} nodes, {services} services")
         return 0
     location = locate_topology(args.topology, os.environ)

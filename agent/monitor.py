@@ -167,7 +167,7 @@ class Monitor:
             # The loop is picked for the topology in use at start, as `check` picks it.
             self._reload_topology_if_changed()
             topology = self._topology
-            probes = sum(len(n.services) for n in topology.nodes) if topology else 0
+            probes = topology.service_count if topology else 0
             event_loop.run(self._run(), probes=probes)
         except Exception:  # a bug: log it loudly, the UI shows grey "no data"
             log.exception("the monitor stopped on an unexpected error")

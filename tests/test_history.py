@@ -40,12 +40,10 @@ from agent.core.model import (
     Impact,
     Link,
     Node,
-    NodeStatus,
     ProbeResult,
     ProbeState,
     Reason,
     Service,
-    ServiceStatus,
     Snapshot,
     TailnetView,
     Topology,
@@ -53,6 +51,7 @@ from agent.core.model import (
 from agent.core.report import history_to_json, render_history
 from agent.edges.history import History, HistoryError, Uptime, parse_since, schema
 from agent.errors import AgentError, UsageError
+from tests.core import snapshots as build
 
 ROOT = Path(__file__).resolve().parents[1]
 HOUR = 3600.0
@@ -84,21 +83,23 @@ def snapshot(
     """A sweep where every service is up unless named in `states` (by service name)."""
     topo = topo or topology()
     states = states or {}
-    nodes = []
-    for node in topo.nodes:
-        services = tuple(
-            ServiceStatus(
-                service=s,
-                result=ProbeResult(states.get(s.name, UP), at=at),
-                health=Health.GREEN,
-                address=f"{node.ip}:{s.port}",
-            )
-            for s in node.services
+    nodes = [
+        build.node_status(
+            node,
+            *(
+                build.service_status(
+                    s, ProbeResult(states.get(s.name, UP), at=at), node.ip, health=Health.GREEN
+                )
+                for s in node.services
+            ),
+            is_self=node.id == "desktop",
+            link=link,
+            online=True,
+            latency=1.0,
         )
-        nodes.append(
-            NodeStatus(node, node.id == "desktop", link, "", True, 1.0, Health.GREEN, (), services)
-        )
-    return Snapshot(topo, TailnetView(), "desktop", tuple(nodes), Health.GREEN, "", at)
+        for node in topo.nodes
+    ]
+    return build.snapshot(*nodes, topology=topo, tailnet=TailnetView(), at=at)
 
 
 class Clock:

@@ -30,13 +30,10 @@ from agent.core.model import (
     Impact,
     Link,
     Node,
-    NodeStatus,
     ProbeResult,
     ProbeState,
     Reason,
     Service,
-    ServiceStatus,
-    Snapshot,
     TailnetView,
     Topology,
 )
@@ -47,6 +44,8 @@ from agent.desktop.tray import (
     local_time,
     to_pystray_menu,
 )
+from tests.core.snapshots import node_status, service_status
+from tests.core.snapshots import snapshot as build_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,27 +81,22 @@ REFUSED = ProbeResult(ProbeState.DOWN, Reason.REFUSED, "connection refused (serv
 
 
 def rich_view() -> TrayView:
-    mac = NodeStatus(
+    mac = node_status(
         MAC,
-        False,
-        Link.RELAY,
-        "tok",
-        True,
-        1.5,
-        Health.RED,
-        (),
-        (
-            ServiceStatus(FASTAPI, REFUSED, Health.RED, "100.123.51.5:8000"),
-            ServiceStatus(REDIS, ProbeResult(ProbeState.UP), Health.GREEN, "100.123.51.5:6379"),
-        ),
+        service_status(FASTAPI, REFUSED, MAC.ip),
+        service_status(REDIS, ProbeResult(ProbeState.UP), MAC.ip),
+        link=Link.RELAY,
+        relay="tok",
+        latency=1.5,
+        health=Health.RED,
     )
-    snapshot = Snapshot(
-        Topology("t", (MAC,), Defaults()),
-        TailnetView(backend_state=BackendState.RUNNING),
-        None,
-        (mac,),
-        Health.RED,
-        "Mac mini: FastAPI down",
+    snapshot = build_snapshot(
+        mac,
+        topology=Topology("t", (MAC,), Defaults()),
+        tailnet=TailnetView(backend_state=BackendState.RUNNING),
+        self_id=None,
+        overall=Health.RED,
+        summary="Mac mini: FastAPI down",
         at=100.0,
     )
     status = MonitorStatus(

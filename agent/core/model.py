@@ -113,6 +113,11 @@ class Topology:
     def node(self, node_id: str) -> Node | None:
         return next((n for n in self.nodes if n.id == node_id), None)
 
+    @property
+    def service_count(self) -> int:
+        """How many services all nodes have: a sweep's probe count."""
+        return sum(len(n.services) for n in self.nodes)
+
 
 ServiceKey = tuple[str, str]
 """(node id, service name): how a service is keyed across a sweep, its history and its

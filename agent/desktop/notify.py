@@ -127,6 +127,21 @@ class _LoopThread:
             loop.close()
 
 
+def _disconnect(runner: _LoopThread, bus: Any, timeout_s: float, who: str) -> None:
+    """Disconnect a dbus-fast bus (None: none was made) on its loop, then stop the loop."""
+
+    async def disconnect() -> None:
+        if bus is not None and bus.connected:
+            bus.disconnect()
+            await bus.wait_for_disconnect()
+
+    try:
+        runner.run(disconnect(), timeout_s)
+    except Exception as exc:
+        log.debug("%s disconnect: %s", who, exc)
+    runner.close()
+
+
 def _uri(path: Path | None) -> str:
     return path.resolve().as_uri() if path is not None else ""
 
@@ -298,17 +313,7 @@ class DbusNotifier:
 
     def close(self) -> None:
         """Disconnect and stop the loop thread (tests; the agent keeps it for its lifetime)."""
-
-        async def disconnect() -> None:
-            if self._bus is not None and self._bus.connected:
-                self._bus.disconnect()
-                await self._bus.wait_for_disconnect()
-
-        try:
-            self._runner.run(disconnect(), self._timeout_s)
-        except Exception as exc:
-            log.debug("dbus notifier disconnect: %s", exc)
-        self._runner.close()
+        _disconnect(self._runner, self._bus, self._timeout_s, self.name)
 
 
 # ==== Linux fallback: notify-send ==============================================
@@ -596,19 +601,8 @@ class DesktopNotifierBackend:
 
     def close(self) -> None:
         """Drop the D-Bus connection (Linux) and stop the loop thread."""
-
-        async def disconnect() -> None:
-            backend = getattr(self._notifier, "_backend", None)
-            bus = getattr(backend, "bus", None)
-            if bus is not None and bus.connected:
-                bus.disconnect()
-                await bus.wait_for_disconnect()
-
-        try:
-            self._runner.run(disconnect(), self._timeout_s)
-        except Exception as exc:
-            log.debug("desktop-notifier disconnect: %s", exc)
-        self._runner.close()
+        bus = getattr(getattr(self._notifier, "_backend", None), "bus", None)
+        _disconnect(self._runner, bus, self._timeout_s, self.name)
 
 
 # ==== macOS: osascript =========================================================

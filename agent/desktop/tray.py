@@ -272,6 +272,8 @@ class Tray:
         self._shown_icon, self._shown_title, self._shown_entries = shown_icon, text, entries
         if backend in _SELF_MARSHALLING:
             _close_only_what_pystray_showed(icon)
+        if backend == "appindicator":
+            _refill_one_appindicator_menu(icon)
         if backend in _OWN_LOOP:
             self._xorg = _XorgLoop(icon)
         with self._lock:
@@ -438,6 +440,53 @@ def _close_only_what_pystray_showed(icon: Any) -> None:
         finalize()
 
     icon._finalize = finalize_quietly
+
+
+def _refill_one_appindicator_menu(icon: Any) -> None:
+    """appindicator: a menu update refills the one GtkMenu instead of handing over a new one.
+
+    pystray 0.19.5 builds a new GtkMenu for every update and passes it to AppIndicator's
+    set_menu, which runs libdbusmenu-gtk's parser over it. For each menu it has not seen, the
+    parser queues an idle call that hides and re-shows it (toggle_widget_visibility, for apps
+    that fill their menus when shown). Where no StatusNotifierWatcher runs (trayer, any XEmbed
+    tray) AppIndicator falls back to a GtkStatusIcon, and a click pops up that very menu. X
+    events outrank idle calls in the GLib loop: a click that came within a few milliseconds
+    (tens on a busy machine) after an update popped the new menu up, then the idle call hid it
+    (its grab broken) and the click opened nothing. The agent updates the menu whenever a
+    sweep changes it ("Last checked", young uptimes), so also just as it notifies a problem,
+    when people click. The parser never toggles a menu it has seen again: here the first
+    GtkMenu stays for the icon's lifetime and an update replaces its items, on the GLib loop
+    as pystray's own update does. While the menu is open the update waits until it closes, as
+    the replaced menu stayed as shown before (no item moves under the pointer or the keys).
+    Uses pystray's private `_update_menu`, `_menu_handle` and `_create_menu_item` (pystray is
+    pinned to 0.19.5).
+    """
+    from gi.repository import GLib  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    first_menu = icon._update_menu  # pystray's: builds the first GtkMenu, hands it to set_menu
+    waiting: list[int] = []  # the "unmap" handler while an update waits for the menu to close
+
+    def closed(menu: Any) -> None:
+        menu.disconnect(waiting.pop())
+        GLib.idle_add(refill)
+
+    def refill() -> bool:
+        menu = getattr(icon, "_menu_handle", None)
+        if menu is None or not icon.menu:
+            first_menu()
+        elif menu.get_mapped():  # popped up, on the screen
+            if not waiting:
+                waiting.append(menu.connect("unmap", closed))
+        else:
+            for item in menu.get_children():
+                menu.remove(item)
+                item.destroy()
+            for descriptor in icon.menu:
+                menu.append(icon._create_menu_item(descriptor))
+            menu.show_all()
+        return False  # do not repeat
+
+    icon._update_menu = lambda: GLib.idle_add(refill)
 
 
 class _XorgLoop:

@@ -110,6 +110,6 @@ def load_topology(explicit: str | None = None, env: Mapping[str, str] | None = N
         location.origin,
         location.path,
         len(topology.nodes),
-        sum(len(n.services) for n in topology.nodes),
+        topology.service_count,
     )
     return topology

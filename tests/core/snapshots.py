@@ -1,14 +1,20 @@
-"""Terse judged sweeps (Snapshots) and a stepping driver for the monitor's core tests.
+"""The suite's one Snapshot builder, terse sweeps, and a stepping driver for the monitor.
 
-`sweep(...)` builds one Snapshot: every peer DIRECT and every service UP unless told
-otherwise. `Driver` feeds Snapshots to `confirm.step` with a fake pair of clocks that the
-test moves by hand (sweep interval, a 1 s recheck, a sleep, a clock jump).
+`service_status`, `node_status` and `snapshot` build the model's status types with the
+suite's defaults (a service's colour from its state and impact, a node DIRECT and online,
+this machine "desktop"); every test that needs a Snapshot without the health rules builds
+it with them (tests/core/sample_network.py judges with the real rules instead).
+`sweep(...)` builds one Snapshot of the Sparklio topology: every peer DIRECT and every
+service UP unless told otherwise. `Driver` feeds Snapshots to `confirm.step` with a fake
+pair of clocks that the test moves by hand (sweep interval, a 1 s recheck, a sleep, a clock
+jump).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import EllipsisType
 
 from agent.core.confirm import MonitorState, StepResult, initial_state, step
 from agent.core.events import Event
@@ -43,7 +49,10 @@ __all__ = [
     "TOPOLOGY",
     "VITE",
     "Driver",
+    "node_status",
     "result",
+    "service_status",
+    "snapshot",
     "sweep",
     "with_defaults",
 ]
@@ -72,6 +81,65 @@ _RESULTS = {
     "unknown": ProbeResult(ProbeState.UNKNOWN, Reason.ERROR, "internal error"),
     "skipped": ProbeResult(ProbeState.SKIPPED, Reason.TAILSCALE_DOWN, "not probed"),
 }
+
+
+_HEALTH_OF_DOWN = {Impact.CRITICAL: Health.RED, Impact.DEGRADED: Health.AMBER}
+
+
+def service_status(
+    service: Service,
+    result: ProbeResult = _RESULTS["up"],
+    host: str = "",
+    *,
+    health: Health | None = None,
+) -> ServiceStatus:
+    """A service's status; its colour (unless given) green when up, red/amber/grey when down
+    by its impact, grey otherwise; its address `host:port` when a host is given."""
+    if health is None:
+        if result.state is ProbeState.UP:
+            health = Health.GREEN
+        elif result.state is ProbeState.DOWN:
+            health = _HEALTH_OF_DOWN.get(service.impact, Health.GREY)
+        else:
+            health = Health.GREY
+    return ServiceStatus(service, result, health, f"{host}:{service.port}" if host else "")
+
+
+def node_status(
+    node: Node,
+    *services: ServiceStatus,
+    is_self: bool = False,
+    link: Link = Link.DIRECT,
+    relay: str = "",
+    online: bool | EllipsisType | None = ...,
+    latency: float | None = 1.2,
+    health: Health = Health.GREEN,
+) -> NodeStatus:
+    """A node's status; without `services`, each of its services up at its IP; online
+    (unless given, None included) unless the link is OFFLINE."""
+    if not services:
+        services = tuple(service_status(s, host=node.ip) for s in node.services)
+    if online is ...:
+        online = link is not Link.OFFLINE
+    return NodeStatus(node, is_self, link, relay, online, latency, health, (), services)
+
+
+def snapshot(
+    *nodes: NodeStatus,
+    topology: Topology | None = None,
+    tailnet: TailnetView | None = None,
+    self_id: str | None = SELF,
+    overall: Health = Health.GREEN,
+    summary: str = "",
+    at: float = 0.0,
+) -> Snapshot:
+    """A Snapshot of these node statuses (its topology, unless given, their nodes; Tailscale
+    running unless `tailnet` says otherwise)."""
+    if topology is None:
+        topology = Topology("Sparklio", tuple(n.node for n in nodes))
+    if tailnet is None:
+        tailnet = TailnetView(backend_state=BackendState.RUNNING, self_hostname="sweetlife")
+    return Snapshot(topology, tailnet, self_id, nodes, overall, summary, at)
 
 
 def result(word: str) -> ProbeResult:
@@ -130,21 +198,19 @@ def sweep(
             spec = services.get(f"{node.id}/{service.name}", services.get(service.name, default))
             res = result(spec) if isinstance(spec, str) else spec
             health = Health.GREEN if res.state is ProbeState.UP else Health.GREY
-            statuses.append(ServiceStatus(service, res, health, f"{node.ip}:{service.port}"))
+            statuses.append(service_status(service, res, node.ip, health=health))
         nodes.append(
-            NodeStatus(
-                node=node,
+            node_status(
+                node,
+                *statuses,
                 is_self=is_self,
                 link=link,
                 relay=relay if link is Link.RELAY else "",
                 online=None if link is Link.UNKNOWN else link is not Link.OFFLINE,
-                latency_ms=None,
-                health=Health.GREEN,
-                reasons=(),
-                services=tuple(statuses),
+                latency=None,
             )
         )
-    return Snapshot(topology, tailnet, self_id, tuple(nodes), Health.GREEN, "", at)
+    return snapshot(*nodes, topology=topology, tailnet=tailnet, self_id=self_id, at=at)
 
 
 @dataclass

@@ -48,6 +48,7 @@ from agent.core.model import (
     TailscaleProblem,
     Topology,
 )
+from tests.core.snapshots import node_status, service_status, snapshot
 
 # ==== building blocks ==========================================================
 
@@ -84,35 +85,8 @@ STOPPED = TailnetView(
 )
 DEFAULTS = Defaults(interval_s=10.0, latency_warn_ms=100.0)
 
-_SERVICE_HEALTH = {
-    (ProbeState.UP, Impact.CRITICAL): Health.GREEN,
-    (ProbeState.UP, Impact.DEGRADED): Health.GREEN,
-    (ProbeState.UP, Impact.INFO): Health.GREEN,
-    (ProbeState.DOWN, Impact.CRITICAL): Health.RED,
-    (ProbeState.DOWN, Impact.DEGRADED): Health.AMBER,
-    (ProbeState.DOWN, Impact.INFO): Health.GREY,
-}
-
-
-def ss(service: Service, result: ProbeResult = UP, host: str = "", **kw: object) -> ServiceStatus:
-    health = kw.pop("health", _SERVICE_HEALTH.get((result.state, service.impact), Health.GREY))
-    address = f"{host}:{service.port}" if host else ""
-    return ServiceStatus(service, result, health, address)  # type: ignore[arg-type]
-
-
-def ns(
-    node: Node,
-    *services: ServiceStatus,
-    link: Link = Link.DIRECT,
-    relay: str = "",
-    latency: float | None = 1.2,
-    health: Health = Health.GREEN,
-    is_self: bool = False,
-) -> NodeStatus:
-    if not services:
-        services = tuple(ss(s, UP, node.ip) for s in node.services)
-    online = link is not Link.OFFLINE
-    return NodeStatus(node, is_self, link, relay, online, latency, health, (), services)
+ss = service_status  # (service, result=UP, host="", *, health=by state and impact)
+ns = node_status  # (node, *services, is_self, link, relay, online, latency, health)
 
 
 def snap(
@@ -123,7 +97,9 @@ def snap(
     at: float = 1000.0,
 ) -> Snapshot:
     topology = Topology("Sparklio", tuple(n.node for n in nodes), DEFAULTS)
-    return Snapshot(topology, tailnet, "desktop", nodes, overall, summary, at)
+    return snapshot(
+        *nodes, topology=topology, tailnet=tailnet, overall=overall, summary=summary, at=at
+    )
 
 
 def healthy() -> Snapshot:

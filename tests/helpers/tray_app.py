@@ -38,11 +38,12 @@ from agent.core.model import (
     Reason,
     Service,
     ServiceStatus,
-    Snapshot,
     TailnetView,
     TailscaleProblem,
     Topology,
 )
+from tests.core.snapshots import node_status, service_status
+from tests.core.snapshots import snapshot as build_snapshot
 
 __all__ = ["main", "view_from_json"]
 
@@ -71,7 +72,8 @@ def _service(data: dict[str, Any], node_id: str) -> tuple[ServiceStatus, Any, An
         data.get("detail", ""),
         data.get("latency_ms"),
     )
-    status = ServiceStatus(service, result, Health(data.get("health", "green")), data["address"])
+    host = data["address"].rpartition(":")[0]
+    status = service_status(service, result, host, health=Health(data.get("health", "green")))
     return status, data.get("uptime"), data.get("since")
 
 
@@ -104,16 +106,14 @@ def view_from_json(data: dict[str, Any]) -> TrayView:
                 services=tuple(s.service for s in services),
             )
             statuses.append(
-                NodeStatus(
+                node_status(
                     node,
-                    bool(n.get("self", False)),
-                    Link(n.get("link", "direct")),
-                    n.get("relay", ""),
-                    Link(n.get("link", "direct")) is not Link.OFFLINE,
-                    n.get("latency_ms"),
-                    Health(n.get("health", "green")),
-                    (),
-                    tuple(services),
+                    *services,
+                    is_self=bool(n.get("self", False)),
+                    link=Link(n.get("link", "direct")),
+                    relay=n.get("relay", ""),
+                    latency=n.get("latency_ms"),
+                    health=Health(n.get("health", "green")),
                 )
             )
         if snap.get("tailscale_running", True):
@@ -124,14 +124,14 @@ def view_from_json(data: dict[str, Any]) -> TrayView:
             )
         topology = Topology("test", tuple(s.node for s in statuses), Defaults())
         self_id = next((s.node.id for s in statuses if s.is_self), None)
-        snapshot = Snapshot(
-            topology,
-            tailnet,
-            self_id,
-            tuple(statuses),
-            Health(snap.get("overall", "green")),
-            snap.get("summary", ""),
-            float(snap.get("at", data["now"])),
+        snapshot = build_snapshot(
+            *statuses,
+            topology=topology,
+            tailnet=tailnet,
+            self_id=self_id,
+            overall=Health(snap.get("overall", "green")),
+            summary=snap.get("summary", ""),
+            at=float(snap.get("at", data["now"])),
         )
     status = MonitorStatus(
         snapshot=snapshot,
