@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from agent import APP_ID, __version__
 from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView
-from agent.core.model import Snapshot, TailscaleProblem
+from agent.core.model import Snapshot, TailscaleProblem, Topology
 from agent.core.notify_policy import pause_presets
 from agent.core.ports import Notifier
 from agent.core.tailnet import identify_self_by
@@ -36,7 +37,13 @@ from agent.edges.history import History
 from agent.edges.single_instance import InstanceLock
 from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.edges.tailscale import find_cli
-from agent.edges.topology_source import ORIGIN_BUNDLED, load_topology, locate_topology
+from agent.edges.topology_fetch import RemoteTopology
+from agent.edges.topology_source import (
+    ORIGIN_BUNDLED,
+    TopologyLocation,
+    load_topology,
+    locate_topology,
+)
 from agent.errors import AgentError, AutostartError
 from agent.fleet import ShareView
 from agent.monitor import Monitor
@@ -49,8 +56,11 @@ __all__ = [
     "MenuHandler",
     "ShownView",
     "about_text",
+    "create_topology",
+    "demo_command",
     "menu_handlers",
     "no_desktop_libraries",
+    "open_demo",
     "run_headless",
     "run_tray",
     "tray_view",
@@ -114,19 +124,37 @@ class _InUseLog:
                 log.info("this machine is no node of the topology: %s", node[1])
 
 
+def _remote_topology(options: AgentOptions, env: Mapping[str, str]) -> RemoteTopology | None:
+    """The fetcher when the topology in use is a URL (decided at start), else None."""
+    try:
+        location = locate_topology(options.topology, env)
+    except AgentError:
+        return None  # the monitor's first load says why
+    if location.url is None:
+        return None
+    return RemoteTopology(location.url, location.path, refresh_s=location.refresh_s)
+
+
 def _build_monitor(
     options: AgentOptions,
     env: Mapping[str, str],
     notifier: Notifier,
     on_update: Callable[[MonitorStatus], None],
+    remote: RemoteTopology | None = None,
 ) -> Monitor:
     cli = find_cli(options.tailscale, env)
     if cli is None:
         log.warning("no tailscale command found: peers will not be probed")
     # Its endpoint's thread is a daemon: it ends with the process.
     share = None if options.share_view is None else ShareView(options.share_view)
+
+    def load() -> Topology:
+        if remote is not None:
+            remote.wait_first_attempt()  # a first start without a cached copy
+        return load_topology(options.topology, env)
+
     return Monitor(
-        load_topology=lambda: load_topology(options.topology, env),
+        load_topology=load,
         # asked again on every poll: a user file created while running takes over at once
         locate_topology=lambda: locate_topology(options.topology, env).path,
         sweep_once=functools.partial(
@@ -135,6 +163,7 @@ def _build_monitor(
         notifier=notifier,
         on_update=on_update,
         open_history=lambda: History(paths.history_path()),
+        topology_warning=remote.warning if remote is not None else lambda: None,
     )
 
 
@@ -164,9 +193,12 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
     notifier = choose_notifier(
         frozen=paths.is_frozen(), app_icon=paths.app_icon_path()
     )  # it logs which one
-    monitor = _build_monitor(options, env, notifier, on_update)
+    remote = _remote_topology(options, env)
+    monitor = _build_monitor(options, env, notifier, on_update, remote)
     try:
         with stop_on_signals(stop.set):
+            if remote is not None:
+                remote.start()
             monitor.start()
             while not stop.wait(1.0):
                 if not monitor.alive:
@@ -174,6 +206,8 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
                     return 1
     finally:
         monitor.stop()
+        if remote is not None:
+            remote.stop()
         lock.release()
     return 0
 
@@ -210,7 +244,9 @@ def about_text(
     except AgentError as error:
         topology = error.message
     else:
-        if location.origin == ORIGIN_BUNDLED:
+        if location.url is not None:
+            topology = location.source
+        elif location.origin == ORIGIN_BUNDLED:
             topology = "the bundled default (Open topology file makes your own copy)"
         else:
             topology = _shown_path(location.path, home)
@@ -243,10 +279,70 @@ def _editable_topology(options: AgentOptions, env: Mapping[str, str]) -> Path:
 def _open_topology_file(
     options: AgentOptions, env: Mapping[str, str], monitor: Monitor, actions: DesktopActions
 ) -> None:
-    """ "Open topology file": the editable copy, opened, and watched by the monitor at once."""
+    """ "Open topology file": the editable copy, opened, and watched by the monitor at once;
+    a topology served over HTTP opens in the browser (it is edited where it is served)."""
+    location = locate_topology(options.topology, env)
+    if location.url is not None:
+        actions.open_url(location.url)
+        return
     path = _editable_topology(options, env)
     monitor.check_now()  # the copy may have just become the file in use: reload it now
     actions.open_path(path, "the topology file")
+
+
+def create_topology(
+    options: AgentOptions, env: Mapping[str, str], monitor: Monitor, notifier: Notifier
+) -> None:
+    """ "Create topology from this tailnet…": `init` for this machine, into the user topology
+    (where the agent looks, so the monitor switches to it), told in a notification."""
+    from agent.init import init_topology
+
+    target = paths.user_topology_path()
+    try:
+        result = init_topology(
+            target,
+            tailscale_cli=find_cli(options.tailscale, env),
+            discover_ports=None,
+            force=False,
+        )
+    except AgentError as error:
+        log.warning("create topology: %s", error.message)
+        notifier.notify("Could not create the topology", error.message)
+        return
+    log.info("created %s from this tailnet: %d nodes", result.path, len(result.nodes))
+    monitor.check_now()  # the new user file takes over at once
+    shown = _shown_path(result.path, Path.home())
+    notifier.notify(
+        "Topology created",
+        f"Wrote {shown}: {_plural(len(result.nodes), 'node')}. Add your services there "
+        "(Open topology file), then put the same file on every machine.",
+    )
+
+
+def demo_command() -> list[str]:
+    """`tailnet-agent demo` with this install's own program (the frozen exe, or this
+    environment's script)."""
+    return [*autostart.login_command(), "demo"]
+
+
+def open_demo(notifier: Notifier) -> None:
+    """ "Open the demo": `tailnet-agent demo` as a process of its own (its own state folder
+    and lock: it runs beside this agent)."""
+    try:
+        argv = demo_command()
+        subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=sys.platform != "win32",
+        )
+    except (AgentError, OSError) as error:
+        message = error.message if isinstance(error, AgentError) else str(error)
+        log.warning("open the demo: %s", message)
+        notifier.notify("Could not open the demo", message)
+        return
+    log.info("started the demo: %s", " ".join(argv))
 
 
 class AutostartSwitch:
@@ -344,12 +440,19 @@ class AutostartSwitch:
             return self._checked
 
 
+def _is_bundled(snapshot: Snapshot | None) -> bool:
+    """Whether `snapshot` watches the bundled example topology."""
+    bundled = TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED)
+    return snapshot is not None and snapshot.topology.source == bundled.source
+
+
 def tray_view(
     status: MonitorStatus, *, autostart: bool | None, autostart_note: str = ""
 ) -> TrayView:
     """What the tray shows for one monitor status."""
     return TrayView(
         status,
+        bundled_topology=_is_bundled(status.snapshot),
         autostart=autostart,
         autostart_note=autostart_note,
         version=__version__,
@@ -395,8 +498,15 @@ def menu_handlers(
     actions: DesktopActions,
     notifier: Notifier,
     shown: ShownView,
+    refresh_topology: Callable[[], None] | None = None,
 ) -> dict[ActionKind, MenuHandler]:
-    """The tray's dispatch table: every ActionKind the menu emits, and what it does."""
+    """The tray's dispatch table: every ActionKind the menu emits, and what it does.
+    `refresh_topology`: ask a topology URL again (on Check now)."""
+
+    def check_now(_: str) -> None:
+        if refresh_topology is not None:
+            refresh_topology()
+        monitor.check_now()
 
     def toggle_autostart(_: str) -> None:
         checked = switch.toggle()
@@ -413,7 +523,7 @@ def menu_handlers(
         notifier.notify(title, body)
 
     return {
-        ActionKind.CHECK_NOW: lambda _: monitor.check_now(),
+        ActionKind.CHECK_NOW: check_now,
         ActionKind.PAUSE_1H: lambda _: monitor.pause_notifications(_pause_ends(time.time())[0]),
         ActionKind.PAUSE_TOMORROW: lambda _: monitor.pause_notifications(
             _pause_ends(time.time())[1]
@@ -427,7 +537,16 @@ def menu_handlers(
         ActionKind.QUIT: lambda _: stop_tray(),
         ActionKind.OPEN_URL: actions.open_url,
         ActionKind.COPY_ADDRESS: actions.copy,
+        ActionKind.CREATE_TOPOLOGY: lambda _: _in_background(
+            lambda: create_topology(options, env, monitor, notifier)
+        ),
+        ActionKind.OPEN_DEMO: lambda _: open_demo(notifier),
     }
+
+
+def _in_background(job: Callable[[], None]) -> None:
+    """Run a slow menu action (it reads Tailscale) off the tray's thread."""
+    threading.Thread(target=job, name="menu-action", daemon=True).start()
 
 
 def no_desktop_libraries(exc: ModuleNotFoundError) -> str:
@@ -476,7 +595,8 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             lambda _: tray_view(status, autostart=switch.checked(), autostart_note=switch.note())
         )
 
-    monitor = _build_monitor(options, env, notifier, on_update)
+    remote = _remote_topology(options, env)
+    monitor = _build_monitor(options, env, notifier, on_update, remote)
     handlers.update(
         menu_handlers(
             options,
@@ -487,6 +607,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             actions=actions,
             notifier=notifier,
             shown=shown,
+            refresh_topology=remote.refresh_soon if remote is not None else None,
         )
     )
     shown.change(
@@ -498,10 +619,14 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             def setup() -> None:  # in pystray's setup thread, once its loop runs
                 if signals is not None and tray.backend in GLIB_TRAY_BACKENDS:
                     signals.reclaim_in_glib_loop()
+                if remote is not None:
+                    remote.start()
                 monitor.start()
 
             tray.run(setup=setup)
     finally:
         monitor.stop()
+        if remote is not None:
+            remote.stop()
         lock.release()
     return 0

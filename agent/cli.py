@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent import __version__
+from agent.core.events import format_duration
 from agent.core.model import Health, Topology
 from agent.core.report import (
     history_to_json,
@@ -37,11 +38,17 @@ from agent.core.report import (
 )
 from agent.core.share_view import SHARE_VIEW_PORT
 from agent.core.topology import describe_topology
+from agent.core.topology_url import topology_url
 from agent.edges import event_loop, paths
 from agent.edges.logs import setup_logging
 from agent.edges.tailscale import TAILSCALE_ENV, find_cli
-from agent.edges.topology_source import load_topology, locate_topology
-from agent.errors import AgentError, UsageError
+from agent.edges.topology_source import (
+    TopologyLocation,
+    load_location,
+    load_topology,
+    locate_topology,
+)
+from agent.errors import AgentError, TopologyError, UsageError
 
 if TYPE_CHECKING:
     from agent.app import AgentOptions
@@ -87,10 +94,10 @@ _TOP = "top_"  # dest prefix of the sweep options given before any command
 def _add_topology_option(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument(
         "--topology",
-        metavar="PATH",
+        metavar="PATH|URL",
         dest=f"{prefix}topology",
-        help="topology file (default: $TAILNET_AGENT_TOPOLOGY, the user config, "
-        "else the bundled default)",
+        help="topology file, or an http(s) URL serving it (default: $TAILNET_AGENT_TOPOLOGY, "
+        "config.toml's source, the user config, else the bundled default)",
     )
 
 
@@ -391,6 +398,21 @@ def _require_node(topology: Topology, node: str | None) -> None:
         raise UsageError(f"--node {node}: no such node in {topology.source} (known: {known})")
 
 
+def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]:
+    """The topology in use for a one-shot command. A URL is asked once (a conditional
+    request); when its source fails, the cached copy serves and a warning says so."""
+    location = locate_topology(explicit, os.environ)
+    if location.url is not None:
+        from agent.edges.topology_fetch import RemoteTopology  # httpx: only for a URL
+
+        remote = RemoteTopology(location.url, location.path, refresh_s=location.refresh_s)
+        remote.refresh()  # a failure is logged (on stderr): the cached copy serves
+        warning = remote.warning()
+        if warning is not None and not location.path.exists():
+            raise TopologyError(location.source, warning.removeprefix(f"{location.source}: "))
+    return location, load_location(location)
+
+
 def _check(args: argparse.Namespace) -> int:
     # Imported here: the probes (and httpx) are loaded only by the command that probes, so
     # `--help`, `topology`, `history` and `autostart` start without them.
@@ -400,7 +422,7 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError("--target and --service go with --nagios")
     if args.nagios and args.json:
         raise UsageError("choose one output: --nagios or --json")
-    topology = load_topology(args.topology, os.environ)
+    _, topology = _load_for_command(args.topology)
     _require_node(topology, args.node)
     if args.nagios and (error := selection_error(topology, args.target, args.service)):
         raise UsageError(error)
@@ -427,18 +449,42 @@ def _topology(args: argparse.Namespace) -> int:
             raise UsageError(
                 "give the file once: `topology validate PATH` or `--topology PATH`, not both"
             )
-        if args.path is None and args.topology is None:
-            topology = load_topology(None, os.environ)
+        given = args.path or args.topology
+        url = topology_url(given, "the command line") if given else None
+        if url is not None:  # fetched and checked, never cached: it is not in use yet
+            from agent.edges.topology_fetch import fetch_document
+
+            topology = fetch_document(url)
+        elif given is None:
+            _, topology = _load_for_command(None)
         else:
-            topology = load_topology(args.path or args.topology, {})
+            topology = load_topology(given, {})
         services = topology.service_count
         print(f"OK: {topology.source}: {len(topology.nodes)} nodes, {services} services")
         return 0
-    location = locate_topology(args.topology, os.environ)
-    topology = load_topology(args.topology, os.environ)
-    print(f"# from {location.origin}: {location.path}")
+    location, topology = _load_for_command(args.topology)
+    if location.url is None:
+        print(f"# from {location.origin}: {location.path}")
+    else:
+        print(f"# from {location.origin}: {location.source}")
+        print(f"# {_cached_copy_line(location)}")
     print(describe_topology(topology))
     return 0
+
+
+def _cached_copy_line(location: TopologyLocation) -> str:
+    """ "cached copy: PATH, fetched 3 min ago, ETag "abc", last asked 10 s ago"."""
+    from agent.edges.topology_fetch import RemoteTopology
+
+    copy = RemoteTopology(location.url or "", location.path).cached()
+    if copy is None:
+        return "no cached copy"
+    now = time.time()
+    etag = f"ETag {copy.etag}" if copy.etag else "no ETag"
+    return (
+        f"cached copy: {location.path}, fetched {format_duration(now - copy.fetched_at)} ago, "
+        f"{etag}, last asked {format_duration(now - copy.checked_at)} ago"
+    )
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -535,7 +581,7 @@ def _autostart(args: argparse.Namespace) -> int:
     if action == "enable":
         if args.topology is not None or args.node is not None:
             # Refuse now what would fail at every login: a missing file, an unknown node.
-            _require_node(load_topology(args.topology, os.environ), args.node)
+            _require_node(_load_for_command(args.topology)[1], args.node)
         command = autostart.login_command(
             topology=args.topology, node=args.node, tailscale=args.tailscale
         )

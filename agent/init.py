@@ -10,9 +10,6 @@ asked for, and only to the Tailscale IPs the status lists.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +27,7 @@ from agent.core.starter import (
     starter_topology,
 )
 from agent.core.topology import parse_topology
-from agent.edges import event_loop
+from agent.edges import event_loop, paths
 from agent.edges.probes import make_http_client, run_probes
 from agent.edges.tailscale import read_status
 from agent.errors import AgentError
@@ -169,12 +166,4 @@ def write_new(path: Path, text: str, *, force: bool) -> None:
         except FileExistsError:
             raise AgentError(f"{path} already exists; not overwritten (use --force)") from None
         return
-    fd, tmp = tempfile.mkstemp(prefix=".topology-", suffix=".toml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    paths.write_atomically(path, text)

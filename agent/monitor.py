@@ -4,7 +4,9 @@ It runs in a worker thread with its own event loop (agent.edges.event_loop, pick
 `check` picks it) — the tray owns the main thread, as macOS requires. Each pass:
 reload the topology if the file in use changed — the location is asked again each
 time (`locate_topology`), so a user file that appears (created by "Open topology
-file" or by hand) is picked up and watched at once —, sweep (`sweep_once`: the
+file" or by hand) is picked up and watched at once; a topology fetched over HTTP is its
+cached copy, and its source's problem (`topology_warning`) is the topology's error while
+that copy stays in use —, sweep (`sweep_once`: the
 composition root passes agent.sweep.sweep; tests may script it), feed the pure
 state machine (agent.core.confirm), record history, pass the events through the
 notification policy to the notifier, and publish a MonitorStatus (agent.core.menu)
@@ -44,9 +46,10 @@ __all__ = ["SUSPEND_CLOCK", "Monitor", "SweepOnce"]
 
 log = logging.getLogger(__name__)
 
-# The file in use and its stat signature: (path, mtime in ns, size, inode). The path is part
-# of it, so a switch to another file is a change even when the two look alike.
-_FileKey = tuple[str, int, int, int]
+# The file in use and its stat signature: (path, mtime in ns, size, inode), and the warning
+# about its source. The path is part of it, so a switch to another file is a change even
+# when the two look alike.
+_FileKey = tuple[str, int, int, int, str | None]
 
 # A monotonic clock that keeps counting while the machine sleeps, where there is one beside
 # time.monotonic (which stops in suspend on Linux and macOS): with both, a sleep and a clock
@@ -81,6 +84,7 @@ class Monitor:
         notifier: Notifier,
         on_update: Callable[[MonitorStatus], None],
         open_history: Callable[[], History] | None = None,
+        topology_warning: Callable[[], str | None] = lambda: None,
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
         boot: Callable[[], float] | None = SUSPEND_CLOCK,
@@ -91,6 +95,7 @@ class Monitor:
         self._notifier = notifier
         self._on_update = on_update
         self._open_history = open_history
+        self._topology_warning = topology_warning
         self._wall = wall
         self._mono = mono
         self._boot = boot
@@ -272,7 +277,7 @@ class Monitor:
             st = path.stat()
         except (AgentError, OSError):  # a given path that is gone: the load says why
             return None
-        return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
+        return (str(path), st.st_mtime_ns, st.st_size, st.st_ino, self._topology_warning())
 
     def _topology_file_changed(self) -> bool:
         return self._topology is None or self._current_key() != self._topology_key
@@ -284,16 +289,17 @@ class Monitor:
         try:
             topology = self._load_topology()
         except AgentError as error:
-            if error.message != self._topology_error:
-                log.warning("topology refused, keeping the last good one: %s", error.message)
-            self._topology_error = error.message
+            message = self._topology_warning() or error.message
+            if message != self._topology_error:
+                log.warning("topology refused, keeping the last good one: %s", message)
+            self._topology_error = message
             self._topology_key = key
             return
         if self._topology is not None:
             log.info("topology reloaded from %s", topology.source)
         self._topology = topology
         self._topology_key = key
-        self._topology_error = None
+        self._topology_error = key[4] if key is not None else None
 
     # ==== outputs ==============================================================
 

@@ -79,16 +79,30 @@ def snapshots() -> Iterator[Snapshot | None]:
         results = {(t.node_id, t.service.name): result for t in plan.targets}
         results.update(plan.skipped)
         yield judge(TOPOLOGY, tailnet, "desktop", results, plan.addresses, now=1000.0)
+    # this machine none of the nodes (a first run, with the bundled example)
+    stranger = plan_sweep(TOPOLOGY, None, TAILNETS["all-direct"], now=1000.0)
+    yield judge(
+        TOPOLOGY,
+        TAILNETS["all-direct"],
+        None,
+        dict(stranger.skipped),
+        stranger.addresses,
+        now=1000.0,
+    )
 
 
 def views() -> Iterator[TrayView]:
-    for snapshot, paused_until, error, autostart in itertools.product(
-        snapshots(), (None, 4600.0), (None, "topology.toml:3: bad"), (None, True, False)
+    for snapshot, paused_until, error, autostart, bundled in itertools.product(
+        snapshots(),
+        (None, 4600.0),
+        (None, "topology.toml:3: bad"),
+        (None, True, False),
+        (False, True),  # True: a first run when this machine is none of the nodes
     ):
         status = MonitorStatus(
             snapshot, now=1005.0, paused_until=paused_until, topology_error=error
         )
-        yield TrayView(status, autostart=autostart, version="9.9")
+        yield TrayView(status, autostart=autostart, version="9.9", bundled_topology=bundled)
 
 
 def walk(entries: tuple[MenuEntry, ...]) -> Iterator[MenuEntry]:

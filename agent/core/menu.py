@@ -9,10 +9,14 @@ TrayView holds one, plus what only the tray knows (autostart, the version).
 
 Every line carries a mark that reads without colour: ✓ good, ! degraded, × failing,
 ? unknown (and – for something down that never alarms, such as an info service).
+On a first run (the bundled example in use, this machine not one of its nodes or without
+Tailscale) the menu says so in one line and offers to create a topology from this tailnet,
+the demo and the topology file instead of the example's nodes.
+
 A clickable entry carries a MenuAction: an ActionKind (check now, pause, resume, start
 at login, open the topology file or the log folder, about, quit, open a URL, copy an
-address) and, for the last two, the URL or address. The composition root maps every
-ActionKind to its handler (agent.app.menu_handlers).
+address, create a topology, open the demo) and, for OPEN_URL and COPY_ADDRESS, the URL or
+address. The composition root maps every ActionKind to its handler (agent.app.menu_handlers).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from agent.core.model import (
     ServiceKey,
     ServiceStatus,
     Snapshot,
+    TailscaleProblem,
 )
 from agent.core.share_view import matrix_lines
 
@@ -51,6 +56,7 @@ __all__ = [
     "MonitorStatus",
     "TrayView",
     "build_menu",
+    "first_run_line",
     "format_latency",
     "format_uptime",
     "node_title",
@@ -107,6 +113,7 @@ class TrayView:
     autostart_note: str = ""  # why it is None, said on the greyed item
     version: str = ""
     last_checked: str = ""  # when the last sweep finished, local "14:05:09" ("" for none)
+    bundled_topology: bool = False  # the topology in use is the bundled example (Sparklio)
 
 
 class ActionKind(Enum):
@@ -123,6 +130,8 @@ class ActionKind(Enum):
     QUIT = "quit"
     OPEN_URL = "open"  # payload: the http URL
     COPY_ADDRESS = "copy"  # payload: the address
+    CREATE_TOPOLOGY = "create_topology"  # `init` for this machine's tailnet (first run)
+    OPEN_DEMO = "open_demo"  # the demo network (first run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +213,24 @@ def _uptime_window(over_s: float | None) -> str:
     return "24 h" if over_s is None else f"over {format_duration(over_s)}"
 
 
+def first_run_line(view: TrayView) -> str | None:
+    """On a first run — the bundled example in use, and this machine none of its nodes or
+    without Tailscale — the one line that says so; None otherwise."""
+    snapshot = view.status.snapshot
+    if not view.bundled_topology or snapshot is None:
+        return None
+    name = snapshot.topology.name
+    if snapshot.tailnet.problem is TailscaleProblem.NOT_INSTALLED:
+        return f"Tailscale is not installed here; watching the {name} example network"
+    if snapshot.self_node_id is None:
+        return f"This machine is not in the {name} example network"
+    return None
+
+
 def overall_health(view: TrayView) -> Health:
-    """The icon colour: grey with no data; while settling, the confirmed states' colour."""
-    if view.status.snapshot is None:
+    """The icon colour: grey with no data or on a first run (nothing of this machine's is
+    watched); while settling, the confirmed states' colour."""
+    if view.status.snapshot is None or first_run_line(view) is not None:
         return Health.GREY
     if view.status.in_grace:
         return view.status.settling.health if view.status.settling is not None else Health.GREY
@@ -235,6 +259,9 @@ def _status_line(view: TrayView, local_time: Callable[[float], str] | None) -> s
         if view.status.topology_error:
             return "No usable topology — see the topology error below"
         return "Checking…"
+    first_run = first_run_line(view)
+    if first_run is not None:
+        return first_run
     if view.status.in_grace:
         return _settling_line(view.status.settling)
     text = snapshot.summary
@@ -491,6 +518,22 @@ def _pause_menu(view: TrayView, local_time: Callable[[float], str]) -> MenuEntry
     )
 
 
+def _first_run_entries(snapshot: Snapshot) -> tuple[MenuEntry, ...]:
+    """What a first run offers instead of the example's nodes (all grey or red here)."""
+    running = snapshot.tailnet.running
+    return (
+        MenuEntry(
+            "Create topology from this tailnet…"
+            if running
+            else "Create topology from this tailnet… (needs Tailscale running)",
+            MenuAction(ActionKind.CREATE_TOPOLOGY),
+            enabled=running,
+        ),
+        MenuEntry("Open the demo", MenuAction(ActionKind.OPEN_DEMO)),
+        MenuEntry("Open topology file", MenuAction(ActionKind.OPEN_TOPOLOGY)),
+    )
+
+
 def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[MenuEntry, ...]:
     """The whole tray menu, top to bottom. `local_time(wall_s)` formats a time ("14:05")."""
     health = overall_health(view)
@@ -505,7 +548,9 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     if view.status.topology_error:
         entries.append(_topology_error_menu(view, view.status.topology_error))
     snapshot = view.status.snapshot
-    if snapshot is not None and snapshot.nodes:
+    if first_run_line(view) is not None and snapshot is not None:
+        entries += [SEPARATOR, *_first_run_entries(snapshot)]
+    elif snapshot is not None and snapshot.nodes:
         entries.append(SEPARATOR)
         entries += [_node_menu(n, view, snapshot, local_time) for n in snapshot.nodes]
         matrix = matrix_lines(snapshot)  # --share-view: from → to, per service

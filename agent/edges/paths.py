@@ -11,7 +11,10 @@ same layout as the package directory in a normal install.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Final
 
@@ -27,10 +30,13 @@ __all__ = [
     "history_path",
     "instance_lock_path",
     "is_frozen",
+    "local_config_path",
     "log_dir",
     "resource_dir",
     "state_dir",
+    "topology_cache_dir",
     "user_topology_path",
+    "write_atomically",
 ]
 
 APP_AUTHOR: Final = (
@@ -56,6 +62,34 @@ def log_dir(*, ensure: bool = False) -> Path:
 def user_topology_path(*, ensure: bool = False) -> Path:
     """`topology.toml` in the config folder (ensure creates the folder, not the file)."""
     return config_dir(ensure=ensure) / "topology.toml"
+
+
+def local_config_path() -> Path:
+    """`config.toml` in the config folder: this machine's settings (a topology URL)."""
+    return config_dir() / "config.toml"
+
+
+def topology_cache_dir(*, ensure: bool = False) -> Path:
+    """The last good copies of topologies fetched over HTTP, in the state folder."""
+    folder = state_dir(ensure=ensure) / "topology-cache"
+    if ensure:
+        folder.mkdir(exist_ok=True)
+    return folder
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` (UTF-8, its folder created): a reader sees the old file or
+    the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def history_path(*, ensure: bool = False) -> Path:

@@ -1,9 +1,11 @@
 """Which topology file is in use, and reading it.
 
-Order: `--topology PATH`, else $TAILNET_AGENT_TOPOLOGY, else `topology.toml` in the
-user config folder when it exists, else the bundled default. A path given on the
-command line or in the environment that does not exist is refused, never silently
-replaced by another file. Parsing and validation are core.topology's.
+Order: `--topology PATH|URL`, else $TAILNET_AGENT_TOPOLOGY, else the `source = "https://…"`
+of `config.toml` in the user config folder, else `topology.toml` there when it exists, else
+the bundled default. A path given on the command line or in the environment that does not
+exist is refused, never silently replaced by another file. A URL's location is its cached
+copy in the state folder (agent.edges.topology_fetch fetches it); reading it is reading that
+copy. Parsing and validation are core.topology's.
 """
 
 from __future__ import annotations
@@ -16,17 +18,29 @@ from pathlib import Path
 
 from agent.core.model import Topology
 from agent.core.topology import parse_topology
+from agent.core.topology_url import (
+    DEFAULT_REFRESH_S,
+    LocalConfig,
+    cache_stem,
+    decode_topology,
+    parse_local_config,
+    shown_url,
+    topology_url,
+)
 from agent.edges import paths
 from agent.errors import TopologyError
 
 __all__ = [
     "ORIGIN_BUNDLED",
+    "ORIGIN_CONFIG",
     "ORIGIN_ENV",
     "ORIGIN_EXPLICIT",
     "ORIGIN_USER",
     "TOPOLOGY_ENV",
     "TopologyLocation",
+    "load_location",
     "load_topology",
+    "local_config",
     "locate_topology",
     "read_topology_file",
 ]
@@ -38,23 +52,49 @@ TOPOLOGY_ENV = "TAILNET_AGENT_TOPOLOGY"
 ORIGIN_EXPLICIT = "--topology"
 ORIGIN_ENV = f"${TOPOLOGY_ENV}"
 ORIGIN_USER = "user config"
+ORIGIN_CONFIG = "config.toml"
 ORIGIN_BUNDLED = "bundled default"
 
 
 @dataclass(frozen=True, slots=True)
 class TopologyLocation:
-    path: Path
-    origin: str  # "--topology" | "$TAILNET_AGENT_TOPOLOGY" | "user config" | "bundled default"
+    path: Path  # for a URL: its cached copy (which may not exist yet)
+    origin: str  # "--topology" | "$TAILNET_AGENT_TOPOLOGY" | "config.toml" | "user config" | …
+    url: str | None = None  # fetched from here (http or https)
+    refresh_s: float = DEFAULT_REFRESH_S  # for a URL: how often a running agent asks again
 
     @property
     def source(self) -> str:
         """How the file is named in a Topology and in errors."""
+        if self.url is not None:
+            return shown_url(self.url)
         if self.origin == ORIGIN_BUNDLED:
             return f"{ORIGIN_BUNDLED} ({self.path})"
         return str(self.path)
 
 
+def local_config() -> LocalConfig:
+    """The user config folder's config.toml (defaults when there is none)."""
+    path = paths.local_config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return LocalConfig()
+    except (OSError, UnicodeDecodeError) as error:
+        raise TopologyError(str(path), f"cannot read the file: {error}") from None
+    return parse_local_config(text, str(path))
+
+
+def _fetched(url: str, origin: str, config: LocalConfig | None = None) -> TopologyLocation:
+    refresh_s = (config or local_config()).refresh_s
+    cached = paths.topology_cache_dir() / f"{cache_stem(url)}.toml"
+    return TopologyLocation(cached, origin, url=url, refresh_s=refresh_s)
+
+
 def _given(text: str, origin: str) -> TopologyLocation:
+    url = topology_url(text, origin)
+    if url is not None:
+        return _fetched(url, origin)
     path = Path(text).expanduser()
     if not path.exists():
         raise TopologyError(str(path), f"no such file (given by {origin})")
@@ -65,13 +105,17 @@ def locate_topology(explicit: str | None, env: Mapping[str, str]) -> TopologyLoc
     """Find the topology file to use (see the module docstring for the order).
 
     An empty explicit value or an empty environment variable counts as not given.
-    Raises TopologyError when an explicit or environment path does not exist.
+    Raises TopologyError when an explicit or environment path does not exist, a URL is not
+    http or https, or config.toml is refused.
     """
     if explicit:
         return _given(explicit, ORIGIN_EXPLICIT)
     from_env = env.get(TOPOLOGY_ENV, "")
     if from_env:
         return _given(from_env, ORIGIN_ENV)
+    config = local_config()
+    if config.source is not None:
+        return _fetched(config.source, ORIGIN_CONFIG, config)
     user = paths.user_topology_path()
     if user.exists():
         return TopologyLocation(user, ORIGIN_USER)
@@ -85,15 +129,7 @@ def read_topology_file(path: Path, source: str) -> Topology:
     except OSError as error:
         why = error.strerror or error.__class__.__name__
         raise TopologyError(source, f"cannot read the file: {why}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        byte = data[error.start]
-        raise TopologyError(
-            source, f"not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8", line=line
-        ) from None
-    return parse_topology(text, source)
+    return parse_topology(decode_topology(data, source), source)
 
 
 def load_topology(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Topology:
@@ -102,7 +138,13 @@ def load_topology(explicit: str | None = None, env: Mapping[str, str] | None = N
     The result's source is the file's path, or "bundled default (<path>)".
     Raises TopologyError naming the file when it is missing, unreadable or refused.
     """
-    location = locate_topology(explicit, os.environ if env is None else env)
+    return load_location(locate_topology(explicit, os.environ if env is None else env))
+
+
+def load_location(location: TopologyLocation) -> Topology:
+    """Read and parse the topology at `location` (for a URL: its cached copy)."""
+    if location.url is not None and not location.path.exists():
+        raise TopologyError(location.source, "no copy of it has been downloaded yet")
     topology = read_topology_file(location.path, location.source)
     log.debug(
         "topology %r from %s: %s (%d nodes, %d services)",
