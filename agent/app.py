@@ -45,8 +45,9 @@ from agent.edges.topology_source import (
     locate_topology,
 )
 from agent.errors import AgentError, AutostartError
+from agent.exporter import Exporter, open_exporter
 from agent.fleet import ShareView
-from agent.monitor import Monitor
+from agent.monitor import Monitor, SweepOnce
 from agent.sweep import sweep
 
 __all__ = [
@@ -79,6 +80,7 @@ class AgentOptions:
     topology: str | None = None
     node: str | None = None
     tailscale: str | None = None
+    metrics: str | None = None  # --metrics HOST:PORT (agent.exporter: also the variable, config)
     share_view: int | None = None  # --share-view: the port of the view endpoint
 
 
@@ -141,6 +143,7 @@ def _build_monitor(
     notifier: Notifier,
     on_update: Callable[[MonitorStatus], None],
     remote: RemoteTopology | None = None,
+    exporter: Exporter | None = None,
 ) -> Monitor:
     cli = find_cli(options.tailscale, env)
     if cli is None:
@@ -153,13 +156,16 @@ def _build_monitor(
             remote.wait_first_attempt()  # a first start without a cached copy
         return load_topology(options.topology, env)
 
+    sweep_once: SweepOnce = functools.partial(
+        sweep, tailscale_cli=cli, node_override=options.node, share=share
+    )
+    if exporter is not None:
+        sweep_once, on_update = exporter.observe(sweep_once, on_update)
     return Monitor(
         load_topology=load,
         # asked again on every poll: a user file created while running takes over at once
         locate_topology=lambda: locate_topology(options.topology, env).path,
-        sweep_once=functools.partial(
-            sweep, tailscale_cli=cli, node_override=options.node, share=share
-        ),
+        sweep_once=sweep_once,
         notifier=notifier,
         on_update=on_update,
         open_history=lambda: History(paths.history_path()),
@@ -188,14 +194,17 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
             log.info("state %s", text)
             last_summary[:] = [text]
 
+    exporter = open_exporter(options.metrics, env, tailscale=options.tailscale)
     lock = InstanceLock(paths.instance_lock_path(), mutex_name=APP_ID)
     lock.acquire()
     notifier = choose_notifier(
         frozen=paths.is_frozen(), app_icon=paths.app_icon_path()
     )  # it logs which one
     remote = _remote_topology(options, env)
-    monitor = _build_monitor(options, env, notifier, on_update, remote)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter)
     try:
+        if exporter is not None:
+            exporter.start()
         with stop_on_signals(stop.set):
             if remote is not None:
                 remote.start()
@@ -208,6 +217,8 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
         monitor.stop()
         if remote is not None:
             remote.stop()
+        if exporter is not None:
+            exporter.stop()
         lock.release()
     return 0
 
@@ -572,6 +583,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         print(f"tailnet-agent: {why}", file=sys.stderr)
         return 3
 
+    exporter = open_exporter(options.metrics, env, tailscale=options.tailscale)
     lock = InstanceLock(paths.instance_lock_path(), mutex_name=APP_ID)
     lock.acquire()
     notifier = choose_notifier(frozen=paths.is_frozen(), app_icon=paths.app_icon_path())
@@ -596,7 +608,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         )
 
     remote = _remote_topology(options, env)
-    monitor = _build_monitor(options, env, notifier, on_update, remote)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter)
     handlers.update(
         menu_handlers(
             options,
@@ -614,6 +626,8 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         lambda view: replace(view, autostart=switch.checked(), autostart_note=switch.note())
     )
     try:
+        if exporter is not None:
+            exporter.start()
         with stop_on_signals(tray.stop) as signals:  # as Quit does: run() returns, exit 0
 
             def setup() -> None:  # in pystray's setup thread, once its loop runs
@@ -628,5 +642,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         monitor.stop()
         if remote is not None:
             remote.stop()
+        if exporter is not None:
+            exporter.stop()
         lock.release()
     return 0

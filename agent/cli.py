@@ -88,6 +88,7 @@ def _add_verbose(parser: argparse.ArgumentParser, default: Any = False) -> None:
 
 
 SWEEP_OPTIONS = ("topology", "node", "tailscale")
+MONITOR_OPTIONS = ("metrics",)  # the running agent's own: `run` and `tray`
 _TOP = "top_"  # dest prefix of the sweep options given before any command
 
 
@@ -114,6 +115,17 @@ def _add_sweep_options(parser: argparse.ArgumentParser, prefix: str = "") -> Non
         metavar="PATH",
         dest=f"{prefix}tailscale",
         help=f"the tailscale CLI (default: ${TAILSCALE_ENV}, PATH, the standard install places)",
+    )
+
+
+def _add_metrics_option(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        dest=f"{prefix}metrics",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics; HOST is 127.0.0.1, [::1] or "
+        "this node's Tailscale IP (default: $TAILNET_AGENT_METRICS, `metrics` in config.toml "
+        "in the user config folder, else off)",
     )
 
 
@@ -151,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbose(parser)
     # Before a command they count for the tray (no command) or for a command that takes them.
     _add_sweep_options(parser, _TOP)
+    _add_metrics_option(parser, _TOP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
 
     check = _command(
@@ -269,10 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
         [
             (0, "stopped cleanly (SIGINT, SIGTERM, or Quit in the tray)"),
             (1, "the monitor stopped on an unexpected error"),
-            (EXIT_UNUSABLE, "already running, no tray possible here, or a bad command line"),
+            (
+                EXIT_UNUSABLE,
+                "already running, no tray possible here, a refused --metrics or a bad command line",
+            ),
         ],
     )
     _add_sweep_options(run)
+    _add_metrics_option(run)
     run.add_argument("--headless", action="store_true", help="no tray icon")
     _add_share_view_option(run)
 
@@ -283,10 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
         "The tray icon (green, amber, red, grey) and its menu, with the monitor behind it.",
         [
             (0, "quit from the menu, or stopped by SIGINT or SIGTERM"),
-            (EXIT_UNUSABLE, "no display or tray here, already running, or a bad command line"),
+            (
+                EXIT_UNUSABLE,
+                "no display or tray, already running, a refused --metrics or a bad command line",
+            ),
         ],
     )
     _add_sweep_options(tray)
+    _add_metrics_option(tray)
     _add_share_view_option(tray)
 
     history = _command(
@@ -367,7 +388,7 @@ def _port(text: str) -> int:
 def _merge_top_level_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fold `tailnet-agent --node ID COMMAND` into COMMAND's own --node (refused if it has
     none, or if it was given on both sides); with no command they are the tray's options."""
-    for name in SWEEP_OPTIONS:
+    for name in (*SWEEP_OPTIONS, *MONITOR_OPTIONS):
         value = getattr(args, f"{_TOP}{name}")
         delattr(args, f"{_TOP}{name}")
         if args.command is None:
@@ -547,6 +568,7 @@ def _agent_options(args: argparse.Namespace) -> AgentOptions:
         topology=getattr(args, "topology", None),
         node=getattr(args, "node", None),
         tailscale=getattr(args, "tailscale", None),
+        metrics=getattr(args, "metrics", None),
         share_view=getattr(args, "share_view", None),
     )
 

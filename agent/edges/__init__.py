@@ -9,6 +9,7 @@
     single_instance   one agent per user (a lock file; a named mutex on Windows)
     stop_signals      SIGINT/SIGTERM turned into a clean stop
     event_loop        the event loop sweeps run on (uvloop from enough probes), gc.freeze once
+    metrics           the opt-in Prometheus endpoint (prometheus-client), GET only
 
 Each edge imports the core (and agent.errors), never another edge (paths aside: where files
 go is one shared fact); import-linter checks it (pyproject.toml, [tool.importlinter]).
