@@ -4,7 +4,9 @@
 its worker thread. `run_headless` is `tailnet-agent run --headless`: the same
 monitor, notifications and history, with the log instead of a tray. Both stop
 cleanly on SIGINT or SIGTERM (agent.edges.stop_signals) and exit 0. The tray's "Start
-at login" checkbox is an AutostartSwitch over agent.desktop.autostart.
+at login" checkbox is an AutostartSwitch over agent.desktop.autostart. Both run in the
+user's own Surroundings unless given others: where the lock, history and log are, how
+Tailscale is read, who else watches the monitor, what else stops it (the demo's).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +36,7 @@ from agent.desktop import autostart
 from agent.desktop.notify import choose_notifier
 from agent.edges import paths
 from agent.edges.history import History
+from agent.edges.path_ping import PING_EVERY_S, PathPinger
 from agent.edges.single_instance import InstanceLock
 from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.edges.tailscale import find_cli
@@ -48,7 +51,7 @@ from agent.errors import AgentError, AutostartError
 from agent.exporter import Exporter, open_exporter
 from agent.fleet import ShareView
 from agent.monitor import Monitor, SweepOnce
-from agent.sweep import sweep
+from agent.sweep import StatusReader, sweep
 
 __all__ = [
     "AUTOSTART_REFRESH_S",
@@ -56,6 +59,7 @@ __all__ = [
     "AutostartSwitch",
     "MenuHandler",
     "ShownView",
+    "Surroundings",
     "about_text",
     "create_topology",
     "demo_command",
@@ -64,6 +68,7 @@ __all__ = [
     "open_demo",
     "run_headless",
     "run_tray",
+    "tray_unavailable",
     "tray_view",
 ]
 
@@ -82,6 +87,23 @@ class AgentOptions:
     tailscale: str | None = None
     metrics: str | None = None  # --metrics HOST:PORT (agent.exporter: also the variable, config)
     share_view: int | None = None  # --share-view: the port of the view endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Surroundings:
+    """What an agent runs in besides its options; the defaults are the user's own agent.
+
+    `files`: its lock, history and log. `read_tailnet`: Tailscale's view read in-process
+    instead of from the tailscale CLI. `watch`: called with each MonitorStatus too (in the
+    monitor's thread). `stop`: set, it stops the agent as SIGTERM or Quit do (exit 0).
+    `no_autostart`: why "Start at login" is not offered (None: the OS's own backend).
+    """
+
+    files: paths.AgentFiles = field(default_factory=paths.agent_files)
+    read_tailnet: StatusReader | None = None
+    watch: Callable[[MonitorStatus], None] | None = None
+    stop: threading.Event | None = None
+    no_autostart: str | None = None
 
 
 def _plural(n: int, word: str) -> str:
@@ -144,10 +166,21 @@ def _build_monitor(
     on_update: Callable[[MonitorStatus], None],
     remote: RemoteTopology | None = None,
     exporter: Exporter | None = None,
+    surroundings: Surroundings | None = None,
 ) -> Monitor:
-    cli = find_cli(options.tailscale, env)
-    if cli is None:
-        log.warning("no tailscale command found: peers will not be probed")
+    around = surroundings or Surroundings()
+    cli = None
+    if around.read_tailnet is None:
+        cli = find_cli(options.tailscale, env)
+        if cli is None:
+            log.warning("no tailscale command found: peers will not be probed")
+    watch = around.watch
+
+    def publish(status: MonitorStatus) -> None:
+        on_update(status)
+        if watch is not None:
+            watch(status)
+
     # Its endpoint's thread is a daemon: it ends with the process.
     share = None if options.share_view is None else ShareView(options.share_view)
 
@@ -157,7 +190,13 @@ def _build_monitor(
         return load_topology(options.topology, env)
 
     sweep_once: SweepOnce = functools.partial(
-        sweep, tailscale_cli=cli, node_override=options.node, share=share
+        sweep,
+        tailscale_cli=cli,
+        node_override=options.node,
+        read_tailnet=around.read_tailnet,
+        # a peer's path at most once a minute; a tailnet read another way has no CLI to ping
+        pinger=PathPinger(cli if around.read_tailnet is None else None, every_s=PING_EVERY_S),
+        share=share,
     )
     if exporter is not None:
         sweep_once, on_update = exporter.observe(sweep_once, on_update)
@@ -167,8 +206,8 @@ def _build_monitor(
         locate_topology=lambda: locate_topology(options.topology, env).path,
         sweep_once=sweep_once,
         notifier=notifier,
-        on_update=on_update,
-        open_history=lambda: History(paths.history_path()),
+        on_update=publish,
+        open_history=lambda: History(around.files.history),
         topology_warning=remote.warning if remote is not None else lambda: None,
     )
 
@@ -176,9 +215,14 @@ def _build_monitor(
 # ==== headless =================================================================
 
 
-def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
+def run_headless(
+    options: AgentOptions,
+    env: Mapping[str, str] = os.environ,
+    surroundings: Surroundings | None = None,
+) -> int:
     """The monitor without a tray, until SIGINT/SIGTERM. Returns the exit code."""
-    stop = threading.Event()
+    around = surroundings or Surroundings()
+    stop = around.stop or threading.Event()
     last_summary: list[str] = []
     in_use = _InUseLog(options.node)
 
@@ -195,13 +239,13 @@ def run_headless(options: AgentOptions, env: Mapping[str, str] = os.environ) -> 
             last_summary[:] = [text]
 
     exporter = open_exporter(options.metrics, env, tailscale=options.tailscale)
-    lock = InstanceLock(paths.instance_lock_path(), mutex_name=APP_ID)
+    lock = InstanceLock(around.files.lock, mutex_name=APP_ID)
     lock.acquire()
     notifier = choose_notifier(
         frozen=paths.is_frozen(), app_icon=paths.app_icon_path()
     )  # it logs which one
     remote = _remote_topology(options, env)
-    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around)
     try:
         if exporter is not None:
             exporter.start()
@@ -246,10 +290,12 @@ def about_text(
     snapshot: Snapshot | None,
     *,
     home: Path | None = None,
+    files: paths.AgentFiles | None = None,
 ) -> tuple[str, str]:
     """About's notification: the version as the title; the files in use and Tailscale's
     version as a few short lines (a notification body has little room)."""
     home = Path.home() if home is None else home
+    files = files or paths.agent_files()
     try:
         location = locate_topology(options.topology, env)
     except AgentError as error:
@@ -263,8 +309,8 @@ def about_text(
             topology = _shown_path(location.path, home)
     lines = [
         f"Topology: {topology}",
-        f"Log folder: {_shown_path(paths.log_dir(), home)}",
-        f"History: {_shown_path(paths.history_path(), home)}",
+        f"Log folder: {_shown_path(files.log_dir, home)}",
+        f"History: {_shown_path(files.history, home)}",
     ]
     tailnet = snapshot.tailnet if snapshot is not None else None
     if tailnet is not None and tailnet.version:
@@ -510,9 +556,11 @@ def menu_handlers(
     notifier: Notifier,
     shown: ShownView,
     refresh_topology: Callable[[], None] | None = None,
+    files: paths.AgentFiles | None = None,
 ) -> dict[ActionKind, MenuHandler]:
     """The tray's dispatch table: every ActionKind the menu emits, and what it does.
     `refresh_topology`: ask a topology URL again (on Check now)."""
+    files = files or paths.agent_files()
 
     def check_now(_: str) -> None:
         if refresh_topology is not None:
@@ -524,12 +572,11 @@ def menu_handlers(
         shown.change(lambda view: replace(view, autostart=checked, autostart_note=switch.note()))
 
     def open_logs(_: str) -> None:
-        log_dir = paths.log_dir()
-        log_dir.mkdir(parents=True, exist_ok=True)
-        actions.open_path(log_dir, "the log folder")
+        files.log_dir.mkdir(parents=True, exist_ok=True)
+        actions.open_path(files.log_dir, "the log folder")
 
     def about(_: str) -> None:
-        title, body = about_text(options, env, shown.view.status.snapshot)
+        title, body = about_text(options, env, shown.view.status.snapshot, files=files)
         log.info("%s: %s", title, body.replace("\n", "; "))
         notifier.notify(title, body)
 
@@ -568,26 +615,40 @@ def no_desktop_libraries(exc: ModuleNotFoundError) -> str:
     )
 
 
-def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
-    """The tray on this (main) thread, the monitor in a worker thread."""
-    from agent.desktop.actions import DesktopActions
-
+def tray_unavailable() -> str | None:
+    """Why no tray can run here (no desktop libraries, no display or tray host), or None."""
     try:
-        from agent.desktop.tray import Tray, tray_available
+        from agent.desktop.tray import tray_available
     except ModuleNotFoundError as exc:  # a server install: no pystray or Pillow
-        print(f"tailnet-agent: {no_desktop_libraries(exc)}", file=sys.stderr)
-        return 3
-
+        return no_desktop_libraries(exc)
     ok, why = tray_available()
-    if not ok:
+    return None if ok else why
+
+
+def run_tray(
+    options: AgentOptions,
+    env: Mapping[str, str] = os.environ,
+    surroundings: Surroundings | None = None,
+) -> int:
+    """The tray on this (main) thread, the monitor in a worker thread."""
+    why = tray_unavailable()
+    if why is not None:
         print(f"tailnet-agent: {why}", file=sys.stderr)
         return 3
+    from agent.desktop.actions import DesktopActions
+    from agent.desktop.tray import Tray
 
     exporter = open_exporter(options.metrics, env, tailscale=options.tailscale)
-    lock = InstanceLock(paths.instance_lock_path(), mutex_name=APP_ID)
+    around = surroundings or Surroundings()
+    lock = InstanceLock(around.files.lock, mutex_name=APP_ID)
     lock.acquire()
     notifier = choose_notifier(frozen=paths.is_frozen(), app_icon=paths.app_icon_path())
-    switch = AutostartSwitch(options, notifier, autostart.backend(env=env))
+    backend = (
+        autostart.backend(env=env)
+        if around.no_autostart is None
+        else autostart.Unsupported(around.no_autostart)
+    )
+    switch = AutostartSwitch(options, notifier, backend)
     actions = DesktopActions(notifier)
     handlers: dict[ActionKind, MenuHandler] = {}
     in_use = _InUseLog(options.node)
@@ -608,7 +669,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
         )
 
     remote = _remote_topology(options, env)
-    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around)
     handlers.update(
         menu_handlers(
             options,
@@ -620,6 +681,7 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             notifier=notifier,
             shown=shown,
             refresh_topology=remote.refresh_soon if remote is not None else None,
+            files=around.files,
         )
     )
     shown.change(
@@ -630,12 +692,19 @@ def run_tray(options: AgentOptions, env: Mapping[str, str] = os.environ) -> int:
             exporter.start()
         with stop_on_signals(tray.stop) as signals:  # as Quit does: run() returns, exit 0
 
+            def stop_when_told() -> None:
+                assert around.stop is not None
+                around.stop.wait()
+                tray.stop()
+
             def setup() -> None:  # in pystray's setup thread, once its loop runs
                 if signals is not None and tray.backend in GLIB_TRAY_BACKENDS:
                     signals.reclaim_in_glib_loop()
                 if remote is not None:
                     remote.start()
                 monitor.start()
+                if around.stop is not None:
+                    threading.Thread(target=stop_when_told, name="stop-tray", daemon=True).start()
 
             tray.run(setup=setup)
     finally:

@@ -1,4 +1,4 @@
-"""The command line: `tailnet-agent [check|run|tray|topology|init|history|autostart] ...`.
+"""The command line: `tailnet-agent [check|run|tray|demo|topology|init|history|autostart] ...`.
 
 Plain `tailnet-agent` starts the tray, and so do the sweep options with no command
 (`tailnet-agent --topology P --node ID`: what start at login registers); where no
@@ -8,7 +8,8 @@ Parses arguments, wires the edges together and maps outcomes to exit codes:
 0 green, 1 amber, 2 red, 3 grey or unusable input (the Nagios plugin
 convention). Usage errors exit 3 too, so a monitoring system never reads a bad
 command line as "critical". `autostart` follows the same scale: 0 done (status:
-enabled), 1 status says disabled, 3 unsupported here or failed.
+enabled), 1 status says disabled, 3 unsupported here or failed. `demo` (agent.demo) runs
+the real agent over a simulated network on loopback, with files of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import textwrap
@@ -127,6 +129,16 @@ def _add_metrics_option(parser: argparse.ArgumentParser, prefix: str = "") -> No
         "this node's Tailscale IP (default: $TAILNET_AGENT_METRICS, `metrics` in config.toml "
         "in the user config folder, else off)",
     )
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the speed must be more than 0")
+    return value
 
 
 ExitCodes = Sequence[tuple[int, str]]
@@ -309,6 +321,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_options(tray)
     _add_metrics_option(tray)
     _add_share_view_option(tray)
+
+    demo = _command(
+        commands,
+        "demo",
+        "a simulated Sparklio network on loopback, watched by the real agent (try it first)",
+        "Start stand-ins of the network's services on 127.0.0.x and a simulated Tailscale, "
+        "and the real agent watching them, in a folder of its own (a real agent may run "
+        "meanwhile). A scripted walk of about two minutes follows: all green, the desktop's "
+        "link relayed through DERP, direct again, FastAPI down, back, the Mac mini offline, "
+        "back, green. Nothing leaves this machine. With --headless (or where no tray can "
+        "run) each step and notification is printed, and the demo ends with the walk.",
+        [
+            (0, "the walk is over (headless), or Quit in the tray, SIGINT or SIGTERM"),
+            (1, "the monitor stopped on an unexpected error"),
+            (
+                EXIT_UNUSABLE,
+                "a demo already runs, the stand-ins cannot start, or a bad command line",
+            ),
+        ],
+    )
+    demo.add_argument("--headless", action="store_true", help="no tray icon: print the walk")
+    demo.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="X",
+        help="play the walk X times faster (default 1: about two minutes)",
+    )
 
     history = _command(
         commands,
@@ -643,6 +683,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _history(args)
         if args.command == "autostart":
             return _autostart(args)
+        if args.command == "demo":
+            from agent.demo.runner import demo_files, run_demo
+
+            setup_logging(demo_files().log_dir, verbose=args.verbose, console_level=logging.INFO)
+            return run_demo(headless=args.headless, speed=args.speed)
         # The monitor and the tray load only when used: `check` starts fast.
         from agent.app import run_headless, run_tray
 
@@ -660,7 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check" and args.nagios:
             print(nagios_unknown(error.message).line)  # Nagios reads stdout alone
             return EXIT_UNUSABLE
-        if args.command in (None, "run", "tray"):
+        if args.command in (None, "run", "tray", "demo"):
             # The log reaches the file too: a windowed build has no stderr.
             logging.getLogger("agent").error("%s", error.message)
         else:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.core import confirm, notify_policy
+from agent.core import confirm, keys, notify_policy
 from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
 from agent.core.menu import MonitorStatus
 from agent.core.model import ServiceKey, Snapshot, Topology
@@ -111,6 +111,7 @@ class Monitor:
         self._topology_error: str | None = None
         self._state = confirm.initial_state()
         self._policy = notify_policy.initial_policy()
+        self._key_notices: keys.KeyNotices = frozenset()
         self._last_status: MonitorStatus | None = None
         self._uptime: Mapping[ServiceKey, float | None] = {}
         self._uptime_over: Mapping[ServiceKey, float] = {}
@@ -196,7 +197,9 @@ class Monitor:
                     await self._sleep(TOPOLOGY_POLL_S)
                     continue
                 started = self._mono()
-                snapshot = await self._sweep_once(topology)
+                snapshot = await self._sweep_or_stop(topology)
+                if snapshot is None:
+                    break
                 # Only a reading of a running Tailscale tells this machine's IPs: a failed
                 # `tailscale status` (no IPs) then a good one is no network change.
                 network_changed = False
@@ -234,6 +237,10 @@ class Monitor:
                         event.title,
                         event.message,
                     )
+                self._key_notices, key_events = keys.announce(
+                    self._key_notices, snapshot, self._wall()
+                )
+                events = (*events, *key_events)
                 self._record(history, snapshot, events)
                 decision = notify_policy.decide(self._policy, events, self._wall())
                 self._policy = decision.state
@@ -248,6 +255,22 @@ class Monitor:
                 self._record_quietly(history, agent_stopped_event(self._wall()))
                 history.close()
             self._loop = None
+
+    async def _sweep_or_stop(self, topology: Topology) -> Snapshot | None:
+        """One sweep, or None when a stop comes first: its probes and pings are cancelled
+        (each kills what it started), so stopping never waits for a timeout."""
+        assert self._stopping is not None
+        sweeping = asyncio.ensure_future(self._sweep_once(topology))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({sweeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not sweeping.done():
+                sweeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeping
+        return None if sweeping.cancelled() else sweeping.result()
 
     async def _sleep(self, delay: float) -> None:
         """Wait `delay` s, waking early for "Check now", a stop, or a topology edit."""
@@ -331,7 +354,8 @@ class Monitor:
                 continue
             if kind.family == "agent":
                 unclean = kind is EventKind.AGENT_STARTED
-            elif kind.family != "topology":  # the file is read afresh: its verdict is news
+            elif kind.family not in ("topology", "key"):  # the file is read afresh (its verdict
+                # is news); key notices are carried by keys.carried_notices
                 recorded.append(
                     confirm.Recorded(
                         kind,
@@ -343,6 +367,9 @@ class Monitor:
                     )
                 )
         self._state = confirm.carried_state(recorded)
+        self._key_notices = keys.carried_notices(
+            (r.node_id, r.at, r.duration_s) for r in latest if r.kind == EventKind.KEY_EXPIRING
+        )
         self._policy = notify_policy.initial_policy(confirm.announced_subjects(self._state))
         carried = [
             f"{r.node_id}: {r.service}" if r.service else (r.node_id or r.kind.family)

@@ -5,7 +5,11 @@ command runs it once and the monitor runs it on a schedule. `sweep` reads Tailsc
 (`edges.tailscale.read_status`), finds which node this machine is, plans
 (`core.plan`), sends the probes (`edges.probes.run_probes`) and judges the results
 (`core.health`) into a Snapshot; the caller chooses the tailscale CLI, the node
-(--node), the HTTP client the probes share and the clock.
+(--node) and the clock, or reads Tailscale its own way (`read_tailnet`: the demo's
+simulated tailnet, served in-process because a frozen build has no interpreter to run
+a stand-in `tailscale`). Alongside the probes, each online peer's path is measured with
+`tailscale ping` (`edges.path_ping`): by a `PathPinger` the caller keeps (the monitor: once
+a minute each), else by a fresh one (`check`: every peer; none for a tailnet read another way).
 
 With DEBUG logging (-v) a sweep says which node this machine is and how that was
 found, and each probe's outcome and time (the tailscale reader logs its own run).
@@ -16,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from agent.core.health import judge
@@ -31,15 +35,19 @@ from agent.core.model import (
 )
 from agent.core.plan import plan_sweep
 from agent.core.share_view import PeerReading
-from agent.core.tailnet import identify_self_by
+from agent.core.tailnet import find_peer, identify_self_by
+from agent.edges.path_ping import PathPinger
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 
-__all__ = ["TAILSCALE_TIMEOUT_S", "PeerViewsPartner", "sweep"]
+__all__ = ["TAILSCALE_TIMEOUT_S", "PeerViewsPartner", "StatusReader", "sweep"]
 
 log = logging.getLogger(__name__)
 
 TAILSCALE_TIMEOUT_S = 5.0
+
+StatusReader = Callable[[], Awaitable[TailnetView]]
+"""Tailscale's view, read some other way than running `tailscale status --json`."""
 
 
 class PeerViewsPartner(Protocol):
@@ -66,13 +74,18 @@ async def sweep(
     *,
     tailscale_cli: str | None,
     node_override: str | None = None,
+    read_tailnet: StatusReader | None = None,
     clock: Callable[[], float] = time.time,
+    pinger: PathPinger | None = None,
     share: PeerViewsPartner | None = None,
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure. With `share`
     (--share-view) the peers' views are fetched while the probes run, place the failures,
     and the judged sweep is shared."""
-    tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+    if read_tailnet is None:
+        tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+    else:
+        tailnet = await read_tailnet()
     self_id: str | None
     if node_override:
         self_id, how = node_override, "--node"
@@ -83,25 +96,48 @@ async def sweep(
     else:
         log.debug("this machine is no node of the topology: %s", how)
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
+    if pinger is None:  # a tailnet read another way (the demo's) has no CLI to ping with
+        pinger = PathPinger(tailscale_cli if read_tailnet is None else None, clock=clock)
     readings: Sequence[PeerReading] = ()
-    if share is None:
-        probed = await run_probes(plan.targets, clock=clock)
-    else:
-        probed, readings = await asyncio.gather(
-            run_probes(plan.targets, clock=clock), share.fetch(topology, self_id, tailnet)
+    # A TaskGroup: a cancelled sweep (the monitor stopping) returns once all have ended.
+    async with asyncio.TaskGroup() as group:
+        probing = group.create_task(run_probes(plan.targets, clock=clock))
+        peers = _online_peers(topology, tailnet, self_id)
+        pinging = group.create_task(pinger.readings(peers, topology.defaults.timeout_s))
+        sharing = (
+            None if share is None else group.create_task(share.fetch(topology, self_id, tailnet))
         )
+    probed, paths = probing.result(), pinging.result()
+    if sharing is not None:
+        readings = sharing.result()
     results = dict(plan.skipped)
     for target, result in zip(plan.targets, probed, strict=True):
         results[(target.node_id, target.service.name)] = result
     if log.isEnabledFor(logging.DEBUG):
         _log_probes(plan.targets, probed, plan.skipped)
-    if share is None:
-        return judge(topology, tailnet, self_id, results, plan.addresses, now=clock())
     now = clock()
+    if share is None:
+        return judge(topology, tailnet, self_id, results, plan.addresses, now=now, paths=paths)
     fleet = share.place(topology, self_id, results, readings, now)
-    snapshot = judge(topology, tailnet, self_id, results, plan.addresses, now=now, fleet=fleet)
+    snapshot = judge(
+        topology, tailnet, self_id, results, plan.addresses, now=now, paths=paths, fleet=fleet
+    )
     share.publish(snapshot)
     return snapshot
+
+
+def _online_peers(topology: Topology, tailnet: TailnetView, self_id: str | None) -> dict[str, str]:
+    """Node id -> the Tailscale IP to ping, for each topology peer Tailscale calls online."""
+    if not tailnet.running:
+        return {}
+    peers: dict[str, str] = {}
+    for node in topology.nodes:
+        if node.id == self_id:
+            continue
+        peer = find_peer(node, tailnet)
+        if peer is not None and peer.online and (peer.ips or node.ip):
+            peers[node.id] = peer.ips[0] if peer.ips else node.ip
+    return peers
 
 
 def _log_probes(

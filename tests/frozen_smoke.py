@@ -15,6 +15,7 @@ Windows and macOS, each step printing PASS or FAIL (exit 1 on the first failure)
   validate     `topology validate` of a bad file: exit 3, naming the line and the key
   commands     `topology show` and `history --json`
   headless     `run --headless` reaches a green sweep and stops cleanly on SIGTERM
+  demo         `demo --headless --speed 50`: the whole walk, on loopback, exit 0
   autostart    enable / status --json / disable in a private HOME, registering the tray
                executable of DIR (Linux and macOS; Windows writes the real HKCU Run value)
   tray         --desktop (Linux): the frozen tray docks green under Xvfb + trayer, turns red
@@ -338,6 +339,19 @@ def step_headless(smoke: Smoke) -> str:
     return f"green after {took:.1f} s, stopped with exit {code}"
 
 
+def step_demo(smoke: Smoke) -> str:
+    """`demo --headless` at a high speed: the whole walk in the frozen app (its simulated
+    Tailscale is served in-process: no interpreter needed), every notification, exit 0."""
+    done = smoke.run(smoke.cli, "demo", "--headless", "--speed", "50")
+    expect(done.returncode == 0, f"demo exited {done.returncode}", done)
+    lines = done.stderr.splitlines()
+    steps = [line for line in lines if "demo step " in line]
+    notes = [line for line in lines if "notification" in line and "Backend Server" in line]
+    expect(len(steps) == 7 and "the walk is over" in done.stderr, "the walk did not finish", done)
+    expect(any("FastAPI down" in line for line in notes), "no FastAPI down notification", done)
+    return f"{len(steps)} steps, {len(notes)} Mac mini notifications"
+
+
 def step_autostart(smoke: Smoke) -> str:
     topology = smoke.root / "topology.toml"
     enable = smoke.run(smoke.cli, "autostart", "enable", "--topology", str(topology))
@@ -413,6 +427,7 @@ STEPS: list[tuple[str, Callable[[Smoke], str]]] = [
     ("validate", step_validate),
     ("commands", step_commands),
     ("headless", step_headless),
+    ("demo", step_demo),
     ("autostart", step_autostart),
 ]
 

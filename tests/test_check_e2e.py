@@ -141,7 +141,11 @@ def test_all_up_and_direct_is_green(sandbox: AgentSandbox) -> None:
     assert nodes["macmini"]["latency_ms"] is not None
     assert sandbox.outside_connections() == []
     calls = (sandbox.root / "fake-tailscale.log").read_text().splitlines()
-    assert [json.loads(c) for c in calls] == [["status", "--json"]]
+    # One status, then one ping of each online peer (at its Tailscale IP), in any order.
+    assert json.loads(calls[0]) == ["status", "--json"]
+    pings = sorted(json.loads(c) for c in calls[1:])
+    ping = ["ping", "--c", "1", "--timeout", "1s", "--until-direct=false"]
+    assert pings == [[*ping, "127.0.0.2"], [*ping, "127.0.0.3"]]
 
 
 def test_backend_down_is_red_with_the_reason(sandbox: AgentSandbox) -> None:

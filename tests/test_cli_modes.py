@@ -100,7 +100,7 @@ def _sweeps(sandbox: AgentSandbox) -> int:
 # ==== help =====================================================================
 
 COMMANDS = [
-    ["check"], ["run"], ["tray"], ["history"], ["topology"], ["topology", "validate"],
+    ["check"], ["run"], ["tray"], ["demo"], ["history"], ["topology"], ["topology", "validate"],
     ["topology", "show"], ["autostart"], ["autostart", "enable"], ["autostart", "disable"],
     ["autostart", "status"],
 ]  # fmt: skip

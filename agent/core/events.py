@@ -72,6 +72,7 @@ class EventKind(StrEnum):
     TAILSCALE_RUNNING = "tailscale_running"
     TOPOLOGY_ERROR = "topology_error"
     TOPOLOGY_FIXED = "topology_fixed"
+    KEY_EXPIRING = "key_expiring"  # a node key expires within a week, then within a day
     # the history's own records: never notified
     SERVICE_RETIRED = "service_retired"  # left the topology (its last state is closed)
     PEER_RETIRED = "peer_retired"
@@ -97,6 +98,7 @@ _BAD_KINDS = frozenset(
         EventKind.LINK_RELAYED,
         EventKind.TAILSCALE_STOPPED,
         EventKind.TOPOLOGY_ERROR,
+        EventKind.KEY_EXPIRING,
     }
 )
 

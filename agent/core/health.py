@@ -29,6 +29,7 @@ from agent.core.model import (
     Locus,
     Node,
     NodeStatus,
+    PathReading,
     ProbeResult,
     ProbeState,
     Reason,
@@ -116,11 +117,14 @@ def _judge_node(
     results: Mapping[ServiceKey, ProbeResult],
     addresses: Mapping[ServiceKey, str],
     latency_warn_ms: float,
+    path: PathReading | None,
     fleet: FleetView | None = None,
 ) -> NodeStatus:
     online: bool | None
+    key_expires_at: float | None = None
     if is_self:
         link, relay, online = Link.SELF, "", (True if tailnet.running else None)
+        key_expires_at = tailnet.self_key_expiry
     elif not tailnet.running:
         link, relay, online = Link.UNKNOWN, "", None
     else:
@@ -130,6 +134,9 @@ def _judge_node(
         else:
             link, relay = link_of(peer)
             online = peer.online
+            key_expires_at = peer.key_expiry
+    if is_self or link is Link.OFFLINE:
+        path = None  # a ping of an offline peer (or of this machine) says nothing
 
     services: list[ServiceStatus] = []
     for service in node.services:
@@ -149,6 +156,8 @@ def _judge_node(
         if s.result.state is ProbeState.UP and s.result.latency_ms is not None
     ]
     latency = min(up_latencies, default=None)
+    if path is not None and path.latency_ms is not None:
+        latency = path.latency_ms  # the path's own round trip, the runbook's measure
 
     reasons: list[tuple[Health, str]] = []  # (how bad, why), sorted worst first below
     link_health = Health.GREEN
@@ -205,6 +214,8 @@ def _judge_node(
         health,
         tuple(text for _, text in reasons),
         tuple(services),
+        path,
+        key_expires_at,
     )
 
 
@@ -286,9 +297,11 @@ def judge(
     addresses: Mapping[ServiceKey, str],
     *,
     now: float,
+    paths: Mapping[str, PathReading] | None = None,
     fleet: FleetView | None = None,
 ) -> Snapshot:
-    """Judge one sweep into a Snapshot; `fleet` (the peers' views) places its failures."""
+    """Judge one sweep into a Snapshot; `paths`: node id -> its latest `tailscale ping`;
+    `fleet` (the peers' views, --share-view) places its failures."""
     nodes = [
         _judge_node(
             node,
@@ -297,6 +310,7 @@ def judge(
             results,
             addresses,
             topology.defaults.latency_warn_ms,
+            (paths or {}).get(node.id),
             fleet,
         )
         for node in topology.nodes

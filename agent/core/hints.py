@@ -23,6 +23,7 @@ from agent.core.model import BackendState, ProbeResult, Reason, TailscaleProblem
 __all__ = [
     "BACKEND_STATES",
     "DOWNLOAD_URL",
+    "KEY_EXPIRY_HINT",
     "LINK_BROKEN",
     "NOT_THE_CLI",
     "REASONS",
@@ -30,6 +31,7 @@ __all__ = [
     "TAILSCALE",
     "TAILSCALE_UP",
     "explain",
+    "key_expiry_hint",
     "link_broken_hint",
     "peer_offline_hint",
     "reason_hint",
@@ -45,6 +47,8 @@ DOWNLOAD_URL = "https://tailscale.com/download"
 TAILSCALE_UP = "run `tailscale up`"
 NOT_THE_CLI = "is it the tailscale program? Name the right one with --tailscale PATH"
 RELAYED = "look for `direct` in `tailscale status`"  # Q3: a DERP relay is the slow path
+# A node key that expires logs its node out of the tailnet (tailscale.com/kb/1028/key-expiry).
+KEY_EXPIRY_HINT = "`tailscale up --force-reauth` {where}, or disable expiry in the admin console"
 # --share-view: only this machine fails while the other nodes reach the service.
 LINK_BROKEN = (
     "the service is fine: check this machine's path to it — `tailscale ping {host}`, "
@@ -151,6 +155,12 @@ def link_broken_hint(hostname: str) -> str:
 def peer_offline_hint(hostname: str) -> str:
     """Q1: "run `tailscale up` on woosuns-mac-mini"."""
     return reason_hint(Reason.PEER_OFFLINE, hostname)
+
+
+def key_expiry_hint(*, is_self: bool) -> str:
+    """What to do about a node key that is about to expire, on that node ("there") or on
+    this machine ("here")."""
+    return KEY_EXPIRY_HINT.format(where="here" if is_self else "there")
 
 
 def explain(result: ProbeResult, hostname: str) -> str:

@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from agent.core.confirm import Settling
+from agent.core.details import detail_line
 from agent.core.events import Event, format_duration
 from agent.core.health import problem_words
 from agent.core.hints import explain, peer_offline_hint
+from agent.core.keys import key_warning
 from agent.core.model import (
     CheckKind,
     Health,
@@ -43,6 +45,7 @@ from agent.core.model import (
     Snapshot,
     TailscaleProblem,
 )
+from agent.core.path import describe_path
 from agent.core.share_view import matrix_lines
 
 __all__ = [
@@ -80,6 +83,7 @@ NAME_MAX = 40  # a longer service name is shortened ("…"), so its port and sta
 NODE_NAME_MIN = 24  # a node's name shortens for its state words, down to this much
 STALE_SWEEPS = 3  # a snapshot older than this many intervals says when it was taken
 TOPOLOGY_ERROR_LINES = 8  # menu lines for the topology's problems, the last one cut
+HEALTH_WARNINGS_SHOWN = 3  # Tailscale's own warnings listed under the status line
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +343,11 @@ def node_title(node: NodeStatus, snapshot: Snapshot) -> str:
 def _link_line(node: NodeStatus, snapshot: Snapshot) -> str:
     if node.is_self:
         return "This machine"
+    if node.path is not None and node.path.latency_ms is not None:
+        text = f"Link: {describe_path(node.path)}"  # what `tailscale ping` found
+        if _slow(node, snapshot):
+            text += f" (slow: warn above {snapshot.topology.defaults.latency_warn_ms:.0f} ms)"
+        return text
     match node.link:
         case Link.DIRECT:
             return "Link: direct"
@@ -360,8 +369,8 @@ def _link_line(node: NodeStatus, snapshot: Snapshot) -> str:
 
 
 def _latency_line(node: NodeStatus, snapshot: Snapshot) -> str | None:
-    if node.is_self:
-        return None
+    if node.is_self or (node.path is not None and node.path.latency_ms is not None):
+        return None  # the link line carries the ping's round trip
     if node.latency_ms is None:
         return "Latency: — (no service answered)"
     text = f"Latency: {format_latency(node.latency_ms)}"
@@ -450,12 +459,21 @@ def _node_menu(
     latency = _latency_line(node, snapshot)
     if latency is not None:
         children.append(_info(latency))
+    expiring = key_warning(node, view.status.now)
+    if expiring is not None:  # the fact, then its advice on a line of its own (menus cut)
+        fact, _, advice = expiring.partition(" — ")
+        children.append(_info(f"{MARKS[Health.AMBER]} {fact}"))
+        if advice:
+            children.append(_info(f"↳ {advice}"))
     if node.services:
         children.append(SEPARATOR)
-        children += [
-            _info(service_line(node.node.id, s, view, local_time, hostname=node.node.hostname))
-            for s in node.services
-        ]
+        for s in node.services:
+            children.append(
+                _info(service_line(node.node.id, s, view, local_time, hostname=node.node.hostname))
+            )
+            details = detail_line(s.service, s.result) if s.result.state is ProbeState.UP else ""
+            if details:
+                children.append(_info(f"↳ {details}"))  # under its service line
     actions = _node_actions(node)
     if actions:
         children.append(SEPARATOR)
@@ -548,6 +566,11 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     if view.status.topology_error:
         entries.append(_topology_error_menu(view, view.status.topology_error))
     snapshot = view.status.snapshot
+    if snapshot is not None:  # Tailscale's own warnings about this machine
+        entries += [
+            _info(f"{MARKS[Health.AMBER]} Tailscale: {warning}")
+            for warning in snapshot.tailnet.health_warnings[:HEALTH_WARNINGS_SHOWN]
+        ]
     if first_run_line(view) is not None and snapshot is not None:
         entries += [SEPARATOR, *_first_run_entries(snapshot)]
     elif snapshot is not None and snapshot.nodes:

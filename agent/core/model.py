@@ -17,6 +17,7 @@ __all__ = [
     "BackendState",
     "CheckKind",
     "Defaults",
+    "DetailValue",
     "FleetView",
     "Health",
     "Impact",
@@ -24,6 +25,7 @@ __all__ = [
     "Locus",
     "Node",
     "NodeStatus",
+    "PathReading",
     "PeerView",
     "ProbeResult",
     "ProbeState",
@@ -175,6 +177,7 @@ class PeerView:
     relay: str = ""  # home DERP region code, set even on direct peers
     peer_relay: str = ""
     last_seen: str = ""  # RFC 3339, "" when unset
+    key_expiry: float | None = None  # KeyExpiry (wall s); None when expiry is disabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,7 @@ class TailnetView:
     self_ips: tuple[str, ...] = ()
     peers: tuple[PeerView, ...] = ()
     health_warnings: tuple[str, ...] = ()
+    self_key_expiry: float | None = None  # Self's KeyExpiry (wall s); None when disabled
 
     @property
     def running(self) -> bool:
@@ -233,6 +237,10 @@ class ProbeTarget:
     timeout_s: float
 
 
+DetailValue = str | int | float | tuple[str, ...]
+"""One fact a service tells about itself beyond "up" (core.details names and renders them)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     state: ProbeState
@@ -240,6 +248,19 @@ class ProbeResult:
     detail: str = ""  # one human line: "HTTP 503", "connection refused", ...
     latency_ms: float | None = None
     at: float = 0.0  # wall-clock seconds when the result was known
+    # Rich details of an UP service: (name, value) pairs, e.g. ("models", ("llama3:8b",)).
+    details: tuple[tuple[str, DetailValue], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PathReading:
+    """One `tailscale ping` of a peer: the path the pong took and its round trip."""
+
+    link: Link  # DIRECT, RELAY (DERP) or PEER_RELAY on a pong; UNKNOWN without one
+    via: str = ""  # "192.168.219.100:64094", the DERP region code "fra", the peer relay
+    latency_ms: float | None = None
+    error: str = ""  # a fact when there was no pong: "no reply within 3 s"
+    at: float = 0.0  # wall-clock seconds of the reading
 
 
 # ==== who sees whom (--share-view) ==============================================
@@ -304,6 +325,8 @@ class NodeStatus:
     health: Health
     reasons: tuple[str, ...]  # human lines explaining a non-green node
     services: tuple[ServiceStatus, ...]
+    path: PathReading | None = None  # the last `tailscale ping` of this peer, if any
+    key_expires_at: float | None = None  # its node key's expiry (wall s); None: never
 
 
 @dataclass(frozen=True, slots=True)

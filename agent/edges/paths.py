@@ -15,6 +15,7 @@ import contextlib
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -24,6 +25,8 @@ from agent import APP_NAME
 
 __all__ = [
     "APP_AUTHOR",
+    "AgentFiles",
+    "agent_files",
     "app_icon_path",
     "bundled_topology_path",
     "config_dir",
@@ -100,6 +103,26 @@ def history_path(*, ensure: bool = False) -> Path:
 def instance_lock_path(*, ensure: bool = False) -> Path:
     """The lock file that keeps one agent running per user."""
     return state_dir(ensure=ensure) / "agent.lock"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFiles:
+    """The files one running agent owns: its single-instance lock, its history and its log
+    folder. The user's agent keeps them in the platform's folders (`agent_files`); an agent
+    kept apart from it (the demo) keeps them all in one folder of its own (`under`)."""
+
+    lock: Path
+    history: Path
+    log_dir: Path
+
+    @classmethod
+    def under(cls, folder: Path) -> AgentFiles:
+        return cls(folder / "agent.lock", folder / "history.sqlite3", folder / "log")
+
+
+def agent_files() -> AgentFiles:
+    """The user's agent's files, in the platform's folders."""
+    return AgentFiles(instance_lock_path(), history_path(), log_dir())
 
 
 def _meipass() -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,7 @@ def test_peer_fields_are_read() -> None:
         relay="tok",
         peer_relay="",
         last_seen="",
+        key_expiry=datetime(2026, 11, 3, 12, 2, 47, tzinfo=UTC).timestamp(),
     )
 
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from agent.core import cells
+from agent.core.details import detail_line, details_dict
 from agent.core.hints import explain
+from agent.core.keys import key_warning
 from agent.core.menu import format_latency
 from agent.core.model import (
     Health,
     Link,
     NodeStatus,
+    PathReading,
     ProbeState,
     Reason,
     ServiceStatus,
     Snapshot,
 )
+from agent.core.path import describe_path
 from agent.core.report.colour import paint
 
 __all__ = ["render_table", "snapshot_to_dict"]
@@ -44,10 +48,33 @@ def _service_dict(s: ServiceStatus) -> dict[str, Any]:
         "detail": s.result.detail,
         "latency_ms": _ms(s.result.latency_ms),
         "health": s.health.value,
+        "details": details_dict(s.result),
     }
 
 
-def _node_dict(n: NodeStatus) -> dict[str, Any]:
+def _path_dict(path: PathReading | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    return {
+        "link": path.link.value,
+        "via": path.via or None,
+        "latency_ms": _ms(path.latency_ms),
+        "error": path.error or None,
+        "text": describe_path(path),
+    }
+
+
+def _key_dict(n: NodeStatus, now: float) -> dict[str, Any] | None:
+    if n.key_expires_at is None:
+        return None
+    return {
+        "expires_at": n.key_expires_at,
+        "seconds_left": round(n.key_expires_at - now),
+        "warning": key_warning(n, now),
+    }
+
+
+def _node_dict(n: NodeStatus, now: float) -> dict[str, Any]:
     return {
         "id": n.node.id,
         "name": n.node.name,
@@ -61,6 +88,8 @@ def _node_dict(n: NodeStatus) -> dict[str, Any]:
         "relay": n.relay or None,
         "latency_ms": _ms(n.latency_ms),
         "reasons": list(n.reasons),
+        "path": _path_dict(n.path),
+        "key_expiry": _key_dict(n, now),
         "services": [_service_dict(s) for s in n.services],
     }
 
@@ -83,7 +112,7 @@ def snapshot_to_dict(snapshot: Snapshot) -> dict[str, Any]:
             "version": tailnet.version,
             "health_warnings": list(tailnet.health_warnings),
         },
-        "nodes": [_node_dict(n) for n in snapshot.nodes],
+        "nodes": [_node_dict(n, snapshot.at) for n in snapshot.nodes],
     }
 
 
@@ -98,6 +127,8 @@ _STATE_MARK = {
 
 
 def _link_text(n: NodeStatus) -> str:
+    if n.path is not None and n.path.latency_ms is not None:
+        return describe_path(n.path)
     if n.link is Link.RELAY:
         return f"relay via DERP '{n.relay}'"
     return n.link.value
@@ -122,13 +153,15 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
     detail = snapshot.tailnet.detail
     if not snapshot.tailnet.running and detail and detail != snapshot.summary:
         lines.append(paint(f"Tailscale: {snapshot.tailnet.detail}", Health.RED, color))
+    for warning in snapshot.tailnet.health_warnings:  # Tailscale's own, about this machine
+        lines.append(paint(f"Tailscale warns: {warning}", Health.AMBER, color))
     name_width = max(
         (cells.width(s.service.name) for n in snapshot.nodes for s in n.services), default=8
     )
     for n in snapshot.nodes:
         lines.append("")
         link = _link_text(n)
-        latency = _latency_text(n.latency_ms)
+        latency = "" if link.endswith(" ms") else _latency_text(n.latency_ms)
         node_line = f"{n.node.id}  {n.node.name} ({n.node.hostname}, {n.node.ip})  {link}"
         if latency:
             node_line += f"  {latency}"
@@ -136,6 +169,9 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
         for reason in n.reasons:
             if not any(reason.startswith(f"{s.service.name} down") for s in n.services):
                 lines.append(f"    ! {reason}")
+        expiring = key_warning(n, snapshot.at)
+        if expiring is not None:
+            lines.append(f"    ! {expiring}")
         for s in n.services:
             mark = paint(_STATE_MARK[s.result.state], s.health, color)
             state = s.result.state.value
@@ -149,4 +185,7 @@ def render_table(snapshot: Snapshot, *, color: bool = False) -> str:
                 f"    {mark} {cells.ljust(s.service.name, name_width)}  {s.service.port:>5}  "
                 f"{s.service.check.value:<9} {state:<7} {tail}".rstrip()
             )
+            details = detail_line(s.service, s.result) if state == "up" else ""
+            if details:
+                lines.append(f"      {' ' * name_width}  {details}")
     return "\n".join(lines) + "\n"
