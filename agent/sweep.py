@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
 from agent.core.health import judge
 from agent.core.model import (
+    FleetView,
     ProbeResult,
     ProbeTarget,
     ServiceKey,
@@ -32,12 +34,13 @@ from agent.core.model import (
     Topology,
 )
 from agent.core.plan import plan_sweep
+from agent.core.share_view import PeerReading
 from agent.core.tailnet import find_peer, identify_self_by
 from agent.edges.path_ping import PathPinger
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 
-__all__ = ["TAILSCALE_TIMEOUT_S", "StatusReader", "sweep"]
+__all__ = ["TAILSCALE_TIMEOUT_S", "PeerViewsPartner", "StatusReader", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,25 @@ TAILSCALE_TIMEOUT_S = 5.0
 
 StatusReader = Callable[[], Awaitable[TailnetView]]
 """Tailscale's view, read some other way than running `tailscale status --json`."""
+
+
+class PeerViewsPartner(Protocol):
+    """What `--share-view` adds to a sweep (agent.fleet.ShareView)."""
+
+    async def fetch(
+        self, topology: Topology, self_id: str | None, tailnet: TailnetView
+    ) -> Sequence[PeerReading]: ...
+
+    def place(
+        self,
+        topology: Topology,
+        self_id: str | None,
+        results: Mapping[ServiceKey, ProbeResult],
+        readings: Sequence[PeerReading],
+        now: float,
+    ) -> FleetView: ...
+
+    def publish(self, snapshot: Snapshot) -> None: ...
 
 
 async def sweep(
@@ -55,8 +77,11 @@ async def sweep(
     read_tailnet: StatusReader | None = None,
     clock: Callable[[], float] = time.time,
     pinger: PathPinger | None = None,
+    share: PeerViewsPartner | None = None,
 ) -> Snapshot:
-    """Run one sweep and judge it. Never raises for an operational failure."""
+    """Run one sweep and judge it. Never raises for an operational failure. With `share`
+    (--share-view) the peers' views are fetched while the probes run, place the failures,
+    and the judged sweep is shared."""
     if read_tailnet is None:
         tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
     else:
@@ -73,18 +98,32 @@ async def sweep(
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
     if pinger is None:  # a tailnet read another way (the demo's) has no CLI to ping with
         pinger = PathPinger(tailscale_cli if read_tailnet is None else None, clock=clock)
-    # A TaskGroup: a cancelled sweep (the monitor stopping) returns once both have ended.
+    readings: Sequence[PeerReading] = ()
+    # A TaskGroup: a cancelled sweep (the monitor stopping) returns once all have ended.
     async with asyncio.TaskGroup() as group:
         probing = group.create_task(run_probes(plan.targets, clock=clock))
         peers = _online_peers(topology, tailnet, self_id)
         pinging = group.create_task(pinger.readings(peers, topology.defaults.timeout_s))
+        sharing = (
+            None if share is None else group.create_task(share.fetch(topology, self_id, tailnet))
+        )
     probed, paths = probing.result(), pinging.result()
+    if sharing is not None:
+        readings = sharing.result()
     results = dict(plan.skipped)
     for target, result in zip(plan.targets, probed, strict=True):
         results[(target.node_id, target.service.name)] = result
     if log.isEnabledFor(logging.DEBUG):
         _log_probes(plan.targets, probed, plan.skipped)
-    return judge(topology, tailnet, self_id, results, plan.addresses, now=clock(), paths=paths)
+    now = clock()
+    if share is None:
+        return judge(topology, tailnet, self_id, results, plan.addresses, now=now, paths=paths)
+    fleet = share.place(topology, self_id, results, readings, now)
+    snapshot = judge(
+        topology, tailnet, self_id, results, plan.addresses, now=now, paths=paths, fleet=fleet
+    )
+    share.publish(snapshot)
+    return snapshot
 
 
 def _online_peers(topology: Topology, tailnet: TailnetView, self_id: str | None) -> dict[str, str]:

@@ -18,13 +18,16 @@ from dataclasses import replace
 from agent.core.hints import (
     RELAYED,
     explain,
+    link_broken_hint,
     peer_offline_hint,
     tailscale_detail,
 )
 from agent.core.model import (
+    FleetView,
     Health,
     Impact,
     Link,
+    Locus,
     Node,
     NodeStatus,
     PathReading,
@@ -125,6 +128,7 @@ def _judge_node(
     latency_warn_ms: float,
     path: PathReading | None,
     snoozed: Collection[ServiceKey] = (),
+    fleet: FleetView | None = None,
 ) -> NodeStatus:
     node_snoozed = (node.id, "") in snoozed
     online: bool | None
@@ -154,6 +158,8 @@ def _judge_node(
         health = _service_health(service.impact, result.state)
         if node_snoozed or key in snoozed:
             health = Health.GREY  # snoozed: shown, never coloured (core.snooze)
+        if health is Health.RED and _placed(fleet, key) is Locus.HERE:
+            health = Health.AMBER  # the others reach it: this machine's link, not the service
         services.append(ServiceStatus(service, result, health, addresses.get(key, "")))
 
     any_up = any(s.result.state is ProbeState.UP for s in services)
@@ -204,8 +210,7 @@ def _judge_node(
 
     for s in services:
         if s.health in (Health.RED, Health.AMBER):
-            why = explain(s.result, node.hostname)
-            reasons.append((s.health, f"{s.service.name} down — {why}"))
+            reasons.append((s.health, _down_reason(node, s, fleet)))
     reasons.sort(key=lambda r: -_RANK[r[0]])  # stable: worst first, then in order found
 
     if not tailnet.running and not is_self and not any_up:
@@ -227,6 +232,27 @@ def _judge_node(
         path,
         key_expires_at,
     )
+
+
+def _placed(fleet: FleetView | None, key: ServiceKey) -> Locus | None:
+    sighting = None if fleet is None else fleet.sightings.get(key)
+    return None if sighting is None else sighting.locus
+
+
+def _down_reason(node: Node, s: ServiceStatus, fleet: FleetView | None) -> str:
+    """ "FastAPI down — why (hint)", placed by the peers' views where they tell."""
+    key = (node.id, s.service.name)
+    locus = _placed(fleet, key)
+    if locus is Locus.HERE:
+        return (
+            f"{s.service.name} down from here only — your link to the {short_name(node)} is "
+            f"broken, others reach it ({link_broken_hint(node.hostname)})"
+        )
+    why = explain(s.result, node.hostname)
+    if locus is Locus.EVERYWHERE and fleet is not None:
+        seen = len(fleet.sightings[key].seen)
+        return f"{s.service.name} down (seen from {seen} nodes) — {why}"
+    return f"{s.service.name} down — {why}"
 
 
 def _summary(topology: Topology, tailnet: TailnetView, nodes: list[NodeStatus]) -> str:
@@ -288,11 +314,12 @@ def judge(
     now: float,
     paths: Mapping[str, PathReading] | None = None,
     snoozed: Collection[ServiceKey] = (),
+    fleet: FleetView | None = None,
 ) -> Snapshot:
     """Judge one sweep into a Snapshot; `paths`: node id -> its latest `tailscale ping`.
     `snoozed`: the subjects whose alerts are snoozed (core.snooze), (node id, service name)
     or (node id, "") for a whole node: judged grey, so they colour neither their node nor
-    the overall."""
+    the overall. `fleet` (the peers' views, --share-view) places its failures."""
     nodes = [
         _judge_node(
             node,
@@ -303,6 +330,7 @@ def judge(
             topology.defaults.latency_warn_ms,
             (paths or {}).get(node.id),
             snoozed,
+            fleet,
         )
         for node in topology.nodes
     ]
@@ -315,6 +343,7 @@ def judge(
         overall=overall,
         summary=_summary(topology, tailnet, nodes),
         at=now,
+        fleet=fleet,
     )
 
 
@@ -335,4 +364,5 @@ def with_snoozes(snapshot: Snapshot, snoozed: Collection[ServiceKey]) -> Snapsho
         now=snapshot.at,
         paths={n.node.id: n.path for n in snapshot.nodes if n.path is not None},
         snoozed=snoozed,
+        fleet=snapshot.fleet,
     )
