@@ -50,6 +50,7 @@ from agent.edges.topology_source import (
 )
 from agent.errors import AgentError, AutostartError
 from agent.exporter import Exporter, open_exporter
+from agent.fleet import ShareView
 from agent.monitor import Monitor, SweepOnce
 from agent.sweep import StatusReader, sweep
 
@@ -86,6 +87,7 @@ class AgentOptions:
     node: str | None = None
     tailscale: str | None = None
     metrics: str | None = None  # --metrics HOST:PORT (agent.exporter: also the variable, config)
+    share_view: int | None = None  # --share-view: the port of the view endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,9 @@ def _build_monitor(
         if watch is not None:
             watch(status)
 
+    # Its endpoint's thread is a daemon: it ends with the process.
+    share = None if options.share_view is None else ShareView(options.share_view)
+
     def load() -> Topology:
         if remote is not None:
             remote.wait_first_attempt()  # a first start without a cached copy
@@ -192,6 +197,7 @@ def _build_monitor(
         read_tailnet=around.read_tailnet,
         # a peer's path at most once a minute; a tailnet read another way has no CLI to ping
         pinger=PathPinger(cli if around.read_tailnet is None else None, every_s=PING_EVERY_S),
+        share=share,
     )
     if exporter is not None:
         sweep_once, on_update = exporter.observe(sweep_once, on_update)

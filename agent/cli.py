@@ -29,7 +29,16 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from agent import __version__
 from agent.core.events import format_duration
 from agent.core.model import Health, Topology
-from agent.core.report import history_to_json, render_history, render_table, snapshot_to_dict
+from agent.core.report import (
+    history_to_json,
+    nagios_unknown,
+    render_history,
+    render_nagios,
+    render_table,
+    selection_error,
+    snapshot_to_dict,
+)
+from agent.core.share_view import SHARE_VIEW_PORT
 from agent.core.topology import describe_topology
 from agent.core.topology_url import topology_url
 from agent.edges import event_loop, paths
@@ -185,6 +194,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sweep_options(check)
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.add_argument(
+        "--nagios",
+        action="store_true",
+        help="print one Nagios/Icinga plugin line with perfdata (docs/nagios.md)",
+    )
+    check.add_argument(
+        "--target",
+        metavar="NODE",
+        help="with --nagios: judge only this node (--node still says which node this is)",
+    )
+    check.add_argument(
+        "--service", metavar="NAME", help="with --nagios: judge only this service (by name)"
+    )
 
     audit = _command(
         commands,
@@ -310,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_options(run)
     _add_metrics_option(run)
     run.add_argument("--headless", action="store_true", help="no tray icon")
+    _add_share_view_option(run)
 
     tray = _command(
         commands,
@@ -326,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sweep_options(tray)
     _add_metrics_option(tray)
+    _add_share_view_option(tray)
 
     demo = _command(
         commands,
@@ -407,6 +431,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_share_view_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--share-view",
+        nargs="?",
+        type=_port,
+        const=SHARE_VIEW_PORT,
+        default=None,
+        metavar="PORT",
+        help="share this node's view read-only on its own Tailscale IP and read the peers' "
+        f"(default port {SHARE_VIEW_PORT}; docs/share-view.md)",
+    )
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -474,8 +511,14 @@ def _check(args: argparse.Namespace) -> int:
     from agent.edges.snooze_file import load_snoozes
     from agent.sweep import sweep
 
+    if (args.target is not None or args.service is not None) and not args.nagios:
+        raise UsageError("--target and --service go with --nagios")
+    if args.nagios and args.json:
+        raise UsageError("choose one output: --nagios or --json")
     _, topology = _load_for_command(args.topology)
     _require_node(topology, args.node)
+    if args.nagios and (error := selection_error(topology, args.target, args.service)):
+        raise UsageError(error)
     cli = find_cli(args.tailscale, os.environ)
     probes = topology.service_count
     snapshot = event_loop.run(
@@ -485,6 +528,10 @@ def _check(args: argparse.Namespace) -> int:
     snoozes = load_snoozes(paths.snooze_path())
     snoozes = {k: v for k, v in snoozes.items() if k in active_keys(snoozes, time.time())}
     snapshot = with_snoozes(snapshot, snoozes.keys())
+    if args.nagios:
+        result = render_nagios(snapshot, target=args.target, service=args.service)
+        print(result.line)
+        return result.exit_code
     if args.json:
         data = snapshot_to_dict(snapshot, snoozes=snoozes)
         json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
@@ -631,6 +678,7 @@ def _agent_options(args: argparse.Namespace) -> AgentOptions:
         node=getattr(args, "node", None),
         tailscale=getattr(args, "tailscale", None),
         metrics=getattr(args, "metrics", None),
+        share_view=getattr(args, "share_view", None),
     )
 
 
@@ -727,6 +775,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # wanted state already, and exit 0 keeps KeepAlive from restarting us every 10 s.
             logging.getLogger("agent").info("%s; started at login: nothing to do", error.message)
             return 0
+        if args.command == "check" and args.nagios:
+            print(nagios_unknown(error.message).line)  # Nagios reads stdout alone
+            return EXIT_UNUSABLE
         if args.command in (None, "run", "tray", "demo"):
             # The log reaches the file too: a windowed build has no stderr.
             logging.getLogger("agent").error("%s", error.message)

@@ -43,6 +43,7 @@ from agent.core.evidence import Change
 from agent.core.health import with_snoozes
 from agent.core.menu import MonitorStatus
 from agent.core.model import ServiceKey, Snapshot, Topology
+from agent.core.share_view import localise_events
 from agent.edges import event_loop
 from agent.edges.snooze_file import load_snoozes, save_snoozes
 from agent.errors import AgentError
@@ -302,7 +303,12 @@ class Monitor:
                 self._key_notices, key_events = keys.announce(
                     self._key_notices, snapshot, self._wall()
                 )
-                events = self._snooze_step(snapshot, (*result.events, *key_events, *found), snoozed)
+                # --share-view's words, then what a snooze keeps quiet
+                events = self._snooze_step(
+                    snapshot,
+                    (*localise_events(result.events, snapshot), *key_events, *found),
+                    snoozed,
+                )
                 if result.settling is not None and result.settling.reason is not was_reason:
                     log.info(
                         "grace period: settling after %s (%s)",

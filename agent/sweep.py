@@ -22,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
 from agent.core.drift import detect_drift
 from agent.core.exposure import ExposureAudit, ListenerScan, audit_exposure, exposure_findings
 from agent.core.health import judge
 from agent.core.model import (
     FindingKind,
+    FleetView,
     ProbeResult,
     ProbeTarget,
     ServiceKey,
@@ -37,6 +39,7 @@ from agent.core.model import (
     Topology,
 )
 from agent.core.plan import plan_sweep
+from agent.core.share_view import PeerReading
 from agent.core.tailnet import find_peer, identify_self_by
 from agent.edges.listeners import scan_listeners
 from agent.edges.path_ping import PathPinger
@@ -45,6 +48,7 @@ from agent.edges.tailscale import read_status
 
 __all__ = [
     "TAILSCALE_TIMEOUT_S",
+    "PeerViewsPartner",
     "StatusReader",
     "audit_here",
     "exposure_audit",
@@ -60,6 +64,25 @@ StatusReader = Callable[[], Awaitable[TailnetView]]
 """Tailscale's view, read some other way than running `tailscale status --json`."""
 
 
+class PeerViewsPartner(Protocol):
+    """What `--share-view` adds to a sweep (agent.fleet.ShareView)."""
+
+    async def fetch(
+        self, topology: Topology, self_id: str | None, tailnet: TailnetView
+    ) -> Sequence[PeerReading]: ...
+
+    def place(
+        self,
+        topology: Topology,
+        self_id: str | None,
+        results: Mapping[ServiceKey, ProbeResult],
+        readings: Sequence[PeerReading],
+        now: float,
+    ) -> FleetView: ...
+
+    def publish(self, snapshot: Snapshot) -> None: ...
+
+
 async def sweep(
     topology: Topology,
     *,
@@ -68,8 +91,11 @@ async def sweep(
     read_tailnet: StatusReader | None = None,
     clock: Callable[[], float] = time.time,
     pinger: PathPinger | None = None,
+    share: PeerViewsPartner | None = None,
 ) -> Snapshot:
-    """Run one sweep and judge it. Never raises for an operational failure."""
+    """Run one sweep and judge it. Never raises for an operational failure. With `share`
+    (--share-view) the peers' views are fetched while the probes run, place the failures,
+    and the judged sweep is shared."""
     if read_tailnet is None:
         tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
     else:
@@ -78,7 +104,8 @@ async def sweep(
     plan = plan_sweep(topology, self_id, tailnet, now=clock())
     if pinger is None:  # a tailnet read another way (the demo's) has no CLI to ping with
         pinger = PathPinger(tailscale_cli if read_tailnet is None else None, clock=clock)
-    # A TaskGroup: a cancelled sweep (the monitor stopping) returns once both have ended.
+    readings: Sequence[PeerReading] = ()
+    # A TaskGroup: a cancelled sweep (the monitor stopping) returns once all have ended.
     async with asyncio.TaskGroup() as group:
         probing = group.create_task(run_probes(plan.targets, clock=clock))
         peers = _online_peers(topology, tailnet, self_id)
@@ -87,27 +114,38 @@ async def sweep(
         auditing = group.create_task(
             exposure_audit(topology, tailnet, self_id if read_tailnet is None else None)
         )
+        sharing = (
+            None if share is None else group.create_task(share.fetch(topology, self_id, tailnet))
+        )
     probed, paths, audit = probing.result(), pinging.result(), auditing.result()
+    if sharing is not None:
+        readings = sharing.result()
     results = dict(plan.skipped)
     for target, result in zip(plan.targets, probed, strict=True):
         results[(target.node_id, target.service.name)] = result
     if log.isEnabledFor(logging.DEBUG):
         _log_probes(plan.targets, probed, plan.skipped)
+    now = clock()
     findings = (*detect_drift(topology, tailnet, self_id), *exposure_findings(audit))
     assessed = {FindingKind.DRIFT} if tailnet.running else set()
     if audit.services:
         assessed.add(FindingKind.EXPOSURE)
-    return judge(
+    fleet = None if share is None else share.place(topology, self_id, results, readings, now)
+    snapshot = judge(
         topology,
         tailnet,
         self_id,
         results,
         plan.addresses,
-        now=clock(),
+        now=now,
         paths=paths,
+        fleet=fleet,
         findings=findings,
         assessed=frozenset(assessed),
     )
+    if share is not None:
+        share.publish(snapshot)
+    return snapshot
 
 
 def which_node(topology: Topology, tailnet: TailnetView, node_override: str | None) -> str | None:

@@ -23,15 +23,18 @@ from dataclasses import replace
 from agent.core.hints import (
     RELAYED,
     explain,
+    link_broken_hint,
     peer_offline_hint,
     tailscale_detail,
 )
 from agent.core.model import (
     Finding,
     FindingKind,
+    FleetView,
     Health,
     Impact,
     Link,
+    Locus,
     Node,
     NodeStatus,
     PathReading,
@@ -145,6 +148,7 @@ def _judge_node(
     path: PathReading | None,
     findings: tuple[Finding, ...] = (),
     snoozed: Collection[ServiceKey] = (),
+    fleet: FleetView | None = None,
 ) -> NodeStatus:
     node_snoozed = (node.id, "") in snoozed
     online: bool | None
@@ -174,6 +178,8 @@ def _judge_node(
         health = _service_health(service.impact, result.state)
         if node_snoozed or key in snoozed:
             health = Health.GREY  # snoozed: shown, never coloured (core.snooze)
+        if health is Health.RED and _placed(fleet, key) is Locus.HERE:
+            health = Health.AMBER  # the others reach it: this machine's link, not the service
         services.append(ServiceStatus(service, result, health, addresses.get(key, "")))
 
     any_up = any(s.result.state is ProbeState.UP for s in services)
@@ -229,8 +235,7 @@ def _judge_node(
 
     for s in services:
         if s.health in (Health.RED, Health.AMBER):
-            why = explain(s.result, node.hostname)
-            reasons.append((s.health, f"{s.service.name} down — {why}"))
+            reasons.append((s.health, _down_reason(node, s, fleet)))
     for finding in findings:
         finding_health = Health.AMBER if finding.colours and not node_snoozed else Health.GREEN
         if not node_snoozed:  # snoozed: said, never coloured
@@ -258,6 +263,27 @@ def _judge_node(
         key_expires_at,
         findings,
     )
+
+
+def _placed(fleet: FleetView | None, key: ServiceKey) -> Locus | None:
+    sighting = None if fleet is None else fleet.sightings.get(key)
+    return None if sighting is None else sighting.locus
+
+
+def _down_reason(node: Node, s: ServiceStatus, fleet: FleetView | None) -> str:
+    """ "FastAPI down — why (hint)", placed by the peers' views where they tell."""
+    key = (node.id, s.service.name)
+    locus = _placed(fleet, key)
+    if locus is Locus.HERE:
+        return (
+            f"{s.service.name} down from here only — your link to the {short_name(node)} is "
+            f"broken, others reach it ({link_broken_hint(node.hostname)})"
+        )
+    why = explain(s.result, node.hostname)
+    if locus is Locus.EVERYWHERE and fleet is not None:
+        seen = len(fleet.sightings[key].seen)
+        return f"{s.service.name} down (seen from {seen} nodes) — {why}"
+    return f"{s.service.name} down — {why}"
 
 
 def _summary(
@@ -332,12 +358,14 @@ def judge(
     findings: Sequence[Finding] = (),
     assessed: frozenset[FindingKind] = frozenset(),
     snoozed: Collection[ServiceKey] = (),
+    fleet: FleetView | None = None,
 ) -> Snapshot:
     """Judge one sweep into a Snapshot; `paths`: node id -> its latest `tailscale ping`;
     `findings`: the diagnoses of this sweep, of the kinds in `assessed` (core.drift,
     core.exposure). `snoozed`: the subjects whose alerts are snoozed (core.snooze), (node
     id, service name) or (node id, "") for a whole node: judged grey, so they colour
-    neither their node nor the overall."""
+    neither their node nor the overall. `fleet` (the peers' views, --share-view) places its
+    failures."""
     nodes = [
         _judge_node(
             node,
@@ -349,6 +377,7 @@ def judge(
             (paths or {}).get(node.id),
             tuple(f for f in findings if f.node_id == node.id),
             snoozed,
+            fleet,
         )
         for node in topology.nodes
     ]
@@ -367,6 +396,7 @@ def judge(
         at=now,
         findings=tuple(findings),
         assessed=assessed,
+        fleet=fleet,
     )
 
 
@@ -389,4 +419,5 @@ def with_snoozes(snapshot: Snapshot, snoozed: Collection[ServiceKey]) -> Snapsho
         findings=snapshot.findings,
         assessed=snapshot.assessed,
         snoozed=snoozed,
+        fleet=snapshot.fleet,
     )

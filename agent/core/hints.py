@@ -26,6 +26,7 @@ __all__ = [
     "BACKEND_STATES",
     "DOWNLOAD_URL",
     "KEY_EXPIRY_HINT",
+    "LINK_BROKEN",
     "LISTEN_FIXES",
     "NOT_THE_CLI",
     "REASONS",
@@ -34,6 +35,7 @@ __all__ = [
     "TAILSCALE_UP",
     "explain",
     "key_expiry_hint",
+    "link_broken_hint",
     "listen_fix",
     "peer_offline_hint",
     "reason_hint",
@@ -51,6 +53,11 @@ NOT_THE_CLI = "is it the tailscale program? Name the right one with --tailscale 
 RELAYED = "look for `direct` in `tailscale status`"  # Q3: a DERP relay is the slow path
 # A node key that expires logs its node out of the tailnet (tailscale.com/kb/1028/key-expiry).
 KEY_EXPIRY_HINT = "`tailscale up --force-reauth` {where}, or disable expiry in the admin console"
+# --share-view: only this machine fails while the other nodes reach the service.
+LINK_BROKEN = (
+    "the service is fine: check this machine's path to it — `tailscale ping {host}`, "
+    "this machine's firewall or VPN"
+)
 
 # Reason -> (what happened, the hint). "{host}" is the node's hostname.
 REASONS: dict[Reason, tuple[str, str]] = {
@@ -142,6 +149,11 @@ def reason_hint(reason: Reason | None, hostname: str) -> str:
 def reason_text(reason: Reason) -> str:
     """What happened, as the end of "FastAPI on woosuns-mac-mini ...": "refused the connection"."""
     return REASONS[reason][0]
+
+
+def link_broken_hint(hostname: str) -> str:
+    """Only this machine fails to reach a service the others reach: look here, not there."""
+    return LINK_BROKEN.format(host=hostname)
 
 
 def peer_offline_hint(hostname: str) -> str:

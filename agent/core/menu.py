@@ -50,6 +50,7 @@ from agent.core.model import (
     TailscaleProblem,
 )
 from agent.core.path import describe_path
+from agent.core.share_view import matrix_lines
 from agent.core.snooze import Snooze, SnoozeKey, covering, key_text
 
 __all__ = [
@@ -704,6 +705,10 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     elif snapshot is not None and snapshot.nodes:
         entries.append(SEPARATOR)
         entries += [_node_menu(n, view, snapshot, local_time) for n in snapshot.nodes]
+        matrix = matrix_lines(snapshot)  # --share-view: from → to, per service
+        if matrix:
+            lines = tuple(_info(_clip(line, LINE_MAX)) for line in matrix)
+            entries.append(MenuEntry("Who sees whom", children=lines))
         entries += _findings_menus(snapshot.findings)  # after the nodes they are about
     version = f" {view.version}" if view.version else ""
     entries.append(SEPARATOR)

@@ -8,6 +8,7 @@ on them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -19,9 +20,11 @@ __all__ = [
     "DetailValue",
     "Finding",
     "FindingKind",
+    "FleetView",
     "Health",
     "Impact",
     "Link",
+    "Locus",
     "Node",
     "NodeStatus",
     "PathReading",
@@ -33,6 +36,7 @@ __all__ = [
     "Service",
     "ServiceKey",
     "ServiceStatus",
+    "Sighting",
     "Snapshot",
     "TailnetView",
     "TailscaleProblem",
@@ -265,6 +269,34 @@ class PathReading:
     at: float = 0.0  # wall-clock seconds of the reading
 
 
+# ==== who sees whom (--share-view) ==============================================
+
+
+class Locus(StrEnum):
+    """Where the peers' shared views place a failure seen from here."""
+
+    EVERYWHERE = "everywhere"  # every node with a fresh view fails too: the service is down
+    HERE = "here"  # only this node fails, the others reach it: this machine's link
+    SPLIT = "split"  # some fail, some reach it
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One service as every node with a fresh view sees it, this node first."""
+
+    seen: tuple[tuple[str, ProbeState], ...]  # (observer node id, its reading)
+    locus: Locus | None  # None: nothing to place (up here, or no other view)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """The peers' shared views of one sweep: each peer's view status and each service's
+    sightings (agent.core.share_view)."""
+
+    views: tuple[tuple[str, str], ...]  # (peer node id, fresh|stale|unreachable|malformed|off)
+    sightings: Mapping[ServiceKey, Sighting]
+
+
 # ==== health ===================================================================
 
 
@@ -341,3 +373,4 @@ class Snapshot:
     at: float
     findings: tuple[Finding, ...] = ()  # every node's, and those about no node
     assessed: frozenset[FindingKind] = frozenset()  # the kinds this sweep could look for
+    fleet: FleetView | None = None  # the peers' views, with --share-view
