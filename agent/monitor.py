@@ -270,10 +270,11 @@ class Monitor:
                     await self._sleep(TOPOLOGY_POLL_S)
                     continue
                 started = self._mono()
-                snoozed = snoozing.active_keys(self._snoozes, self._wall())
                 swept = await self._sweep_or_stop(topology)
                 if swept is None:
                     break
+                # read after the sweep: a snooze made while it ran applies to what it found
+                snoozed = snoozing.active_keys(self._snoozes, self._wall())
                 snapshot = with_snoozes(swept, snoozed)
                 # Only a reading of a running Tailscale tells this machine's IPs: a failed
                 # `tailscale status` (no IPs) then a good one is no network change.

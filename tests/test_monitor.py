@@ -49,6 +49,7 @@ from agent.edges.topology_source import load_topology
 from agent.monitor import Monitor
 from agent.sweep import sweep
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES
+from tests.helpers.desktop import wait_for
 from tests.helpers.servers import closed_port, http_server
 
 FAKE_TAILSCALE = str(FAKE_TAILSCALE_DIR / "tailscale")
@@ -129,8 +130,16 @@ class ScriptedSweeps:
     def __init__(self) -> None:
         self.result = UP
         self.count = 0
+        # When set to a clear Event: once a sweep has answered a bad result, the next sweeps
+        # wait (on the monitor's loop, which keeps serving calls) until the test sets it.
+        self.gate: threading.Event | None = None
+        self._bad_answered = False
 
     async def __call__(self, topology: Topology) -> Snapshot:
+        if self.gate is not None and self._bad_answered:
+            while not self.gate.is_set():
+                await asyncio.sleep(0.01)
+        self._bad_answered = self.result.state is not ProbeState.UP
         self.count += 1
         now = time.time()
         tailnet = TailnetView(
@@ -642,11 +651,15 @@ def test_a_snoozed_outage_is_recorded_not_announced_and_until_back_ends_by_itsel
         topo, sweep_once=sweeps, open_history=lambda: History(db), snooze_path=state_file
     )
     rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+    # The re-check that would confirm the down waits until the snooze is in: a person snoozes
+    # between the first bad reading and its confirmation, however busy this machine is.
+    sweeps.gate = threading.Event()
     sweeps.result = REFUSED  # a first bad reading: the menu shows it down, "until it is back"
     rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.RED)
     monitor.snooze(("desktop", "Ollama"), SnoozeKind.UNTIL_BACK, None)
+    wait_for(lambda: load_snoozes(state_file).keys() == {("desktop", "Ollama")}, 30)
+    sweeps.gate.set()  # the snooze is kept in the state file (it survives a restart)
     rec.wait(lambda u: ("desktop", "Ollama") in u.snoozes)
-    assert load_snoozes(state_file).keys() == {("desktop", "Ollama")}  # survives a restart
     down = rec.wait(lambda u: any(e.kind is EventKind.SERVICE_DOWN for e in u.events))
     assert down.snapshot is not None and down.snapshot.overall is not Health.RED
     why = down.changes[("service", "desktop", "Ollama")]
