@@ -14,7 +14,6 @@ import platform
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent import __version__
 from tests.conftest import AgentSandbox, installed_agent
 from tests.helpers.desktop import wait_for
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, http_server_process
 
 DESKTOP, MACMINI = "127.0.0.1", "127.0.0.3"
 
@@ -113,19 +112,8 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 @contextlib.contextmanager
 def backend(port: int, root: Path) -> Iterator[None]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "--bind", MACMINI, str(port)],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def listening() -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex((MACMINI, port)) == 0
-
+    proc = http_server_process(MACMINI, port, root)
     try:
-        wait_for(listening, 15, message="the backend did not start")
         yield
     finally:
         proc.terminate()

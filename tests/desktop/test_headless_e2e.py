@@ -12,9 +12,7 @@ import contextlib
 import http.server
 import json
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +22,7 @@ import pytest
 
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES, installed_agent
 from tests.helpers.desktop import DesktopEnv, NotificationLog, wait_for
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, http_server_process
 
 pytestmark = pytest.mark.linux_desktop
 
@@ -77,19 +75,8 @@ def flaky_server(host: str) -> Iterator[FlakyHealth]:
 
 
 def start_backend(port: int, root: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", "--bind", MACMINI, str(port)],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def listening() -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex((MACMINI, port)) == 0
-
-    wait_for(listening, 10, message="the backend did not start")
-    return proc
+    """The Mac mini's FastAPI stand-in, a process the test kills and restarts."""
+    return http_server_process(MACMINI, port, root)
 
 
 def topology(ollama_port: int, fastapi_port: int) -> str:

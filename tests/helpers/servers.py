@@ -30,6 +30,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -69,6 +70,27 @@ class MissingTool(RuntimeError):
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def http_server_process(host: str, port: int, root: Path) -> subprocess.Popen[bytes]:
+    """`python -m http.server` on host:port serving `root`, as a process of its own (a test
+    kills and restarts it: a backend that really goes away), once it accepts connections."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", host, str(port)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex((host, port)) == 0:
+                return proc
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(5)
+            raise TimeoutError(f"http.server on {host}:{port} did not start")
+        time.sleep(0.05)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
