@@ -374,3 +374,4 @@ class Snapshot:
     findings: tuple[Finding, ...] = ()  # every node's, and those about no node
     assessed: frozenset[FindingKind] = frozenset()  # the kinds this sweep could look for
     fleet: FleetView | None = None  # the peers' views, with --share-view
+    snoozed: frozenset[ServiceKey] = frozenset()  # judged snoozed (core.snooze's keys)
