@@ -15,7 +15,7 @@ import datetime
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, AnyStr
 
 from hypothesis import strategies as st
 
@@ -273,26 +273,7 @@ def to_toml(document: object, *, headers: bool = True) -> str:
 
 
 @st.composite
-def edited_text(draw: st.DrawFn, text: str) -> str:
-    """`text` cut short, or with a span deleted, replaced or repeated."""
-    for _ in range(draw(st.integers(1, 3))):
-        start = draw(st.integers(0, len(text)))
-        end = draw(st.integers(start, min(len(text), start + 40)))
-        how = draw(st.sampled_from(["cut", "delete", "insert", "repeat"]))
-        if how == "cut":
-            text = text[:start]
-        elif how == "delete":
-            text = text[:start] + text[end:]
-        elif how == "insert":
-            text = text[:start] + draw(_TEXT | _ODD_TEXT) + text[end:]
-        else:
-            text = text[:end] + text[start:end] + text[end:]
-    return text
-
-
-@st.composite
-def edited_bytes(draw: st.DrawFn, data: bytes) -> bytes:
-    """`data` cut short, or with a span deleted, replaced by random bytes or repeated."""
+def _edited(draw: st.DrawFn, data: AnyStr, pieces: st.SearchStrategy[AnyStr]) -> AnyStr:
     for _ in range(draw(st.integers(1, 3))):
         start = draw(st.integers(0, len(data)))
         end = draw(st.integers(start, min(len(data), start + 40)))
@@ -302,7 +283,17 @@ def edited_bytes(draw: st.DrawFn, data: bytes) -> bytes:
         elif how == "delete":
             data = data[:start] + data[end:]
         elif how == "insert":
-            data = data[:start] + draw(st.binary(max_size=40)) + data[end:]
+            data = data[:start] + draw(pieces) + data[end:]
         else:
             data = data[:end] + data[start:end] + data[end:]
     return data
+
+
+def edited_text(text: str) -> st.SearchStrategy[str]:
+    """`text` cut short, or with a span deleted, replaced or repeated."""
+    return _edited(text, _TEXT | _ODD_TEXT)
+
+
+def edited_bytes(data: bytes) -> st.SearchStrategy[bytes]:
+    """`data` cut short, or with a span deleted, replaced by random bytes or repeated."""
+    return _edited(data, st.binary(max_size=40))
