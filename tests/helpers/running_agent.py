@@ -105,5 +105,6 @@ def running_agent(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
-            raise AssertionError(f"the agent did not stop on SIGTERM:\n{agent.said()[-4000:]}")
+            said = agent.said()[-4000:]
+            raise AssertionError(f"the agent did not stop on SIGTERM:\n{said}") from None
     assert code == 0, f"the agent exited {code}:\n{agent.said()[-4000:]}"
