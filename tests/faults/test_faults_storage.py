@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from agent.edges.logs import LOG_FILE_NAME, setup_logging
-
 from tests.conftest import AgentSandbox
 from tests.faults.test_faults_services import MACMINI, PROBE, _topology
 from tests.helpers.faulty_service import FaultyService, faulty_service
