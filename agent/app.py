@@ -46,7 +46,8 @@ from agent.edges.topology_fetch import RemoteTopology
 from agent.edges.topology_source import (
     ORIGIN_BUNDLED,
     TopologyLocation,
-    load_topology,
+    TopologyLocator,
+    load_location,
     locate_topology,
 )
 from agent.errors import AgentError, AutostartError
@@ -186,10 +187,12 @@ def _build_monitor(
     # Its endpoint's thread is a daemon: it ends with the process.
     share = None if options.share_view is None else ShareView(options.share_view)
 
+    locate = TopologyLocator(options.topology, env)  # a user file deleted is refused
+
     def load() -> Topology:
         if remote is not None:
             remote.wait_first_attempt()  # a first start without a cached copy
-        return load_topology(options.topology, env)
+        return load_location(locate())
 
     sweep_once: SweepOnce = functools.partial(
         sweep,
@@ -206,7 +209,7 @@ def _build_monitor(
     return Monitor(
         load_topology=load,
         # asked again on every poll: a user file created while running takes over at once
-        locate_topology=lambda: locate_topology(options.topology, env).path,
+        locate_topology=lambda: locate().path,
         sweep_once=sweep_once,
         notifier=notifier,
         on_update=publish,
