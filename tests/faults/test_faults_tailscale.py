@@ -158,7 +158,7 @@ def test_a_tailscale_cli_that_disappears_and_comes_back(
             tmp_path / "agent.log",
         ) as agent,
     ):
-        fault_and_heal(
+        during, _ = fault_and_heal(
             agent,
             net,
             cli.unlink,
@@ -168,6 +168,11 @@ def test_a_tailscale_cli_that_disappears_and_comes_back(
             back="Tailscale is installed here now",
             sweeps_run=False,
         )
+        told = [line for line in during if "tailscale_stopped" in line or "critical)" in line]
+        assert len(told) == 2, during  # the event's log line and the notification
+        # each says its title once: "TITLE: PATH does not exist (…)", not the title twice
+        assert [line.count("Tailscale is not installed here") for line in told] == [1, 1], told
+        assert all(f"{cli} does not exist" in line for line in told), told
     assert sandbox.outside_connections() == []
 
 
