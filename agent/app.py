@@ -31,7 +31,7 @@ from agent.core.model import Snapshot, TailscaleProblem, Topology
 from agent.core.notify_policy import pause_presets
 from agent.core.ports import Notifier
 from agent.core.snooze import SnoozeKind, parse_key
-from agent.core.tailnet import identify_self_by
+from agent.core.tailnet import identify_self_by, self_node_line
 from agent.core.topology import format_topology_duration
 from agent.desktop import autostart
 from agent.desktop.notify import choose_notifier
@@ -145,10 +145,7 @@ class _InUseLog:
             node = identify_self_by(topology, snapshot.tailnet)
         if node != self._node:
             self._node = node
-            if node[0] is not None:
-                log.info("this machine is node %s (%s)", *node)
-            else:
-                log.info("this machine is no node of the topology: %s", node[1])
+            log.info("%s", self_node_line(node))
 
 
 def _remote_topology(options: AgentOptions, env: Mapping[str, str]) -> RemoteTopology | None:

@@ -40,7 +40,7 @@ from agent.core.model import (
 )
 from agent.core.plan import plan_sweep
 from agent.core.share_view import PeerReading
-from agent.core.tailnet import find_peer, identify_self_by
+from agent.core.tailnet import find_peer, identify_self_by, self_node_line
 from agent.edges.listeners import scan_listeners
 from agent.edges.path_ping import PathPinger
 from agent.edges.probes import run_probes
@@ -157,10 +157,7 @@ def which_node(topology: Topology, tailnet: TailnetView, node_override: str | No
         self_id, how = node_override, "--node"
     else:
         self_id, how = identify_self_by(topology, tailnet)
-    if self_id is not None:
-        log.debug("this machine is node %s (%s)", self_id, how)
-    else:
-        log.debug("this machine is no node of the topology: %s", how)
+    log.debug("%s", self_node_line((self_id, how)))
     return self_id
 
 
