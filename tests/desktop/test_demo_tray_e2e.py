@@ -7,12 +7,15 @@ the step, and the notifications the capture server received. At the red step it 
 with a real right click, keeps a screenshot and — on appindicator, whose menu is exported over
 D-Bus (com.canonical.dbusmenu) — reads the menu's first line. Quit from the menu ends it.
 
+The demo runs in a network namespace of its own (only `lo`), so no other program on this
+machine can take a stopped stand-in's port; the netguard still records any address it tried.
 Every wait is on a state (a colour and a step's name together), never on time; speed 2 keeps
 each step on screen for several seconds, longer than a right click takes.
 """
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -24,7 +27,14 @@ from agent.desktop.icons import HEALTH_COLOURS
 from tests.conftest import installed_agent
 from tests.desktop.test_tray_real import MIN_PIXELS, TOLERANCE, _count, _open_menu
 from tests.helpers.dbusmenu import menu_lines
-from tests.helpers.desktop import DesktopEnv, NotificationLog, Region, find_colour, wait_for
+from tests.helpers.desktop import (
+    DesktopEnv,
+    NotificationLog,
+    Region,
+    find_colour,
+    require_tool,
+    wait_for,
+)
 
 pytestmark = pytest.mark.linux_desktop
 
@@ -33,6 +43,20 @@ STATE_TIMEOUT_S = 90  # a hang guard: the walk itself gives an expectation up af
 WALK_COLOURS = (Health.GREEN, Health.AMBER, Health.RED)  # grey is near trayer's background
 DESKTOP, MACMINI = "Desktop — GPU Worker", "Mac mini — Backend Server"
 DERP = f"{DESKTOP}: relayed via DERP 'tok'"
+
+
+def _on_a_loopback_of_its_own(argv: list[str]) -> list[str]:
+    """`argv` in a network namespace of its own with only `lo` up; X11 and D-Bus are socket
+    files, reached from there (the user namespace keeps this uid, which D-Bus checks).
+
+    The demo's stand-ins take 127.0.0.x's well-known ports. On the machine's own loopback,
+    while one is stopped, any other program there (another suite's demo) may take its port
+    and answer for it, and the walk would see "FastAPI up" in the middle of its red step.
+    """
+    up = [require_tool("ip"), "link", "set", "lo", "up"]
+    script = f'{shlex.join(up)} && exec "$@"'  # a constant; argv goes as arguments
+    unshare = [require_tool("unshare"), "--net", "--map-current-user", "--"]
+    return [*unshare, "/bin/sh", "-c", script, "sh", *argv]
 
 
 def _tooltips(desk: DesktopEnv) -> list[str]:
@@ -116,7 +140,7 @@ def test_the_demo_walks_through_the_real_tray(
     desk = desktop_env
     name = f"demo-tray-{backend}"
     agent = desk.spawn(
-        [installed_agent(), "demo", "--speed", SPEED],
+        _on_a_loopback_of_its_own([installed_agent(), "demo", "--speed", SPEED]),
         name=name,
         extra_env={"PYSTRAY_BACKEND": backend, "XDG_STATE_HOME": str(tmp_path / "state")},
     )
@@ -129,7 +153,8 @@ def test_the_demo_walks_through_the_real_tray(
                 _announced(notification_log, summary, critical=critical)
             if step == RED_STEP:
                 _look_at_the_red_menu(desk, tray_host, at, backend, agent.pid, screenshots)
-        assert len(notification_log.records()) == 6, notification_log.records()
+        summaries = [(r["summary"], r["body"]) for r in notification_log.records()]
+        assert len(summaries) == 6, f"{summaries}\n{desk.log_tail(name, 20_000)}"
 
         _open_menu(desk, tray_host, at)  # the tray stays after the walk until Quit
         desk.xdotool("key", "Up", "Return")  # Quit, the last item
