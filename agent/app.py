@@ -30,12 +30,14 @@ from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView
 from agent.core.model import Snapshot, TailscaleProblem, Topology
 from agent.core.notify_policy import pause_presets
 from agent.core.ports import Notifier
+from agent.core.snooze import SnoozeKind, parse_key
 from agent.core.tailnet import identify_self_by
 from agent.core.topology import format_topology_duration
 from agent.desktop import autostart
 from agent.desktop.notify import choose_notifier
 from agent.edges import paths
 from agent.edges.history import History
+from agent.edges.path_ping import PING_EVERY_S, PathPinger
 from agent.edges.single_instance import InstanceLock
 from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.edges.tailscale import find_cli
@@ -48,6 +50,7 @@ from agent.edges.topology_source import (
 )
 from agent.errors import AgentError, AutostartError
 from agent.exporter import Exporter, open_exporter
+from agent.fleet import ShareView
 from agent.monitor import Monitor, SweepOnce
 from agent.sweep import StatusReader, sweep
 
@@ -84,6 +87,7 @@ class AgentOptions:
     node: str | None = None
     tailscale: str | None = None
     metrics: str | None = None  # --metrics HOST:PORT (agent.exporter: also the variable, config)
+    share_view: int | None = None  # --share-view: the port of the view endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,13 +182,22 @@ def _build_monitor(
         if watch is not None:
             watch(status)
 
+    # Its endpoint's thread is a daemon: it ends with the process.
+    share = None if options.share_view is None else ShareView(options.share_view)
+
     def load() -> Topology:
         if remote is not None:
             remote.wait_first_attempt()  # a first start without a cached copy
         return load_topology(options.topology, env)
 
     sweep_once: SweepOnce = functools.partial(
-        sweep, tailscale_cli=cli, node_override=options.node, read_tailnet=around.read_tailnet
+        sweep,
+        tailscale_cli=cli,
+        node_override=options.node,
+        read_tailnet=around.read_tailnet,
+        # a peer's path at most once a minute; a tailnet read another way has no CLI to ping
+        pinger=PathPinger(cli if around.read_tailnet is None else None, every_s=PING_EVERY_S),
+        share=share,
     )
     if exporter is not None:
         sweep_once, on_update = exporter.observe(sweep_once, on_update)
@@ -196,6 +209,7 @@ def _build_monitor(
         notifier=notifier,
         on_update=publish,
         open_history=lambda: History(around.files.history),
+        snooze_path=around.files.snoozes,
         topology_warning=remote.warning if remote is not None else lambda: None,
     )
 
@@ -263,6 +277,14 @@ def _pause_ends(now: float) -> tuple[float, float]:
     offset = datetime.fromtimestamp(now).astimezone().utcoffset()
     hour, morning = pause_presets(now, offset.total_seconds() if offset else 0.0)
     return hour.until_wall, morning.until_wall
+
+
+def _snooze_end(kind: SnoozeKind, now: float) -> float | None:
+    """When a snooze begun now ends: the pause presets' ends; None until it is back."""
+    if kind is SnoozeKind.UNTIL_BACK:
+        return None
+    hour, morning = _pause_ends(now)
+    return hour if kind is SnoozeKind.HOUR else morning
 
 
 def _shown_path(path: Path, home: Path) -> str:
@@ -563,6 +585,12 @@ def menu_handlers(
         files.log_dir.mkdir(parents=True, exist_ok=True)
         actions.open_path(files.log_dir, "the log folder")
 
+    def snoozer(kind: SnoozeKind) -> MenuHandler:
+        def snooze(payload: str) -> None:
+            monitor.snooze(parse_key(payload), kind, _snooze_end(kind, time.time()))
+
+        return snooze
+
     def about(_: str) -> None:
         title, body = about_text(options, env, shown.view.status.snapshot, files=files)
         log.info("%s: %s", title, body.replace("\n", "; "))
@@ -583,6 +611,10 @@ def menu_handlers(
         ActionKind.QUIT: lambda _: stop_tray(),
         ActionKind.OPEN_URL: actions.open_url,
         ActionKind.COPY_ADDRESS: actions.copy,
+        ActionKind.SNOOZE_1H: snoozer(SnoozeKind.HOUR),
+        ActionKind.SNOOZE_TOMORROW: snoozer(SnoozeKind.TOMORROW),
+        ActionKind.SNOOZE_UNTIL_BACK: snoozer(SnoozeKind.UNTIL_BACK),
+        ActionKind.UNSNOOZE: lambda payload: monitor.unsnooze(parse_key(payload)),
         ActionKind.CREATE_TOPOLOGY: lambda _: _in_background(
             lambda: create_topology(options, env, monitor, notifier)
         ),

@@ -1,4 +1,4 @@
-"""The command line: `tailnet-agent [check|run|tray|demo|topology|init|history|autostart] ...`.
+"""The command line: `tailnet-agent [check|audit|acl|run|tray|demo|topology|init|history|...]`.
 
 Plain `tailnet-agent` starts the tray, and so do the sweep options with no command
 (`tailnet-agent --topology P --node ID`: what start at login registers); where no
@@ -29,7 +29,16 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from agent import __version__
 from agent.core.events import format_duration
 from agent.core.model import Health, Topology
-from agent.core.report import history_to_json, render_history, render_table, snapshot_to_dict
+from agent.core.report import (
+    history_to_json,
+    nagios_unknown,
+    render_history,
+    render_nagios,
+    render_table,
+    selection_error,
+    snapshot_to_dict,
+)
+from agent.core.share_view import SHARE_VIEW_PORT
 from agent.core.topology import describe_topology
 from agent.core.topology_url import topology_url
 from agent.edges import event_loop, paths
@@ -185,6 +194,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sweep_options(check)
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.add_argument(
+        "--nagios",
+        action="store_true",
+        help="print one Nagios/Icinga plugin line with perfdata (docs/nagios.md)",
+    )
+    check.add_argument(
+        "--target",
+        metavar="NODE",
+        help="with --nagios: judge only this node (--node still says which node this is)",
+    )
+    check.add_argument(
+        "--service", metavar="NAME", help="with --nagios: judge only this service (by name)"
+    )
+
+    audit = _command(
+        commands,
+        "audit",
+        "which services of this node listen beyond Tailscale, and the fix",
+        "List this machine's listening sockets and judge each service of its node: exposed "
+        "when it listens on an address other than loopback or this node's Tailscale IPs "
+        "(0.0.0.0, :: or a LAN address), with the setting that binds it to the Tailscale IP. "
+        'With access = "tailscale" a loopback listener is flagged too. Sends no traffic.',
+        [
+            (0, "nothing listens beyond what its access allows"),
+            (1, "a service is exposed (or on loopback against access = tailscale)"),
+            (EXIT_UNUSABLE, "this machine is no node, the sockets are unreadable, or bad input"),
+        ],
+    )
+    _add_sweep_options(audit)
+    audit.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    acl = _command(
+        commands,
+        "acl",
+        "a least-privilege Tailscale policy file (HuJSON) from the topology",
+        "Print a Tailscale policy file for the topology: hosts aliases for the nodes, one "
+        "grant per service group from its consumers (`consumers`, else every other node), and "
+        "tests that Tailscale runs on save. Paste it into the admin console's Access controls.",
+        [(0, "printed"), (EXIT_UNUSABLE, "the topology is missing or refused, or bad input")],
+    )
+    _add_topology_option(acl)
+    acl.add_argument("--json", action="store_true", help="strict JSON (no comments)")
 
     topology = _command(
         commands,
@@ -281,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_options(run)
     _add_metrics_option(run)
     run.add_argument("--headless", action="store_true", help="no tray icon")
+    _add_share_view_option(run)
 
     tray = _command(
         commands,
@@ -297,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sweep_options(tray)
     _add_metrics_option(tray)
+    _add_share_view_option(tray)
 
     demo = _command(
         commands,
@@ -378,6 +431,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_share_view_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--share-view",
+        nargs="?",
+        type=_port,
+        const=SHARE_VIEW_PORT,
+        default=None,
+        metavar="PORT",
+        help="share this node's view read-only on its own Tailscale IP and read the peers' "
+        f"(default port {SHARE_VIEW_PORT}; docs/share-view.md)",
+    )
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -440,21 +506,71 @@ def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]
 def _check(args: argparse.Namespace) -> int:
     # Imported here: the probes (and httpx) are loaded only by the command that probes, so
     # `--help`, `topology`, `history` and `autostart` start without them.
+    from agent.core.health import with_snoozes
+    from agent.core.snooze import active_keys
+    from agent.edges.snooze_file import load_snoozes
     from agent.sweep import sweep
 
+    if (args.target is not None or args.service is not None) and not args.nagios:
+        raise UsageError("--target and --service go with --nagios")
+    if args.nagios and args.json:
+        raise UsageError("choose one output: --nagios or --json")
     _, topology = _load_for_command(args.topology)
     _require_node(topology, args.node)
+    if args.nagios and (error := selection_error(topology, args.target, args.service)):
+        raise UsageError(error)
     cli = find_cli(args.tailscale, os.environ)
     probes = topology.service_count
     snapshot = event_loop.run(
         sweep(topology, tailscale_cli=cli, node_override=args.node), probes=probes
     )
+    # what the monitor snoozed (its state file) is shown as such and colours nothing
+    snoozes = load_snoozes(paths.snooze_path())
+    snoozes = {k: v for k, v in snoozes.items() if k in active_keys(snoozes, time.time())}
+    snapshot = with_snoozes(snapshot, snoozes.keys())
+    if args.nagios:
+        result = render_nagios(snapshot, target=args.target, service=args.service)
+        print(result.line)
+        return result.exit_code
     if args.json:
-        json.dump(snapshot_to_dict(snapshot), sys.stdout, ensure_ascii=False, indent=2)
+        data = snapshot_to_dict(snapshot, snoozes=snoozes)
+        json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_table(snapshot, color=_use_color(sys.stdout, os.environ)))
+        color = _use_color(sys.stdout, os.environ)
+        sys.stdout.write(render_table(snapshot, color=color, snoozes=snoozes))
     return snapshot.overall.exit_code
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from agent.core.report.audit import audit_to_dict, render_audit
+    from agent.sweep import audit_here
+
+    topology = load_topology(args.topology, os.environ)
+    _require_node(topology, args.node)
+    cli = find_cli(args.tailscale, os.environ)
+    audit = event_loop.run(
+        audit_here(topology, tailscale_cli=cli, node_override=args.node), probes=0
+    )
+    if args.json:
+        json.dump(audit_to_dict(audit), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_audit(audit, color=_use_color(sys.stdout, os.environ)))
+    return audit.exit_code
+
+
+def _acl(args: argparse.Namespace) -> int:
+    from agent.core.acl import acl_policy, render_hujson
+
+    topology = load_topology(args.topology, os.environ)
+    acl = acl_policy(topology)
+    if args.json:
+        json.dump(acl.policy, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_hujson(acl, topology))
+    return 0
 
 
 def _topology(args: argparse.Namespace) -> int:
@@ -562,6 +678,7 @@ def _agent_options(args: argparse.Namespace) -> AgentOptions:
         node=getattr(args, "node", None),
         tailscale=getattr(args, "tailscale", None),
         metrics=getattr(args, "metrics", None),
+        share_view=getattr(args, "share_view", None),
     )
 
 
@@ -623,10 +740,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _merge_top_level_options(parser, args)
     try:
-        if args.command in ("check", "topology", "init", "history", "autostart"):
+        if args.command in ("check", "audit", "acl", "topology", "init", "history", "autostart"):
             setup_logging(None, verbose=args.verbose)  # the console only: one-shot commands
         if args.command == "check":
             return _check(args)
+        if args.command == "audit":
+            return _audit(args)
+        if args.command == "acl":
+            return _acl(args)
         if args.command == "topology":
             return _topology(args)
         if args.command == "init":
@@ -654,6 +775,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # wanted state already, and exit 0 keeps KeepAlive from restarting us every 10 s.
             logging.getLogger("agent").info("%s; started at login: nothing to do", error.message)
             return 0
+        if args.command == "check" and args.nagios:
+            print(nagios_unknown(error.message).line)  # Nagios reads stdout alone
+            return EXIT_UNUSABLE
         if args.command in (None, "run", "tray", "demo"):
             # The log reaches the file too: a windowed build has no stderr.
             logging.getLogger("agent").error("%s", error.message)

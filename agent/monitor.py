@@ -8,7 +8,8 @@ file" or by hand) is picked up and watched at once; a topology fetched over HTTP
 cached copy, and its source's problem (`topology_warning`) is the topology's error while
 that copy stays in use —, sweep (`sweep_once`: the
 composition root passes agent.sweep.sweep; tests may script it), feed the pure
-state machine (agent.core.confirm), record history, pass the events through the
+state machine (agent.core.confirm) and the findings' (agent.core.findings: drift,
+exposure), record history, pass the events through the
 notification policy to the notifier, and publish a MonitorStatus (agent.core.menu)
 for whoever shows state (the tray, or the log when headless). A suspected change
 is re-checked after about a second; "Check now" sweeps at once. Everything the UI
@@ -29,11 +30,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.core import confirm, notify_policy
-from agent.core.events import Event, EventKind, agent_started_event, agent_stopped_event
+from agent.core import confirm, findings, keys, notify_policy
+from agent.core import snooze as snoozing
+from agent.core.events import (
+    Event,
+    EventKind,
+    Subject,
+    agent_started_event,
+    agent_stopped_event,
+)
+from agent.core.evidence import Change
+from agent.core.health import with_snoozes
 from agent.core.menu import MonitorStatus
 from agent.core.model import ServiceKey, Snapshot, Topology
+from agent.core.share_view import localise_events
 from agent.edges import event_loop
+from agent.edges.snooze_file import load_snoozes, save_snoozes
 from agent.errors import AgentError
 from agent.sweep import TAILSCALE_TIMEOUT_S
 
@@ -87,6 +99,7 @@ class Monitor:
         wall: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
         boot: Callable[[], float] | None = SUSPEND_CLOCK,
+        snooze_path: Path | None = None,
     ) -> None:
         self._load_topology = load_topology
         self._locate_topology = locate_topology
@@ -98,6 +111,7 @@ class Monitor:
         self._wall = wall
         self._mono = mono
         self._boot = boot
+        self._snooze_path = snooze_path
 
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -109,13 +123,18 @@ class Monitor:
         self._topology_key: _FileKey | None = None
         self._topology_error: str | None = None
         self._state = confirm.initial_state()
+        self._findings = findings.FindingsState()
         self._policy = notify_policy.initial_policy()
+        self._key_notices: keys.KeyNotices = frozenset()
         self._last_status: MonitorStatus | None = None
         self._uptime: Mapping[ServiceKey, float | None] = {}
         self._uptime_over: Mapping[ServiceKey, float] = {}
         self._uptime_every = 0.0
         self._since: Mapping[ServiceKey, float] = {}
         self._uptime_at = 0.0
+        self._snoozes: dict[snoozing.SnoozeKey, snoozing.Snooze] = {}
+        self._pending: list[Event] = []  # snooze records made between passes
+        self._changes: dict[Subject, Change] = {}  # the latest change of each subject
 
     # ==== the UI thread's side =================================================
 
@@ -153,6 +172,60 @@ class Monitor:
 
         self._call(apply)
 
+    def snooze(
+        self, key: snoozing.SnoozeKey, kind: snoozing.SnoozeKind, until: float | None
+    ) -> None:
+        """Snooze a node's (service "") or a service's alerts until `until` (None: until it
+        is back); kept in the state file, and a sweep follows at once."""
+
+        def apply() -> None:
+            node = self._topology.node(key[0]) if self._topology is not None else None
+            if node is None or (key[1] and all(s.name != key[1] for s in node.services)):
+                log.warning("snooze: no %s in the topology", snoozing.key_text(key))
+                return
+            now = self._wall()
+            entry = snoozing.Snooze(key[0], key[1], kind, now, until)
+            self._snoozes[key] = entry
+            self._pending.append(snoozing.snooze_started_event(entry, node, now))
+            log.info("alerts snoozed: %s (%s)", snoozing.key_text(key), kind.value)
+            self._save_snoozes()
+            if self._wake is not None:
+                self._wake.set()
+
+        self._call(apply)
+
+    def unsnooze(self, key: snoozing.SnoozeKey) -> None:
+        """End a snooze now (the next sweep says what is still wrong)."""
+
+        def apply() -> None:
+            entry = self._snoozes.pop(key, None)
+            node = self._topology.node(key[0]) if self._topology is not None else None
+            if entry is None or node is None:
+                return
+            wrong = snoozing.still_wrong(self._state, node, key[1], self._last_self_id())
+            self._pending.append(
+                snoozing.snooze_ended_event(
+                    entry, node, self._wall(), why="ended from the menu", still_wrong=wrong
+                )
+            )
+            self._save_snoozes()
+            if self._wake is not None:
+                self._wake.set()
+
+        self._call(apply)
+
+    def _last_self_id(self) -> str | None:
+        last = self._last_status
+        return last.snapshot.self_node_id if last is not None and last.snapshot else None
+
+    def _save_snoozes(self) -> None:
+        if self._snooze_path is None:
+            return
+        try:
+            save_snoozes(self._snooze_path, self._snoozes)
+        except OSError as error:
+            log.error("could not save the snoozes: %s", error)
+
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -185,6 +258,8 @@ class Monitor:
         self._started.set()
         history = self._open_history_safely()
         self._start_history(history)
+        if self._snooze_path is not None:
+            self._snoozes = load_snoozes(self._snooze_path)
         last_self_ips: tuple[str, ...] | None = None
         try:
             while not self._stopping.is_set():
@@ -195,7 +270,12 @@ class Monitor:
                     await self._sleep(TOPOLOGY_POLL_S)
                     continue
                 started = self._mono()
-                snapshot = await self._sweep_once(topology)
+                swept = await self._sweep_or_stop(topology)
+                if swept is None:
+                    break
+                # read after the sweep: a snooze made while it ran applies to what it found
+                snoozed = snoozing.active_keys(self._snoozes, self._wall())
+                snapshot = with_snoozes(swept, snoozed)
                 # Only a reading of a running Tailscale tells this machine's IPs: a failed
                 # `tailscale status` (no IPs) then a good one is no network change.
                 network_changed = False
@@ -218,13 +298,25 @@ class Monitor:
                     busy_s=min(max(0.0, now_mono - started), bound),
                 )
                 self._state = result.state
+                self._findings, found, counting = findings.watch(
+                    self._findings, snapshot, self._wall(), learn=not result.in_grace
+                )
+                self._key_notices, key_events = keys.announce(
+                    self._key_notices, snapshot, self._wall()
+                )
+                # --share-view's words, then what a snooze keeps quiet
+                events = self._snooze_step(
+                    snapshot,
+                    (*localise_events(result.events, snapshot), *key_events, *found),
+                    snoozed,
+                )
                 if result.settling is not None and result.settling.reason is not was_reason:
                     log.info(
                         "grace period: settling after %s (%s)",
                         result.settling.reason.words,
                         ", ".join(result.settling.problems) or "no confirmed problem",
                     )
-                for event in result.events:
+                for event in events:
                     log.log(
                         logging.WARNING if event.critical else logging.INFO,
                         "event %s: %s — %s",
@@ -232,20 +324,60 @@ class Monitor:
                         event.title,
                         event.message,
                     )
-                self._record(history, snapshot, result.events)
-                decision = notify_policy.decide(self._policy, result.events, self._wall())
+                self._record(history, snapshot, events)
+                decision = notify_policy.decide(self._policy, events, self._wall())
                 self._policy = decision.state
                 for held in decision.held_back:
                     log.info("notification held back (%s): %s", held.why, held.event.title)
                 await self._deliver(decision.notifications)
-                self._publish(snapshot, result.events, settling=result.settling)
+                self._publish(snapshot, events, settling=result.settling)
                 delay = result.recheck_after_s or topology.defaults.interval_s
+                if counting:
+                    delay = min(delay, confirm.RECHECK_S)
                 await self._sleep(delay)
         finally:
             if history is not None:
                 self._record_quietly(history, agent_stopped_event(self._wall()))
                 history.close()
             self._loop = None
+
+    def _snooze_step(
+        self,
+        snapshot: Snapshot,
+        events: tuple[Event, ...],
+        snoozed: frozenset[snoozing.SnoozeKey],
+    ) -> tuple[Event, ...]:
+        """This pass's events with the snoozed subjects' news kept quiet, the snoozes that
+        end (time up, back, gone from the topology) ended, and the snooze records made
+        since the last pass in front; the menu's latest changes follow them."""
+        ends, ended = snoozing.expire(
+            self._snoozes, self._state, snapshot.topology, snapshot.self_node_id, self._wall()
+        )
+        if ends.keys() != self._snoozes.keys():
+            self._snoozes = ends
+            self._save_snoozes()
+        out = (*self._pending, *snoozing.quiet(events, snoozed), *ended)
+        self._pending.clear()
+        for event in out:
+            if event.evidence is not None:
+                self._changes[event.subject] = Change(event.at, event.bad, event.evidence)
+        return out
+
+    async def _sweep_or_stop(self, topology: Topology) -> Snapshot | None:
+        """One sweep, or None when a stop comes first: its probes and pings are cancelled
+        (each kills what it started), so stopping never waits for a timeout."""
+        assert self._stopping is not None
+        sweeping = asyncio.ensure_future(self._sweep_once(topology))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({sweeping, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not sweeping.done():
+                sweeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeping
+        return None if sweeping.cancelled() else sweeping.result()
 
     async def _sleep(self, delay: float) -> None:
         """Wait `delay` s, waking early for "Check now", a stop, or a topology edit."""
@@ -329,7 +461,8 @@ class Monitor:
                 continue
             if kind.family == "agent":
                 unclean = kind is EventKind.AGENT_STARTED
-            elif kind.family != "topology":  # the file is read afresh: its verdict is news
+            elif kind.family not in ("topology", "key"):  # the file is read afresh (its verdict
+                # is news); key notices are carried by keys.carried_notices
                 recorded.append(
                     confirm.Recorded(
                         kind,
@@ -341,7 +474,20 @@ class Monitor:
                     )
                 )
         self._state = confirm.carried_state(recorded)
-        self._policy = notify_policy.initial_policy(confirm.announced_subjects(self._state))
+        self._changes = {
+            (r.kind.split("_", 1)[0], r.node_id or "", r.service or ""): Change(
+                r.at, r.bad, r.evidence
+            )
+            for r in latest
+            if r.evidence is not None
+        }
+        self._key_notices = keys.carried_notices(
+            (r.node_id, r.at, r.duration_s) for r in latest if r.kind == EventKind.KEY_EXPIRING
+        )
+        self._findings = findings.carried(recorded)
+        self._policy = notify_policy.initial_policy(
+            confirm.announced_subjects(self._state) | findings.announced_subjects(self._findings)
+        )
         carried = [
             f"{r.node_id}: {r.service}" if r.service else (r.node_id or r.kind.family)
             for r in recorded
@@ -433,6 +579,8 @@ class Monitor:
             uptime_over=self._uptime_over,
             since=self._since,
             events=events,
+            snoozes=dict(self._snoozes),
+            changes=dict(self._changes),
         )
         self._last_status = status
         try:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from agent.core.snooze import Snooze, SnoozeKind
+from agent.edges import paths
+from agent.edges.snooze_file import save_snoozes
 from tests.conftest import FAKE_TAILSCALE_DIR, AgentSandbox
 from tests.helpers.servers import (
     black_hole,
@@ -141,7 +145,11 @@ def test_all_up_and_direct_is_green(sandbox: AgentSandbox) -> None:
     assert nodes["macmini"]["latency_ms"] is not None
     assert sandbox.outside_connections() == []
     calls = (sandbox.root / "fake-tailscale.log").read_text().splitlines()
-    assert [json.loads(c) for c in calls] == [["status", "--json"]]
+    # One status, then one ping of each online peer (at its Tailscale IP), in any order.
+    assert json.loads(calls[0]) == ["status", "--json"]
+    pings = sorted(json.loads(c) for c in calls[1:])
+    ping = ["ping", "--c", "1", "--timeout", "1s", "--until-direct=false"]
+    assert pings == [[*ping, "127.0.0.2"], [*ping, "127.0.0.3"]]
 
 
 def test_backend_down_is_red_with_the_reason(sandbox: AgentSandbox) -> None:
@@ -448,3 +456,42 @@ def test_verbose_is_accepted_anywhere(sandbox: AgentSandbox, args: list[str]) ->
         assert "DEBUG agent.edges.topology_source: topology 'Sparklio' from bundled default" in (
             done.stderr
         )
+
+
+def _snooze_file(sandbox: AgentSandbox, monkeypatch: pytest.MonkeyPatch, *entries: Snooze) -> None:
+    """Write the monitor's state file where the sandboxed agent looks for it."""
+    monkeypatch.setenv("XDG_STATE_HOME", sandbox.env["XDG_STATE_HOME"])
+    save_snoozes(paths.snooze_path(), {e.key: e for e in entries})
+
+
+def test_a_snoozed_service_is_shown_as_such_and_its_colour_does_not_count(
+    sandbox: AgentSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    now = time.time()
+    _snooze_file(
+        sandbox, monkeypatch, Snooze("macmini", "FastAPI", SnoozeKind.UNTIL_BACK, now, None)
+    )
+    with loopback_network(fastapi_up=False) as ports:
+        topology = str(write_topology(sandbox, ports))
+        code, data = check_json(sandbox, "--topology", topology)
+        table = sandbox.run("check", "--topology", topology).stdout
+    assert (code, data["overall"]) == (0, "green"), data["summary"]
+    fastapi = by_id(data)["macmini"]["services"][0]
+    assert (fastapi["state"], fastapi["health"]) == ("down", "grey")
+    assert fastapi["snoozed"] == {"kind": "until_back", "since": now, "until": None}
+    assert by_id(data)["macmini"]["services"][1]["snoozed"] is None
+    assert "(snoozed until it is back)" in next(x for x in table.splitlines() if "FastAPI" in x)
+    assert sandbox.outside_connections() == []
+
+
+def test_a_snooze_whose_time_is_up_no_longer_counts(
+    sandbox: AgentSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    past = time.time() - 7200
+    _snooze_file(sandbox, monkeypatch, Snooze("macmini", "", SnoozeKind.HOUR, past, past + 3600))
+    with loopback_network(fastapi_up=False) as ports:
+        code, data = check_json(sandbox, "--topology", str(write_topology(sandbox, ports)))
+    assert (code, data["overall"]) == (2, "red")
+    assert by_id(data)["macmini"]["snoozed"] is None

@@ -213,10 +213,20 @@ def _a_value_unlike_the_default(name: str, hint: object, default: object) -> obj
         return f"{name} ✓"
     if base is float:
         return 12.5
+    if base is int:
+        return 503
     if base is bool:
         return default is not True
     if typing.get_origin(base) is tuple:
         return ("one", "two")
+    if isinstance(base, type) and dataclasses.is_dataclass(base):  # a nested record: each field
+        hints = typing.get_type_hints(base)
+        return base(
+            **{
+                f.name: _a_value_unlike_the_default(f.name, hints[f.name], f.default)
+                for f in dataclasses.fields(base)
+            }
+        )
     raise AssertionError(f"give the event field {name} ({hint}) a value here")
 
 
@@ -776,7 +786,7 @@ def test_history_to_json_has_stable_keys(store: History) -> None:
     first = data[0]
     assert list(first) == [  # the order `history --json` prints them in
         "at", "kind", "node_id", "service", "title", "message", "critical", "announced",
-        "node_name", "reason", "relay", "duration_s", "still_down", "folded",
+        "node_name", "reason", "relay", "duration_s", "still_down", "folded", "evidence",
     ]  # fmt: skip
     assert {"at", "kind", "node_id", "service", "title", "message", "critical", "announced"} <= (
         first.keys()
@@ -872,3 +882,25 @@ def test_render_history_shows_the_agent_and_retired_records_as_notes(store: Hist
         "tailnet-agent 1.2 started; 2 known problems carried over (the previous run ended "
         "without a stop record: a crash or power loss?)"
     )
+
+
+def test_the_evidence_is_stored_printed_under_its_event_and_carried_whole_in_json(
+    store: History,
+) -> None:
+    from agent.core.evidence import Evidence
+
+    busy = Evidence(
+        state="down", detail="HTTP 503 (expected 200)", http_status=503, body="upstream busy",
+        address="100.123.51.5:8000", link="direct", latency_ms=12.0, tailscale="Running",
+        peer_online=True,
+    )  # fmt: skip
+    (event, *_) = sample_events()
+    store.record_events([replace(event, evidence=busy)])
+    (record,) = store.events()
+    assert record.evidence == busy
+    lines = render_history([record], color=False).splitlines()
+    assert lines[2].strip() == "why: HTTP 503 · body: 'upstream busy' · direct · 12 ms"
+    (shown,) = history_to_json([record])
+    assert shown["evidence"] == dataclasses.asdict(busy)  # every key, set or not
+    assert shown["evidence"]["endpoint"] == "" and shown["evidence"]["relay"] == ""
+    json.dumps(shown)

@@ -58,7 +58,7 @@ def test_init_writes_a_valid_starter_where_the_agent_looks(sandbox: AgentSandbox
 
 
 def test_init_never_overwrites_without_force(sandbox: AgentSandbox, tmp_path: Path) -> None:
-    sandbox.use_fake_tailscale(REAL / "v1_42_ios17_localhost_peers.json")
+    sandbox.use_fake_tailscale(REAL / "v1_94_2_macos_apostrophe_three_ios_localhost.json")
     target = tmp_path / "mine.toml"
     target.write_text("# hand-written\n", encoding="utf-8")
     refused = sandbox.run("init", str(target))
@@ -82,7 +82,7 @@ def test_init_without_tailscale_or_with_a_signed_out_one_exits_3(sandbox: AgentS
 
 
 def test_port_without_discover_is_a_usage_error(sandbox: AgentSandbox) -> None:
-    sandbox.use_fake_tailscale(REAL / "v1_42_ios17_localhost_peers.json")
+    sandbox.use_fake_tailscale(REAL / "v1_94_2_macos_apostrophe_three_ios_localhost.json")
     done = sandbox.run("init", "--port", "8080")
     assert done.returncode == 3 and "--port goes with --discover" in done.stderr
     bad = sandbox.run("init", "--discover", "--port", "70000")

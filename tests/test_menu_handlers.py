@@ -41,6 +41,7 @@ from agent.core.model import (
     Topology,
 )
 from agent.core.plan import plan_sweep
+from agent.core.snooze import Snooze, SnoozeKind, parse_key
 from tests.core.sample_network import peer, running
 
 # One service of every check kind, some to open in a browser; an always-on peer and a laptop.
@@ -92,15 +93,17 @@ def snapshots() -> Iterator[Snapshot | None]:
 
 
 def views() -> Iterator[TrayView]:
-    for snapshot, paused_until, error, autostart, bundled in itertools.product(
+    snoozed = {("macmini", ""): Snooze("macmini", "", SnoozeKind.UNTIL_BACK, 1000.0, None)}
+    for snapshot, paused_until, error, autostart, (bundled, snoozes) in itertools.product(
         snapshots(),
         (None, 4600.0),
         (None, "topology.toml:3: bad"),
         (None, True, False),
-        (False, True),  # True: a first run when this machine is none of the nodes
+        # True: a first run when this machine is none of the nodes; and a node snoozed
+        ((False, {}), (True, {}), (False, snoozed)),
     ):
         status = MonitorStatus(
-            snapshot, now=1005.0, paused_until=paused_until, topology_error=error
+            snapshot, now=1005.0, paused_until=paused_until, topology_error=error, snoozes=snoozes
         )
         yield TrayView(status, autostart=autostart, version="9.9", bundled_topology=bundled)
 
@@ -168,6 +171,10 @@ def test_every_action_the_menu_emits_has_a_handler() -> None:
         (MenuAction(ActionKind.COPY_ADDRESS, "127.0.0.1"), "actions", "copy"),
         (MenuAction(ActionKind.OPEN_LOGS), "actions", "open_path"),
         (MenuAction(ActionKind.ABOUT), "notifier", "notify"),
+        (MenuAction(ActionKind.SNOOZE_1H, "macmini/FastAPI"), "monitor", "snooze"),
+        (MenuAction(ActionKind.SNOOZE_TOMORROW, "macmini"), "monitor", "snooze"),
+        (MenuAction(ActionKind.SNOOZE_UNTIL_BACK, "macmini"), "monitor", "snooze"),
+        (MenuAction(ActionKind.UNSNOOZE, "macmini/FastAPI"), "monitor", "unsnooze"),
     ],
     ids=str,
 )
@@ -181,7 +188,13 @@ def test_each_handler_reaches_the_part_it_names(
     assert [name for name, part in parts.items() if part.calls] == [who]
     (name, args), *_ = parts[who].calls
     assert name == call
-    if action.payload:
+    if call in ("snooze", "unsnooze"):
+        assert args[0] == parse_key(action.payload)  # the subject, (node id, service or "")
+        if action.kind in (ActionKind.SNOOZE_1H, ActionKind.SNOOZE_TOMORROW):
+            assert args[2] > time.time()  # until a moment to come
+        elif action.kind is ActionKind.SNOOZE_UNTIL_BACK:
+            assert args[2] is None
+    elif action.payload:
         assert args == (action.payload,)
     if call == "pause_notifications":
         assert args[0] > time.time()  # until a moment to come

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from agent import app
+from agent.core.events import EventKind
 from agent.core.health import judge
 from agent.core.menu import MonitorStatus, build_menu, overall_health, tooltip
 from agent.core.model import (
@@ -39,13 +40,16 @@ from agent.core.model import (
     Topology,
 )
 from agent.core.plan import plan_sweep
+from agent.core.snooze import SnoozeKind
 from agent.edges import paths
 from agent.edges.event_loop import UVLOOP_MIN_PROBES, loop_factory
 from agent.edges.history import History
+from agent.edges.snooze_file import load_snoozes
 from agent.edges.topology_source import load_topology
 from agent.monitor import Monitor
 from agent.sweep import sweep
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES
+from tests.helpers.desktop import wait_for
 from tests.helpers.servers import closed_port, http_server
 
 FAKE_TAILSCALE = str(FAKE_TAILSCALE_DIR / "tailscale")
@@ -126,8 +130,16 @@ class ScriptedSweeps:
     def __init__(self) -> None:
         self.result = UP
         self.count = 0
+        # When set to a clear Event: once a sweep has answered a bad result, the next sweeps
+        # wait (on the monitor's loop, which keeps serving calls) until the test sets it.
+        self.gate: threading.Event | None = None
+        self._bad_answered = False
 
     async def __call__(self, topology: Topology) -> Snapshot:
+        if self.gate is not None and self._bad_answered:
+            while not self.gate.is_set():
+                await asyncio.sleep(0.01)
+        self._bad_answered = self.result.state is not ProbeState.UP
         self.count += 1
         now = time.time()
         tailnet = TailnetView(
@@ -623,3 +635,64 @@ def test_the_monitor_sweeps_on_the_loop_check_would_pick(  # type: ignore[no-unt
     rec.wait(lambda u: u.snapshot is not None)
     assert set(loops) == {loop}
     assert loop_factory(services).__module__.split(".")[0] == loop  # what `check` runs on
+
+
+# ==== snoozed alerts ===========================================================
+
+
+def test_a_snoozed_outage_is_recorded_not_announced_and_until_back_ends_by_itself(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    topo = tmp_path / "topology.toml"
+    topo.write_text(topology_text(NO_SERVER, interval="1s"))
+    db, state_file = tmp_path / "history.sqlite3", tmp_path / "state" / "snoozes.json"
+    sweeps = ScriptedSweeps()
+    monitor, rec = start_monitor(
+        topo, sweep_once=sweeps, open_history=lambda: History(db), snooze_path=state_file
+    )
+    rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+    # The re-check that would confirm the down waits until the snooze is in: a person snoozes
+    # between the first bad reading and its confirmation, however busy this machine is.
+    sweeps.gate = threading.Event()
+    sweeps.result = REFUSED  # a first bad reading: the menu shows it down, "until it is back"
+    rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.RED)
+    monitor.snooze(("desktop", "Ollama"), SnoozeKind.UNTIL_BACK, None)
+    wait_for(lambda: load_snoozes(state_file).keys() == {("desktop", "Ollama")}, 30)
+    sweeps.gate.set()  # the snooze is kept in the state file (it survives a restart)
+    rec.wait(lambda u: ("desktop", "Ollama") in u.snoozes)
+    down = rec.wait(lambda u: any(e.kind is EventKind.SERVICE_DOWN for e in u.events))
+    assert down.snapshot is not None and down.snapshot.overall is not Health.RED
+    why = down.changes[("service", "desktop", "Ollama")]
+    assert why.bad and why.evidence.detail == "connection refused"
+    sweeps.result = UP
+    back = rec.wait(lambda u: any(e.kind is EventKind.SNOOZE_ENDED for e in u.events))
+    assert back.snoozes == {} and load_snoozes(state_file) == {}
+    assert rec.shown == []  # nothing was announced for it, neither the down nor the up
+    monitor.stop()
+    with History(db) as store:
+        kinds = [r.kind for r in store.events() if r.service == "Ollama"]
+    assert kinds == ["snooze_started", "service_down", "service_up", "snooze_ended"]
+
+
+def test_snoozes_survive_a_restart_and_an_unsnooze_says_what_is_still_wrong(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    topo = tmp_path / "topology.toml"
+    topo.write_text(topology_text(NO_SERVER, interval="1s"))
+    state_file = tmp_path / "snoozes.json"
+    first, rec = start_monitor(topo, sweep_once=ScriptedSweeps(), snooze_path=state_file)
+    rec.wait(lambda u: u.snapshot is not None)
+    first.snooze(("desktop", ""), SnoozeKind.HOUR, time.time() + 3600)
+    rec.wait(lambda u: ("desktop", "") in u.snoozes)
+    first.stop()
+    sweeps = ScriptedSweeps()
+    sweeps.result = REFUSED
+    second, rec2 = start_monitor(topo, sweep_once=sweeps, snooze_path=state_file)
+    rec2.wait(lambda u: ("desktop", "") in u.snoozes and u.snapshot is not None)
+    rec2.wait(lambda u: any(e.kind is EventKind.SERVICE_DOWN for e in u.events))
+    assert rec2.shown == []
+    second.unsnooze(("desktop", ""))
+    ended = rec2.wait(lambda u: any(e.kind is EventKind.SNOOZE_ENDED for e in u.events))
+    assert ended.snoozes == {}
+    assert rec2.shown[0][0] == "desktop: snooze over — Ollama still wrong"
+    assert rec2.shown[0][2] is True  # a critical service is still down

@@ -294,8 +294,8 @@ def test_no_creationflags_off_windows(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["status"], ["ping", "woosuns-mac-mini"], ["status", "--json", "--peers=false"], ["up"]],
-    ids=["none", "status-text", "ping", "extra-flag", "up"],
+    [[], ["status"], ["netcheck"], ["status", "--json", "--peers=false"], ["up"]],
+    ids=["none", "status-text", "netcheck", "extra-flag", "up"],
 )
 def test_stand_in_rejects_other_commands(fake_env: Path, args: list[str]) -> None:
     done = subprocess.run(

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from agent.core.evidence import Change, Evidence
 from agent.core.menu import ActionKind, MenuAction, MenuEntry, MonitorStatus, TrayView, build_menu
 from agent.core.model import (
     BackendState,
@@ -37,6 +38,7 @@ from agent.core.model import (
     TailnetView,
     Topology,
 )
+from agent.core.snooze import Snooze, SnoozeKind
 from agent.desktop.tray import (
     NO_DISPLAY,
     Tray,
@@ -106,8 +108,16 @@ def rich_view() -> TrayView:
         topology_error="topology.toml:3: nodes: bad",
         uptime={("macmini", "Redis"): 0.998},
         since={("macmini", "FastAPI"): 50.0},
+        changes={("service", "macmini", "FastAPI"): Change(90.0, True, REFUSED_FACTS)},
+        snoozes={("macmini", "Redis"): Snooze("macmini", "Redis", SnoozeKind.HOUR, 80.0, 3680.0)},
     )
     return TrayView(status, autostart=True, version="9.9")
+
+
+REFUSED_FACTS = Evidence(
+    state="down", detail="connection refused", address="100.123.51.5:8000", link="relay",
+    relay="tok", latency_ms=2.0, tailscale="Running", peer_online=True,
+)  # fmt: skip
 
 
 def entries() -> tuple[MenuEntry, ...]:
@@ -169,10 +179,21 @@ def test_pystray_menu_details(pystray_dummy: Any) -> None:
         "Link: relayed via DERP 'tok' — slower than direct",
         "Latency: 1.5 ms",
         "× FastAPI :8000 — down since T50 — connection refused (service not running?)",
-        "✓ Redis :6379 — up · 99.8% 24 h",
+        "✓ Redis :6379 — up · 99.8% 24 h · snoozed until T3680",
         "Open FastAPI in browser",
         "Copy address 100.123.51.5",
+        "Snooze alerts",
     ]
+    fastapi, redis = (i for i in node.submenu if i.text[2:].startswith(("FastAPI", "Redis")))
+    assert [i.text for i in fastapi.submenu if i is not pystray_dummy.Menu.SEPARATOR] == [
+        "Why: connection refused · relayed via DERP tok · 2.0 ms · T90",
+        "Snooze alerts",
+    ]
+    (snoozed,) = (i for i in redis.submenu if i is not pystray_dummy.Menu.SEPARATOR)
+    assert snoozed.text == "Alerts snoozed until T3680"
+    options = {i.text: i for i in snoozed.submenu if i is not pystray_dummy.Menu.SEPARATOR}
+    assert list(options) == ["For 1 hour", "Until tomorrow", "Until it is back", "Resume alerts"]
+    assert options["Until it is back"].enabled is False  # Redis is up: "back" would end it now
 
 
 def test_every_item_calls_on_action_with_its_id(pystray_dummy: Any) -> None:

@@ -92,6 +92,7 @@ from agent.core.events import (
     topology_error_event,
     topology_fixed_event,
 )
+from agent.core.evidence import with_evidence
 from agent.core.health import short_name, worst
 from agent.core.model import (
     Health,
@@ -118,6 +119,7 @@ __all__ = [
     "StepResult",
     "Track",
     "Verdict",
+    "advance",
     "announced_subjects",
     "carried_state",
     "confirmed_health",
@@ -296,11 +298,12 @@ def announced_subjects(state: MonitorState) -> frozenset[Subject]:
 # ==== one subject ==============================================================
 
 
-def _advance(
+def advance(
     track: Track, reading: Verdict, at: float, *, bad_n: int, good_n: int
 ) -> tuple[Track, Verdict | None]:
-    """Count one reading. Returns the new track and, when it confirmed a change, the old
-    confirmed verdict (the caller sets `announced`)."""
+    """Count one reading (rule 1). Returns the new track and, when it confirmed a change,
+    the old confirmed verdict (the caller sets `announced`); core.findings counts with it
+    too."""
     if reading is track.confirmed:
         return track.reset(), None
     if track.pending is reading and track.streak_since is not None:
@@ -360,7 +363,7 @@ class _Sweep:
     def count(self, track: Track, reading: Verdict | None) -> tuple[Track, Verdict | None]:
         if reading is None:
             return track, None
-        new, old = _advance(track, reading, self.at, bad_n=self.bad_n, good_n=self.good_n)
+        new, old = advance(track, reading, self.at, bad_n=self.bad_n, good_n=self.good_n)
         if old is None and new.pending is not None:
             self.recheck = True
         return new, old
@@ -670,4 +673,5 @@ def step(
     if grace_reason is not None:
         health, problems = confirmed_health(new_state, topology, snapshot.self_node_id)
         settling = Settling(grace_reason, health, problems)
-    return StepResult(new_state, tuple(events), recheck, in_grace, settling)
+    # each change carries the facts of the sweep that confirmed it (core.evidence)
+    return StepResult(new_state, with_evidence(events, snapshot), recheck, in_grace, settling)

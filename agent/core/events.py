@@ -10,11 +10,11 @@ strings (see `scrub`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
+from agent.core.evidence import Evidence
 from agent.core.hints import (
     RELAYED,
     peer_offline_hint,
@@ -25,6 +25,8 @@ from agent.core.hints import (
     with_hint,
 )
 from agent.core.model import (
+    Finding,
+    FindingKind,
     Impact,
     Node,
     ProbeResult,
@@ -33,6 +35,7 @@ from agent.core.model import (
     TailnetView,
     TailscaleProblem,
 )
+from agent.core.redact import scrub
 
 __all__ = [
     "RECORD_FIELD_NAMES",
@@ -44,6 +47,8 @@ __all__ = [
     "agent_started_event",
     "agent_stopped_event",
     "describe_failure",
+    "finding_event",
+    "finding_fixed_event",
     "format_duration",
     "link_direct_event",
     "link_relayed_event",
@@ -72,6 +77,14 @@ class EventKind(StrEnum):
     TAILSCALE_RUNNING = "tailscale_running"
     TOPOLOGY_ERROR = "topology_error"
     TOPOLOGY_FIXED = "topology_fixed"
+    SNOOZE_STARTED = "snooze_started"  # alerts for a node or service snoozed (core.snooze)
+    SNOOZE_ENDED = "snooze_ended"  # announced only when something is still wrong
+    KEY_EXPIRING = "key_expiring"  # a node key expires within a week, then within a day
+    # diagnoses (core.findings): a finding confirmed, and gone again
+    EXPOSURE_FOUND = "exposure_found"
+    EXPOSURE_FIXED = "exposure_fixed"
+    DRIFT_FOUND = "drift_found"
+    DRIFT_FIXED = "drift_fixed"
     # the history's own records: never notified
     SERVICE_RETIRED = "service_retired"  # left the topology (its last state is closed)
     PEER_RETIRED = "peer_retired"
@@ -81,7 +94,8 @@ class EventKind(StrEnum):
 
     @property
     def family(self) -> str:
-        """What kind of subject changed: service | peer | link | tailscale | topology | agent."""
+        """What kind of subject changed: service | peer | link | tailscale | topology | agent
+        | snooze."""
         return self.value.split("_", 1)[0]
 
     @property
@@ -97,6 +111,9 @@ _BAD_KINDS = frozenset(
         EventKind.LINK_RELAYED,
         EventKind.TAILSCALE_STOPPED,
         EventKind.TOPOLOGY_ERROR,
+        EventKind.KEY_EXPIRING,
+        EventKind.EXPOSURE_FOUND,
+        EventKind.DRIFT_FOUND,
     }
 )
 
@@ -138,6 +155,7 @@ class EventFields(Generic[KindT, ReasonT]):
     duration_s: float | None = None  # recoveries: how long the bad state lasted
     still_down: tuple[str, ...] = ()  # peer_online: services that still do not answer
     folded: bool = False  # service_down covered by the node's peer_offline event
+    evidence: Evidence | None = None  # what the confirming sweep met (core.evidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,18 +193,6 @@ class EventRecord(EventFields[str, str]):
 
 
 # ==== words ====================================================================
-
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]*@")
-_QUERY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#]*)[?#][^\s]*")
-_MAX_DETAIL = 160
-
-
-def scrub(text: str, limit: int = _MAX_DETAIL) -> str:
-    """Remove credentials (user:password@) and query strings from URLs; cap the length."""
-    text = _USERINFO.sub(r"\1", text)
-    text = _QUERY.sub(r"\1", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_duration(seconds: float, *, seconds_below: int = 60) -> str:
@@ -460,6 +466,52 @@ def topology_fixed_event(source: str, nodes: int, at: float) -> Event:
         message=f"{scrub(source)} is valid again; watching {nodes} nodes",
         critical=False,
         announce=True,
+    )
+
+
+# ==== diagnoses ================================================================
+
+_FOUND = {FindingKind.EXPOSURE: EventKind.EXPOSURE_FOUND, FindingKind.DRIFT: EventKind.DRIFT_FOUND}
+_FIXED = {FindingKind.EXPOSURE: EventKind.EXPOSURE_FIXED, FindingKind.DRIFT: EventKind.DRIFT_FIXED}
+_FINDING_TITLES = {
+    FindingKind.EXPOSURE: "exposed beyond Tailscale",
+    FindingKind.DRIFT: "topology drift",
+}
+
+
+def finding_event(finding: Finding, node: Node | None, at: float) -> Event:
+    """A finding confirmed: announced when it colours (a warning without colour is recorded).
+    Its subject is the finding's key, so the same finding is never told twice."""
+    where = node.name if node is not None else "Tailnet"
+    return Event(
+        kind=_FOUND[finding.kind],
+        at=at,
+        node_id=finding.node_id,
+        service=finding.key,
+        title=f"{where}: {_FINDING_TITLES[finding.kind]}",
+        message=scrub(f"{finding.text} — {finding.fix}", 400),
+        critical=False,
+        announce=finding.colours,
+        node_name=node.name if node is not None else "",
+    )
+
+
+def finding_fixed_event(
+    kind: FindingKind, node: Node | None, node_id: str | None, key: str, at: float, *,
+    text: str, announce: bool,
+) -> Event:  # fmt: skip
+    """A confirmed finding is gone (fixed, or the topology was edited to match)."""
+    where = node.name if node is not None else "Tailnet"
+    return Event(
+        kind=_FIXED[kind],
+        at=at,
+        node_id=node_id,
+        service=key,
+        title=f"{where}: {_FINDING_TITLES[kind]} resolved",
+        message=scrub(f"no longer: {text}" if text else "no longer found", 400),
+        critical=False,
+        announce=announce,
+        node_name=node.name if node is not None else "",
     )
 
 

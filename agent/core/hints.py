@@ -7,6 +7,8 @@ the port right; Q3 slow: look for `direct`) is automated here, one hint per situ
 - `REASONS`: why a probe failed -> (what happened, in an event's words; the hint).
 - `TAILSCALE`: why Tailscale is unusable on this machine -> (the short fact; the hint).
 - `BACKEND_STATES`: tailscaled's state when it is not Running -> (the fact; the hint).
+- `LISTEN_FIXES`: a server that listens beyond Tailscale -> the setting that binds it to
+  the Tailscale IP (`listen_fix`, for the exposure audit).
 
 Probes report facts ("connection refused", "no answer within 3 s"); `explain` adds the
 hint where a failure is shown (the menu, the `check` table, the summary), `with_hint`
@@ -18,17 +20,23 @@ a failure never carries two that contradict each other.
 
 from __future__ import annotations
 
-from agent.core.model import BackendState, ProbeResult, Reason, TailscaleProblem
+from agent.core.model import BackendState, CheckKind, ProbeResult, Reason, Service, TailscaleProblem
 
 __all__ = [
     "BACKEND_STATES",
     "DOWNLOAD_URL",
+    "KEY_EXPIRY_HINT",
+    "LINK_BROKEN",
+    "LISTEN_FIXES",
     "NOT_THE_CLI",
     "REASONS",
     "RELAYED",
     "TAILSCALE",
     "TAILSCALE_UP",
     "explain",
+    "key_expiry_hint",
+    "link_broken_hint",
+    "listen_fix",
     "peer_offline_hint",
     "reason_hint",
     "reason_text",
@@ -43,6 +51,13 @@ DOWNLOAD_URL = "https://tailscale.com/download"
 TAILSCALE_UP = "run `tailscale up`"
 NOT_THE_CLI = "is it the tailscale program? Name the right one with --tailscale PATH"
 RELAYED = "look for `direct` in `tailscale status`"  # Q3: a DERP relay is the slow path
+# A node key that expires logs its node out of the tailnet (tailscale.com/kb/1028/key-expiry).
+KEY_EXPIRY_HINT = "`tailscale up --force-reauth` {where}, or disable expiry in the admin console"
+# --share-view: only this machine fails while the other nodes reach the service.
+LINK_BROKEN = (
+    "the service is fine: check this machine's path to it — `tailscale ping {host}`, "
+    "this machine's firewall or VPN"
+)
 
 # Reason -> (what happened, the hint). "{host}" is the node's hostname.
 REASONS: dict[Reason, tuple[str, str]] = {
@@ -136,9 +151,20 @@ def reason_text(reason: Reason) -> str:
     return REASONS[reason][0]
 
 
+def link_broken_hint(hostname: str) -> str:
+    """Only this machine fails to reach a service the others reach: look here, not there."""
+    return LINK_BROKEN.format(host=hostname)
+
+
 def peer_offline_hint(hostname: str) -> str:
     """Q1: "run `tailscale up` on woosuns-mac-mini"."""
     return reason_hint(Reason.PEER_OFFLINE, hostname)
+
+
+def key_expiry_hint(*, is_self: bool) -> str:
+    """What to do about a node key that is about to expire, on that node ("there") or on
+    this machine ("here")."""
+    return KEY_EXPIRY_HINT.format(where="here" if is_self else "there")
 
 
 def explain(result: ProbeResult, hostname: str) -> str:
@@ -175,3 +201,41 @@ def state_detail(state: BackendState, raw: str = "") -> str:
             f"if it does not connect, {TAILSCALE_UP}"
         )
     return with_hint(*BACKEND_STATES[state])
+
+
+# What binds a server to one address, by the word its service name holds (first match;
+# PostgreSQL and Redis also by their check kind). {ip}: the Tailscale IP, {port} its port,
+# {both}: "127.0.0.1 {ip}" where access = "localhost+tailscale" lets loopback stay. Servers
+# that take one address only (uvicorn, Ollama, ComfyUI, Next.js) get the Tailscale IP.
+LISTEN_FIXES: tuple[tuple[str, str], ...] = (
+    ("postgres", "listen_addresses = '{pg}' in postgresql.conf, then restart PostgreSQL"),
+    ("redis", "bind {both} in redis.conf, then restart Redis"),
+    ("minio console", "start MinIO with --console-address {ip}:{port}"),
+    ("minio", "start MinIO with --address {ip}:{port}"),
+    ("ollama", "set OLLAMA_HOST={ip}:{port} for the Ollama service, then restart Ollama"),
+    ("comfy", "start ComfyUI with --listen {ip} --port {port}"),
+    ("next", "start Next.js with -H {ip} (next dev -H {ip} -p {port})"),
+    ("fastapi", "start uvicorn with --host {ip} --port {port}"),
+    ("uvicorn", "start uvicorn with --host {ip} --port {port}"),
+)
+_LISTEN_BY_CHECK = {CheckKind.POSTGRES: "postgres", CheckKind.REDIS: "redis"}
+_LISTEN_ANY = "make it listen on {ip} only (not 0.0.0.0, :: or a LAN address)"
+
+
+def listen_fix(service: Service, ip: str, *, keep_loopback: bool) -> str:
+    """The setting that makes `service` listen on its Tailscale IP `ip` only (and loopback
+    when `keep_loopback`): "listen_addresses = '100.123.51.5' in postgresql.conf, ..."."""
+    name = service.name.casefold()
+    template = next(
+        (fix for word, fix in LISTEN_FIXES if word in name),
+        None,
+    )
+    if template is None and service.check in _LISTEN_BY_CHECK:
+        word = _LISTEN_BY_CHECK[service.check]
+        template = next(fix for w, fix in LISTEN_FIXES if w == word)
+    return (template or _LISTEN_ANY).format(
+        ip=ip,
+        port=service.port,
+        both=f"127.0.0.1 {ip}" if keep_loopback else ip,
+        pg=f"localhost,{ip}" if keep_loopback else ip,
+    )

@@ -27,11 +27,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from agent.core.confirm import Settling
-from agent.core.events import Event, format_duration
+from agent.core.details import detail_line
+from agent.core.events import Event, Subject, format_duration
+from agent.core.evidence import Change, why_text
+from agent.core.exposure import exposed_line
 from agent.core.health import problem_words
 from agent.core.hints import explain, peer_offline_hint
+from agent.core.keys import key_warning
 from agent.core.model import (
     CheckKind,
+    Finding,
+    FindingKind,
     Health,
     Impact,
     Link,
@@ -43,6 +49,9 @@ from agent.core.model import (
     Snapshot,
     TailscaleProblem,
 )
+from agent.core.path import describe_path
+from agent.core.share_view import matrix_lines
+from agent.core.snooze import Snooze, SnoozeKey, covering, key_text
 
 __all__ = [
     "MARKS",
@@ -79,6 +88,7 @@ NAME_MAX = 40  # a longer service name is shortened ("…"), so its port and sta
 NODE_NAME_MIN = 24  # a node's name shortens for its state words, down to this much
 STALE_SWEEPS = 3  # a snapshot older than this many intervals says when it was taken
 TOPOLOGY_ERROR_LINES = 8  # menu lines for the topology's problems, the last one cut
+HEALTH_WARNINGS_SHOWN = 3  # Tailscale's own warnings listed under the status line
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +107,8 @@ class MonitorStatus:
     uptime_over: Mapping[ServiceKey, float] = field(default_factory=dict)
     since: Mapping[ServiceKey, float] = field(default_factory=dict)
     events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
+    snoozes: Mapping[SnoozeKey, Snooze] = field(default_factory=dict)  # core.snooze
+    changes: Mapping[Subject, Change] = field(default_factory=dict)  # latest, with evidence
 
     @property
     def paused(self) -> bool:
@@ -129,6 +141,10 @@ class ActionKind(Enum):
     QUIT = "quit"
     OPEN_URL = "open"  # payload: the http URL
     COPY_ADDRESS = "copy"  # payload: the address
+    SNOOZE_1H = "snooze_1h"  # payload: the subject, core.snooze.key_text
+    SNOOZE_TOMORROW = "snooze_tomorrow"
+    SNOOZE_UNTIL_BACK = "snooze_back"
+    UNSNOOZE = "unsnooze"
     CREATE_TOPOLOGY = "create_topology"  # `init` for this machine's tailnet (first run)
     OPEN_DEMO = "open_demo"  # the demo network (first run)
 
@@ -338,6 +354,11 @@ def node_title(node: NodeStatus, snapshot: Snapshot) -> str:
 def _link_line(node: NodeStatus, snapshot: Snapshot) -> str:
     if node.is_self:
         return "This machine"
+    if node.path is not None and node.path.latency_ms is not None:
+        text = f"Link: {describe_path(node.path)}"  # what `tailscale ping` found
+        if _slow(node, snapshot):
+            text += f" (slow: warn above {snapshot.topology.defaults.latency_warn_ms:.0f} ms)"
+        return text
     match node.link:
         case Link.DIRECT:
             return "Link: direct"
@@ -359,8 +380,8 @@ def _link_line(node: NodeStatus, snapshot: Snapshot) -> str:
 
 
 def _latency_line(node: NodeStatus, snapshot: Snapshot) -> str | None:
-    if node.is_self:
-        return None
+    if node.is_self or (node.path is not None and node.path.latency_ms is not None):
+        return None  # the link line carries the ping's round trip
     if node.latency_ms is None:
         return "Latency: — (no service answered)"
     text = f"Latency: {format_latency(node.latency_ms)}"
@@ -442,6 +463,81 @@ def _node_actions(node: NodeStatus) -> list[MenuEntry]:
     return actions
 
 
+def _snoozed_words(entry: Snooze, local_time: Callable[[float], str]) -> str:
+    """ "snoozed until 15:00", "snoozed until it is back"."""
+    if entry.until is None:
+        return "snoozed until it is back"
+    return f"snoozed until {local_time(entry.until)}"
+
+
+def _with_tail(text: str, tail: str) -> str:
+    """A line with `tail` kept whole at its end, the rest cut to make room."""
+    return _clip(text, LINE_MAX - len(tail)) + tail
+
+
+def _why_line(change: Change | None, local_time: Callable[[float], str]) -> MenuEntry | None:
+    """ "Why: HTTP 503 · body: 'upstream busy' · direct · 12 ms · 14:02" for a change for
+    the worse, "Back: HTTP 200 · direct · 3 ms · 14:05" for a recovery (core.evidence)."""
+    if change is None:
+        return None
+    facts = why_text(change.evidence, latency=format_latency, at=local_time(change.at))
+    return _info(f"{'Why' if change.bad else 'Back'}: {facts}") if facts else None
+
+
+def _snooze_menu(
+    key: SnoozeKey,
+    own: Snooze | None,
+    *,
+    wrong_now: bool,
+    local_time: Callable[[float], str],
+) -> MenuEntry:
+    """ "Snooze alerts" (1 hour / until tomorrow / until it is back), or, while snoozed,
+    "Alerts snoozed until 15:00" with "Resume alerts"."""
+    payload = key_text(key)
+    title = "Snooze alerts"
+    if own is not None:
+        title = f"Alerts {_snoozed_words(own, local_time)}"
+    options: list[MenuEntry] = [
+        MenuEntry("For 1 hour", MenuAction(ActionKind.SNOOZE_1H, payload)),
+        MenuEntry("Until tomorrow", MenuAction(ActionKind.SNOOZE_TOMORROW, payload)),
+        MenuEntry(
+            "Until it is back",
+            MenuAction(ActionKind.SNOOZE_UNTIL_BACK, payload),
+            enabled=wrong_now,  # "back" ends it at once for what is good now
+        ),
+    ]
+    if own is not None:
+        options += [SEPARATOR, MenuEntry("Resume alerts", MenuAction(ActionKind.UNSNOOZE, payload))]
+    return MenuEntry(title, children=tuple(options))
+
+
+def _service_menu(
+    node: NodeStatus,
+    status: ServiceStatus,
+    view: TrayView,
+    local_time: Callable[[float], str],
+) -> MenuEntry:
+    """A service's line, with its submenu: why it is in its state, and its snooze."""
+    node_id, name = node.node.id, status.service.name
+    line = service_line(node_id, status, view, local_time, hostname=node.node.hostname)
+    snoozes = view.status.snoozes
+    entry = covering(snoozes, node_id, name)
+    if entry is not None:
+        line = _with_tail(line, f" · {_snoozed_words(entry, local_time)}")
+    children: list[MenuEntry] = []
+    why = _why_line(view.status.changes.get(("service", node_id, name)), local_time)
+    if why is not None:
+        children += [why, SEPARATOR]
+    if entry is not None and entry.service == "":
+        children.append(_info(f"Alerts {_snoozed_words(entry, local_time)} with the node"))
+    else:
+        wrong = status.result.state is not ProbeState.UP
+        children.append(
+            _snooze_menu((node_id, name), entry, wrong_now=wrong, local_time=local_time)
+        )
+    return MenuEntry(line, children=tuple(children))
+
+
 def _node_menu(
     node: NodeStatus, view: TrayView, snapshot: Snapshot, local_time: Callable[[float], str]
 ) -> MenuEntry:
@@ -449,17 +545,41 @@ def _node_menu(
     latency = _latency_line(node, snapshot)
     if latency is not None:
         children.append(_info(latency))
+    expiring = key_warning(node, view.status.now)
+    if expiring is not None:  # the fact, then its advice on a line of its own (menus cut)
+        fact, _, advice = expiring.partition(" — ")
+        children.append(_info(f"{MARKS[Health.AMBER]} {fact}"))
+        if advice:
+            children.append(_info(f"↳ {advice}"))
+    changes = view.status.changes
+    for family in ("peer", "link"):
+        change = changes.get((family, node.node.id, ""))
+        why = _why_line(change, local_time) if change is not None and change.bad else None
+        if why is not None:
+            children.append(why)
     if node.services:
         children.append(SEPARATOR)
-        children += [
-            _info(service_line(node.node.id, s, view, local_time, hostname=node.node.hostname))
-            for s in node.services
-        ]
+        for s in node.services:
+            children.append(_service_menu(node, s, view, local_time))
+            details = detail_line(s.service, s.result) if s.result.state is ProbeState.UP else ""
+            if details:
+                children.append(_info(f"↳ {details}"))  # under its service line
     actions = _node_actions(node)
     if actions:
         children.append(SEPARATOR)
         children += actions
-    return MenuEntry(node_title(node, snapshot), children=tuple(children))
+    own = view.status.snoozes.get((node.node.id, ""))
+    wrong = node.health is not Health.GREEN or any(
+        s.result.state is not ProbeState.UP for s in node.services
+    )
+    children += [
+        SEPARATOR,
+        _snooze_menu((node.node.id, ""), own, wrong_now=wrong, local_time=local_time),
+    ]
+    title = node_title(node, snapshot)
+    if own is not None:
+        title = _with_tail(title, f" · {_snoozed_words(own, local_time)}")
+    return MenuEntry(title, children=tuple(children))
 
 
 # ==== the whole menu ===========================================================
@@ -479,6 +599,34 @@ def _topology_error_menu(view: TrayView, error: str) -> MenuEntry:
             MenuEntry("Open topology file", MenuAction(ActionKind.OPEN_TOPOLOGY)),
         ),
     )
+
+
+def _findings_menus(findings: tuple[Finding, ...]) -> list[MenuEntry]:
+    """ "! 1 service exposed beyond Tailscale" and "! Topology drift: 2 changes", each with
+    a submenu of what was found and the fix for it."""
+    menus: list[MenuEntry] = []
+    for kind in (FindingKind.EXPOSURE, FindingKind.DRIFT):
+        found = [f for f in findings if f.kind is kind]
+        if not found:
+            continue
+        if kind is FindingKind.EXPOSURE:
+            title = exposed_line(len(found))
+        else:
+            title = f"Topology drift: {len(found)} change{'' if len(found) == 1 else 's'}"
+        mark = MARKS[Health.AMBER] if any(f.colours for f in found) else QUIET_MARK
+        children: list[MenuEntry] = []
+        for finding in found:
+            if children:
+                children.append(SEPARATOR)
+            children += [_info(line) for line in _wrap(finding.text, 80, max_lines=2)]
+            children += [_info(line) for line in _wrap(f"Fix: {finding.fix}", 80, max_lines=4)]
+        if kind is FindingKind.DRIFT:
+            children += [
+                SEPARATOR,
+                MenuEntry("Open topology file", MenuAction(ActionKind.OPEN_TOPOLOGY)),
+            ]
+        menus.append(MenuEntry(f"{mark} {title}", children=tuple(children)))
+    return menus
 
 
 def _wrap(text: str, width: int, *, max_lines: int) -> list[str]:
@@ -547,11 +695,21 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     if view.status.topology_error:
         entries.append(_topology_error_menu(view, view.status.topology_error))
     snapshot = view.status.snapshot
+    if snapshot is not None:  # Tailscale's own warnings about this machine
+        entries += [
+            _info(f"{MARKS[Health.AMBER]} Tailscale: {warning}")
+            for warning in snapshot.tailnet.health_warnings[:HEALTH_WARNINGS_SHOWN]
+        ]
     if first_run_line(view) is not None and snapshot is not None:
         entries += [SEPARATOR, *_first_run_entries(snapshot)]
     elif snapshot is not None and snapshot.nodes:
         entries.append(SEPARATOR)
         entries += [_node_menu(n, view, snapshot, local_time) for n in snapshot.nodes]
+        matrix = matrix_lines(snapshot)  # --share-view: from → to, per service
+        if matrix:
+            lines = tuple(_info(_clip(line, LINE_MAX)) for line in matrix)
+            entries.append(MenuEntry("Who sees whom", children=lines))
+        entries += _findings_menus(snapshot.findings)  # after the nodes they are about
     version = f" {view.version}" if view.version else ""
     entries.append(SEPARATOR)
     if view.last_checked and snapshot is not None:

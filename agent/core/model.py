@@ -8,6 +8,7 @@ on them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -16,11 +17,17 @@ __all__ = [
     "BackendState",
     "CheckKind",
     "Defaults",
+    "DetailValue",
+    "Finding",
+    "FindingKind",
+    "FleetView",
     "Health",
     "Impact",
     "Link",
+    "Locus",
     "Node",
     "NodeStatus",
+    "PathReading",
     "PeerView",
     "ProbeResult",
     "ProbeState",
@@ -29,6 +36,7 @@ __all__ = [
     "Service",
     "ServiceKey",
     "ServiceStatus",
+    "Sighting",
     "Snapshot",
     "TailnetView",
     "TailscaleProblem",
@@ -73,8 +81,9 @@ class Service:
     expect_status: tuple[int, ...] = ()  # empty: any 2xx or 3xx
     expect_body: str | None = None
     impact: Impact = Impact.DEGRADED
-    access: Access = Access.TAILSCALE
+    access: Access | None = None  # None: not declared here (the defaults' access applies)
     open: bool = False  # offer "Open in browser"
+    consumers: tuple[str, ...] | None = None  # node ids that use it; None: every other node
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,7 @@ class Defaults:
     failure_threshold: int = 2
     success_threshold: int = 1
     latency_warn_ms: float = 100.0
+    access: Access | None = None  # None: no access policy declared for the network
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +181,7 @@ class PeerView:
     relay: str = ""  # home DERP region code, set even on direct peers
     peer_relay: str = ""
     last_seen: str = ""  # RFC 3339, "" when unset
+    key_expiry: float | None = None  # KeyExpiry (wall s); None when expiry is disabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +198,7 @@ class TailnetView:
     self_ips: tuple[str, ...] = ()
     peers: tuple[PeerView, ...] = ()
     health_warnings: tuple[str, ...] = ()
+    self_key_expiry: float | None = None  # Self's KeyExpiry (wall s); None when disabled
 
     @property
     def running(self) -> bool:
@@ -229,6 +241,10 @@ class ProbeTarget:
     timeout_s: float
 
 
+DetailValue = str | int | float | tuple[str, ...]
+"""One fact a service tells about itself beyond "up" (core.details names and renders them)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     state: ProbeState
@@ -236,6 +252,49 @@ class ProbeResult:
     detail: str = ""  # one human line: "HTTP 503", "connection refused", ...
     latency_ms: float | None = None
     at: float = 0.0  # wall-clock seconds when the result was known
+    http_status: int | None = None  # the status an HTTP answer had, good or bad
+    excerpt: str = ""  # the start of a failing answer's body, scrubbed (agent.core.redact)
+    # Rich details of an UP service: (name, value) pairs, e.g. ("models", ("llama3:8b",)).
+    details: tuple[tuple[str, DetailValue], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PathReading:
+    """One `tailscale ping` of a peer: the path the pong took and its round trip."""
+
+    link: Link  # DIRECT, RELAY (DERP) or PEER_RELAY on a pong; UNKNOWN without one
+    via: str = ""  # "192.168.219.100:64094", the DERP region code "fra", the peer relay
+    latency_ms: float | None = None
+    error: str = ""  # a fact when there was no pong: "no reply within 3 s"
+    at: float = 0.0  # wall-clock seconds of the reading
+
+
+# ==== who sees whom (--share-view) ==============================================
+
+
+class Locus(StrEnum):
+    """Where the peers' shared views place a failure seen from here."""
+
+    EVERYWHERE = "everywhere"  # every node with a fresh view fails too: the service is down
+    HERE = "here"  # only this node fails, the others reach it: this machine's link
+    SPLIT = "split"  # some fail, some reach it
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One service as every node with a fresh view sees it, this node first."""
+
+    seen: tuple[tuple[str, ProbeState], ...]  # (observer node id, its reading)
+    locus: Locus | None  # None: nothing to place (up here, or no other view)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """The peers' shared views of one sweep: each peer's view status and each service's
+    sightings (agent.core.share_view)."""
+
+    views: tuple[tuple[str, str], ...]  # (peer node id, fresh|stale|unreachable|malformed|off)
+    sightings: Mapping[ServiceKey, Sighting]
 
 
 # ==== health ===================================================================
@@ -272,6 +331,33 @@ class NodeStatus:
     health: Health
     reasons: tuple[str, ...]  # human lines explaining a non-green node
     services: tuple[ServiceStatus, ...]
+    path: PathReading | None = None  # the last `tailscale ping` of this peer, if any
+    key_expires_at: float | None = None  # its node key's expiry (wall s); None: never
+    findings: tuple[Finding, ...] = ()  # exposure and drift found about this node
+
+
+class FindingKind(StrEnum):
+    """What a diagnosis found: a service exposed beyond Tailscale, or topology drift."""
+
+    EXPOSURE = "exposure"
+    DRIFT = "drift"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem a diagnosis found, with the exact edit that fixes it.
+
+    `key` names this very finding ("drift:ip:macmini:100.123.51.9"): a different one (the
+    IP changed again) is a new change to announce, the same one is never announced twice.
+    """
+
+    kind: FindingKind
+    key: str
+    node_id: str | None  # the topology node; None for a tailnet peer the topology lacks
+    subject: str  # the service name, or what drifted
+    text: str  # "PostgreSQL listens on 0.0.0.0:5432: reachable beyond Tailscale"
+    fix: str  # "listen_addresses = '100.123.51.5' in postgresql.conf"
+    colours: bool  # True: amber; False: a warning shown without colour
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,3 +371,6 @@ class Snapshot:
     overall: Health
     summary: str  # one line for a tooltip or a terminal
     at: float
+    findings: tuple[Finding, ...] = ()  # every node's, and those about no node
+    assessed: frozenset[FindingKind] = frozenset()  # the kinds this sweep could look for
+    fleet: FleetView | None = None  # the peers' views, with --share-view

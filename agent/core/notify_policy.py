@@ -346,8 +346,10 @@ def _coalesced(group: list[Event]) -> Notification:
     lines = [e.message for e in group[:_COALESCED_LINES]]
     if n > _COALESCED_LINES:
         lines.append(f"(+{n - _COALESCED_LINES} more)")
+    titles = {e.title for e in group}
     return Notification(
-        title=f"{name}: {what}",
+        # One title for them all ("Your link to the Mac mini is broken"): it reads as one.
+        title=titles.pop() if len(titles) == 1 else f"{name}: {what}",
         message="\n".join(lines),
         critical=False,
         event_kinds=tuple(e.kind for e in group),

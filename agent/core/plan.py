@@ -3,7 +3,9 @@
 Pure: given the topology, the node this agent runs on and what Tailscale says, it
 returns the probe targets and, for services that must not be probed, a ready
 SKIPPED result saying why. The rule that matters most: when Tailscale is not
-running here, no probe is sent to any peer.
+running here, no probe is sent to any peer. A service whose `consumers` leave this
+node out is not probed from here either: a least-privilege policy (`tailnet-agent acl`)
+denies this node that port, so a probe could only time out.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from agent.core.model import (
     TailscaleProblem,
     Topology,
 )
+from agent.core.topology import access_of
 
 __all__ = ["LOOPBACK_HOST", "SweepPlan", "format_address", "plan_sweep"]
 
@@ -45,6 +48,14 @@ def _tailscale_down_detail(tailnet: TailnetView) -> str:
     return tailscale_title(tailnet.problem or TailscaleProblem.NOT_RUNNING)
 
 
+def _not_a_consumer(
+    self_node_id: str | None, node_id: str, consumers: tuple[str, ...] | None
+) -> bool:
+    if self_node_id is None or self_node_id == node_id or consumers is None:
+        return False
+    return self_node_id not in consumers
+
+
 def plan_sweep(
     topology: Topology, self_node_id: str | None, tailnet: TailnetView, *, now: float = 0.0
 ) -> SweepPlan:
@@ -63,10 +74,18 @@ def plan_sweep(
         is_self = node.id == self_node_id
         for service in node.services:
             key = (node.id, service.name)
-            local = is_self and service.access is Access.LOCALHOST_AND_TAILSCALE
+            local = is_self and access_of(topology, service) is Access.LOCALHOST_AND_TAILSCALE
             host = LOOPBACK_HOST if local else node.ip
             addresses[key] = format_address(host, service.port)
-            if local or tailnet.running:
+            if _not_a_consumer(self_node_id, node.id, service.consumers):
+                skipped[key] = ProbeResult(
+                    ProbeState.SKIPPED,
+                    None,
+                    f"not probed: this node ({self_node_id}) is not among its consumers",
+                    None,
+                    now,
+                )
+            elif local or tailnet.running:
                 targets.append(ProbeTarget(node.id, service, host, timeout))
             else:
                 skipped[key] = ProbeResult(

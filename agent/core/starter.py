@@ -39,6 +39,8 @@ __all__ = [
     "KnownPort",
     "StarterNode",
     "known_port",
+    "node_slug",
+    "preferred_ip",
     "starter_nodes",
     "starter_topology",
 ]
@@ -133,13 +135,13 @@ def starter_nodes(view: TailnetView) -> tuple[tuple[StarterNode, ...], tuple[str
             continue
         label = dns_label(peer.dns_name)
         shown = _one_line(peer.hostname) or label or "?"
-        ip = _tailscale_ip(peer.ips)
+        ip = preferred_ip(peer.ips)
         if ip is None or ip in used_ips:
             what = "this machine" if is_self else shown
             skipped.append(f"{what}: no Tailscale IP (signed out, or not yet approved)")
             continue
         used_ips.add(ip)
-        node_id = _unique_id(_slug(label or peer.hostname), used_ids)
+        node_id = _unique_id(node_slug(label or peer.hostname), used_ids)
         unnamed = peer.hostname.casefold() in UNNAMED_HOSTS
         ambiguous = hostnames.count(peer.hostname.casefold()) > 1
         always_on, why = _always_on(peer)
@@ -251,8 +253,9 @@ def _always_on(peer: PeerView) -> tuple[bool, str]:
     return True, "a guess: Tailscale cannot tell; set false for a laptop"
 
 
-def _tailscale_ip(ips: Sequence[str]) -> str | None:
-    """The first IPv4 (newer clients may list IPv6 first), else the first valid IP."""
+def preferred_ip(ips: Sequence[str]) -> str | None:
+    """A machine's Tailscale IP as a topology writes it: the first IPv4 (newer clients may
+    list IPv6 first), else the first valid IP."""
     valid = []
     for text in ips:
         try:
@@ -265,7 +268,8 @@ def _tailscale_ip(ips: Sequence[str]) -> str | None:
     return str(valid[0]) if valid else None
 
 
-def _slug(text: str) -> str:
+def node_slug(text: str) -> str:
+    """A node id made from a machine's name: "Borja’s MacBook Air" -> "borjas-macbook-air"."""
     slug = re.sub(r"[^a-z0-9_]+", "-", text.casefold().replace("’", "").replace("'", ""))
     slug = slug.strip("-_")[:32].rstrip("-_")
     return slug or "node"

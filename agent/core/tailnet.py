@@ -14,7 +14,9 @@ when it is unambiguous, and Self is also known by its MagicDNS name.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from datetime import datetime
 
 from agent.core.hints import state_detail, tailscale_detail
 from agent.core.model import (
@@ -38,6 +40,9 @@ __all__ = [
 ]
 
 _UNSET_TIME_PREFIX = "0001-01-01"  # Go's zero time.Time: "0001-01-01T00:00:00Z"
+_RFC3339 = re.compile(
+    r"^(?P<base>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?(?P<zone>Z|[+-]\d\d:\d\d)$"
+)
 
 
 def _bad_output(fact: str) -> TailnetView:
@@ -102,6 +107,7 @@ def parse_status(data: object) -> TailnetView:
         self_ips=self_ips,
         peers=peers,
         health_warnings=_strs(data.get("Health")),
+        self_key_expiry=_timestamp(self_map.get("KeyExpiry")),
     )
 
 
@@ -113,10 +119,27 @@ def _backend_state(raw: str) -> BackendState:
     return state
 
 
+def _time(value: object) -> str:
+    """An RFC 3339 time as Tailscale wrote it; "" for Go's zero time or anything else."""
+    text = _str(value)
+    return "" if text.startswith(_UNSET_TIME_PREFIX) else text
+
+
+def _timestamp(value: object) -> float | None:
+    """An RFC 3339 time (Go writes up to 9 fraction digits) in wall seconds; None when unset
+    or unreadable."""
+    match = _RFC3339.match(_time(value))
+    if match is None:
+        return None
+    fraction = (match.group("frac") or "")[:6]
+    text = f"{match.group('base')}{'.' + fraction if fraction else ''}{match.group('zone')}"
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def _peer(obj: Mapping[str, object]) -> PeerView:
-    last_seen = _str(obj.get("LastSeen"))
-    if last_seen.startswith(_UNSET_TIME_PREFIX):
-        last_seen = ""
     return PeerView(
         hostname=_str(obj.get("HostName")),
         dns_name=_str(obj.get("DNSName")),
@@ -128,7 +151,8 @@ def _peer(obj: Mapping[str, object]) -> PeerView:
         cur_addr=_str(obj.get("CurAddr")),
         relay=_str(obj.get("Relay")),
         peer_relay=_str(obj.get("PeerRelay")),
-        last_seen=last_seen,
+        last_seen=_time(obj.get("LastSeen")),
+        key_expiry=_timestamp(obj.get("KeyExpiry")),
     )
 
 
@@ -218,18 +242,23 @@ def identify_self_by(topology: Topology, view: TailnetView) -> tuple[str | None,
     "its hostname sweetlife"), or (None, why no node fits) — for the debug log.
 
     After the IPs (a signed-out machine has none) come its HostName and its MagicDNS name,
-    each only when exactly one node has it."""
+    each only when exactly one node has it. The MagicDNS name also matches a node's id: init
+    writes ids from it, and a phone's HostName ("localhost") is often shared by others."""
     for node in topology.nodes:
         if node.ip and node.ip in view.self_ips:
             return node.id, f"its Tailscale IP {node.ip}"
-    for own, how in (
-        (view.self_hostname, "its hostname"),
-        (dns_label(view.self_dns_name), "its MagicDNS name"),
+    for own, how, by_id in (
+        (view.self_hostname, "its hostname", False),
+        (dns_label(view.self_dns_name), "its MagicDNS name", True),
     ):
         wanted = own.casefold()
         if not wanted:
             continue
-        nodes = [n for n in topology.nodes if n.hostname.casefold() == wanted]
+        nodes = [
+            n
+            for n in topology.nodes
+            if n.hostname.casefold() == wanted or (by_id and n.id.casefold() == wanted)
+        ]
         if len(nodes) == 1:
             return nodes[0].id, f"{how} {own}"
     if not view.running:

@@ -29,6 +29,8 @@ __all__ = [
     "NODE_ID_PATTERN",
     "OS_VALUES",
     "SUPPORTED_VERSION",
+    "access_of",
+    "consumers_of",
     "describe_topology",
     "dump_topology",
     "format_topology_duration",
@@ -50,6 +52,7 @@ _DEFAULTS_KEYS = (
     "failure_threshold",
     "success_threshold",
     "latency_warn_ms",
+    "access",
 )
 _NODE_KEYS = ("id", "name", "hostname", "ip", "os", "role", "always_on", "services")
 _SERVICE_KEYS = (
@@ -62,6 +65,7 @@ _SERVICE_KEYS = (
     "impact",
     "access",
     "open",
+    "consumers",
 )
 _PATH_CHECKS = (CheckKind.HTTP, CheckKind.WEBSOCKET)
 _OS_ALIASES = {
@@ -156,7 +160,8 @@ def describe_topology(topology: Topology) -> str:
         f"defaults: interval {format_topology_duration(d.interval_s)}, "
         f"timeout {format_topology_duration(d.timeout_s)}, "
         f"failure_threshold {d.failure_threshold}, success_threshold {d.success_threshold}, "
-        f"latency_warn_ms {_format_number(d.latency_warn_ms)}",
+        f"latency_warn_ms {_format_number(d.latency_warn_ms)}"
+        + (f", access {d.access.value}" if d.access is not None else ""),
     ]
     for node in topology.nodes:
         always = "always on" if node.always_on else "not always on (offline is no alarm)"
@@ -171,7 +176,7 @@ def describe_topology(topology: Topology) -> str:
             lines.append("  services: none (only the link is watched)")
             continue
         lines.append("  services:")
-        rows = [_service_row(s) for s in node.services]
+        rows = [_service_row(topology, s) for s in node.services]
         widths = [max(cells.width(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         for row in rows:
             padded = [cells.ljust(cell, width) for cell, width in zip(row, widths, strict=False)]
@@ -193,6 +198,8 @@ def dump_topology(topology: Topology) -> str:
         f"success_threshold = {d.success_threshold}",
         f"latency_warn_ms = {_format_number(d.latency_warn_ms)}",
     ]
+    if d.access is not None:
+        out.append(f"access = {toml_string(d.access.value)}")
     for node in topology.nodes:
         out += [
             "",
@@ -219,12 +226,28 @@ def dump_topology(topology: Topology) -> str:
                 out.append(f"  expect_status = [{', '.join(str(c) for c in s.expect_status)}]")
             if s.expect_body is not None:
                 out.append(f"  expect_body = {toml_string(s.expect_body)}")
-            out += [
-                f"  impact = {toml_string(s.impact.value)}",
-                f"  access = {toml_string(s.access.value)}",
-                f"  open = {_toml_bool(s.open)}",
-            ]
+            out.append(f"  impact = {toml_string(s.impact.value)}")
+            if s.access is not None:
+                out.append(f"  access = {toml_string(s.access.value)}")
+            out.append(f"  open = {_toml_bool(s.open)}")
+            if s.consumers is not None:
+                listed = ", ".join(toml_string(c) for c in s.consumers)
+                out.append(f"  consumers = [{listed}]")
     return "\n".join(out) + "\n"
+
+
+def access_of(topology: Topology, service: Service) -> Access | None:
+    """Where `service` may listen: its own `access`, else [defaults]' — None when neither
+    says (the exposure audit then warns without colouring)."""
+    return service.access if service.access is not None else topology.defaults.access
+
+
+def consumers_of(topology: Topology, node: Node, service: Service) -> tuple[str, ...]:
+    """The ids of the nodes that use `service` of `node`: its `consumers`, else every other
+    node of the topology, in topology order."""
+    if service.consumers is not None:
+        return service.consumers
+    return tuple(n.id for n in topology.nodes if n.id != node.id)
 
 
 # ==== formatting helpers =======================================================
@@ -248,7 +271,7 @@ def _toml_duration(seconds: float) -> str:
     return toml_string(format_topology_duration(seconds))
 
 
-def _service_row(s: Service) -> list[str]:
+def _service_row(topology: Topology, s: Service) -> list[str]:
     what = s.check.value
     if s.check in _PATH_CHECKS:
         what += f" {'GET ' if s.check is CheckKind.HTTP else ''}{s.path}"
@@ -261,9 +284,23 @@ def _service_row(s: Service) -> list[str]:
         f"port {s.port}",
         what,
         s.impact.value,
-        f"access {s.access.value}",
-        "open in browser" if s.open else "",
+        _access_words(topology, s),
+        ("open in browser" if s.open else "") + _consumer_words(s),
     ]
+
+
+def _access_words(topology: Topology, s: Service) -> str:
+    access = access_of(topology, s)
+    if access is None:
+        return "access undeclared"
+    return f"access {access.value}" + (" (defaults)" if s.access is None else "")
+
+
+def _consumer_words(s: Service) -> str:
+    if s.consumers is None:
+        return ""
+    used_by = ", ".join(s.consumers) if s.consumers else "no other node"
+    return f"{'; ' if s.open else ''}used by {used_by}"
 
 
 def _dotted(path: _Path) -> str:
@@ -703,12 +740,14 @@ class _Checker:
         failure = self.integer(table, path, "failure_threshold", low=1)
         success = self.integer(table, path, "success_threshold", low=1)
         latency = self.positive_number(table, path, "latency_warn_ms")
+        access = self.choice(table, path, "access", [a.value for a in Access], "access")
         return Defaults(
             interval_s=interval if interval is not None else base.interval_s,
             timeout_s=timeout if timeout is not None else base.timeout_s,
             failure_threshold=failure if failure is not None else base.failure_threshold,
             success_threshold=success if success is not None else base.success_threshold,
             latency_warn_ms=latency if latency is not None else base.latency_warn_ms,
+            access=Access(access) if access is not None else None,
         )
 
     def nodes(self, value: object) -> tuple[Node, ...] | None:
@@ -725,7 +764,30 @@ class _Checker:
         nodes = [self.node(item, (*path, i)) for i, item in enumerate(items)]
         if any(n is None for n in nodes):
             return None
-        return tuple(n for n in nodes if n is not None)
+        parsed = tuple(n for n in nodes if n is not None)
+        self.known_consumers(parsed)
+        return parsed
+
+    def known_consumers(self, nodes: tuple[Node, ...]) -> None:
+        """Each service's `consumers` names other nodes of this file."""
+        ids = [n.id for n in nodes]
+        for i, node in enumerate(nodes):
+            for j, service in enumerate(node.services):
+                for k, consumer in enumerate(service.consumers or ()):
+                    key: _Path = ("nodes", i, "services", j, "consumers", k)
+                    shown = json.dumps(consumer, ensure_ascii=False)
+                    if consumer == node.id:
+                        self.fail(
+                            key,
+                            f"{shown} is the service's own node: list the other nodes that "
+                            "use it (its own node always reaches it)",
+                        )
+                    elif consumer not in ids:
+                        self.fail(
+                            key,
+                            f"no node has id {shown}{_suggest(consumer, ids)} "
+                            f"(the node ids are {', '.join(ids)})",
+                        )
 
     def claim(self, scope: _Path, what: str, value: object, path: _Path) -> None:
         """Refuse a value already used by another entry in the same scope."""
@@ -824,6 +886,7 @@ class _Checker:
         impact = self.choice(table, path, "impact", [i.value for i in Impact], "impact")
         access = self.choice(table, path, "access", [a.value for a in Access], "access")
         open_ = self.boolean(table, path, "open")
+        consumers = self.consumers(table, path)
         if name is None or port is None or check is None:
             return None
         return Service(
@@ -834,9 +897,30 @@ class _Checker:
             expect_status=expect_status,
             expect_body=expect_body,
             impact=Impact(impact) if impact is not None else Impact.DEGRADED,
-            access=Access(access) if access is not None else Access.TAILSCALE,
+            access=Access(access) if access is not None else None,
             open=open_ if open_ is not None else False,
+            consumers=consumers,
         )
+
+    def consumers(self, table: _Table, path: _Path) -> tuple[str, ...] | None:
+        """`consumers = ["laptop", "desktop"]`: node ids, each once (checked against the
+        nodes once all are read, in known_consumers)."""
+        value = self.present(table, path, "consumers", False)
+        key = (*path, "consumers")
+        if value is _MISSING:
+            return None
+        if not isinstance(value, list):
+            self.fail(key, _wrong_type('an array of node ids like ["laptop", "desktop"]', value))
+            return None
+        ids: list[str] = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.fail((*key, i), _wrong_type("a node id (a string)", item))
+            elif item in ids:
+                self.fail((*key, i), f"{json.dumps(item, ensure_ascii=False)} is listed twice")
+            else:
+                ids.append(item)
+        return tuple(ids)
 
     def service_path(self, table: _Table, path: _Path, check: CheckKind | None) -> str | None:
         value = self.string(table, path, "path", empty=True)

@@ -36,6 +36,7 @@ __all__ = [
     "local_config_path",
     "log_dir",
     "resource_dir",
+    "snooze_path",
     "state_dir",
     "topology_cache_dir",
     "user_topology_path",
@@ -100,6 +101,11 @@ def history_path(*, ensure: bool = False) -> Path:
     return state_dir(ensure=ensure) / "history.sqlite3"
 
 
+def snooze_path(*, ensure: bool = False) -> Path:
+    """The snoozed alerts the monitor keeps across restarts and `check` reads."""
+    return state_dir(ensure=ensure) / "snoozes.json"
+
+
 def instance_lock_path(*, ensure: bool = False) -> Path:
     """The lock file that keeps one agent running per user."""
     return state_dir(ensure=ensure) / "agent.lock"
@@ -107,22 +113,29 @@ def instance_lock_path(*, ensure: bool = False) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class AgentFiles:
-    """The files one running agent owns: its single-instance lock, its history and its log
-    folder. The user's agent keeps them in the platform's folders (`agent_files`); an agent
-    kept apart from it (the demo) keeps them all in one folder of its own (`under`)."""
+    """The files one running agent owns: its single-instance lock, its history, its log
+    folder and its snoozed alerts. The user's agent keeps them in the platform's folders
+    (`agent_files`); an agent kept apart from it (the demo) keeps them all in one folder of
+    its own (`under`)."""
 
     lock: Path
     history: Path
     log_dir: Path
+    snoozes: Path
 
     @classmethod
     def under(cls, folder: Path) -> AgentFiles:
-        return cls(folder / "agent.lock", folder / "history.sqlite3", folder / "log")
+        return cls(
+            folder / "agent.lock",
+            folder / "history.sqlite3",
+            folder / "log",
+            folder / "snoozes.json",
+        )
 
 
 def agent_files() -> AgentFiles:
     """The user's agent's files, in the platform's folders."""
-    return AgentFiles(instance_lock_path(), history_path(), log_dir())
+    return AgentFiles(instance_lock_path(), history_path(), log_dir(), snooze_path())
 
 
 def _meipass() -> str | None:

@@ -28,7 +28,7 @@ def view_of(name: str) -> TailnetView:
 
 
 def test_there_are_a_dozen_or_so_from_before_1_0_to_recent() -> None:
-    assert len(FIXTURES) >= 11
+    assert len(FIXTURES) >= 12
     assert FIXTURES[0].startswith("v0_") and any(f.startswith("v1_98") for f in FIXTURES)
 
 
@@ -103,18 +103,63 @@ def test_signed_out_machine_has_nothing_to_write() -> None:
 
 
 def test_localhost_phones_are_named_from_magicdns_and_never_matched_by_hostname() -> None:
-    view = view_of("v1_42_ios17_localhost_peers")
+    view = view_of("v1_94_2_macos_apostrophe_three_ios_localhost")
     nodes, _ = starter_nodes(view)
     phones = {n.id: n for n in nodes if n.hostname == "localhost"}
-    assert sorted(phones) == ["ipad-air", "iphone-15", "pixel-7"]
+    assert sorted(phones) == ["ipad-pro-11-gen-1", "iphone-12-mini", "iphone175"]
     assert {n.name for n in phones.values()} == set(phones)
-    assert not any(n.always_on for n in phones.values())  # iOS, android
+    assert not any(n.always_on for n in phones.values())  # iOS
     topology = parse_topology(starter_topology(view), "t.toml")  # three "localhost": valid
-    ipad = topology.node("ipad-air")
+    ipad = topology.node("ipad-pro-11-gen-1")
     assert ipad is not None
-    assert find_peer(ipad, view) is not None and "ipad-air" in find_peer(ipad, view).dns_name  # type: ignore[union-attr]
-    moved = Node(id="x", name="x", hostname="localhost", ip="100.64.3.99")
+    found = find_peer(ipad, view)
+    assert found is not None and found.dns_name.startswith("ipad-pro-11-gen-1.")
+    moved = Node(id="x", name="x", hostname="localhost", ip="100.64.25.99")
     assert find_peer(moved, view) is None  # "localhost" is ambiguous: no guess
+
+
+def test_a_phone_that_is_self_and_localhost_is_matched_by_its_magicdns_name() -> None:
+    """headscale 1.48.1 on an iPhone: Self and two peers are all "localhost"; without its
+    IPs (signed out, stopped) Self is still found by the id init wrote from MagicDNS."""
+    data = load("v1_48_1_headscale_ios_self_localhost")
+    view = parse_status(data)
+    topology = parse_topology(starter_topology(view), "t.toml")
+    assert [n.hostname for n in topology.nodes].count("localhost") == 3
+    assert view.self_dns_name == "localhost-vint6y2y.default.example.com"  # no trailing dot
+    assert topology.name == "default.example.com"
+    data["TailscaleIPs"] = data["Self"]["TailscaleIPs"] = None
+    no_ips = parse_status(data)
+    assert identify_self_by(topology, no_ips) == (
+        "localhost-vint6y2y",
+        "its MagicDNS name localhost-vint6y2y",
+    )
+
+
+def test_an_unstamped_build_version_is_kept_as_printed() -> None:
+    view = view_of("v1_76_1_err_buildinfo_router")
+    assert view.version == "1.76.1-ERR-BuildInfo" and view.running
+    assert "(Tailscale 1.76.1-ERR-BuildInfo)." in starter_topology(view)
+
+
+def test_expired_peers_still_in_the_netmap_are_written_with_their_ips() -> None:
+    nodes, skipped = starter_nodes(view_of("v1_84_0_android_localhost_expired_peers"))
+    assert skipped == ()
+    assert [(n.id, n.online) for n in nodes] == [
+        ("ip-172-31-27-131", True),
+        ("labserver", False),
+        ("xiaomi-22031116ai", False),
+    ]
+
+
+def test_signed_out_documents_of_recent_clients_have_nothing_to_write() -> None:
+    for name in ("v1_98_8_needs_login_stopped", "v1_102_4_macos_signed_out"):
+        view = view_of(name)
+        assert view.backend_state is BackendState.NEEDS_LOGIN
+        assert view.health_warnings == ("Tailscale is stopped.",)
+        assert starter_nodes(view) == (
+            (),
+            ("this machine: no Tailscale IP (signed out, or not yet approved)",),
+        )
 
 
 def test_mullvad_exit_nodes_are_left_out() -> None:
@@ -124,15 +169,24 @@ def test_mullvad_exit_nodes_are_left_out() -> None:
 
 
 def test_self_is_matched_by_its_magicdns_name() -> None:
-    view = view_of("v1_76_macos_dns_name_differs")
+    view = view_of("v1_76_1_err_buildinfo_router")  # HostName iKuai, MagicDNS ikuai-1
     topology = Topology(
         name="t",
-        nodes=(Node(id="laptop", name="Laptop", hostname="sams-work-mbp", ip="100.64.9.9"),),
+        nodes=(Node(id="router", name="Router", hostname="ikuai-1", ip="100.64.9.9"),),
     )
-    assert identify_self_by(topology, view) == ("laptop", "its MagicDNS name sams-work-mbp")
+    assert identify_self_by(topology, view) == ("router", "its MagicDNS name ikuai-1")
     nodes, _ = starter_nodes(view)
-    assert nodes[0].id == "sams-work-mbp" and nodes[0].name == "Sams-Work-MacBook-Pro"
-    assert not nodes[0].always_on  # a MacBook
+    assert (nodes[0].id, nodes[0].name, nodes[0].hostname) == ("ikuai-1", "iKuai", "iKuai")
+
+
+def test_a_macos_default_name_with_an_apostrophe_is_a_laptop_that_validates() -> None:
+    view = view_of("v1_94_2_macos_apostrophe_three_ios_localhost")
+    nodes, _ = starter_nodes(view)
+    me = nodes[0]
+    assert (me.id, me.name, me.is_self) == ("robins-macbook-air-1", "Robin’s MacBook Air", True)
+    assert not me.always_on  # a MacBook
+    topology = parse_topology(starter_topology(view), "t.toml")
+    assert identify_self_by(topology, view)[0] == "robins-macbook-air-1"
 
 
 def test_signed_out_self_with_an_apostrophe_hostname_is_matched_by_name() -> None:

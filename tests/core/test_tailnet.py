@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,14 @@ FIXTURE_TABLE = [
     ("nulls", RUN, None, TS, {}),
     ("loopback_all_direct", RUN, None, LO, {LAPTOP: DIRECT, MAC: DIRECT}),
     ("loopback_mac_relayed", RUN, None, LO, {LAPTOP: DIRECT, MAC: RELAY_TOK}),
+    # the Mac mini at a new IP, the laptop renamed, a phone the topology lacks (topology drift)
+    (
+        "loopback_drifted",
+        RUN,
+        None,
+        LO,
+        {"frontend-laptop": DIRECT, MAC: DIRECT, "pixel-7": DIRECT},
+    ),
 ]
 
 
@@ -119,6 +128,7 @@ def test_peer_fields_are_read() -> None:
         relay="tok",
         peer_relay="",
         last_seen="",
+        key_expiry=datetime(2026, 11, 3, 12, 2, 47, tzinfo=UTC).timestamp(),
     )
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from agent.core.model import Access, CheckKind, Defaults, Impact, Node, Service, Topology
 from agent.core.topology import (
     NODE_ID_PATTERN,
+    access_of,
     describe_topology,
     dump_topology,
     format_topology_duration,
@@ -352,11 +353,13 @@ def test_minimal_file_takes_every_default() -> None:
         source=SOURCE,
     )
     service = topology.nodes[0].services[0]
-    assert (service.path, service.impact, service.access, service.open) == (
+    # access undeclared (None): the exposure audit warns without colouring
+    assert (service.path, service.impact, service.access, service.open, service.consumers) == (
         "/",
         Impact.DEGRADED,
-        Access.TAILSCALE,
+        None,
         False,
+        None,
     )
 
 
@@ -481,16 +484,27 @@ def bundled() -> Topology:
 def test_bundled_default_is_the_sparklio_network() -> None:
     topology = bundled()
     assert (topology.name, topology.version) == ("Sparklio", 1)
-    assert topology.defaults == Defaults(10.0, 3.0, 2, 1, 100.0)
+    assert topology.defaults == Defaults(10.0, 3.0, 2, 1, 100.0, Access.TAILSCALE)
     nodes = {n.id: (n.hostname, n.ip, n.os, n.always_on) for n in topology.nodes}
     assert nodes == EXPECTED_NODES
     assert [n.id for n in topology.nodes] == ["desktop", "laptop", "macmini"]
     services = {
-        (n.id, s.name): (s.port, s.check.value, s.path, s.impact.value, s.access.value, s.open)
+        (n.id, s.name): (
+            s.port,
+            s.check.value,
+            s.path,
+            s.impact.value,
+            access_of(topology, s),
+            s.open,
+        )
         for n in topology.nodes
         for s in n.services
     }
     assert services == EXPECTED_SERVICES
+    consumers = {s.name: s.consumers for n in topology.nodes for s in n.services if s.consumers}
+    assert consumers == {
+        "PostgreSQL": ("laptop",), "Redis": ("laptop",), "MinIO Console": ("laptop",)
+    }  # fmt: skip
     assert all(s.expect_status == () and s.expect_body is None
                for n in topology.nodes for s in n.services)  # fmt: skip
 
@@ -505,17 +519,20 @@ def test_describe_shows_nodes_services_and_source() -> None:
     text = describe_topology(dataclasses.replace(bundled(), source="/etc/x/topology.toml"))
     assert text.startswith("Sparklio (topology version 1)\nsource: /etc/x/topology.toml\n")
     assert "defaults: interval 10s, timeout 3s, failure_threshold 2, success_threshold 1, " in text
-    assert "latency_warn_ms 100\n" in text
+    assert "latency_warn_ms 100, access tailscale\n" in text
     assert "laptop: Laptop — Frontend Dev\n" in text
     assert "ip 100.101.68.23, hostname desktop-ecmkau8, os windows, not always on" in text
     lines = text.splitlines()
     fastapi = next(line for line in lines if line.strip().startswith("FastAPI"))
     assert fastapi.split() == [
         "FastAPI", "port", "8000", "http", "GET", "/health", "critical", "access", "tailscale",
-        "open", "in", "browser",
+        "(defaults)", "open", "in", "browser",
     ]  # fmt: skip
     redis = next(line for line in lines if line.strip().startswith("Redis"))
-    assert redis.split() == ["Redis", "port", "6379", "redis", "degraded", "access", "tailscale"]
+    assert redis.split() == [
+        "Redis", "port", "6379", "redis", "degraded", "access", "tailscale", "(defaults)", "used",
+        "by", "laptop",
+    ]  # fmt: skip
 
 
 def test_describe_a_node_without_services() -> None:

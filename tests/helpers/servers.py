@@ -12,7 +12,8 @@ package (tests fail, they never skip).
     with black_hole(handshake=False) as (host, port): ...   # SYNs dropped: connect hangs
     port = closed_port()
     with redis_server(requirepass="s3cret") as (host, port): ...
-    with postgres_server() as (host, port): ...
+    with postgres_server() as (host, port): ...     # trust authentication
+    with postgres_server(auth="scram-sha-256") as (host, port): ...  # a password is asked
     with websocket_server("/ws") as (host, port): ...
     with tcp_server(b"SSH-2.0-OpenSSH_9.6\r\n") as (host, port): ...   # something else
 """
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "POSTGRES_PASSWORD",
     "Address",
     "MissingTool",
     "Route",
@@ -54,6 +56,7 @@ __all__ = [
 
 Address = tuple[str, int]
 
+POSTGRES_PASSWORD = "pg-test-secret"
 START_TIMEOUT_S = 20.0  # a hang guard for server start-up, not a speed expectation
 
 
@@ -364,9 +367,11 @@ def _unprivileged() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def postgres_server(host: str = "127.0.0.1") -> Iterator[Address]:
+def postgres_server(host: str = "127.0.0.1", *, auth: str = "trust") -> Iterator[Address]:
     """A real PostgreSQL: initdb into a tmp dir, listen on `host` (a loopback address)
-    and a free port, its unix socket in the tmp dir."""
+    and a free port, its unix socket in the tmp dir. `auth` is initdb's -A method: with
+    "trust" anyone may log in as postgres; with "scram-sha-256" (or "md5") a password is
+    asked (the superuser's is POSTGRES_PASSWORD)."""
     bindir = _postgres_bin()
     drop = _unprivileged()
     tmp = tempfile.mkdtemp(prefix="tailnet-pg-")
@@ -375,11 +380,19 @@ def postgres_server(host: str = "127.0.0.1") -> Iterator[Address]:
             os.chown(tmp, _uid("nobody"), _gid("nogroup"))
         data = Path(tmp, "data")
         log = Path(tmp, "postgres.log")
+        password: tuple[str, ...] = ()
+        if auth != "trust":
+            pwfile = Path(tmp, "pwfile")
+            pwfile.write_text(POSTGRES_PASSWORD + "\n")
+            if drop:
+                os.chown(pwfile, _uid("nobody"), _gid("nogroup"))
+            password = ("--pwfile", str(pwfile))
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": tmp}
         with log.open("wb") as out:
             initdb = subprocess.run(
                 [
-                    *(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"),
+                    *(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", auth),
+                    *password,
                     *("--no-sync", "--no-instructions", "-E", "UTF8", "--locale=C"),
                 ],
                 stdin=subprocess.DEVNULL,

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.core.events import RECORD_FIELD_NAMES, EventFields, EventKind, EventRecord
+from agent.core.evidence import why_text
+from agent.core.menu import format_latency
 from agent.core.model import Health
 from agent.core.report.colour import paint
 
@@ -31,6 +33,8 @@ _NOTES = frozenset(  # the history's own records: no severity, never meant to be
         EventKind.SERVICE_RETIRED,
         EventKind.PEER_RETIRED,
         EventKind.LINK_RETIRED,
+        EventKind.SNOOZE_STARTED,
+        EventKind.SNOOZE_ENDED,
     }
 )
 
@@ -57,8 +61,9 @@ def render_history(
 
     ✗ a critical change for the worse, ! another one (or a recovery that leaves services
     down), ✓ a recovery, · a note of the history's own (the agent started or stopped, a
-    subject left the topology); "(not notified)" marks other events recorded but not
-    announced.
+    subject left the topology, a snooze began or ended); "(not notified)" marks other
+    events recorded but not announced. Under an event with evidence, a "why:" line gives
+    the facts the confirming sweep met (agent.core.evidence.why_text).
     Pass `since` (the --since time) for the header and for "No events since ...".
     """
     items = list(records)
@@ -79,6 +84,9 @@ def render_history(
         )
         if r.message:
             lines.append(f"{indent}{_printable(r.message)}")
+        why = why_text(r.evidence, latency=format_latency, body_max=80) if r.evidence else ""
+        if why:
+            lines.append(f"{indent}{paint('why:', Health.GREY, color)} {_printable(why)}")
     return "\n".join(lines) + "\n"
 
 
@@ -90,6 +98,8 @@ _SHOWN_FIELDS = tuple(f for f in dataclasses.fields(EventFields) if f.name != "a
 
 
 def _shown(field: dataclasses.Field[Any], value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)  # whole: every key, set or not
     if isinstance(value, tuple):
         return list(value)
     if value == "" and field.default == "":  # an optional text left empty
@@ -100,7 +110,8 @@ def _shown(field: dataclasses.Field[Any], value: object) -> object:
 def history_to_json(records: Iterable[EventRecord]) -> list[dict[str, Any]]:
     """JSON-ready dicts, one key per event field (EventFields). Stable keys: at (ISO 8601
     UTC), kind, node_id, service, title, message, critical, announced; more may be added
-    (node_name, reason, relay, duration_s, still_down, folded), none removed."""
+    (node_name, reason, relay, duration_s, still_down, folded, and evidence: an object with
+    every key of agent.core.evidence.Evidence, or null), none removed."""
     return [
         {"at": _iso_utc(r.at)}
         | {

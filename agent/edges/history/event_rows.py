@@ -3,7 +3,8 @@
 The fields without a default (EventFields) are the table's columns, named as in
 RECORD_FIELD_NAMES where the column differs; the others are stored as a JSON object in
 ``extra``, only those that differ from their default. A new Event field with a default
-is stored and read back with no edit here.
+is stored and read back with no edit here; so is one whose type is itself a dataclass of
+such fields (the Evidence), stored as a nested object of its values unlike their defaults.
 """
 
 from __future__ import annotations
@@ -42,13 +43,24 @@ def _column_value(value: object) -> object:
     return value
 
 
+def _stored(value: object) -> object:
+    """A field's value as JSON holds it: a dataclass as its fields unlike their defaults."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _stored(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) != f.default
+        }
+    return list(value) if isinstance(value, tuple) else value
+
+
 def event_row(event: Event) -> tuple[object, ...]:
     """The values for EVENT_INSERT."""
     extra: dict[str, object] = {}
     for f in _EXTRA_FIELDS:
         value = getattr(event, f.name)
         if value != f.default:
-            extra[f.name] = list(value) if isinstance(value, tuple) else value
+            extra[f.name] = _stored(value)
     return (
         *(_column_value(getattr(event, f.name)) for f in _COLUMN_FIELDS),
         json.dumps(extra, ensure_ascii=False, default=str) if extra else None,
@@ -69,9 +81,23 @@ def _read_value(hint: object, value: object, default: object) -> object:
         return float(value) if isinstance(value, int | float) else default
     if hint is bool:
         return bool(value) if isinstance(value, int) else default
+    if hint is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
     if typing.get_origin(hint) is tuple:
         return tuple(str(v) for v in value) if isinstance(value, list) else default
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _read_dataclass(hint, value) if isinstance(value, dict) else default
     raise TypeError(f"the history cannot store an event field of type {hint}")
+
+
+def _read_dataclass(cls: type[Any], values: dict[str, Any]) -> object:
+    hints = typing.get_type_hints(cls)
+    return cls(
+        **{
+            f.name: _read_value(hints[f.name], values.get(f.name, f.default), f.default)
+            for f in dataclasses.fields(cls)
+        }
+    )
 
 
 def record_of(row: tuple[Any, ...]) -> EventRecord:

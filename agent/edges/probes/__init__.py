@@ -4,7 +4,9 @@
 ProbeResult per target, in the targets' order. Each probe is bounded by its
 target's timeout as a whole (connect + request + read) and never raises: a
 failure is a result with a reason (see `_errors` for the mapping and `_run` for
-latency). HTTP probes share one httpx client: pass one from
+latency). A service found up that offers rich details (core.details) is then asked for
+them (`details`), within another timeout; its result's latency stays the probe's.
+HTTP probes share one httpx client: pass one from
 `make_http_client()`; without one, run_probes makes one for the sweep (only
 when there is an HTTP target) and closes it, as every sweep of `check` and the
 monitor does (about 15 µs of CPU).
@@ -13,15 +15,18 @@ monitor does (about 15 µs of CPU).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 import httpx
 
+from agent.core.details import detail_source
 from agent.core.model import CheckKind, ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.edges.probes import http, postgres, redis, tcp, websocket
 from agent.edges.probes._run import Clock
+from agent.edges.probes.details import fetch_details
 from agent.edges.probes.http import make_http_client
 
 __all__ = ["PROBES", "ProbeFn", "make_http_client", "run_probes"]
@@ -45,6 +50,16 @@ PROBES: Mapping[CheckKind, ProbeFn] = {
 async def _no_probe(target: ProbeTarget, clock: Clock) -> ProbeResult:
     detail = f"no probe for check kind {target.service.check!r}"
     return ProbeResult(ProbeState.UNKNOWN, Reason.ERROR, detail, None, clock())
+
+
+async def _with_details(
+    target: ProbeTarget, job: Awaitable[ProbeResult], client: httpx.AsyncClient | None
+) -> ProbeResult:
+    result = await job
+    if result.state is not ProbeState.UP:
+        return result
+    details = await fetch_details(target, client)
+    return dataclasses.replace(result, details=details) if details else result
 
 
 async def _reporting(
@@ -76,6 +91,8 @@ async def run_probes(
             probe = PROBES.get(target.service.check)
             if probe is None:
                 jobs.append(_no_probe(target, clock))
+            elif detail_source(target.service) is not None:
+                jobs.append(_with_details(target, probe(target, client, clock=clock), client))
             else:
                 jobs.append(probe(target, client, clock=clock))
         if on_result is not None:

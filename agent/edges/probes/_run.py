@@ -14,6 +14,11 @@ A probe calls `mark_connected()` once its connection is open: a deadline that
 passes after that is NO_ANSWER (the host is reachable, the service hangs), one
 that passes before it TIMEOUT (a firewall, or the host unreachable). The mark
 lives in a context variable, so it belongs to the probe's own task.
+
+A probe that read an answer calls `record_answer(status, body)` (the HTTP probe: the
+status and the start of the body it has already read); `guarded` puts those facts, the
+body cut and scrubbed (agent.core.redact), into the result: the evidence behind a state
+change (agent.core.evidence). No probe sends anything more for it.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 from agent import __version__
 from agent.core.model import ProbeResult, ProbeTarget
+from agent.core.redact import scrub
 from agent.edges.probes._errors import Finding, classify
 
 __all__ = [
@@ -34,6 +41,7 @@ __all__ = [
     "Clock",
     "guarded",
     "mark_connected",
+    "record_answer",
     "url_host",
 ]
 
@@ -42,13 +50,23 @@ Cleanup = Callable[[], Awaitable[None]]
 Clock = Callable[[], float]
 
 USER_AGENT = f"tailnet-agent/{__version__} (probe)"
+EXCERPT_MAX = 120  # characters of a body kept as evidence
 
 _connected: contextvars.ContextVar[bool] = contextvars.ContextVar("probe_connected", default=False)
+# (HTTP status, body excerpt) of the answer the running probe read, if any
+_answer: contextvars.ContextVar[tuple[int | None, str]] = contextvars.ContextVar(
+    "probe_answer", default=(None, "")
+)
 
 
 def mark_connected() -> None:
     """The running probe has its connection: the host answered the handshake."""
     _connected.set(True)
+
+
+def record_answer(status: int | None, body: str = "") -> None:
+    """The running probe read an answer: its status and (for a failure) its body's start."""
+    _answer.set((status, scrub(body, EXCERPT_MAX)))
 
 
 def url_host(host: str) -> str:
@@ -67,6 +85,9 @@ async def guarded(
     start = loop.time()
     deadline = start + target.timeout_s
     token = _connected.set(False)
+    answer_token = _answer.set((None, ""))
+    status: int | None = None
+    excerpt = ""
     try:
         try:
             async with asyncio.timeout_at(deadline):
@@ -77,10 +98,15 @@ async def guarded(
                 exc, target.timeout_s, target.host, connected=connected
             )
         latency_ms = (loop.time() - start) * 1000.0
+        status, excerpt = _answer.get()
     finally:
         _connected.reset(token)
+        _answer.reset(answer_token)
         if cleanup is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout_at(deadline):
                     await cleanup()
-    return ProbeResult(state, reason, detail, latency_ms, clock())
+    result = ProbeResult(state, reason, detail, latency_ms, clock())
+    if status is None and not excerpt:
+        return result
+    return dataclasses.replace(result, http_status=status, excerpt=excerpt)

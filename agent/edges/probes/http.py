@@ -12,6 +12,8 @@ keeps no cookies.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import time
 from http.cookiejar import Cookie, CookieJar
@@ -20,12 +22,14 @@ import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.edges.probes._errors import Finding, one_line
-from agent.edges.probes._run import USER_AGENT, Clock, guarded, url_host
+from agent.edges.probes._run import USER_AGENT, Clock, guarded, record_answer, url_host
 from agent.edges.probes._transport import ProbeTransport
 
 __all__ = ["BODY_LIMIT", "USER_AGENT", "ProbeClient", "make_http_client", "probe"]
 
 BODY_LIMIT = 64 * 1024  # bytes of the body searched for expect_body
+EXCERPT_BYTES = 1024  # bytes of a failing answer's body read as evidence
+EXCERPT_WAIT_S = 0.5  # at most this long for them
 
 
 class _KeepNothing(CookieJar):
@@ -106,13 +110,23 @@ def _status_ok(status: int, expected: tuple[int, ...]) -> bool:
     return status in expected if expected else status < 400
 
 
-async def _read_head_of_body(response: httpx.Response) -> str:
+async def _read_head_of_body(response: httpx.Response, limit: int = BODY_LIMIT) -> str:
     body = bytearray()
     async for chunk in response.aiter_bytes():
         body += chunk
-        if len(body) >= BODY_LIMIT:
+        if len(body) >= limit:
             break
-    return bytes(body[:BODY_LIMIT]).decode(response.encoding or "utf-8", errors="replace")
+    return bytes(body[:limit]).decode(response.encoding or "utf-8", errors="replace")
+
+
+async def _excerpt(response: httpx.Response) -> str:
+    """The start of a failing answer's body, as evidence: read from the answer at hand (no
+    further request) and only briefly, so a body that never comes does not turn the status
+    into a timeout."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(EXCERPT_WAIT_S):
+            return await _read_head_of_body(response, EXCERPT_BYTES)
+    return ""
 
 
 async def _attempt(target: ProbeTarget, client: httpx.AsyncClient) -> Finding:
@@ -120,12 +134,15 @@ async def _attempt(target: ProbeTarget, client: httpx.AsyncClient) -> Finding:
     url = _url(target.host, service.port, service.path)
     async with client.stream("GET", url, timeout=target.timeout_s) as response:
         status = response.status_code
+        record_answer(status)
         if not _status_ok(status, service.expect_status):
             expected = _expected_text(service.expect_status)
+            record_answer(status, await _excerpt(response))
             return ProbeState.DOWN, Reason.HTTP_STATUS, f"HTTP {status} (expected {expected})"
         if service.expect_body is not None:
             body = await _read_head_of_body(response)
             if service.expect_body not in body:
+                record_answer(status, body[:EXCERPT_BYTES])
                 wanted = one_line(service.expect_body, 60)
                 return ProbeState.DOWN, Reason.BODY_MISMATCH, f"body does not contain {wanted!r}"
         return ProbeState.UP, None, f"HTTP {status}"

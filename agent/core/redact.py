@@ -1,0 +1,52 @@
+"""Redaction: what may be written down of a text that came from outside the agent.
+
+Pure. `scrub` is the one filter every text bound for a log, a notification, the menu or
+the history passes through when part of it came from the outside (a probe's error, an
+answer's body, a URL from the topology): credentials in URLs (user:password@), query
+strings and fragments, `password=…` / `"token": "…"` pairs, Authorization values (Bearer,
+Basic), JSON Web Tokens and other long key-like strings are replaced, whitespace runs
+become one blank, and the result is capped.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["MAX_DETAIL", "REDACTED", "scrub"]
+
+MAX_DETAIL = 160
+REDACTED = "***"
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]*@")
+_QUERY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#]*)[?#][^\s]*")
+# A secret-looking key, its separator, then the value: quoted, or up to a delimiter.
+_SECRET_KEY = (
+    r"[\w.-]*(?:passw(?:or)?d|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key"
+    r"|credential|session[_-]?id|cookie|auth)[\w.-]*"
+)
+_KEY_VALUE = re.compile(
+    rf"""(?ix)
+    (["']?\b{_SECRET_KEY}["']?\s*[:=]\s*)     # the key and its separator, kept
+    ("[^"]*"|'[^']*'|[^\s,;&}}\]]+)           # the value, replaced
+    """
+)
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|token|digest)\s+[A-Za-z0-9._~+/=-]{8,}")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# 32+ characters of a key alphabet with letters and digits both: an API key, a hash. Not a
+# word of a path or a file name ("/", "_" and "." are not in it, nor next to it).
+_LONG_KEY = re.compile(
+    r"(?<![\w+/=.-])(?=[A-Za-z0-9+=-]*\d)(?=[A-Za-z0-9+=-]*[A-Za-z])[A-Za-z0-9+=-]{32,}(?![\w/.])"
+)
+
+
+def scrub(text: str, limit: int = MAX_DETAIL) -> str:
+    """`text` without credentials, query strings or secret-looking values, on one line,
+    cut to `limit` characters ("…" at the end when cut)."""
+    text = _USERINFO.sub(r"\1", text)
+    text = _QUERY.sub(r"\1", text)
+    text = _KEY_VALUE.sub(rf"\1{REDACTED}", text)
+    text = _AUTH_SCHEME.sub(rf"\1 {REDACTED}", text)
+    text = _JWT.sub(REDACTED, text)
+    text = _LONG_KEY.sub(REDACTED, text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

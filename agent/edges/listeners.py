@@ -1,0 +1,62 @@
+"""The listening TCP sockets of this machine, read with psutil (for the exposure audit).
+
+psutil reads them the same way on Linux (/proc/net), Windows (GetExtendedTcpTable) and
+macOS (libproc), where hand-written code would need three parsers. On macOS (and AIX) the
+system-wide list needs administrator rights: without them, each process this user may
+inspect is asked instead, and the scan says that other users' sockets may be missing. Only
+the local address and port are kept: no process names, no remote addresses.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import psutil
+
+from agent.core.exposure import Listener, ListenerScan
+
+__all__ = ["scan_listeners"]
+
+_PARTIAL = (
+    "sockets of {n} other users' processes could not be read without administrator rights; "
+    "a service they run may be missing here"
+)
+
+
+def scan_listeners() -> ListenerScan:
+    """Every listening TCP socket (IPv4 and IPv6) of this machine, or why it cannot be read."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        return _scan_per_process()
+    except (OSError, psutil.Error) as error:
+        return ListenerScan(problem=f"the listening sockets could not be read: {error}")
+    return ListenerScan(_listeners(connections))
+
+
+def _scan_per_process() -> ListenerScan:
+    found: list[Listener] = []
+    denied = 0
+    for process in psutil.process_iter():
+        try:
+            found += _listeners(process.net_connections(kind="tcp"))
+        except psutil.AccessDenied:
+            denied += 1
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, OSError):
+            continue  # it ended meanwhile
+    return ListenerScan(tuple(found), partial=_PARTIAL.format(n=denied) if denied else "")
+
+
+def _listeners(connections: Sequence[Any]) -> tuple[Listener, ...]:
+    """The listening TCP sockets among psutil's connections (system-wide or a process's)."""
+    out: list[Listener] = []
+    for conn in connections:
+        if conn.status != psutil.CONN_LISTEN or conn.type != socket.SOCK_STREAM:
+            continue
+        laddr = conn.laddr
+        if not laddr:
+            continue
+        out.append(Listener(str(laddr[0]), int(laddr[1])))
+    return tuple(dict.fromkeys(out))
