@@ -7,15 +7,18 @@ the step, and the notifications the capture server received. At the red step it 
 with a real right click, keeps a screenshot and — on appindicator, whose menu is exported over
 D-Bus (com.canonical.dbusmenu) — reads the menu's first line. Quit from the menu ends it.
 
-The demo runs in a network namespace of its own (only `lo`), so no other program on this
-machine can take a stopped stand-in's port; the netguard still records any address it tried.
+The demo takes a loopback block of its own (agent.demo.network: 127.84.N.0/24), so no other
+program on this machine (another suite's demo or servers on 127.0.0.x) can take a stopped
+stand-in's port and answer for it; the netguard records any address it tried.
+With $TAILNET_AGENT_TEST_SHOTS set, the red step's screenshots are also copied there.
 Every wait is on a state (a colour and a step's name together), never on time; speed 2 keeps
 each step on screen for several seconds, longer than a right click takes.
 """
 
 from __future__ import annotations
 
-import shlex
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,7 +35,6 @@ from tests.helpers.desktop import (
     NotificationLog,
     Region,
     find_colour,
-    require_tool,
     wait_for,
 )
 
@@ -43,20 +45,6 @@ STATE_TIMEOUT_S = 90  # a hang guard: the walk itself gives an expectation up af
 WALK_COLOURS = (Health.GREEN, Health.AMBER, Health.RED)  # grey is near trayer's background
 DESKTOP, MACMINI = "Desktop — GPU Worker", "Mac mini — Backend Server"
 DERP = f"{DESKTOP}: relayed via DERP 'tok'"
-
-
-def _on_a_loopback_of_its_own(argv: list[str]) -> list[str]:
-    """`argv` in a network namespace of its own with only `lo` up; X11 and D-Bus are socket
-    files, reached from there (the user namespace keeps this uid, which D-Bus checks).
-
-    The demo's stand-ins take 127.0.0.x's well-known ports. On the machine's own loopback,
-    while one is stopped, any other program there (another suite's demo) may take its port
-    and answer for it, and the walk would see "FastAPI up" in the middle of its red step.
-    """
-    up = [require_tool("ip"), "link", "set", "lo", "up"]
-    script = f'{shlex.join(up)} && exec "$@"'  # a constant; argv goes as arguments
-    unshare = [require_tool("unshare"), "--net", "--map-current-user", "--"]
-    return [*unshare, "/bin/sh", "-c", script, "sh", *argv]
 
 
 def _tooltips(desk: DesktopEnv) -> list[str]:
@@ -112,10 +100,16 @@ WALK: tuple[tuple[Health, str, tuple[str, bool] | None], ...] = (
 def _look_at_the_red_menu(
     desk: DesktopEnv, strip: Region, at: tuple[int, int], backend: str, pid: int, folder: Path
 ) -> None:
-    """Open the menu with a real right click, keep a screenshot, read what can be read."""
+    """Open the menu with a real right click, keep screenshots, read what can be read."""
+    shots = [desk.save_screenshot(folder / f"demo-red-step-icon-{backend}.png")]
     _open_menu(desk, strip, at)
-    shot = desk.save_screenshot(folder / f"demo-red-step-menu-{backend}.png")
-    print(f"the red step's menu ({backend}): {shot}")
+    shots.append(desk.save_screenshot(folder / f"demo-red-step-menu-{backend}.png"))
+    print(f"the red step's icon and menu ({backend}): {shots}")
+    keep = os.environ.get("TAILNET_AGENT_TEST_SHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for shot in shots:
+            shutil.copy(shot, Path(keep) / shot.name)
     tooltip = _tooltips(desk)
     print(f"tooltip: {tooltip}")
     assert [t for t in tooltip if f"tailnet-agent ({RED_STEP}): Mac mini: FastAPI down" in t]
@@ -140,7 +134,7 @@ def test_the_demo_walks_through_the_real_tray(
     desk = desktop_env
     name = f"demo-tray-{backend}"
     agent = desk.spawn(
-        _on_a_loopback_of_its_own([installed_agent(), "demo", "--speed", SPEED]),
+        [installed_agent(), "demo", "--speed", SPEED],
         name=name,
         extra_env={"PYSTRAY_BACKEND": backend, "XDG_STATE_HOME": str(tmp_path / "state")},
     )

@@ -72,8 +72,6 @@ TOOLS: dict[str, str] = {  # executable -> Debian package
     "xdotool": "xdotool",
     "notify-send": "libnotify-bin",
     "desktop-file-validate": "desktop-file-utils",
-    "unshare": "util-linux",
-    "ip": "iproute2",
 }
 
 APT_PACKAGES = (
