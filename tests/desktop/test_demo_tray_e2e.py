@@ -76,8 +76,19 @@ def _shows(desk: DesktopEnv, strip: Region, health: Health, step: str, log: str)
     return centre
 
 
-def _announced(log: NotificationLog, summary: str, *, critical: bool) -> None:
-    record = log.wait_for(lambda r: r["summary"] == summary, STATE_TIMEOUT_S)
+def _announced(
+    desk: DesktopEnv, log: NotificationLog, summary: str, *, critical: bool, name: str
+) -> None:
+    """Wait for the notification; if it never comes, say what did come and what the agent
+    logged about its notifications (shown, NOT shown, held back), the evidence of why."""
+    try:
+        record = log.wait_for(lambda r: r["summary"] == summary, STATE_TIMEOUT_S)
+    except TimeoutError:
+        said = [line for line in desk.log_tail(name, 1_000_000).splitlines() if "notif" in line]
+        raise AssertionError(
+            f"no notification {summary!r}; received: {[r['summary'] for r in log.records()]}\n"
+            + "\n".join(said[-30:])
+        ) from None
     assert record["app_name"] == "tailnet-agent"
     assert record["hints"]["urgency"] == (2 if critical else 1), record
 
@@ -144,7 +155,7 @@ def test_the_demo_walks_through_the_real_tray(
             at = _shows(desk, tray_host, health, step, name)
             if notification is not None:
                 summary, critical = notification
-                _announced(notification_log, summary, critical=critical)
+                _announced(desk, notification_log, summary, critical=critical, name=name)
             if step == RED_STEP:
                 _look_at_the_red_menu(desk, tray_host, at, backend, agent.pid, screenshots)
         summaries = [(r["summary"], r["body"]) for r in notification_log.records()]
