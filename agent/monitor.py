@@ -40,6 +40,7 @@ from agent.core.events import (
     agent_stopped_event,
 )
 from agent.core.evidence import Change
+from agent.core.first_run import first_run_words, quiet_example
 from agent.core.health import with_snoozes
 from agent.core.menu import MonitorStatus
 from agent.core.model import ServiceKey, Snapshot, Topology
@@ -102,6 +103,7 @@ class Monitor:
         mono: Callable[[], float] = time.monotonic,
         boot: Callable[[], float] | None = SUSPEND_CLOCK,
         snooze_path: Path | None = None,
+        is_example: Callable[[Topology], bool] = lambda _: False,
     ) -> None:
         self._load_topology = load_topology
         self._locate_topology = locate_topology
@@ -114,6 +116,7 @@ class Monitor:
         self._mono = mono
         self._boot = boot
         self._snooze_path = snooze_path
+        self._is_example = is_example  # the bundled example: a first run announces none of it
 
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -313,6 +316,8 @@ class Monitor:
                     (*localise_events(result.events, snapshot), *key_events, *found),
                     snoozed,
                 )
+                if first_run_words(snapshot, bundled=self._is_example(topology)) is not None:
+                    events = quiet_example(events)  # someone else's network: false alarms
                 if result.settling is not None and result.settling.reason is not was_reason:
                     log.info(
                         "grace period: settling after %s (%s)",
