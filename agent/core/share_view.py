@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from agent.core.constants import SHARE_VIEW_PORT
 from agent.core.events import Event, EventKind
 from agent.core.health import short_name
 from agent.core.hints import link_broken_hint, reason_text, with_hint
@@ -59,7 +60,6 @@ __all__ = [
     "stale_after",
 ]
 
-SHARE_VIEW_PORT = 41746  # the default port of the view endpoint
 VIEW_KIND = "tailnet-agent/view"
 VIEW_VERSION = 1
 VIEW_PATH = "/v1/view"
