@@ -1,8 +1,9 @@
 """A loopback tailnet for the benchmarks: a topology file and the status JSON that goes with it.
 
 `write_network(folder, nodes, ...)` writes `topology.toml` (this machine a node of its own on
-127.0.0.1, without services; each peer a node on its own 127.0.0.x with its services) and
-`status.json` in the recorded format of `tailscale status --json` (Running, every peer online
+127.0.0.1 unless said, without services; each peer a node on its own 127.0.0.x, with its
+services) and `status.json` in the recorded format of `tailscale status --json` (Running,
+every peer online
 with a direct path), for tests/helpers/fake_tailscale (`FAKE_TAILSCALE_JSON`) or a stand-in of
 the bench's own. Only loopback addresses are ever written.
 """
@@ -83,6 +84,7 @@ def write_network(
     interval: str = "10s",
     timeout: str = "2s",
     impact: str = "critical",
+    self_host: str = SELF_HOST,
 ) -> Network:
     """Write the topology and the status JSON of `nodes` (peers of this machine) into
     `folder`; `impact` is every service's."""
@@ -91,7 +93,7 @@ def write_network(
         'version = 1\nname = "bench"\n',
         f'[defaults]\ninterval = "{interval}"\ntimeout = "{timeout}"\nlatency_warn_ms = 1000\n',
         f'[[nodes]]\nid = "here"\nname = "This machine"\nhostname = "here"\n'
-        f'ip = "{SELF_HOST}"\nos = "linux"\nalways_on = true\n',
+        f'ip = "{_loopback(self_host)}"\nos = "linux"\nalways_on = true\n',
     ]
     for node in nodes:
         parts.append(
@@ -104,13 +106,13 @@ def write_network(
     status = {
         "Version": "1.102.3",
         "BackendState": "Running",
-        "TailscaleIPs": [SELF_HOST],
+        "TailscaleIPs": [self_host],
         "Self": {
             "ID": "bench-self",
             "HostName": "here",
             "DNSName": "here.bench.ts.net.",
             "OS": "linux",
-            "TailscaleIPs": [SELF_HOST],
+            "TailscaleIPs": [self_host],
             "Online": True,
         },
         "Health": [],
