@@ -3,9 +3,8 @@
 `write_network(folder, nodes, ...)` writes `topology.toml` (this machine a node of its own on
 127.0.0.1 unless said, without services; each peer a node on its own 127.0.0.x, with its
 services) and `status.json` in the recorded format of `tailscale status --json` (Running,
-every peer online
-with a direct path), for tests/helpers/fake_tailscale (`FAKE_TAILSCALE_JSON`) or a stand-in of
-the bench's own. Only loopback addresses are ever written.
+every peer online with a direct path), for tests/helpers/fake_tailscale (`FAKE_TAILSCALE_JSON`)
+or a stand-in of the bench's own. Only loopback addresses are ever written.
 """
 
 from __future__ import annotations
