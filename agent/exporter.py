@@ -35,7 +35,6 @@ from agent.core.metrics import (
 )
 from agent.core.model import Snapshot, Topology
 from agent.edges import event_loop, paths
-from agent.edges.metrics import MetricsServer
 from agent.edges.tailscale import find_cli, read_status
 from agent.errors import UsageError
 from agent.monitor import SweepOnce
@@ -101,6 +100,9 @@ class Exporter:
         self._lock = threading.Lock()
         self._status: MonitorStatus | None = None
         self._sweeps = SweepStats()
+        # here, not at the top: prometheus-client and wsgiref load only with --metrics (RSS)
+        from agent.edges.metrics import MetricsServer
+
         self._server = MetricsServer(address, self.families)
 
     def families(self) -> tuple[MetricFamily, ...]:

@@ -3,14 +3,16 @@ light modules only (issue 12 item 7; the figures are tests/bench/startup.py's).
 
 Each case runs in a fresh interpreter and lists what it imported, so a heavy import added at
 the top of agent/cli.py (the probes, httpx, asyncio, the edges) fails here instead of silently
-costing every start.
+costing every start. `run --headless` on a server (no session bus) loads no bus library.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +28,7 @@ try:
 except SystemExit:
     pass
 sys.stdout.flush()
-print("\\n" + json.dumps(sorted(sys.modules)))
+print("\\n" + json.dumps(sorted(name for name, m in sys.modules.items() if m is not None)))
 """
 
 
@@ -55,3 +57,35 @@ def test_a_command_still_loads_what_it_needs() -> None:
     # the same listing sees the imports when they happen: `topology show` loads the topology
     modules = _modules_after(["topology", "show"])
     assert {"agent.edges.topology_source", "agent.core.topology", "logging"} <= modules
+
+
+HEADLESS_MODULES = """
+import json, sys
+import agent.app
+from agent.desktop.notify import choose_notifier
+notifier = choose_notifier("linux")
+loaded = sorted(n for n, m in sys.modules.items() if m is not None)
+print("\\n" + json.dumps([notifier.name, loaded]))
+"""
+
+
+def test_headless_without_a_session_bus_loads_no_bus_library_and_no_exporter(
+    tmp_path: Path,
+) -> None:
+    # the server case of `run --headless` (RSS: docs/benchmarks.md): no bus, so neither
+    # dbus-fast nor plyer is loaded to find that out; prometheus-client only with --metrics
+    env = {k: v for k, v in os.environ.items() if k not in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY")}
+    env["XDG_RUNTIME_DIR"] = str(tmp_path)  # no "bus" socket in it
+    done = subprocess.run(
+        [sys.executable, "-c", HEADLESS_MODULES],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    name, modules = json.loads(done.stdout.strip().splitlines()[-1])
+    assert name == "log"
+    bus_or_exporter = ("dbus_fast", "plyer", "prometheus_client")
+    loaded = sorted(m for m in modules if m.split(".")[0] in bus_or_exporter)
+    assert loaded == [], loaded

@@ -213,12 +213,13 @@ class DbusNotifier:
         expire_ms: int = 10_000,
         timeout_s: float = 5.0,
     ) -> None:
+        if bus_address is None:
+            _require_session_bus(os.environ)  # first: without a bus, dbus-fast is never loaded
         try:
             from dbus_fast.aio import MessageBus
         except ImportError as exc:
             raise NotifierUnavailable(f"dbus-fast is not installed: {exc}") from exc
         if bus_address is None:
-            _require_session_bus(os.environ)
             bus_address = session_bus_address()  # None: dbus-fast's own search (X11)
         self._message_bus = MessageBus
         self._app_name = app_name
@@ -422,11 +423,11 @@ def _plyer_implementation(platform: str) -> Any:
 
         return win.instance()
     if platform.startswith("linux"):
+        _require_session_bus(os.environ)  # first: without a bus, plyer is never loaded
         from plyer.platforms.linux import notification as linux
 
         if os.path.isdir("/app"):
             log.info("/app exists: not using plyer's Flatpak portal guess")
-        _require_session_bus(os.environ)
         try:
             importlib.import_module("dbus")
         except ImportError:
