@@ -11,13 +11,15 @@ to exit:
   fleet's ground truth, and its CPU per probe;
 - blackbox_exporter's client (../shared/bench/peers/blackbox_client.py, 64 in flight, the
   exporter already running) over the same fleet, in the same rounds; the ratio of the two;
-- then (tests/bench/footprint.py's desktop: Xvfb, a session bus, trayer) the idle RSS of
+- the idle RSS of `run --headless` as on a server (no session bus) over 12 of the fleet's
+  services; then, on tests/bench/footprint.py's desktop (Xvfb, a session bus, trayer), of
   `run --headless` and of the tray (pystray's gtk backend) over its 12-service network.
 
-The agent runs as installed: bytecode cached (PYTHONPYCACHEPREFIX in a temporary folder,
-written by a first run that is not counted). Its tailscale is a stand-in shell script (the
-real CLI is a Go binary; a Python stand-in would add its own start to every figure): `status
---json` prints the fleet's tailnet, `ping` answers "pong ... via ... in 1ms" at once.
+The agent runs as installed: its bytecode compiled beforehand (compileall into a temporary
+PYTHONPYCACHEPREFIX), and a first run of each command not counted. Its tailscale is a stand-in
+shell script (the real CLI is a Go binary; a Python stand-in would add its own start to every
+figure): `status --json` prints the fleet's tailnet, `ping` answers "pong ... via ... in 1ms"
+at once.
 
     .venv/bin/python tests/bench/startup.py                   # 5 rounds, then the RSS figures
     .venv/bin/python tests/bench/startup.py --rounds 3 --no-rss
@@ -32,6 +34,7 @@ import json
 import os
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -86,14 +89,20 @@ def _fleet(peers: ModuleType, bench: Path, folder: Path, args: argparse.Namespac
     return result
 
 
-def _network(manifest: dict, folder: Path) -> tuple[Path, Path, dict[str, str]]:  # type: ignore[type-arg]
+def _network(
+    endpoints: list[dict],
+    folder: Path,
+    interval: str = "10s",  # type: ignore[type-arg]
+) -> tuple[Path, Path, dict[str, str]]:
     by_host: dict[str, list[BenchService]] = defaultdict(list)
     expected: dict[str, str] = {}
-    for ep in manifest["endpoints"]:
+    for ep in endpoints:
         by_host[ep["host"]].append(BenchService(ep["id"], ep["port"], ep["check"], ep["path"]))
         expected[ep["id"]] = ep["expected"]
     nodes = [BenchNode(f"n{i}", host, by_host[host]) for i, host in enumerate(sorted(by_host))]
-    network = write_network(folder, nodes, timeout=f"{TIMEOUT_S:g}s", self_host="127.0.0.254")
+    network = write_network(
+        folder, nodes, interval=interval, timeout=f"{TIMEOUT_S:g}s", self_host="127.0.0.254"
+    )
     bindir = folder / "bin"
     bindir.mkdir()
     stand_in = bindir / "tailscale"
@@ -113,6 +122,44 @@ def _check_verdicts(stdout: str, expected: dict[str, str]) -> int:
             elif want == "refused" and service["state"] == "down":
                 right += "refused" in (service.get("reason") or "")
     return right
+
+
+def _headless_rss(
+    agent: str,
+    manifest: dict,
+    folder: Path,
+    env: dict[str, str],
+    seconds: float,  # type: ignore[type-arg]
+) -> list[float]:
+    """VmRSS (MiB) of `run --headless` as on a server (no session bus, no display) over 12
+    of the fleet's answering services, sampled every second after its first sweeps."""
+    small = [e for e in manifest["endpoints"] if e["expected"] == "up"][:12]
+    topology, stand_in, _ = _network(small, folder / "headless", interval="2s")
+    quiet = {k: v for k, v in env.items() if k not in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY")}
+    runtime = folder / "headless" / "runtime"
+    runtime.mkdir(mode=0o700)
+    quiet.update(XDG_RUNTIME_DIR=str(runtime))
+    argv = [agent, "run", "--headless", "--topology", str(topology), "--tailscale", str(stand_in)]
+    with (folder / "headless" / "stderr.log").open("wb") as err:
+        process = subprocess.Popen(
+            argv, env=quiet, stdin=subprocess.DEVNULL, stdout=err, stderr=err
+        )
+    samples: list[float] = []
+    try:
+        time.sleep(6)  # start-up, the first sweeps and their re-check
+        if process.poll() is not None:
+            raise SystemExit(
+                f"run --headless exited: {(folder / 'headless' / 'stderr.log').read_text()}"
+            )
+        for _ in range(int(seconds)):
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            rss = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+            samples.append(int(rss.split()[1]) / 1024)
+            time.sleep(1)
+    finally:
+        process.terminate()
+        process.wait(15)
+    return samples
 
 
 def _spread(values: list[float], digits: int = 3) -> str:
@@ -159,7 +206,7 @@ def main() -> int:
     notes: list[str] = []
     try:
         manifest = _fleet(peers, args.bench, folder, args)
-        topology, stand_in, expected = _network(manifest, folder)
+        topology, stand_in, expected = _network(manifest["endpoints"], folder)
         targets = folder / "targets.tsv"
         targets.write_text(
             "".join(
@@ -188,7 +235,9 @@ def main() -> int:
             "--help": [agent, "--help"],
             "check --json": check,
         }
-        for argv in commands.values():  # writes the bytecode; not counted
+        # as installed: the agent's bytecode compiled beforehand (into PYTHONPYCACHEPREFIX)
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "agent")], env=env)
+        for argv in commands.values():  # warm-up, not counted
             peers.run_timed(argv, 60, env=env)
         total = len(expected)
         for _ in range(args.rounds):
@@ -211,12 +260,16 @@ def main() -> int:
                     figures["check right"].append(_check_verdicts(out, expected))
             figures["ratio"].append(figures["check --json wall"][-1] / figures["blackbox wall"][-1])
         figures["blackbox idle rss"].append(peers.proc_status_kb(exporter.pid, "VmHWM") / 1024)
+        if not args.no_rss:
+            figures["server headless rss"] = _headless_rss(
+                agent, manifest, folder, env, args.rss_seconds
+            )
     finally:
         peers.stop_all()
     if not args.no_rss:
         import footprint  # Xvfb, a session bus and trayer: the tray as a person runs it
 
-        for mode in ("headless", "tray"):
+        for mode in ("headless", "tray"):  # on a desktop: a session bus, a tray host
             measured = footprint.measure(
                 mode, argparse.Namespace(seconds=args.rss_seconds, trials=0, seed=1)
             )
@@ -254,8 +307,17 @@ def main() -> int:
         f"| {min(figures['blackbox right']):.0f}/{total} |"
     )
     if not args.no_rss:
-        print(f"| `run --headless` idle RSS MiB | {figures['headless rss'][0]:.1f} | |")
-        print(f"| tray (gtk) idle RSS MiB | {figures['tray rss'][0]:.1f} | |")
+        server = figures["server headless rss"]
+        print(
+            f"| `run --headless` idle RSS MiB, no session bus (a server) | {_spread(server, 1)} | |"
+        )
+        print(
+            f"| `run --headless` idle RSS MiB, desktop session | {figures['headless rss'][0]:.1f} |"
+            " |"
+        )
+        print(
+            f"| tray (pystray gtk) idle RSS MiB, desktop session | {figures['tray rss'][0]:.1f} | |"
+        )
     for note in notes:
         print(f"WARNING: {note}")
     return 0
