@@ -16,7 +16,8 @@ person with curl or a browser) meet what they would meet on the tailnet:
 
 A service of another name gets its check kind's plain answer. The port is the real
 program's when it is free on that address, else one the system picks (a real Next.js may
-run on 3000 here); `start` after `stop` binds the same port again when it can (the
+run on 3000 here), or with `exact` that port or an error (agent.demo.network then tries
+another loopback block); `start` after `stop` binds the same port again when it can (the
 topology, written from `port`, follows when it cannot).
 """
 
@@ -343,9 +344,10 @@ class StandIn:
     def running(self) -> bool:
         return self._server is not None
 
-    async def start(self) -> None:
+    async def start(self, *, exact: bool = False) -> None:
         """Listen: on the port it had, else the service's own, else any free one (taken
-        meanwhile, or a real server runs here); `port` says which."""
+        meanwhile, or a real server runs here); `port` says which. `exact`: that port or
+        OSError (the demo then tries another loopback block)."""
         if self._server is not None:
             return
         try:
@@ -353,6 +355,8 @@ class StandIn:
                 self._handler, self.host, self.port or self.preferred_port
             )
         except OSError:
+            if exact:
+                raise
             self._server = await asyncio.start_server(self._handler, self.host, 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
 

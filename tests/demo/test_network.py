@@ -62,6 +62,47 @@ def test_too_few_loopback_addresses_is_said_with_the_fix() -> None:
         choose_addresses(BUNDLED, SELF_NODE, ["127.0.0.1"])
 
 
+def _endpoints(network: DemoNetwork) -> dict[tuple[str, str], str]:
+    """Where each stand-in listens, this machine's own on the shared 127.0.0.1 left out."""
+    return {k: a for k, a in network.addresses().items() if not a.startswith("127.0.0.1:")}
+
+
+def test_two_demos_take_blocks_of_their_own_and_a_stopped_port_stays_theirs() -> None:
+    """The first demo stops FastAPI; a second one starting meanwhile from the same block
+    finds the block's other real ports taken and moves on to the next, so nothing takes
+    the stopped port and FastAPI comes back on it."""
+    first = DemoNetwork.start(BUNDLED, first_block=200)
+    try:
+        mine = _endpoints(first)
+        assert mine[("macmini", "FastAPI")] == "127.84.200.3:8000"  # the block, real ports
+        assert {(k, a.rsplit(":", 1)[1]) for k, a in mine.items()} == {
+            ((n.id, s.name), str(s.port)) for n in BUNDLED.nodes for s in n.services
+            if n.id != SELF_NODE
+        }  # fmt: skip
+        first.stop_service("macmini", "FastAPI")
+        second = DemoNetwork.start(BUNDLED, first_block=200)
+        try:
+            theirs = _endpoints(second)
+            assert {a.rsplit(".", 1)[0] for a in theirs.values()} == {"127.84.201"}
+            assert not set(theirs.values()) & set(mine.values())
+            first.start_service("macmini", "FastAPI")
+            assert _endpoints(first) == mine
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
+def test_where_127_8_does_not_answer_it_shares_the_usual_addresses() -> None:
+    """macOS: only 127.0.0.1 and ::1 bind, so no block; the usual choice, on any free port."""
+    network = DemoNetwork.start(BUNDLED, bindable=lambda a: a in ("127.0.0.1", "::1"))
+    try:
+        hosts = {a.rpartition(":")[0] for a in network.addresses().values()}
+        assert hosts == {"127.0.0.1", "[::1]"}  # desktop and this machine's own; the Mac mini
+    finally:
+        network.close()
+
+
 def test_the_topology_names_only_loopback_addresses_and_validates(
     network: DemoNetwork, tmp_path: Path
 ) -> None:
