@@ -397,7 +397,7 @@ def open_demo(notifier: Notifier) -> None:
     and lock: it runs beside this agent)."""
     try:
         argv = demo_command()
-        subprocess.Popen(
+        subprocess.Popen(  # noqa: S603 — argv is sys.executable and fixed words, no shell
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -713,7 +713,7 @@ def run_tray(
         with stop_on_signals(tray.stop) as signals:  # as Quit does: run() returns, exit 0
 
             def stop_when_told() -> None:
-                assert around.stop is not None
+                assert around.stop is not None  # noqa: S101 — narrows a type the lines above guarantee; not an input check
                 around.stop.wait()
                 tray.stop()
 

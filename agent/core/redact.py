@@ -21,7 +21,7 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]*@")
 _QUERY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#]*)[?#][^\s]*")
 # A secret-looking key, its separator, then the value: quoted, or up to a delimiter.
 _SECRET_KEY = (
-    r"[\w.-]*(?:passw(?:or)?d|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key"
+    r"[\w.-]*(?:passw(?:or)?d|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key"  # noqa: S105 — a pattern of secret key names, not a secret
     r"|credential|session[_-]?id|cookie|auth)[\w.-]*"
 )
 _KEY_VALUE = re.compile(

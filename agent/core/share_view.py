@@ -198,7 +198,7 @@ def localise(
                 seen.append((self_id, mine.state))
             others: list[ProbeState] = []
             for reading in fresh:
-                assert reading.states is not None
+                assert reading.states is not None  # noqa: S101 — narrows a type the lines above guarantee; not an input check
                 state = reading.states.get(key)
                 if state not in (ProbeState.UP, ProbeState.DOWN):
                     continue
