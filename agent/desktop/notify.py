@@ -586,6 +586,9 @@ class DesktopNotifierBackend:
             title=title,
             message=message,
             urgency=dn.Urgency.Critical if critical else dn.Urgency.Normal,
+            # critical: until dismissed (0), as the other backends send it; the library's
+            # default (-1) leaves that to the server. Ordinary ones: the server's default.
+            timeout=0 if critical else -1,
             on_dispatched=dispatched.set,
         )
         try:
