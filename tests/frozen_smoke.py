@@ -375,11 +375,10 @@ def step_autostart(smoke: Smoke) -> str:
 
 def step_tray(smoke: Smoke) -> str:
     from agent.core.model import Health
-    from agent.desktop.icons import HEALTH_COLOURS
-    from tests.helpers.desktop import find_colour, start_desktop, wait_for
+    from tests.helpers.desktop import find_named_colour, start_desktop, wait_for
 
     def icon(health: Health) -> bool:
-        count, _ = find_colour(desk.screenshot(), HEALTH_COLOURS[health], 40, strip)
+        count, _ = find_named_colour(desk.screenshot(), health.value, strip)
         return count >= 20
 
     with start_desktop() as desk, http_service() as web, tcp_service() as tcp_port:
