@@ -46,7 +46,7 @@ def _large_topology(root: Path) -> Path:
     path = root / "topology.toml"
     path.write_text(
         textwrap.dedent(
-            f"""\
+            """\
             version = 1
             name = "large"
 
