@@ -44,8 +44,10 @@ def scrub(text: str, limit: int = MAX_DETAIL) -> str:
     cut to `limit` characters ("…" at the end when cut)."""
     text = _USERINFO.sub(r"\1", text)
     text = _QUERY.sub(r"\1", text)
-    text = _KEY_VALUE.sub(rf"\1{REDACTED}", text)
+    # The scheme's credential first: "Authorization: Bearer X" would otherwise lose only
+    # "Bearer" to the key-value rule, and X would stay.
     text = _AUTH_SCHEME.sub(rf"\1 {REDACTED}", text)
+    text = _KEY_VALUE.sub(rf"\1{REDACTED}", text)
     text = _JWT.sub(REDACTED, text)
     text = _LONG_KEY.sub(REDACTED, text)
     text = " ".join(text.split())
