@@ -50,6 +50,7 @@ from agent.core.model import (
     TailscaleProblem,
 )
 from agent.core.path import describe_path
+from agent.core.redact import scrub
 from agent.core.share_view import matrix_lines
 from agent.core.snooze import Snooze, SnoozeKey, covering, key_text
 
@@ -438,7 +439,7 @@ def service_line(
         text = f"{head} — unknown"
         if result.detail:
             text += f" — {explain(result, hostname)}"
-    return _clip(text, LINE_MAX)
+    return _clip(scrub(text, len(text)), LINE_MAX)  # a probe's detail may quote a URL
 
 
 def _node_actions(node: NodeStatus) -> list[MenuEntry]:
