@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Any
 
+from agent.core.rate_limit import BURST, RATE_PER_S, ClientRates
 from agent.core.share_view import VIEW_MAX_BYTES, VIEW_PATH
 from agent.errors import AgentError
 
@@ -24,10 +25,7 @@ __all__ = ["BURST", "RATE_PER_S", "REQUEST_TIMEOUT_S", "ViewServer"]
 
 log = logging.getLogger(__name__)
 
-RATE_PER_S = 5.0
-BURST = 20.0
 REQUEST_TIMEOUT_S = 2.0
-_CLIENTS_MAX = 256  # rate buckets kept; the oldest are forgotten
 
 
 class _Server(http.server.HTTPServer):
@@ -35,20 +33,11 @@ class _Server(http.server.HTTPServer):
 
     def __init__(self, address: tuple[str, int]) -> None:
         self.body = b""
-        self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
-        self.lock = threading.Lock()
+        self.rates = ClientRates()
         super().__init__(address, _Handler)
 
     def allow(self, client: str) -> bool:
-        now = time.monotonic()
-        with self.lock:
-            tokens, at = self.buckets.pop(client, (BURST, now))
-            tokens = min(BURST, tokens + (now - at) * RATE_PER_S)
-            allowed = tokens >= 1.0
-            self.buckets[client] = (tokens - 1.0 if allowed else tokens, now)
-            while len(self.buckets) > _CLIENTS_MAX:
-                del self.buckets[next(iter(self.buckets))]
-        return allowed
+        return self.rates.allow(client, time.monotonic())
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("share-view: a request from %s failed", client_address[0], exc_info=True)
