@@ -107,9 +107,7 @@ def test_a_services_credentials_reach_no_sink(sandbox: AgentSandbox, tmp_path: P
             metrics = wait_for(
                 lambda: _get(f"http://127.0.0.1:{metrics_port}/metrics"), 20, interval=0.2
             )
-            view = wait_for(
-                lambda: _get(f"http://127.0.0.1:{view_port}/v1/view"), 20, interval=0.2
-            )
+            view = wait_for(lambda: _get(f"http://127.0.0.1:{view_port}/v1/view"), 20, interval=0.2)
             check = sandbox.run("check", "--json", "-v", "--topology", str(topology))
         finally:
             agent.send_signal(signal.SIGTERM)
@@ -117,7 +115,7 @@ def test_a_services_credentials_reach_no_sink(sandbox: AgentSandbox, tmp_path: P
     history = sandbox.run("history", "--json")
     log = said()
     assert code == 0, log
-    assert 'fastapi' in metrics.lower() and "desktop" in view, (metrics, view)
+    assert "fastapi" in metrics.lower() and "desktop" in view, (metrics, view)
     assert json.loads(check.stdout)["overall"] == "red", check.stderr
     assert "FastAPI" in history.stdout, history.stderr
     sinks = {
