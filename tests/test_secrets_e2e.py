@@ -104,9 +104,12 @@ def test_a_services_credentials_reach_no_sink(sandbox: AgentSandbox, tmp_path: P
                 40,
                 message=f"no notification of the failure:\n{said()}",
             )
-            metrics = wait_for(
-                lambda: _get(f"http://127.0.0.1:{metrics_port}/metrics"), 20, interval=0.2
-            )
+
+            def scraped() -> str | None:  # once a sweep's samples are in (not only build_info)
+                text = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+                return text if 'service="FastAPI"' in text else None
+
+            metrics = wait_for(scraped, 20, interval=0.2)
             view = wait_for(lambda: _get(f"http://127.0.0.1:{view_port}/v1/view"), 20, interval=0.2)
             check = sandbox.run("check", "--json", "-v", "--topology", str(topology))
         finally:
