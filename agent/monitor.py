@@ -46,6 +46,7 @@ from agent.core.model import ServiceKey, Snapshot, Topology
 from agent.core.outage import Outage
 from agent.core.share_view import localise_events
 from agent.edges import event_loop
+from agent.edges.notify_outbox import NotifierOutbox
 from agent.edges.snooze_file import load_snoozes, save_snoozes
 from agent.errors import AgentError
 from agent.sweep import TAILSCALE_TIMEOUT_S
@@ -105,7 +106,7 @@ class Monitor:
         self._load_topology = load_topology
         self._locate_topology = locate_topology
         self._sweep_once = sweep_once
-        self._notifier = notifier
+        self._outbox = NotifierOutbox(notifier)  # a notifier that hangs holds up only itself
         self._on_update = on_update
         self._open_history = open_history
         self._topology_warning = topology_warning
@@ -132,7 +133,7 @@ class Monitor:
         self._uptime_over: Mapping[ServiceKey, float] = {}
         self._uptime_every = 0.0
         self._since: Mapping[ServiceKey, float] = {}
-        self._uptime_at = 0.0
+        self._uptime_at = -UPTIME_REFRESH_S  # monotonic; the first sweep reads the uptime
         self._snoozes: dict[snoozing.SnoozeKey, snoozing.Snooze] = {}
         self._pending: list[Event] = []  # snooze records made between passes
         self._changes: dict[Subject, Change] = {}  # the latest change of each subject
@@ -327,7 +328,9 @@ class Monitor:
                         event.message,
                     )
                 self._record(history, snapshot, events)
-                decision = notify_policy.decide(self._policy, events, self._wall())
+                decision = notify_policy.decide(
+                    self._policy, events, self._wall(), now_mono=self._mono()
+                )
                 self._policy = decision.state
                 for held in decision.held_back:
                     log.info("notification held back (%s): %s", held.why, held.event.title)
@@ -341,6 +344,7 @@ class Monitor:
             if history is not None:
                 self._record_quietly(history, agent_stopped_event(self._wall()))
                 history.close()
+            self._outbox.close()
             self._loop = None
 
     def _snooze_step(
@@ -531,7 +535,8 @@ class Monitor:
             history.record_sweep(snapshot)
             history.record_events(events)
             now = self._wall()
-            if events or now - self._uptime_at >= self._uptime_every:
+            # scheduled on the monotonic clock: a clock set back must not stall the readings
+            if events or self._mono() - self._uptime_at >= self._uptime_every:
                 since = now - UPTIME_WINDOW_S
                 detail = history.uptime_detail(since, now)
                 self._uptime = {key: u.fraction for key, u in detail.items()}
@@ -544,36 +549,14 @@ class Monitor:
                 youngest = min(self._uptime_over.values(), default=float(UPTIME_WINDOW_S))
                 self._uptime_every = min(UPTIME_REFRESH_S, youngest * UPTIME_PRECISION)
                 self._since = history.state_since(now)
-                self._uptime_at = now
+                self._uptime_at = self._mono()
         except Exception as error:
             self._history_failed(error)
         else:
             self._history_written()
 
     async def _deliver(self, notes: tuple[notify_policy.Notification, ...]) -> None:
-        loop = asyncio.get_running_loop()
-        for note in notes:
-            send = functools.partial(
-                self._notifier.notify,
-                note.title,
-                note.message,
-                critical=note.critical,
-                key=note.key,
-                replaces=note.replaces,
-            )
-            try:
-                delivered = await loop.run_in_executor(None, send)
-            except Exception:  # a notifier must never take the monitor down
-                log.exception("the notifier failed")
-                delivered = False
-            if not delivered and self._notifier.name == "log":
-                continue  # agent.desktop.notify.LogNotifier wrote it down: nothing was to be shown
-            log.info(
-                "notification %s: %s — %s",
-                "shown" if delivered else "NOT shown",
-                note.title,
-                note.message,
-            )
+        await self._outbox.deliver(notes)
 
     def _publish(
         self,
