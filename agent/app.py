@@ -37,6 +37,7 @@ from agent.desktop import autostart
 from agent.desktop.notify import choose_notifier
 from agent.edges import paths
 from agent.edges.history import History
+from agent.edges.listeners import ListenerCache
 from agent.edges.path_ping import PING_EVERY_S, PathPinger
 from agent.edges.single_instance import InstanceLock
 from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
@@ -202,6 +203,7 @@ def _build_monitor(
         # a peer's path at most once a minute; a tailnet read another way has no CLI to ping
         pinger=PathPinger(cli if around.read_tailnet is None else None, every_s=PING_EVERY_S),
         share=share,
+        listeners=ListenerCache(),  # the socket table at most once a minute (its cost)
     )
     if exporter is not None:
         sweep_once, on_update = exporter.observe(sweep_once, on_update)

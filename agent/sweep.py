@@ -92,10 +92,12 @@ async def sweep(
     clock: Callable[[], float] = time.time,
     pinger: PathPinger | None = None,
     share: PeerViewsPartner | None = None,
+    listeners: Callable[[], ListenerScan] = scan_listeners,
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure. With `share`
     (--share-view) the peers' views are fetched while the probes run, place the failures,
-    and the judged sweep is shared."""
+    and the judged sweep is shared. `listeners` reads this machine's listening sockets (the
+    monitor passes a ListenerCache)."""
     if read_tailnet is None:
         tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
     else:
@@ -112,7 +114,7 @@ async def sweep(
         pinging = group.create_task(pinger.readings(peers, topology.defaults.timeout_s))
         # A simulated tailnet (the demo's) is not this machine's: its sockets say nothing.
         auditing = group.create_task(
-            exposure_audit(topology, tailnet, self_id if read_tailnet is None else None)
+            exposure_audit(topology, tailnet, self_id if read_tailnet is None else None, listeners)
         )
         sharing = (
             None if share is None else group.create_task(share.fetch(topology, self_id, tailnet))
@@ -163,14 +165,17 @@ def which_node(topology: Topology, tailnet: TailnetView, node_override: str | No
 
 
 async def exposure_audit(
-    topology: Topology, tailnet: TailnetView, self_id: str | None
+    topology: Topology,
+    tailnet: TailnetView,
+    self_id: str | None,
+    listeners: Callable[[], ListenerScan] = scan_listeners,
 ) -> ExposureAudit:
     """The exposure audit of this machine's node (its sockets are read in a worker thread;
     a node without services needs no reading)."""
     node = topology.node(self_id) if self_id is not None else None
     if node is None or not node.services:
         return audit_exposure(topology, self_id, tailnet.self_ips, _NOTHING_TO_SCAN)
-    scan = await asyncio.to_thread(scan_listeners)
+    scan = await asyncio.to_thread(listeners)
     return audit_exposure(topology, self_id, tailnet.self_ips, scan)
 
 

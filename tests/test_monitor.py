@@ -696,3 +696,24 @@ def test_snoozes_survive_a_restart_and_an_unsnooze_says_what_is_still_wrong(  # 
     assert ended.snoozes == {}
     assert rec2.shown[0][0] == "desktop: snooze over — Ollama still wrong"
     assert rec2.shown[0][2] is True  # a critical service is still down
+
+
+def test_a_snoozed_outage_stays_uncoloured_while_settling_after_a_clock_change(  # type: ignore[no-untyped-def]
+    start_monitor, tmp_path: Path
+) -> None:
+    topo = tmp_path / "topology.toml"
+    topo.write_text(topology_text(NO_SERVER, interval="1s"))
+    jump = [0.0]
+    sweeps = ScriptedSweeps()
+    monitor, rec = start_monitor(topo, sweep_once=sweeps, wall=lambda: time.time() + jump[0])
+    rec.wait(lambda u: u.snapshot is not None and u.snapshot.overall is Health.GREEN)
+    monitor.snooze(("desktop", ""), SnoozeKind.HOUR, time.time() + 3600)
+    rec.wait(lambda u: ("desktop", "") in u.snoozes)
+    sweeps.result = REFUSED
+    rec.wait(lambda u: any(e.kind is EventKind.SERVICE_DOWN for e in u.events))  # confirmed
+    jump[0] = 600.0  # the clock is set ahead: a grace period keeps the confirmed states
+    settling = rec.wait(lambda u: u.in_grace, timeout=10)
+    assert settling.settling is not None and settling.settling.health is Health.GREEN
+    assert settling.settling.problems == ()  # the snoozed critical down does not colour
+    assert overall_health(app.tray_view(settling, autostart=None)) is Health.GREEN
+    assert rec.shown == []

@@ -72,7 +72,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -93,8 +93,9 @@ from agent.core.events import (
     topology_fixed_event,
 )
 from agent.core.evidence import with_evidence
-from agent.core.health import short_name, worst
+from agent.core.health import service_colour, short_name, worst
 from agent.core.model import (
+    FleetView,
     Health,
     Impact,
     Link,
@@ -436,7 +437,12 @@ def _grace(
 
 
 def confirmed_health(
-    state: MonitorState, topology: Topology, self_id: str | None
+    state: MonitorState,
+    topology: Topology,
+    self_id: str | None,
+    *,
+    snoozed: Collection[ServiceKey] = (),
+    fleet: FleetView | None = None,
 ) -> tuple[Health, tuple[str, ...]]:
     """The colour and the problems (worst first) of the confirmed states, not of the latest
     readings: what the icon keeps while a grace period lets the readings settle.
@@ -444,13 +450,18 @@ def confirmed_health(
     The same colours as the health rules for what the state machine confirms: Tailscale
     not running here, an always-on peer offline and a critical service down are red; a
     relayed link and a degraded service down amber. Latency and "not in the tailnet" are
-    not confirmed subjects: they colour the latest readings only. Green when something is
-    confirmed good and nothing bad, grey when nothing is confirmed yet.
+    not confirmed subjects: they colour the latest readings only. As in the judged sweep,
+    a snoozed node or service (`snoozed`, core.snooze's keys) does not colour, and a
+    critical service the peers' views (`fleet`, --share-view) reach is amber, this
+    machine's link (core.health.service_colour). Green when something is confirmed good
+    and nothing bad, grey when nothing is confirmed yet.
     """
     found: list[tuple[Health, str]] = []
     if state.tailscale.confirmed is Verdict.BAD:
         found.append((Health.RED, "Tailscale is not running here"))
     for node in topology.nodes:
+        if (node.id, "") in snoozed:
+            continue  # snoozed: neither its link nor its services colour
         name = short_name(node)
         peer = state.peers.get(node.id) if node.id != self_id else None
         if peer is not None and peer.confirmed is Verdict.BAD:
@@ -461,13 +472,14 @@ def confirmed_health(
         if link is not None and link.confirmed is Verdict.BAD:
             found.append((Health.AMBER, f"{name}: relayed"))
         for service in node.services:
-            track = state.services.get((node.id, service.name))
+            key = (node.id, service.name)
+            track = state.services.get(key)
             if track is None or track.confirmed is not Verdict.BAD:
                 continue
-            if service.impact is Impact.CRITICAL:
-                found.append((Health.RED, f"{name}: {service.name} down"))
-            elif service.impact is Impact.DEGRADED:
-                found.append((Health.AMBER, f"{name}: {service.name} down"))
+            down = _DOWN_COLOUR.get(service.impact, Health.GREY)
+            colour = service_colour(down, key, snoozed, fleet)
+            if colour in (Health.RED, Health.AMBER):
+                found.append((colour, f"{name}: {service.name} down"))
     if found:
         found.sort(key=lambda item: item[0] is not Health.RED)  # stable: red first
         return worst(h for h, _ in found), tuple(text for _, text in found)
@@ -475,6 +487,9 @@ def confirmed_health(
     tracks += state.services.values()
     known = any(t.confirmed is Verdict.GOOD for t in tracks)
     return (Health.GREEN if known else Health.GREY), ()
+
+
+_DOWN_COLOUR = {Impact.CRITICAL: Health.RED, Impact.DEGRADED: Health.AMBER}
 
 
 def _retired(state: MonitorState, topology: Topology, at: float) -> list[Event]:
@@ -671,7 +686,13 @@ def step(
     )
     settling = None
     if grace_reason is not None:
-        health, problems = confirmed_health(new_state, topology, snapshot.self_node_id)
+        health, problems = confirmed_health(
+            new_state,
+            topology,
+            snapshot.self_node_id,
+            snoozed=snapshot.snoozed,
+            fleet=snapshot.fleet,
+        )
         settling = Settling(grace_reason, health, problems)
     # each change carries the facts of the sweep that confirmed it (core.evidence)
     return StepResult(new_state, with_evidence(events, snapshot), recheck, in_grace, settling)

@@ -10,7 +10,13 @@ that brings the file back in line:
 - a tailnet peer that no node describes: the `[[nodes]]` lines to add. This one is a
   warning without colour: real tailnets hold phones, shared machines and exit nodes that
   no topology lists (tests/fixtures/tailscale/real/), and an icon amber for ever for them
-  would teach the user to ignore amber.
+  would teach the user to ignore amber. Its line says what Tailscale knows of it: its ACL
+  tags (`Tags`) and whether it offers an exit node (`ExitNodeOption`).
+  Two kinds of peer are no strays, and `init` leaves them out too (core.starter): Mullvad's
+  exit nodes (tests/fixtures/tailscale/real/v1_50_mullvad_exit_nodes.json), and a sharee's
+  machine (`ShareeNode`: in the netmap because someone this tailnet shared a node with owns
+  it, and it may connect to us; ipnstate.PeerStatus in tailscale's ipn/ipnstate/ipnstate.go,
+  which says `tailscale status` hides it): both belong to another person's network.
 
 Nothing is said while Tailscale is not running here (nothing is known then). This machine
 is compared too, by the same rules, but never reported missing: it runs this agent.
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 from agent.core.health import short_name
 from agent.core.model import Finding, FindingKind, Node, PeerView, TailnetView, Topology
-from agent.core.starter import node_slug, preferred_ip
+from agent.core.starter import is_mullvad, node_slug, preferred_ip
 from agent.core.tailnet import dns_label
 from agent.core.topology import toml_string
 
@@ -55,7 +61,8 @@ def detect_drift(
             findings.append(_renamed(node, machine))
     used_ids = {n.id for n in topology.nodes}
     for index, peer in enumerate(machines):
-        if index and index not in claimed:  # this machine (0) is no stray, whichever node it is
+        # this machine (0) is no stray, whichever node it is; nor is another's machine
+        if index and index not in claimed and not peer.sharee and not is_mullvad(peer):
             findings.append(_stray(peer, used_ids))
     return tuple(findings)
 
@@ -133,13 +140,31 @@ def _stray(peer: PeerView, used_ids: set[str]) -> Finding:
     while node_id in used_ids:
         node_id = f"{node_id[:28]}-new"
     shown = f"{toml_string(name)} ({ip})" if ip else toml_string(name)
+    what = _what_it_is(peer)
+    add = (
+        f"add [[nodes]] with id = {toml_string(node_id)}, hostname = {toml_string(name)}, "
+        f"ip = {toml_string(ip)}"
+    )
+    if peer.exit_node_option:
+        fix = f"nothing if it only routes traffic; to watch it, {add} (always_on = true)"
+    else:
+        fix = f"{add} (always_on = false for a laptop or phone)"
     return Finding(
         FindingKind.DRIFT,
         f"drift:stray:{ip or name}",
         None,
         name,
-        f"tailnet peer {shown} is not in the topology",
-        f"add [[nodes]] with id = {toml_string(node_id)}, hostname = {toml_string(name)}, "
-        f"ip = {toml_string(ip)} (always_on = false for a laptop or phone)",
+        f"tailnet peer {shown}{what} is not in the topology",
+        fix,
         colours=False,
     )
+
+
+def _what_it_is(peer: PeerView) -> str:
+    """ ", an exit node tagged tag:x": what Tailscale says of a peer besides its name."""
+    parts = []
+    if peer.exit_node_option:
+        parts.append("an exit node")
+    if peer.tags:
+        parts.append("tagged " + ", ".join(peer.tags))
+    return f", {' '.join(parts)}," if parts else ""

@@ -56,6 +56,7 @@ __all__ = [
     "judge",
     "names_down",
     "problem_words",
+    "service_colour",
     "short_name",
     "with_snoozes",
     "worst",
@@ -175,11 +176,7 @@ def _judge_node(
         result = results.get(key, _MISSING)
         if link is Link.OFFLINE:
             result = _explain_offline(result)
-        health = _service_health(service.impact, result.state)
-        if node_snoozed or key in snoozed:
-            health = Health.GREY  # snoozed: shown, never coloured (core.snooze)
-        if health is Health.RED and _placed(fleet, key) is Locus.HERE:
-            health = Health.AMBER  # the others reach it: this machine's link, not the service
+        health = service_colour(_service_health(service.impact, result.state), key, snoozed, fleet)
         services.append(ServiceStatus(service, result, health, addresses.get(key, "")))
 
     any_up = any(s.result.state is ProbeState.UP for s in services)
@@ -263,6 +260,19 @@ def _judge_node(
         key_expires_at,
         findings,
     )
+
+
+def service_colour(
+    health: Health, key: ServiceKey, snoozed: Collection[ServiceKey], fleet: FleetView | None
+) -> Health:
+    """A service's colour `health` (from its impact and state) once its snooze and the
+    fleet's placement apply: the one rule for the judged sweep and for the monitor's
+    settling (core.confirm.confirmed_health)."""
+    if (key[0], "") in snoozed or key in snoozed:
+        return Health.GREY  # snoozed: shown, never coloured (core.snooze)
+    if health is Health.RED and _placed(fleet, key) is Locus.HERE:
+        return Health.AMBER  # the others reach it: this machine's link, not the service
+    return health
 
 
 def _placed(fleet: FleetView | None, key: ServiceKey) -> Locus | None:
@@ -397,6 +407,7 @@ def judge(
         findings=tuple(findings),
         assessed=assessed,
         fleet=fleet,
+        snoozed=frozenset(snoozed),
     )
 
 

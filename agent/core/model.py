@@ -182,6 +182,9 @@ class PeerView:
     peer_relay: str = ""
     last_seen: str = ""  # RFC 3339, "" when unset
     key_expiry: float | None = None  # KeyExpiry (wall s); None when expiry is disabled
+    tags: tuple[str, ...] = ()  # Tags: ACL tags ("tag:server"); a tagged node has no owner
+    sharee: bool = False  # ShareeNode: a machine of someone this tailnet shared a node with
+    exit_node_option: bool = False  # ExitNodeOption: it offers itself as an exit node
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,3 +378,4 @@ class Snapshot:
     findings: tuple[Finding, ...] = ()  # every node's, and those about no node
     assessed: frozenset[FindingKind] = frozenset()  # the kinds this sweep could look for
     fleet: FleetView | None = None  # the peers' views, with --share-view
+    snoozed: frozenset[ServiceKey] = frozenset()  # judged snoozed (core.snooze's keys)

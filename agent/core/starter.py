@@ -38,6 +38,7 @@ __all__ = [
     "Found",
     "KnownPort",
     "StarterNode",
+    "is_mullvad",
     "known_port",
     "node_slug",
     "preferred_ip",
@@ -129,9 +130,13 @@ def starter_nodes(view: TailnetView) -> tuple[tuple[StarterNode, ...], tuple[str
     mullvad = 0
     used_ids: set[str] = set()
     used_ips: set[str] = set()
+    sharees = 0
     for peer, is_self in ((me, True), *((p, False) for p in peers)):
-        if peer.dns_name.rstrip(".").endswith(MULLVAD_SUFFIX):
+        if is_mullvad(peer):
             mullvad += 1
+            continue
+        if peer.sharee:
+            sharees += 1
             continue
         label = dns_label(peer.dns_name)
         shown = _one_line(peer.hostname) or label or "?"
@@ -160,7 +165,17 @@ def starter_nodes(view: TailnetView) -> tuple[tuple[StarterNode, ...], tuple[str
         )
     if mullvad:
         skipped.append(f"{mullvad} Mullvad exit node(s): not machines of this network")
+    if sharees:
+        skipped.append(
+            f"{sharees} machine(s) of people you shared a machine with: not of this network"
+        )
     return tuple(nodes), tuple(skipped)
+
+
+def is_mullvad(peer: PeerView) -> bool:
+    """A Mullvad exit node of Tailscale's add-on: listed as a peer, no machine of this
+    network."""
+    return peer.dns_name.rstrip(".").endswith(MULLVAD_SUFFIX)
 
 
 def starter_topology(

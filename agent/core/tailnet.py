@@ -153,6 +153,9 @@ def _peer(obj: Mapping[str, object]) -> PeerView:
         peer_relay=_str(obj.get("PeerRelay")),
         last_seen=_time(obj.get("LastSeen")),
         key_expiry=_timestamp(obj.get("KeyExpiry")),
+        tags=_strs(obj.get("Tags")),
+        sharee=obj.get("ShareeNode") is True,
+        exit_node_option=obj.get("ExitNodeOption") is True,
     )
 
 

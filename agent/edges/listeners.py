@@ -5,19 +5,28 @@ macOS (libproc), where hand-written code would need three parsers. On macOS (and
 system-wide list needs administrator rights: without them, each process this user may
 inspect is asked instead, and the scan says that other users' sockets may be missing. Only
 the local address and port are kept: no process names, no remote addresses.
+
+Reading the table costs 40-70 ms of CPU with 100-2000 listening sockets on a loaded
+2-core machine (tests/bench/audit.py): more than the probes of a small sweep. The monitor
+therefore reads it through a `ListenerCache`, at most once per SCAN_EVERY_S; `check` and
+`audit` read it afresh.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psutil
 
 from agent.core.exposure import Listener, ListenerScan
 
-__all__ = ["scan_listeners"]
+__all__ = ["SCAN_EVERY_S", "ListenerCache", "scan_listeners"]
+
+SCAN_EVERY_S = 60.0  # the monitor's socket table is at most this old
 
 _PARTIAL = (
     "sockets of {n} other users' processes could not be read without administrator rights; "
@@ -60,3 +69,28 @@ def _listeners(connections: Sequence[Any]) -> tuple[Listener, ...]:
             continue
         out.append(Listener(str(laddr[0]), int(laddr[1])))
     return tuple(dict.fromkeys(out))
+
+
+class ListenerCache:
+    """`scan_listeners`, read again only once the last reading is `every_s` old (on a
+    monotonic clock); a call is safe from any thread (sweeps read it in a worker thread)."""
+
+    def __init__(
+        self,
+        every_s: float = SCAN_EVERY_S,
+        *,
+        scan: Callable[[], ListenerScan] = scan_listeners,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._every_s = every_s
+        self._scan = scan
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: tuple[float, ListenerScan] | None = None
+
+    def __call__(self) -> ListenerScan:
+        with self._lock:
+            now = self._clock()
+            if self._last is None or now - self._last[0] >= self._every_s:
+                self._last = (now, self._scan())
+            return self._last[1]

@@ -21,6 +21,7 @@ from agent.core.events import Event
 from agent.core.model import (
     BackendState,
     CheckKind,
+    FleetView,
     Health,
     Impact,
     Link,
@@ -30,6 +31,7 @@ from agent.core.model import (
     ProbeState,
     Reason,
     Service,
+    ServiceKey,
     ServiceStatus,
     Snapshot,
     TailnetView,
@@ -132,14 +134,18 @@ def snapshot(
     overall: Health = Health.GREEN,
     summary: str = "",
     at: float = 0.0,
+    snoozed: frozenset[ServiceKey] = frozenset(),
+    fleet: FleetView | None = None,
 ) -> Snapshot:
     """A Snapshot of these node statuses (its topology, unless given, their nodes; Tailscale
-    running unless `tailnet` says otherwise)."""
+    running unless `tailnet` says otherwise); `snoozed` and `fleet` as `judge` records them."""
     if topology is None:
         topology = Topology("Sparklio", tuple(n.node for n in nodes))
     if tailnet is None:
         tailnet = TailnetView(backend_state=BackendState.RUNNING, self_hostname="sweetlife")
-    return Snapshot(topology, tailnet, self_id, nodes, overall, summary, at)
+    return Snapshot(
+        topology, tailnet, self_id, nodes, overall, summary, at, fleet=fleet, snoozed=snoozed
+    )
 
 
 def result(word: str) -> ProbeResult:
@@ -162,12 +168,15 @@ def sweep(
     relay: str = "tok",
     services: Mapping[str, str | ProbeResult] | None = None,
     at: float = 0.0,
+    snoozed: frozenset[ServiceKey] = frozenset(),
+    fleet: FleetView | None = None,
 ) -> Snapshot:
     """One judged sweep.
 
     links: node id -> Link for peers (default DIRECT). services: service name (or
     "node/name") -> a `result` word or a ProbeResult (default "up"; "offline" on a peer
-    whose link is OFFLINE; "skipped" on peers while Tailscale is not running).
+    whose link is OFFLINE; "skipped" on peers while Tailscale is not running). snoozed: the
+    (node id, service name or "") keys snoozed; fleet: the peers' views (--share-view).
     """
     links = links or {}
     services = services or {}
@@ -210,7 +219,15 @@ def sweep(
                 latency=None,
             )
         )
-    return snapshot(*nodes, topology=topology, tailnet=tailnet, self_id=self_id, at=at)
+    return snapshot(
+        *nodes,
+        topology=topology,
+        tailnet=tailnet,
+        self_id=self_id,
+        at=at,
+        snoozed=snoozed,
+        fleet=fleet,
+    )
 
 
 @dataclass

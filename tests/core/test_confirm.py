@@ -24,12 +24,24 @@ from agent.core.confirm import (
     step,
 )
 from agent.core.events import Event, EventKind
-from agent.core.model import Health, Link, TailscaleProblem, Topology
+from agent.core.health import judge
+from agent.core.model import (
+    FleetView,
+    Health,
+    Link,
+    Locus,
+    ProbeState,
+    Sighting,
+    Snapshot,
+    TailscaleProblem,
+    Topology,
+)
 from tests.core.snapshots import (
     MACMINI,
     REDIS,
     TOPOLOGY,
     Driver,
+    result,
     sweep,
     with_defaults,
 )
@@ -528,6 +540,60 @@ def test_confirmed_health_follows_the_colour_rules() -> None:
     d.step(TS_STOPPED, after=1.0)
     health, problems = confirmed_health(d.state, TOPOLOGY, "desktop")
     assert health is Health.RED and problems[0] == "Tailscale is not running here"
+
+
+def _settling_after_a_wake(down: Snapshot, then: Snapshot) -> Settling | None:
+    """Confirm `down` (FastAPI down and the Mac mini's link relayed), then sweep `then`
+    after a sleep: the settling the icon keeps."""
+    d = Driver()
+    settled(d)
+    d.step(down)
+    d.step(down, after=1.0)
+    return d.step(then, after=600.0).settling
+
+
+def test_settling_keeps_a_snoozed_service_and_node_uncoloured() -> None:
+    down = sweep(links={"macmini": Link.RELAY}, services={"FastAPI": "down"})
+    service = frozenset({("macmini", "FastAPI")})
+    settling = _settling_after_a_wake(down, sweep(snoozed=service))
+    assert settling == Settling(GraceReason.WAKE, Health.AMBER, ("Mac mini: relayed",))
+    settling = _settling_after_a_wake(down, sweep(snoozed=frozenset({("macmini", "")})))
+    assert settling == Settling(GraceReason.WAKE, Health.GREEN, ())
+    # unsnoozed, the same confirmed states are red, as before
+    settling = _settling_after_a_wake(down, sweep())
+    assert settling is not None and settling.health is Health.RED
+
+
+def test_settling_places_a_down_the_peers_reach_on_this_machines_link() -> None:
+    here_only = FleetView(
+        views=(("laptop", "fresh"),),
+        sightings={
+            ("macmini", "FastAPI"): Sighting(
+                (("desktop", ProbeState.DOWN), ("laptop", ProbeState.UP)), Locus.HERE
+            )
+        },
+    )
+    down = sweep(services={"FastAPI": "down"}, fleet=here_only)
+    settling = _settling_after_a_wake(down, sweep(fleet=here_only))
+    assert settling == Settling(GraceReason.WAKE, Health.AMBER, ("Mac mini: FastAPI down",))
+
+
+def test_the_judged_sweep_and_the_settling_agree_on_snoozes_and_placement() -> None:
+    """judge (with the real rules) records the snoozes it judged by: what settling reads."""
+    results = {(n.id, s.name): result("up") for n in TOPOLOGY.nodes for s in n.services}
+    results[("macmini", "FastAPI")] = result("down")
+    judged = judge(
+        TOPOLOGY,
+        sweep().tailnet,
+        "desktop",
+        results,
+        {},
+        now=0.0,
+        snoozed=frozenset({("macmini", "FastAPI")}),
+    )
+    assert judged.snoozed == {("macmini", "FastAPI")}
+    (fastapi,) = [s for n in judged.nodes for s in n.services if s.service.name == "FastAPI"]
+    assert fastapi.health is Health.GREY
 
 
 # ==== links ====================================================================

@@ -33,6 +33,8 @@ from agent.core.model import (
     TailnetView,
 )
 from agent.core.plan import plan_sweep
+from agent.core.starter import starter_nodes
+from agent.core.tailnet import parse_status_json
 from agent.core.topology import dump_topology, parse_topology
 from agent.errors import TopologyError
 
@@ -203,6 +205,40 @@ def test_a_stray_peer_is_said_without_colour() -> None:
     assert all(n.health is Health.GREEN for n in snapshot.nodes)
     assert snapshot.overall is Health.GREEN
     assert snapshot.summary.endswith("; 1 tailnet peer not in the topology")
+
+
+def test_a_sharees_machine_is_no_stray_and_tagged_or_exit_peers_say_what_they_are() -> None:
+    """A recorded-format status (seen from sweetlife): the Sparklio nodes, a machine of
+    someone this tailnet shared a node with (ShareeNode), a tagged NAS, a tagged exit node."""
+    fixture = Path(__file__).parents[1] / "fixtures/tailscale/running_sharee_tagged_exit.json"
+    view = parse_status_json(fixture.read_text(encoding="utf-8"))
+    found = detect_drift(SPARKLIO, view, "desktop")
+    assert [f.text for f in found] == [
+        'tailnet peer "nas-backup" (100.77.20.9), tagged tag:server, tag:backup, '
+        "is not in the topology",
+        'tailnet peer "office-router" (100.70.3.1), an exit node tagged tag:exit, '
+        "is not in the topology",
+    ]  # no word of minji-macbook-air: Tailscale's own `tailscale status` hides it too
+    assert found[0].fix.endswith("(always_on = false for a laptop or phone)")
+    assert found[1].fix.startswith("nothing if it only routes traffic; to watch it, add [[nodes]]")
+    assert not any(f.colours for f in found)
+
+
+def test_mullvad_exit_nodes_are_no_strays_and_another_exit_node_is_one() -> None:
+    real = Path(__file__).parents[1] / "fixtures/tailscale/real/v1_50_mullvad_exit_nodes.json"
+    view = parse_status_json(real.read_text(encoding="utf-8"))
+    strays = [f.text for f in detect_drift(SPARKLIO, view, None) if f.node_id is None]
+    assert strays == [
+        'tailnet peer "raspberrypi" (100.64.4.4), an exit node, is not in the topology'
+    ]
+
+
+def test_init_leaves_a_sharees_machine_out() -> None:
+    fixture = Path(__file__).parents[1] / "fixtures/tailscale/running_sharee_tagged_exit.json"
+    nodes, skipped = starter_nodes(parse_status_json(fixture.read_text(encoding="utf-8")))
+    assert "minji-macbook-air" not in {n.hostname for n in nodes}
+    assert {"nas-backup", "office-router"} <= {n.hostname for n in nodes}
+    assert skipped == ("1 machine(s) of people you shared a machine with: not of this network",)
 
 
 # ==== the exposure audit =======================================================

@@ -74,6 +74,20 @@ FIXTURE_TABLE = [
     ("nulls", RUN, None, TS, {}),
     ("loopback_all_direct", RUN, None, LO, {LAPTOP: DIRECT, MAC: DIRECT}),
     ("loopback_mac_relayed", RUN, None, LO, {LAPTOP: DIRECT, MAC: RELAY_TOK}),
+    # beside the two peers: a sharee's MacBook, a tagged NAS and a tagged exit node, all idle
+    (
+        "running_sharee_tagged_exit",
+        RUN,
+        None,
+        TS,
+        {
+            LAPTOP: DIRECT,
+            MAC: DIRECT,
+            "minji-macbook-air": (Link.IDLE, ""),
+            "nas-backup": (Link.IDLE, ""),
+            "office-router": (Link.IDLE, ""),
+        },
+    ),
     # the Mac mini at a new IP, the laptop renamed, a phone the topology lacks (topology drift)
     (
         "loopback_drifted",
@@ -110,6 +124,20 @@ def test_fixture_parses(
 def test_every_fixture_is_in_the_table() -> None:
     on_disk = {p.stem for p in FIXTURES.glob("*.json")}
     assert on_disk == {row[0] for row in FIXTURE_TABLE}
+
+
+def test_tags_sharee_and_exit_node_option_are_read() -> None:
+    view = view_of("running_sharee_tagged_exit")
+    by_name = {p.hostname: p for p in view.peers}
+    assert [by_name[h].sharee for h in ("minji-macbook-air", "nas-backup", MAC)] == [
+        True,
+        False,
+        False,
+    ]
+    assert by_name["nas-backup"].tags == ("tag:server", "tag:backup")
+    assert by_name["office-router"].tags == ("tag:exit",)
+    assert by_name["office-router"].exit_node_option
+    assert by_name[MAC].tags == () and not by_name[MAC].exit_node_option  # keys omitted
 
 
 def test_peer_fields_are_read() -> None:
