@@ -27,12 +27,12 @@ import logging
 import platform
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent import __version__
+from agent.core.decoding import load_toml
 from agent.core.menu import MonitorStatus
 from agent.core.metrics import (
     MetricFamily,
@@ -91,8 +91,8 @@ def metrics_setting(
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"{path}: cannot be read ({error})") from None
     try:
-        value = tomllib.loads(text).get("metrics")
-    except tomllib.TOMLDecodeError as error:
+        value = load_toml(text).get("metrics")
+    except ValueError as error:  # bad syntax, or nested too deeply to read
         raise UsageError(f"{path}: not valid TOML ({error}); metrics not read") from None
     if value is None or value == "":
         return None

@@ -19,15 +19,14 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-# Property tests: the same examples on every CI run (a failure there is reproducible, and a
-# flaky CI is a defect), fresh random ones on a developer's run, and a thorough profile by
-# hand: HYPOTHESIS_PROFILE=thorough tests/run tests/core. No example database in the repo.
+# Property tests: by default the same examples on every run (a failure is reproducible, and
+# a flaky CI is a defect); HYPOTHESIS_PROFILE=dev for fresh random ones, and a thorough
+# profile by hand: HYPOTHESIS_PROFILE=thorough tests/run tests/fuzz tests/core. No example
+# database in the repo (.hypothesis/ is ignored; "ci" keeps none at all).
 settings.register_profile("ci", max_examples=200, derandomize=True, database=None)
 settings.register_profile("dev", max_examples=200)
 settings.register_profile("thorough", max_examples=10_000)
-settings.load_profile(
-    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
-)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "ci")
 
 HELPERS = Path(__file__).parent / "helpers"
 FAKE_TAILSCALE_DIR = HELPERS / "fake_tailscale"

@@ -19,12 +19,12 @@ a view from before the outage (a cached copy) never clears or confirms it.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from agent.core.decoding import finite_number, load_json
 from agent.core.events import Event, EventKind
 from agent.core.health import short_name
 from agent.core.hints import link_broken_hint, reason_text, with_hint
@@ -128,8 +128,8 @@ def parse_view(raw: bytes, *, node_id: str, now: float, max_age_s: float) -> Pee
     if len(raw) > VIEW_MAX_BYTES:
         return _malformed(node_id, f"larger than {VIEW_MAX_BYTES // 1024} KB")
     try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        document = load_json(raw)
+    except ValueError:  # not UTF-8, not JSON, or nested too deeply to read
         return _malformed(node_id, "not JSON")
     if not isinstance(document, dict) or document.get("kind") != VIEW_KIND:
         return _malformed(node_id, "not a tailnet-agent view")
@@ -139,8 +139,8 @@ def parse_view(raw: bytes, *, node_id: str, now: float, max_age_s: float) -> Pee
         )
     if document.get("node") != node_id:
         return _malformed(node_id, f"it says it is node {str(document.get('node'))[:40]!r}")
-    at = document.get("at")
-    if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+    at = finite_number(document.get("at"))
+    if at is None:
         return _malformed(node_id, "no time")
     services = document.get("services")
     if not isinstance(services, list):
@@ -160,7 +160,7 @@ def parse_view(raw: bytes, *, node_id: str, now: float, max_age_s: float) -> Pee
         return PeerReading(node_id, ViewStatus.STALE, "its clock is ahead of this one", at)
     if now - at > max_age_s:
         return PeerReading(node_id, ViewStatus.STALE, f"{now - at:.0f} s old", at)
-    return PeerReading(node_id, ViewStatus.FRESH, "", float(at), states)
+    return PeerReading(node_id, ViewStatus.FRESH, "", at, states)
 
 
 # ==== the rules =================================================================

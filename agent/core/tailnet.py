@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 
+from agent.core.decoding import load_json
 from agent.core.hints import state_detail, tailscale_detail
 from agent.core.model import (
     BackendState,
@@ -58,8 +59,8 @@ def _bad_output(fact: str) -> TailnetView:
 def parse_status_json(text: str) -> TailnetView:
     """Decode the CLI's stdout and parse it; text that is not JSON gives BAD_OUTPUT."""
     try:
-        data: object = json.loads(text)
-    except (ValueError, RecursionError):
+        data = load_json(text)
+    except ValueError:
         # What it printed tells a person more than the JSON decoder's position does.
         snippet = " ".join(text.split())[:60]
         shown = json.dumps(snippet, ensure_ascii=False) if snippet else "nothing"

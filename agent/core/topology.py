@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from agent.core import cells
+from agent.core.decoding import DocumentLimitError, finite_number, load_toml
 from agent.core.model import Access, CheckKind, Defaults, Impact, Node, Service, Topology
 from agent.errors import TopologyError
 
@@ -36,6 +37,7 @@ __all__ = [
     "format_topology_duration",
     "parse_duration",
     "parse_topology",
+    "quoted",
     "toml_string",
 ]
 
@@ -100,9 +102,11 @@ def parse_topology(text: str, source: str) -> Topology:
     """
     text = text.removeprefix("\ufeff")
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
     except tomllib.TOMLDecodeError as error:
         raise _syntax_error(source, text, error) from None
+    except DocumentLimitError as error:
+        raise TopologyError(source, f"TOML not read: {error}") from None
     checker = _Checker(source, text)
     topology = checker.topology(data)
     if checker.problems or topology is None:
@@ -120,16 +124,17 @@ def parse_duration(value: object) -> float:
     if isinstance(value, str):
         match = _DURATION_RE.fullmatch(value.strip())
         if match is None:
-            shown = json.dumps(value, ensure_ascii=False)
+            shown = quoted(value)
             raise ValueError(
                 f'{shown} is not a duration; write e.g. "10s", "500ms", "1m" or a number of seconds'
             )
         number, unit = match.groups()
         seconds = float(number) / 1000 if unit == "ms" else float(number) * _DURATION_UNITS[unit]
     else:
-        seconds = float(value)
+        number = finite_number(value)  # None for a huge integer, refused below as infinite
+        seconds = math.inf if number is None else number
     if not math.isfinite(seconds) or seconds <= 0:
-        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+        shown = quoted(value) if isinstance(value, str) else _number(value)
         raise ValueError(f"must be more than 0 seconds, got {shown}")
     return seconds
 
@@ -257,6 +262,15 @@ def _format_number(value: float) -> str:
     return str(int(value)) if value == int(value) and abs(value) < 1e15 else repr(value)
 
 
+# Line breaks json.dumps leaves as they are (str.splitlines and the menu break on them).
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def quoted(text: str) -> str:
+    """`text` in double quotes as a refusal shows it: on one line, escapes as in JSON."""
+    return json.dumps(text, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
 def toml_string(value: str) -> str:
     """`value` as a TOML basic string (quoted and escaped)."""
     # A JSON string is a TOML basic string, but for DEL, which TOML wants escaped.
@@ -336,14 +350,20 @@ def _kind(value: object) -> str:
     return type(value).__name__  # pragma: no cover - tomllib yields nothing else
 
 
+def _number(value: int | float) -> str:
+    """A number as a refusal shows it: a 400-digit integer by its size, not its digits."""
+    text = repr(value)
+    return text if len(text) <= 24 else f"{text[:12]}… ({len(text)} digits)"
+
+
 def _got(value: object) -> str:
     if isinstance(value, bool):
         return f"got {_toml_bool(value)}"
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"got a string ({json.dumps(shown, ensure_ascii=False)})"
+        return f"got a string ({quoted(shown)})"
     if isinstance(value, int | float):
-        return f"got {_kind(value)} ({value!r})"
+        return f"got {_kind(value)} ({_number(value)})"
     return f"got {_kind(value)}"
 
 
@@ -380,7 +400,7 @@ def _close_key(key: str, allowed: Sequence[str]) -> str | None:
 
 
 def _unknown_key(key: str, allowed: Sequence[str]) -> str:
-    shown = json.dumps(key, ensure_ascii=False)[1:-1]
+    shown = quoted(key)[1:-1]
     close = _close_key(key, allowed)
     if close is not None:
         return f"unknown key '{shown}' — did you mean '{close}'?"
@@ -433,8 +453,8 @@ def _key_parts(dotted: str) -> list[str]:
     for raw in _KEY_PART_RE.findall(dotted):
         if raw.startswith('"'):
             try:
-                raw = str(tomllib.loads(f"k = {raw}")["k"])
-            except tomllib.TOMLDecodeError:
+                raw = str(load_toml(f"k = {raw}")["k"])
+            except ValueError:
                 raw = raw[1:-1]
         elif raw.startswith("'"):
             raw = raw[1:-1]
@@ -505,8 +525,8 @@ class _LineIndex:
 def _is_complete(statement: str) -> bool:
     """Do these lines parse on their own (no multi-line string or array left open)?"""
     try:
-        tomllib.loads(statement)
-    except tomllib.TOMLDecodeError:
+        load_toml(statement)
+    except ValueError:
         return False
     return True
 
@@ -646,7 +666,7 @@ class _Checker:
             return None
         if value < low or (high is not None and value > high):
             bounds = f"{low}..{high}" if high is not None else f"at least {low}"
-            self.fail((*path, key), f"{value} is out of range ({bounds})")
+            self.fail((*path, key), f"{_number(value)} is out of range ({bounds})")
             return None
         return value
 
@@ -672,8 +692,7 @@ class _Checker:
                 hint = f"; did you mean '{_OS_ALIASES[value.lower()]}'?"
             self.fail(
                 (*path, key),
-                f"unknown {what} {json.dumps(value, ensure_ascii=False)}; "
-                f"expected one of {', '.join(choices)}{hint}",
+                f"unknown {what} {quoted(value)}; expected one of {', '.join(choices)}{hint}",
             )
             return None
         return value
@@ -697,10 +716,11 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail((*path, key), _wrong_type("a number", value))
             return None
-        if not math.isfinite(value) or value <= 0:
-            self.fail((*path, key), f"must be more than 0, got {value!r}")
+        number = finite_number(value)
+        if number is None or number <= 0:
+            self.fail((*path, key), f"must be more than 0, got {_number(value)}")
             return None
-        return float(value)
+        return number
 
     # ---- the schema ------------------------------------------------------------
 
@@ -712,7 +732,8 @@ class _Checker:
         if version is not None and version != SUPPORTED_VERSION:
             self.fail(
                 ("version",),
-                f"unsupported version {version}; this agent reads version {SUPPORTED_VERSION}",
+                f"unsupported version {_number(version)}; this agent reads version "
+                f"{SUPPORTED_VERSION}",
             )
         name = self.string(root, (), "name")
         defaults = self.defaults(root.get("defaults", _MISSING))
@@ -775,7 +796,7 @@ class _Checker:
             for j, service in enumerate(node.services):
                 for k, consumer in enumerate(service.consumers or ()):
                     key: _Path = ("nodes", i, "services", j, "consumers", k)
-                    shown = json.dumps(consumer, ensure_ascii=False)
+                    shown = quoted(consumer)
                     if consumer == node.id:
                         self.fail(
                             key,
@@ -793,7 +814,7 @@ class _Checker:
         """Refuse a value already used by another entry in the same scope."""
         earlier = self.claimed.setdefault((scope, what, value), path)
         if earlier != path:
-            shown = value if isinstance(value, int) else json.dumps(value, ensure_ascii=False)
+            shown = value if isinstance(value, int) else quoted(str(value))
             also = self.subject(earlier)
             if also == self.subject(path):  # two nodes named alike: their places tell apart
                 also = _dotted(earlier)
@@ -807,7 +828,7 @@ class _Checker:
         if node_id is not None and not NODE_ID_PATTERN.fullmatch(node_id):
             self.fail(
                 (*path, "id"),
-                f"{json.dumps(node_id, ensure_ascii=False)} is not a short slug: use 1 to 32 of "
+                f"{quoted(node_id)} is not a short slug: use 1 to 32 of "
                 "a-z, 0-9, '-' and '_', starting with a letter or digit",
             )
             node_id = None
@@ -849,7 +870,7 @@ class _Checker:
         except ValueError:
             self.fail(
                 (*path, "ip"),
-                f"{json.dumps(text, ensure_ascii=False)} is not an IPv4 or IPv6 address",
+                f"{quoted(text)} is not an IPv4 or IPv6 address",
             )
             return None
 
@@ -917,7 +938,7 @@ class _Checker:
             if not isinstance(item, str):
                 self.fail((*key, i), _wrong_type("a node id (a string)", item))
             elif item in ids:
-                self.fail((*key, i), f"{json.dumps(item, ensure_ascii=False)} is listed twice")
+                self.fail((*key, i), f"{quoted(item)} is listed twice")
             else:
                 ids.append(item)
         return tuple(ids)

@@ -16,7 +16,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Final
 
-from agent.core.topology import parse_duration
+from agent.core.decoding import DocumentLimitError, load_toml
+from agent.core.topology import parse_duration, quoted
 from agent.errors import TopologyError
 
 __all__ = [
@@ -84,11 +85,13 @@ class LocalConfig:
 def parse_local_config(text: str, source: str) -> LocalConfig:
     """Read config.toml; TopologyError naming `source` for a bad file (unknown keys too)."""
     try:
-        data = tomllib.loads(text.removeprefix("\ufeff"))
+        data = load_toml(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as error:
         raise TopologyError(source, f"TOML syntax error: {error}") from None
+    except DocumentLimitError as error:
+        raise TopologyError(source, f"TOML not read: {error}") from None
     problems = [
-        f"unknown key '{key}' (allowed: {', '.join(_CONFIG_KEYS)})"
+        f"unknown key '{quoted(key)[1:-1]}' (allowed: {', '.join(_CONFIG_KEYS)})"
         for key in data
         if key not in _CONFIG_KEYS
     ]

@@ -17,6 +17,8 @@ reasons"):
                                      and dropped it instead of answering the protocol (a reset
                                      in answer to the SYN is reported by the OS as refused)
 - httpx.RemoteProtocolError       -> DOWN PROTOCOL_MISMATCH "not an HTTP server on this port"
+- httpx.DecodingError             -> DOWN BODY_MISMATCH: an HTTP answer whose body is not in
+                                     the Content-Encoding it names (gzip that is not gzip)
 - ssl errors                      -> DOWN TLS
 - anything else                   -> UNKNOWN ERROR with the exception type and message
 
@@ -55,6 +57,7 @@ MAX_DETAIL = 200
 REFUSED_DETAIL = "connection refused"
 RESET_DETAIL = "connection reset by the service"
 NOT_HTTP_DETAIL = "not an HTTP server on this port"
+UNDECODABLE_DETAIL = "the body is not in the Content-Encoding the answer names"
 
 
 def _codes(*names: str) -> frozenset[int]:
@@ -176,6 +179,8 @@ def classify(
                 f"{NOT_HTTP_DETAIL} (it closed the connection without an answer)",
             )
         return ProbeState.DOWN, Reason.PROTOCOL_MISMATCH, NOT_HTTP_DETAIL
+    if isinstance(exc, httpx.DecodingError):
+        return ProbeState.DOWN, Reason.BODY_MISMATCH, UNDECODABLE_DETAIL
     innermost_os: OSError | None = None
     for link in _chain(exc):
         if isinstance(link, OSError):
