@@ -282,9 +282,10 @@ def test_at_the_default_interval_the_first_notification_carries_the_place(
             assert notifications_of(agent, "FastAPI down")[0].startswith(
                 "(log only, critical): FastAPI down on the Mac mini (seen from 3 nodes): "
             ), (node_id, agent.log())
+        # Which agents had to wait depends on where the peers' sweeps fell: said, not asserted
         held = [n for n, a in agents.items() if "holding Mac mini — Backend Server: FastAPI down"
                 " until the views of " in a.log()]  # fmt: skip
-        assert held, "no agent had to wait: the case this test is about did not arise"
+        print(f"1. FastAPI down: held for the peers' views on {held or 'no agent'}")
 
         # 2. FastAPI back; then only the desktop loses its path to the Mac mini, whose agent
         # and the laptop's sweep every 10 s: the desktop waits for their next views.
@@ -299,7 +300,13 @@ def test_at_the_default_interval_the_first_notification_carries_the_place(
             line.startswith("Your link to the Mac mini is broken (others reach it) — ")
             for line in link
         ), desktop.log()
-        assert "holding Mac mini — Backend Server: " in desktop.log().split("event service_up")[-1]
+        link_held = (
+            "holding Mac mini — Backend Server: " in desktop.log().split("event service_up")[-1]
+        )
+        print(f"2. the desktop's link: held for the peers' views: {link_held}")
+        # The peers sweep every 10 s and the desktop confirms in about one: at least one of
+        # the two cases met views older than the failure, or this test proved nothing.
+        assert held or link_held, "no down had to wait: the case this test is about did not arise"
         wait_for(lambda: notifications_of(desktop, "Your link to the Mac mini"), 20, message="told")
         after_up = desktop.log().split("event service_up")[-1]
         assert "notification (log only, critical): Mac mini" not in after_up  # never plain
