@@ -109,6 +109,7 @@ class MonitorStatus:
     events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
     snoozes: Mapping[SnoozeKey, Snooze] = field(default_factory=dict)  # core.snooze
     changes: Mapping[Subject, Change] = field(default_factory=dict)  # latest, with evidence
+    notes: tuple[str, ...] = ()  # the wiring's own lines ("Metrics: waiting for Tailscale…")
 
     @property
     def paused(self) -> bool:
@@ -686,6 +687,7 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     ]
     if view.status.topology_error:
         entries.append(_topology_error_menu(view, view.status.topology_error))
+    entries += [_info(_clip(note, LINE_MAX)) for note in view.status.notes]
     snapshot = view.status.snapshot
     if snapshot is not None:  # Tailscale's own warnings about this machine
         entries += [
