@@ -161,6 +161,12 @@ def _remote_topology(options: AgentOptions, env: Mapping[str, str]) -> RemoteTop
     return RemoteTopology(location.url, location.path, refresh_s=location.refresh_s)
 
 
+def _share_view(options: AgentOptions) -> ShareView | None:
+    """--share-view's endpoint and client (its endpoint binds at the first sweep that knows
+    this node's Tailscale IP); the caller closes it after the monitor stops."""
+    return None if options.share_view is None else ShareView(options.share_view)
+
+
 def _build_monitor(
     options: AgentOptions,
     env: Mapping[str, str],
@@ -169,6 +175,7 @@ def _build_monitor(
     remote: RemoteTopology | None = None,
     exporter: Exporter | None = None,
     surroundings: Surroundings | None = None,
+    share: ShareView | None = None,
 ) -> Monitor:
     around = surroundings or Surroundings()
     cli = None
@@ -182,9 +189,6 @@ def _build_monitor(
         on_update(status)
         if watch is not None:
             watch(status)
-
-    # Its endpoint's thread is a daemon: it ends with the process.
-    share = None if options.share_view is None else ShareView(options.share_view)
 
     def load() -> Topology:
         if remote is not None:
@@ -213,6 +217,7 @@ def _build_monitor(
         open_history=lambda: History(around.files.history),
         snooze_path=around.files.snoozes,
         topology_warning=remote.warning if remote is not None else lambda: None,
+        is_example=_is_bundled_topology,
     )
 
 
@@ -249,7 +254,8 @@ def run_headless(
         frozen=paths.is_frozen(), app_icon=paths.app_icon_path()
     )  # it logs which one
     remote = _remote_topology(options, env)
-    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around)
+    share = _share_view(options)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around, share)
     try:
         if exporter is not None:
             exporter.start()
@@ -263,6 +269,8 @@ def run_headless(
                     return 1
     finally:
         monitor.stop()
+        if share is not None:
+            share.close()  # after the monitor: no sweep publishes to it any more
         if remote is not None:
             remote.stop()
         if exporter is not None:
@@ -509,10 +517,14 @@ class AutostartSwitch:
             return self._checked
 
 
+def _is_bundled_topology(topology: Topology) -> bool:
+    """Whether `topology` is the bundled example."""
+    return topology.source == TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED).source
+
+
 def _is_bundled(snapshot: Snapshot | None) -> bool:
     """Whether `snapshot` watches the bundled example topology."""
-    bundled = TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED)
-    return snapshot is not None and snapshot.topology.source == bundled.source
+    return snapshot is not None and _is_bundled_topology(snapshot.topology)
 
 
 def tray_view(
@@ -691,7 +703,8 @@ def run_tray(
         )
 
     remote = _remote_topology(options, env)
-    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around)
+    share = _share_view(options)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around, share)
     handlers.update(
         menu_handlers(
             options,
@@ -731,6 +744,8 @@ def run_tray(
             tray.run(setup=setup)
     finally:
         monitor.stop()
+        if share is not None:
+            share.close()  # after the monitor: no sweep publishes to it any more
         if remote is not None:
             remote.stop()
         if exporter is not None:

@@ -9,7 +9,8 @@ cached copy, and its source's problem (`topology_warning`) is the topology's err
 that copy stays in use —, sweep (`sweep_once`: the
 composition root passes agent.sweep.sweep; tests may script it), feed the pure
 state machine (agent.core.confirm) and the findings' (agent.core.findings: drift,
-exposure), record history, pass the events through the
+exposure), hold a down until the peers' views can place it (agent.core.placing, with
+--share-view), record history, pass the events through the
 notification policy to the notifier, and publish a MonitorStatus (agent.core.menu)
 for whoever shows state (the tray, or the log when headless). A suspected change
 is re-checked after about a second; "Check now" sweeps at once. Everything the UI
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.core import confirm, findings, keys, notify_policy
+from agent.core import confirm, findings, keys, notify_policy, placing
 from agent.core import snooze as snoozing
 from agent.core.events import (
     Event,
@@ -40,6 +41,7 @@ from agent.core.events import (
     agent_stopped_event,
 )
 from agent.core.evidence import Change
+from agent.core.first_run import first_run_words, quiet_example
 from agent.core.health import with_snoozes
 from agent.core.menu import MonitorStatus
 from agent.core.model import ServiceKey, Snapshot, Topology
@@ -102,6 +104,7 @@ class Monitor:
         mono: Callable[[], float] = time.monotonic,
         boot: Callable[[], float] | None = SUSPEND_CLOCK,
         snooze_path: Path | None = None,
+        is_example: Callable[[Topology], bool] = lambda _: False,
     ) -> None:
         self._load_topology = load_topology
         self._locate_topology = locate_topology
@@ -114,6 +117,7 @@ class Monitor:
         self._mono = mono
         self._boot = boot
         self._snooze_path = snooze_path
+        self._is_example = is_example  # the bundled example: a first run announces none of it
 
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -137,6 +141,7 @@ class Monitor:
         self._snoozes: dict[snoozing.SnoozeKey, snoozing.Snooze] = {}
         self._pending: list[Event] = []  # snooze records made between passes
         self._changes: dict[Subject, Change] = {}  # the latest change of each subject
+        self._held: tuple[placing.Held, ...] = ()  # downs waiting for the peers' views
         self._history_outage = Outage("the history")  # said once, and its end once
 
     # ==== the UI thread's side =================================================
@@ -307,12 +312,23 @@ class Monitor:
                 self._key_notices, key_events = keys.announce(
                     self._key_notices, snapshot, self._wall()
                 )
-                # --share-view's words, then what a snooze keeps quiet
+                # --share-view: a down waits for views that can place it, then is placed
+                holding = placing.hold_for_views(self._held, result.events, snapshot)
+                self._held = holding.held
+                for entry in holding.began:
+                    log.info(
+                        "holding %s until the views of %s can place it",
+                        entry.event.title,
+                        ", ".join(entry.waiting_for),
+                    )
+                # then what a snooze keeps quiet
                 events = self._snooze_step(
                     snapshot,
-                    (*localise_events(result.events, snapshot), *key_events, *found),
+                    (*localise_events(holding.ready, snapshot), *key_events, *found),
                     snoozed,
                 )
+                if first_run_words(snapshot, bundled=self._is_example(topology)) is not None:
+                    events = quiet_example(events)  # someone else's network: false alarms
                 if result.settling is not None and result.settling.reason is not was_reason:
                     log.info(
                         "grace period: settling after %s (%s)",
@@ -337,7 +353,7 @@ class Monitor:
                 await self._deliver(decision.notifications)
                 self._publish(snapshot, events, settling=result.settling)
                 delay = result.recheck_after_s or topology.defaults.interval_s
-                if counting:
+                if counting or self._held:  # a held down: the peers' next views, soon
                     delay = min(delay, confirm.RECHECK_S)
                 await self._sleep(delay)
         finally:

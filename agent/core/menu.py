@@ -31,6 +31,7 @@ from agent.core.details import detail_line
 from agent.core.events import Event, Subject, format_duration
 from agent.core.evidence import Change, why_text
 from agent.core.exposure import exposed_line
+from agent.core.first_run import first_run_words
 from agent.core.health import problem_words
 from agent.core.hints import explain, peer_offline_hint
 from agent.core.keys import key_warning
@@ -47,7 +48,6 @@ from agent.core.model import (
     ServiceKey,
     ServiceStatus,
     Snapshot,
-    TailscaleProblem,
 )
 from agent.core.path import describe_path
 from agent.core.redact import scrub
@@ -110,6 +110,7 @@ class MonitorStatus:
     events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
     snoozes: Mapping[SnoozeKey, Snooze] = field(default_factory=dict)  # core.snooze
     changes: Mapping[Subject, Change] = field(default_factory=dict)  # latest, with evidence
+    notes: tuple[str, ...] = ()  # the wiring's own lines ("Metrics: waiting for Tailscale…")
 
     @property
     def paused(self) -> bool:
@@ -231,16 +232,8 @@ def _uptime_window(over_s: float | None) -> str:
 
 def first_run_line(view: TrayView) -> str | None:
     """On a first run — the bundled example in use, and this machine none of its nodes or
-    without Tailscale — the one line that says so; None otherwise."""
-    snapshot = view.status.snapshot
-    if not view.bundled_topology or snapshot is None:
-        return None
-    name = snapshot.topology.name
-    if snapshot.tailnet.problem is TailscaleProblem.NOT_INSTALLED:
-        return f"Tailscale is not installed here; watching the {name} example network"
-    if snapshot.self_node_id is None:
-        return f"This machine is not in the {name} example network"
-    return None
+    without Tailscale — the one line that says so; None otherwise (core.first_run)."""
+    return first_run_words(view.status.snapshot, bundled=view.bundled_topology)
 
 
 def overall_health(view: TrayView) -> Health:
@@ -695,13 +688,15 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     ]
     if view.status.topology_error:
         entries.append(_topology_error_menu(view, view.status.topology_error))
+    entries += [_info(_clip(note, LINE_MAX)) for note in view.status.notes]
     snapshot = view.status.snapshot
     if snapshot is not None:  # Tailscale's own warnings about this machine
         entries += [
             _info(f"{MARKS[Health.AMBER]} Tailscale: {warning}")
             for warning in snapshot.tailnet.health_warnings[:HEALTH_WARNINGS_SHOWN]
         ]
-    if first_run_line(view) is not None and snapshot is not None:
+    first_run = first_run_line(view) is not None
+    if first_run and snapshot is not None:
         entries += [SEPARATOR, *_first_run_entries(snapshot)]
     elif snapshot is not None and snapshot.nodes:
         entries.append(SEPARATOR)
@@ -726,7 +721,10 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
             enabled=view.autostart is not None,
             checked=bool(view.autostart),
         ),
-        MenuEntry("Open topology file", MenuAction(ActionKind.OPEN_TOPOLOGY)),
+    ]
+    if not first_run:  # a first run's offers above hold it already
+        entries.append(MenuEntry("Open topology file", MenuAction(ActionKind.OPEN_TOPOLOGY)))
+    entries += [
         MenuEntry("Open log folder", MenuAction(ActionKind.OPEN_LOGS)),
         MenuEntry(f"About tailnet-agent{version}", MenuAction(ActionKind.ABOUT)),
         SEPARATOR,

@@ -6,6 +6,7 @@ A small http.server on ONE address: this node's own Tailscale IP as Tailscale re
 reason codes only, at most VIEW_MAX_BYTES), 404 for any other path, 405 for any other
 method, and 429 when one client asks more than RATE_PER_S times a second on average. One
 request at a time, each bounded by REQUEST_TIMEOUT_S, so no client can hold it open.
+`close` (the agent stopping) closes the socket and joins the serving thread.
 """
 
 from __future__ import annotations
@@ -94,9 +95,11 @@ class ViewServer:
 
     @property
     def address(self) -> tuple[str, int] | None:
-        if self._server is None:
-            return None
-        host, port = self._server.server_address[:2]
+        return None if self._server is None else self.address_of(self._server)
+
+    @staticmethod
+    def address_of(server: http.server.HTTPServer) -> tuple[str, int]:
+        host, port = server.server_address[:2]
         return str(host), int(port)
 
     def bind(self, host: str) -> None:
@@ -126,10 +129,14 @@ class ViewServer:
             self._server.body = body
 
     def close(self) -> None:
+        """Stop serving: the socket closed and the serving thread joined (on a move to a new
+        address, and when the agent stops)."""
         server, self._server = self._server, None
         if server is not None:
+            host, port = self.address_of(server)
             server.shutdown()
             server.server_close()
+            log.info("share-view endpoint %s:%d closed", host, port)
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
