@@ -289,6 +289,7 @@ class Sighting:
 
     seen: tuple[tuple[str, ProbeState], ...]  # (observer node id, its reading)
     locus: Locus | None  # None: nothing to place (up here, or no other view)
+    waiting: tuple[str, ...] = ()  # failing here: peers whose fresh view predates the failure
 
 
 @dataclass(frozen=True, slots=True)

@@ -355,7 +355,7 @@ class NotifySendNotifier:
 
     def _knows_ids(self) -> bool:
         try:
-            done = subprocess.run(
+            done = subprocess.run(  # noqa: S603 — the notifier found at start, fixed argv, no shell
                 [self._executable, "--help"],
                 capture_output=True,
                 text=True,
@@ -586,6 +586,9 @@ class DesktopNotifierBackend:
             title=title,
             message=message,
             urgency=dn.Urgency.Critical if critical else dn.Urgency.Normal,
+            # critical: until dismissed (0), as the other backends send it; the library's
+            # default (-1) leaves that to the server. Ordinary ones: the server's default.
+            timeout=0 if critical else -1,
             on_dispatched=dispatched.set,
         )
         try:
@@ -674,7 +677,7 @@ def _run_notifier(
 ) -> subprocess.CompletedProcess[str] | None:
     """Run a notifier program (argv, no shell); None, logged, unless it said it delivered."""
     try:
-        done = subprocess.run(
+        done = subprocess.run(  # noqa: S603 — a notifier argv built here, text as argv items, no shell
             list(argv),
             capture_output=True,
             text=True,
