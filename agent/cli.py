@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent import __version__
 from agent.core.events import format_duration
+from agent.core.first_run import first_run_check, first_run_words
 from agent.core.model import Health, Topology
 from agent.core.report import (
     history_to_json,
@@ -46,6 +47,7 @@ from agent.edges.logs import setup_logging
 from agent.edges.tailscale import TAILSCALE_ENV, find_cli
 from agent.edges.topology_source import (
     TopologyLocation,
+    is_bundled_topology,
     load_location,
     load_topology,
     locate_topology,
@@ -528,6 +530,11 @@ def _check(args: argparse.Namespace) -> int:
     snoozes = load_snoozes(paths.snooze_path())
     snoozes = {k: v for k, v in snoozes.items() if k in active_keys(snoozes, time.time())}
     snapshot = with_snoozes(snapshot, snoozes.keys())
+    first_run = first_run_words(snapshot, bundled=is_bundled_topology(topology))
+    # Without a running Tailscale, "Tailscale is not running here" (red) is this machine's
+    # own problem, the news to give first; nothing of the example was probed either way.
+    if first_run is not None and snapshot.tailnet.running:
+        return _first_run_check(args, first_run, snapshot_to_dict(snapshot, snoozes=snoozes))
     if args.nagios:
         result = render_nagios(snapshot, target=args.target, service=args.service)
         print(result.line)
@@ -540,6 +547,23 @@ def _check(args: argparse.Namespace) -> int:
         color = _use_color(sys.stdout, os.environ)
         sys.stdout.write(render_table(snapshot, color=color, snoozes=snoozes))
     return snapshot.overall.exit_code
+
+
+def _first_run_check(args: argparse.Namespace, words: str, data: dict[str, Any]) -> int:
+    """`check` on the bundled example where this machine is none of its nodes: nothing was
+    probed, which says nothing of this network — grey, exit 3 (core.first_run)."""
+    verdict, instead = first_run_check(words)
+    if args.nagios:
+        print(nagios_unknown(verdict).line)
+    elif args.json:
+        data.update(overall=Health.GREY.value, exit_code=Health.GREY.exit_code, summary=verdict)
+        data["first_run"] = words
+        json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"{data['topology']['name']}: {Health.GREY.value.upper()} — {verdict}")
+        print(instead)
+    return Health.GREY.exit_code
 
 
 def _audit(args: argparse.Namespace) -> int:
