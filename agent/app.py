@@ -162,6 +162,12 @@ def _remote_topology(options: AgentOptions, env: Mapping[str, str]) -> RemoteTop
     return RemoteTopology(location.url, location.path, refresh_s=location.refresh_s)
 
 
+def _share_view(options: AgentOptions) -> ShareView | None:
+    """--share-view's endpoint and client (its endpoint binds at the first sweep that knows
+    this node's Tailscale IP); the caller closes it after the monitor stops."""
+    return None if options.share_view is None else ShareView(options.share_view)
+
+
 def _build_monitor(
     options: AgentOptions,
     env: Mapping[str, str],
@@ -170,6 +176,7 @@ def _build_monitor(
     remote: RemoteTopology | None = None,
     exporter: Exporter | None = None,
     surroundings: Surroundings | None = None,
+    share: ShareView | None = None,
 ) -> Monitor:
     around = surroundings or Surroundings()
     cli = None
@@ -183,9 +190,6 @@ def _build_monitor(
         on_update(status)
         if watch is not None:
             watch(status)
-
-    # Its endpoint's thread is a daemon: it ends with the process.
-    share = None if options.share_view is None else ShareView(options.share_view)
 
     def load() -> Topology:
         if remote is not None:
@@ -253,7 +257,8 @@ def run_headless(
         frozen=paths.is_frozen(), app_icon=paths.app_icon_path()
     )  # it logs which one
     remote = _remote_topology(options, env)
-    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around)
+    share = _share_view(options)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around, share)
     try:
         if exporter is not None:
             exporter.start()
@@ -267,6 +272,8 @@ def run_headless(
                     return 1
     finally:
         monitor.stop()
+        if share is not None:
+            share.close()  # after the monitor: no sweep publishes to it any more
         if remote is not None:
             remote.stop()
         if exporter is not None:
@@ -403,7 +410,7 @@ def open_demo(notifier: Notifier) -> None:
     and lock: it runs beside this agent)."""
     try:
         argv = demo_command()
-        subprocess.Popen(
+        subprocess.Popen(  # noqa: S603 — argv is sys.executable and fixed words, no shell
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -694,7 +701,8 @@ def run_tray(
         )
 
     remote = _remote_topology(options, env)
-    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around)
+    share = _share_view(options)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around, share)
     handlers.update(
         menu_handlers(
             options,
@@ -718,7 +726,7 @@ def run_tray(
         with stop_on_signals(tray.stop) as signals:  # as Quit does: run() returns, exit 0
 
             def stop_when_told() -> None:
-                assert around.stop is not None
+                assert around.stop is not None  # noqa: S101 — narrows a type the lines above guarantee; not an input check
                 around.stop.wait()
                 tray.stop()
 
@@ -734,6 +742,8 @@ def run_tray(
             tray.run(setup=setup)
     finally:
         monitor.stop()
+        if share is not None:
+            share.close()  # after the monitor: no sweep publishes to it any more
         if remote is not None:
             remote.stop()
         if exporter is not None:

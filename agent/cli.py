@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import sys
@@ -27,40 +26,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent import __version__
-from agent.core.events import format_duration
-from agent.core.first_run import first_run_check, first_run_words
-from agent.core.model import Health, Topology
-from agent.core.report import (
-    history_to_json,
-    nagios_unknown,
-    render_history,
-    render_nagios,
-    render_table,
-    selection_error,
-    snapshot_to_dict,
-)
-from agent.core.share_view import SHARE_VIEW_PORT
-from agent.core.topology import describe_topology
-from agent.core.topology_url import topology_url
-from agent.edges import event_loop, paths
-from agent.edges.logs import setup_logging
-from agent.edges.tailscale import TAILSCALE_ENV, find_cli
-from agent.edges.topology_source import (
-    TopologyLocation,
-    is_bundled_topology,
-    load_location,
-    load_topology,
-    locate_topology,
-)
+from agent.core.constants import EXIT_UNKNOWN, SHARE_VIEW_PORT, TAILSCALE_ENV
 from agent.errors import AgentError, TopologyError, UsageError
 
+# Only argparse and light modules at the top: `--version` and `--help` load nothing else
+# (tests/test_cli_startup.py). Each command imports what it uses.
 if TYPE_CHECKING:
     from agent.app import AgentOptions
+    from agent.core.model import Topology
     from agent.desktop.autostart import AutostartState
+    from agent.edges.topology_source import TopologyLocation
 
 __all__ = ["build_parser", "main"]
 
-EXIT_UNUSABLE = Health.GREY.exit_code
+EXIT_UNUSABLE = EXIT_UNKNOWN  # Health.GREY.exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -493,6 +472,8 @@ def _require_node(topology: Topology, node: str | None) -> None:
 def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]:
     """The topology in use for a one-shot command. A URL is asked once (a conditional
     request); when its source fails, the cached copy serves and a warning says so."""
+    from agent.edges.topology_source import load_location, locate_topology
+
     location = locate_topology(explicit, os.environ)
     if location.url is not None:
         from agent.edges.topology_fetch import RemoteTopology  # httpx: only for a URL
@@ -508,9 +489,14 @@ def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]
 def _check(args: argparse.Namespace) -> int:
     # Imported here: the probes (and httpx) are loaded only by the command that probes, so
     # `--help`, `topology`, `history` and `autostart` start without them.
+    from agent.core.first_run import first_run_words
     from agent.core.health import with_snoozes
+    from agent.core.report import render_nagios, render_table, selection_error, snapshot_to_dict
     from agent.core.snooze import active_keys
+    from agent.edges import event_loop, paths
     from agent.edges.snooze_file import load_snoozes
+    from agent.edges.tailscale import find_cli
+    from agent.edges.topology_source import is_bundled_topology
     from agent.sweep import sweep
 
     if (args.target is not None or args.service is not None) and not args.nagios:
@@ -541,8 +527,8 @@ def _check(args: argparse.Namespace) -> int:
         return result.exit_code
     if args.json:
         data = snapshot_to_dict(snapshot, snoozes=snoozes)
-        json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        # one write: json.dump with indent writes each token (27,000 writes at 500 services)
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     else:
         color = _use_color(sys.stdout, os.environ)
         sys.stdout.write(render_table(snapshot, color=color, snoozes=snoozes))
@@ -552,14 +538,17 @@ def _check(args: argparse.Namespace) -> int:
 def _first_run_check(args: argparse.Namespace, words: str, data: dict[str, Any]) -> int:
     """`check` on the bundled example where this machine is none of its nodes: nothing was
     probed, which says nothing of this network — grey, exit 3 (core.first_run)."""
+    from agent.core.first_run import first_run_check
+    from agent.core.model import Health
+    from agent.core.report import nagios_unknown
+
     verdict, instead = first_run_check(words)
     if args.nagios:
         print(nagios_unknown(verdict).line)
     elif args.json:
         data.update(overall=Health.GREY.value, exit_code=Health.GREY.exit_code, summary=verdict)
         data["first_run"] = words
-        json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     else:
         print(f"{data['topology']['name']}: {Health.GREY.value.upper()} — {verdict}")
         print(instead)
@@ -568,6 +557,9 @@ def _first_run_check(args: argparse.Namespace, words: str, data: dict[str, Any])
 
 def _audit(args: argparse.Namespace) -> int:
     from agent.core.report.audit import audit_to_dict, render_audit
+    from agent.edges import event_loop
+    from agent.edges.tailscale import find_cli
+    from agent.edges.topology_source import load_topology
     from agent.sweep import audit_here
 
     topology = load_topology(args.topology, os.environ)
@@ -586,6 +578,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _acl(args: argparse.Namespace) -> int:
     from agent.core.acl import acl_policy, render_hujson
+    from agent.edges.topology_source import load_topology
 
     topology = load_topology(args.topology, os.environ)
     acl = acl_policy(topology)
@@ -598,6 +591,10 @@ def _acl(args: argparse.Namespace) -> int:
 
 
 def _topology(args: argparse.Namespace) -> int:
+    from agent.core.topology import describe_topology
+    from agent.core.topology_url import topology_url
+    from agent.edges.topology_source import load_topology
+
     if args.topology_command == "validate":
         if args.path is not None and args.topology is not None:
             raise UsageError(
@@ -628,6 +625,7 @@ def _topology(args: argparse.Namespace) -> int:
 
 def _cached_copy_line(location: TopologyLocation) -> str:
     """ "cached copy: PATH, fetched 3 min ago, ETag "abc", last asked 10 s ago"."""
+    from agent.core.events import format_duration
     from agent.edges.topology_fetch import RemoteTopology
 
     copy = RemoteTopology(location.url or "", location.path).cached()
@@ -642,6 +640,8 @@ def _cached_copy_line(location: TopologyLocation) -> str:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from agent.edges import paths
+    from agent.edges.tailscale import find_cli
     from agent.init import init_topology
 
     if args.port and not args.discover:
@@ -675,7 +675,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from agent.edges import history
+    from agent.core.report import history_to_json, render_history
+    from agent.edges import history, paths
 
     now = time.time()
     since = history.parse_since(args.since, now)
@@ -763,6 +764,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _merge_top_level_options(parser, args)
+    import logging  # after parsing: --help and --version load neither logging nor the edges
+
+    from agent.edges import paths
+    from agent.edges.logs import setup_logging
+
     try:
         if args.command in ("check", "audit", "acl", "topology", "init", "history", "autostart"):
             setup_logging(None, verbose=args.verbose)  # the console only: one-shot commands
@@ -800,6 +806,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("agent").info("%s; started at login: nothing to do", error.message)
             return 0
         if args.command == "check" and args.nagios:
+            from agent.core.report import nagios_unknown
+
             print(nagios_unknown(error.message).line)  # Nagios reads stdout alone
             return EXIT_UNUSABLE
         if args.command in (None, "run", "tray", "demo"):

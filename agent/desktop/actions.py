@@ -125,7 +125,7 @@ def _run_opener(argv: list[str], target: str, wait_s: float) -> Outcome:
     name = " ".join([Path(argv[0]).name, *argv[1:]])
     with tempfile.TemporaryFile() as stderr:  # a pipe would stay open in what it starts
         try:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # noqa: S603 — the opener found on PATH, the target one argv item, no shell
                 [*argv, target],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -156,7 +156,7 @@ def _startfile(target: str) -> Outcome:
     """Windows: the shell's default handler for `target` (a path or a URL)."""
     if sys.platform == "win32":
         try:
-            os.startfile(target)
+            os.startfile(target)  # noqa: S606 — Windows' default handler for an http(s) URL or our own file
         except OSError as error:
             return Outcome(False, f"Windows could not open it ({error.strerror or error})")
         return Outcome(True)
@@ -236,7 +236,7 @@ def copy_text(text: str) -> Outcome:
         try:
             # xclip, xsel and wl-copy fork a child that serves the selection: no output pipes,
             # or run() would wait for that child.
-            subprocess.run(
+            subprocess.run(  # noqa: S603 — a clipboard tool from a fixed list, text on stdin, no shell
                 argv,
                 input=text.encode(encoding),
                 stdout=subprocess.DEVNULL,
@@ -266,7 +266,7 @@ def _holds(expected: bytes, reader: list[str] | None, env: dict[str, str]) -> bo
     deadline = time.monotonic() + CLIPBOARD_SETTLE_S
     while True:
         try:
-            done = subprocess.run(
+            done = subprocess.run(  # noqa: S603 — a reader from a fixed table, no input, no shell
                 [path, *reader[1:]],
                 stdin=subprocess.DEVNULL,
                 capture_output=True,

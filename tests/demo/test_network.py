@@ -137,6 +137,19 @@ def test_every_stand_in_answers_the_agents_probes(network: DemoNetwork) -> None:
     }
     assert {state for state, _ in found.values()} == {ProbeState.UP}, found
     assert len(found) == 9
+    # The desktop node's details, read from /api/tags, /api/ps, /queue and /system_stats.
+    details = {
+        t.service.name: dict(r.details)
+        for t, r in zip(targets, results, strict=True)
+        if t.service.check is CheckKind.HTTP
+    }
+    assert details["Ollama"] == {
+        "models": ("llama3.1:8b", "qwen2.5:14b"),
+        "models_loaded": ("llama3.1:8b",),
+    }
+    comfy_details = {k: details["ComfyUI"][k] for k in ("queue_running", "queue_pending")}
+    assert comfy_details == {"queue_running": 1, "queue_pending": 2}
+    assert details["ComfyUI"]["vram_total_bytes"] == 25756696576
 
 
 def test_the_http_stand_ins_answer_in_the_real_programs_shapes(network: DemoNetwork) -> None:
@@ -147,6 +160,15 @@ def test_the_http_stand_ins_answer_in_the_real_programs_shapes(network: DemoNetw
     tags = get("desktop", "Ollama", "/api/tags").json()
     assert {m["name"] for m in tags["models"]} >= {"llama3.1:8b"}
     assert all({"model", "size", "digest", "details"} <= set(m) for m in tags["models"])
+    loaded = get("desktop", "Ollama", "/api/ps").json()["models"]
+    assert [m["name"] for m in loaded] == ["llama3.1:8b"]
+    assert all({"model", "size", "digest", "details", "expires_at", "size_vram"} <= set(m)
+               for m in loaded)  # fmt: skip
+    queue = get("desktop", "ComfyUI", "/queue").json()
+    assert (len(queue["queue_running"]), len(queue["queue_pending"])) == (1, 2)
+    for number, prompt_id, prompt, extra_data, outputs in queue["queue_running"]:
+        assert isinstance(number, int) and isinstance(prompt_id, str)
+        assert isinstance(prompt, dict) and isinstance(extra_data, dict) and outputs
     stats = get("desktop", "ComfyUI", "/system_stats").json()
     assert stats["devices"][0]["type"] == "cuda" and "comfyui_version" in stats["system"]
     assert get("macmini", "FastAPI", "/health").json() == {"status": "ok"}
@@ -164,7 +186,8 @@ def test_comfyuis_websocket_sends_its_status_message(network: DemoNetwork) -> No
     with connect(f"ws://{host}:{port}/ws", open_timeout=5, compression=None) as socket:
         first = json.loads(socket.recv(timeout=5))
     assert first["type"] == "status"
-    assert first["data"]["status"]["exec_info"] == {"queue_remaining": 0}
+    # as ComfyUI counts it: the running prompt and the two pending
+    assert first["data"]["status"]["exec_info"] == {"queue_remaining": 3}
 
 
 def test_redis_cli_and_pg_isready_take_the_stand_ins_for_the_real_servers(

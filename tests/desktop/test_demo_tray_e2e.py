@@ -29,7 +29,7 @@ from agent.demo.walk import FINISHED_NAME
 from agent.desktop.icons import HEALTH_COLOURS
 from tests.conftest import installed_agent
 from tests.desktop.test_tray_real import MIN_PIXELS, TOLERANCE, _count, _open_menu
-from tests.helpers.dbusmenu import menu_lines
+from tests.helpers.dbusmenu import read_menu
 from tests.helpers.desktop import (
     DesktopEnv,
     NotificationLog,
@@ -125,7 +125,7 @@ def _look_at_the_red_menu(
     print(f"tooltip: {tooltip}")
     assert [t for t in tooltip if f"tailnet-agent ({RED_STEP}): Mac mini: FastAPI down" in t]
     if backend == "appindicator":  # gtk's menu is pixels only
-        lines = menu_lines(desk.bus_address, pid)
+        lines = read_menu(desk.bus_address, pid).lines()
         print("menu:\n  " + "\n  ".join(lines))
         assert lines[0].startswith(f"{MARKS[Health.RED]} {RED_STEP}: Mac mini: FastAPI down"), lines
         assert f"{MARKS[Health.RED]} {MACMINI} · FastAPI down" in lines, lines

@@ -1,97 +1,138 @@
-"""Read the menu a process exports over com.canonical.dbusmenu (what libayatana-appindicator
-publishes for pystray's appindicator backend), as the lines a tray host would draw.
+"""Read a running process's tray menu back over D-Bus (com.canonical.dbusmenu).
 
-    lines = menu_lines(bus_address, pid)   # ["× Sparklio demo 4/7: FastAPI stops: …", "---", …]
+libayatana-appindicator (pystray's appindicator backend) exports its menu on the session
+bus as a dbusmenu server, whether a StatusNotifier host shows it or the icon fell back to
+an XEmbed tray (trayer): the labels a desktop shell would draw, as the app handed them over.
 
-The process is found by its PID among the bus's connections and its menu by introspection, so
-the test names neither the indicator's id nor its object path. Separators read as "---";
-hidden items are left out. Labels are as exported (GTK mnemonic underscores kept).
+    menu = read_menu(desk.bus_address, agent.pid)   # the menu tree of that process
+    menu.lines()                                      # the visible top level, separators as ""
+
+Ids change each time pystray rebuilds the menu: read it again rather than keep ids.
 """
 
 from __future__ import annotations
 
 import asyncio
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from typing import Any
 
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-__all__ = ["DBUSMENU", "DBusMenuError", "menu_lines"]
+__all__ = ["DBUSMENU", "MenuItem", "find_menus", "read_menu"]
 
 DBUSMENU = "com.canonical.dbusmenu"
-_BUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
+_DBUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
 
 
-class DBusMenuError(RuntimeError):
-    """No connection of that process on the bus, or it exports no dbusmenu."""
+@dataclass(frozen=True, slots=True)
+class MenuItem:
+    """One dbusmenu item: its label ("" for a separator), state and children."""
+
+    id: int
+    label: str
+    enabled: bool
+    visible: bool
+    separator: bool
+    children: tuple[MenuItem, ...]
+
+    def find(self, prefix: str) -> MenuItem:
+        """The one child whose label starts with `prefix` (AssertionError otherwise)."""
+        found = [c for c in self.children if c.label.startswith(prefix)]
+        assert len(found) == 1, f"{prefix!r}: {len(found)} of {[c.label for c in self.children]}"
+        return found[0]
+
+    def lines(self) -> list[str]:
+        """The visible children's labels, top to bottom (separators as "")."""
+        return [c.label for c in self.children if c.visible]
 
 
-async def _call(bus: MessageBus, destination: str, path: str, interface: str, member: str,
-                signature: str = "", body: list[Any] | None = None) -> list[Any]:  # fmt: skip
+async def _call(
+    bus: MessageBus,
+    destination: str,
+    path: str,
+    interface: str,
+    member: str,
+    signature: str = "",
+    body: list[Any] | None = None,
+) -> list[Any]:
     reply = await bus.call(
-        Message(destination=destination, path=path, interface=interface, member=member,
-                signature=signature, body=body or [])
-    )  # fmt: skip
+        Message(
+            destination=destination,
+            path=path,
+            interface=interface,
+            member=member,
+            signature=signature,
+            body=body or [],
+        )
+    )
     assert reply is not None
     if reply.message_type is MessageType.ERROR:
-        raise DBusMenuError(f"{member} on {destination}{path}: {reply.error_name} {reply.body}")
+        raise RuntimeError(f"{member} on {destination}{path}: {reply.error_name} {reply.body}")
     return list(reply.body)
 
 
-async def _connections_of(bus: MessageBus, pid: int) -> list[str]:
-    (names,) = await _call(bus, *_BUS, "ListNames")
+async def _names_of(bus: MessageBus, pid: int) -> list[str]:
+    (names,) = await _call(bus, *_DBUS, "ListNames")
     mine = []
-    for name in (n for n in names if n.startswith(":")):
+    for name in names:
+        if not name.startswith(":"):
+            continue
         try:
-            (owner,) = await _call(bus, *_BUS, "GetConnectionUnixProcessID", "s", [name])
-        except DBusMenuError:  # gone meanwhile
+            (owner,) = await _call(bus, *_DBUS, "GetConnectionUnixProcessID", "s", [name])
+        except RuntimeError:  # gone meanwhile
             continue
         if owner == pid:
             mine.append(name)
     return mine
 
 
-async def _menu_path(bus: MessageBus, name: str, path: str = "/") -> str | None:
+async def _menu_paths(bus: MessageBus, name: str, path: str = "/") -> list[str]:
     (xml,) = await _call(bus, name, path, "org.freedesktop.DBus.Introspectable", "Introspect")
     root = ET.fromstring(xml)
-    if any(i.get("name") == DBUSMENU for i in root.findall("interface")):
-        return path
-    for child in root.findall("node"):
-        found = await _menu_path(bus, name, f"{path.rstrip('/')}/{child.get('name')}")
-        if found is not None:
-            return found
-    return None
+    found = [path] if any(i.get("name") == DBUSMENU for i in root.findall("interface")) else []
+    for node in root.findall("node"):
+        child = f"{path.rstrip('/')}/{node.get('name')}"
+        found += await _menu_paths(bus, name, child)
+    return found
 
 
-def _lines(children: list[Variant]) -> list[str]:
-    lines = []
-    for child in children:
-        _id, props, _grandchildren = child.value
-        values = {k: v.value for k, v in props.items()}
-        if values.get("visible", True) is False:
-            continue
-        lines.append("---" if values.get("type") == "separator" else str(values.get("label", "")))
-    return lines
+def _item(layout: list[Any]) -> MenuItem:
+    item_id, props, children = layout
+    values = {k: v.value if isinstance(v, Variant) else v for k, v in props.items()}
+    return MenuItem(
+        id=int(item_id),
+        label=str(values.get("label", "")),
+        enabled=bool(values.get("enabled", True)),
+        visible=bool(values.get("visible", True)),
+        separator=values.get("type") == "separator",
+        children=tuple(_item(c.value if isinstance(c, Variant) else c) for c in children),
+    )
 
 
-async def _read(bus_address: str, pid: int) -> list[str]:
+async def _read(bus_address: str, pid: int) -> list[tuple[str, str, MenuItem]]:
     bus = await MessageBus(bus_address=bus_address).connect()
     try:
-        for name in await _connections_of(bus, pid):
-            path = await _menu_path(bus, name)
-            if path is None:
-                continue
-            # GetLayout(parentId 0 = the root, depth 1 = its items, all properties)
-            _revision, layout = await _call(
-                bus, name, path, DBUSMENU, "GetLayout", "iias", [0, 1, []]
-            )
-            return _lines(layout[2])
-        raise DBusMenuError(f"process {pid} exports no {DBUSMENU} menu on {bus_address}")
+        menus = []
+        for name in await _names_of(bus, pid):
+            for path in await _menu_paths(bus, name):
+                _revision, layout = await _call(
+                    bus, name, path, DBUSMENU, "GetLayout", "iias", [0, -1, []]
+                )
+                menus.append((name, path, _item(layout)))
+        return menus
     finally:
         bus.disconnect()
 
 
-def menu_lines(bus_address: str, pid: int) -> list[str]:
-    """The top level of the menu process `pid` exports on the bus, one string per line."""
+def find_menus(bus_address: str, pid: int) -> list[tuple[str, str, MenuItem]]:
+    """Every dbusmenu that process `pid` exports on the bus: (unique name, path, root)."""
     return asyncio.run(_read(bus_address, pid))
+
+
+def read_menu(bus_address: str, pid: int) -> MenuItem:
+    """The one dbusmenu of process `pid` (its root item; the top level are its children)."""
+    menus = find_menus(bus_address, pid)
+    assert len(menus) == 1, f"process {pid} exports {len(menus)} dbusmenus: {menus}"
+    return menus[0][2]
