@@ -40,6 +40,7 @@ __all__ = [
     "TOPOLOGY_ENV",
     "TopologyLocation",
     "TopologyLocator",
+    "is_bundled_topology",
     "load_location",
     "load_topology",
     "local_config",
@@ -148,6 +149,11 @@ class TopologyLocator:
                 str(user), "no such file (deleted from the user config folder; put it back)"
             )
         return location
+
+
+def is_bundled_topology(topology: Topology) -> bool:
+    """Whether `topology` is the bundled example (read from the bundled file itself)."""
+    return topology.source == TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED).source
 
 
 def read_topology_file(path: Path, source: str) -> Topology:
