@@ -43,6 +43,7 @@ from agent.core.evidence import Change
 from agent.core.health import with_snoozes
 from agent.core.menu import MonitorStatus
 from agent.core.model import ServiceKey, Snapshot, Topology
+from agent.core.outage import Outage
 from agent.core.share_view import localise_events
 from agent.edges import event_loop
 from agent.edges.snooze_file import load_snoozes, save_snoozes
@@ -135,6 +136,7 @@ class Monitor:
         self._snoozes: dict[snoozing.SnoozeKey, snoozing.Snooze] = {}
         self._pending: list[Event] = []  # snooze records made between passes
         self._changes: dict[Subject, Change] = {}  # the latest change of each subject
+        self._history_outage = Outage("the history")  # said once, and its end once
 
     # ==== the UI thread's side =================================================
 
@@ -506,7 +508,19 @@ class Monitor:
         try:
             history.record_events((event,))
         except Exception as error:
-            log.error("could not write history: %s", error)
+            self._history_failed(error)
+        else:
+            self._history_written()
+
+    def _history_failed(self, error: Exception) -> None:
+        line = self._history_outage.failed(str(error))
+        if line is not None:
+            log.error("%s", line)
+
+    def _history_written(self) -> None:
+        line = self._history_outage.recovered()
+        if line is not None:
+            log.warning("%s", line)
 
     def _record(
         self, history: History | None, snapshot: Snapshot, events: tuple[Event, ...]
@@ -532,7 +546,9 @@ class Monitor:
                 self._since = history.state_since(now)
                 self._uptime_at = now
         except Exception as error:
-            log.error("could not write history: %s", error)
+            self._history_failed(error)
+        else:
+            self._history_written()
 
     async def _deliver(self, notes: tuple[notify_policy.Notification, ...]) -> None:
         loop = asyncio.get_running_loop()

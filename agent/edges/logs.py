@@ -2,20 +2,55 @@
 
 The file gets INFO and up (DEBUG with -v) so that a frozen Windows build, which
 has no console, still leaves a trail. The console gets WARNING and up, INFO for
-the headless monitor, DEBUG with -v.
+the headless monitor, DEBUG with -v. A log file that cannot be written (a full disk) is said
+once on the console, not with a traceback per line, and said again in the file itself, with
+the count of lines lost, once it can be written again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import sys
 from pathlib import Path
 
+from agent.core.outage import Outage
+
 __all__ = ["LOG_FILE_NAME", "setup_logging"]
 
 LOG_FILE_NAME = "tailnet-agent.log"
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+log = logging.getLogger(__name__)
+
+
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The rotating log file, which goes on (and says so once) when a write fails."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
+        self._outage = Outage(f"the log file {path}")
+        self._failed_now = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed_now = False
+        super().emit(record)
+        if not self._failed_now:
+            line = self._outage.recovered()
+            if line is not None:
+                log.warning("%s", line)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._failed_now = True
+        error = sys.exc_info()[1]
+        if self.stream is not None:  # reopened at the next line; what was buffered is lost
+            with contextlib.suppress(Exception):
+                self.stream.close()
+            self.stream = None
+        line = self._outage.failed(str(error) if error else "unknown error")
+        if line is not None:
+            log.warning("%s", line)  # the console says it; this file fails once more
 
 
 def setup_logging(
@@ -37,9 +72,7 @@ def setup_logging(
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
             log_file = log_dir / LOG_FILE_NAME
-            rotating = logging.handlers.RotatingFileHandler(
-                log_file, maxBytes=1_000_000, backupCount=5, encoding="utf-8"
-            )
+            rotating = _LogFile(log_file)
             rotating.setFormatter(logging.Formatter(_FORMAT))
             root.addHandler(rotating)
         except OSError as error:

@@ -3,8 +3,11 @@
 WAL mode with synchronous=NORMAL, each write its own committed transaction. A file
 that is damaged, not ours, or from a newer schema is moved aside as
 ``history.sqlite3.corrupt-<time>`` and a fresh one started (logged, not raised), on
-opening and once more on a write that finds it damaged; a database locked by another
-writer is waited for ``busy_timeout_s`` and then refused with a HistoryError.
+opening and once more on a write that finds it damaged; a file deleted or replaced while in
+use (SQLite would go on writing to the deleted one, losing every record), or overwritten so
+that it no longer starts as a database, is noticed at the next write, which starts a fresh
+one (logged; an overwritten file is moved aside as damaged); a database locked by another writer is
+waited for ``busy_timeout_s`` and then refused with a HistoryError.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ T = TypeVar("T")
 
 _JOURNAL_SIZE_LIMIT = 1024 * 1024
 _WAL_AUTOCHECKPOINT_PAGES = 256
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class HistoryError(AgentError):
@@ -71,6 +75,7 @@ class HistoryFile:
         self._clock = clock
         self._on_replaced = on_replaced
         self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -87,6 +92,7 @@ class HistoryFile:
                 raise HistoryError(f"cannot open {self.path}: {error}") from error
             self._move_aside(f"it is damaged ({error})")
             self._conn = self._connect_fresh()
+        self._identity = self._on_disk()
 
     # ---- opening ---------------------------------------------------------------
 
@@ -208,8 +214,49 @@ class HistoryFile:
             return self.locked_error()
         return HistoryError(f"cannot read the history {self.path}: {error}")
 
+    def _on_disk(self) -> tuple[int, int] | None:
+        """(device, inode) of the file at the path now; None when there is none."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _header_lost(self) -> bool:
+        """The file no longer starts as an SQLite database (overwritten while in use: SQLite
+        itself would only notice at a checkpoint, mixing its pages into the garbage)."""
+        try:
+            with self.path.open("rb") as f:
+                head = f.read(len(_SQLITE_HEADER))
+        except OSError:
+            return False
+        return bool(head) and head != _SQLITE_HEADER
+
+    def _reopen_if_gone(self) -> None:
+        """A file deleted, replaced or overwritten under the open connection: start afresh."""
+        if self._conn is None:
+            return
+        now = self._on_disk()
+        if now == self._identity:
+            if self._header_lost():
+                self._replace("was overwritten while in use (it is no SQLite database now)")
+            return
+        why = "was deleted" if now is None else "was replaced by another file"
+        self.close()
+        self._on_replaced()
+        with contextlib.suppress(OSError):  # the old file's journal, if it outlived it
+            for suffix in ("-wal", "-shm"):
+                if now is None:
+                    self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+        self._conn = self._connect_fresh()
+        self._identity = self._on_disk()
+        log.warning(
+            "history: %s %s while in use; started a new one (what it held is lost)", self.path, why
+        )
+
     def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in one committed transaction; recover once from a damaged file."""
+        self._reopen_if_gone()
         for attempt in (1, 2):
             conn = self.db()
             try:
@@ -227,16 +274,17 @@ class HistoryFile:
                 if _is_busy(error):
                     raise self.locked_error() from error
                 if _is_corrupt(error) and attempt == 1:
-                    self._replace(error)
+                    self._replace(f"became damaged ({error})")
                     continue
                 raise HistoryError(f"cannot write the history {self.path}: {error}") from error
         raise AssertionError("unreachable")
 
-    def _replace(self, error: sqlite3.Error) -> None:
+    def _replace(self, why: str) -> None:
         self.close()
         self._on_replaced()
-        self._move_aside(f"became damaged ({error})")
+        self._move_aside(why)
         self._conn = self._connect_fresh()
+        self._identity = self._on_disk()
 
     def pages(self) -> tuple[int, int, int]:
         """(page count, free pages, page size)."""

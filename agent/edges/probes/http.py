@@ -2,7 +2,8 @@
 
 GET http://host:port{path}: UP when the status is in `expect_status` (or, when
 that is empty, below 400) and, if `expect_body` is set, the first 64 KiB of the
-body contain it. Redirects are not followed (a 3xx is an answer). Something that
+body contain it (a body cut off by the service is a BODY_MISMATCH: it answered in HTTP, so no
+protocol mismatch). Redirects are not followed (a 3xx is an answer). Something that
 is not HTTP on the port is a PROTOCOL_MISMATCH.
 
 The shared client (`make_http_client`) is a `ProbeClient`: an httpx.AsyncClient
@@ -140,7 +141,12 @@ async def _attempt(target: ProbeTarget, client: httpx.AsyncClient) -> Finding:
             record_answer(status, await _excerpt(response))
             return ProbeState.DOWN, Reason.HTTP_STATUS, f"HTTP {status} (expected {expected})"
         if service.expect_body is not None:
-            body = await _read_head_of_body(response)
+            try:
+                body = await _read_head_of_body(response)
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                # It answered in HTTP, then hung up: no protocol mismatch, an unhealthy service.
+                detail = f"HTTP {status}, then the connection closed in the middle of the body"
+                return ProbeState.DOWN, Reason.BODY_MISMATCH, detail
             if service.expect_body not in body:
                 record_answer(status, body[:EXCERPT_BYTES])
                 wanted = one_line(service.expect_body, 60)

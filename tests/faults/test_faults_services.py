@@ -1,0 +1,162 @@
+"""Faults of a service, against the running agent (`run --headless`): each is turned on
+while the agent watches a healthy FastAPI, must show as the right verdict, and must end in
+"FastAPI is back" and green once the service behaves again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AgentSandbox
+from tests.helpers.faulty_service import HUGE_BYTES, FaultyService, faulty_service
+from tests.helpers.running_agent import RunningAgent, running_agent
+
+MACMINI = "127.0.0.3"  # the Mac mini's address in loopback_all_direct.json
+
+
+def _topology(path: Path, port: int, *, expect_body: str = "ok") -> Path:
+    path.write_text(
+        f"""
+version = 1
+name = "faults"
+
+[defaults]
+interval = "1s"
+timeout = "1s"
+failure_threshold = 2
+
+[[nodes]]
+id = "desktop"
+name = "Desktop"
+hostname = "sweetlife"
+ip = "127.0.0.1"
+
+[[nodes]]
+id = "macmini"
+name = "Mac mini"
+hostname = "woosuns-mac-mini"
+ip = "{MACMINI}"
+always_on = true
+
+  [[nodes.services]]
+  name = "FastAPI"
+  port = {port}
+  check = "http"
+  path = "/health"
+  expect_body = "{expect_body}"
+  impact = "critical"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def service() -> Iterator[FaultyService]:
+    with faulty_service(MACMINI) as server:
+        yield server
+
+
+@pytest.fixture
+def agent(sandbox: AgentSandbox, tmp_path: Path, service: FaultyService) -> Iterator[RunningAgent]:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    topology = _topology(tmp_path / "topology.toml", service.port)
+    with running_agent(sandbox, topology, "-v") as running:
+        running.wait_line("state green")
+        yield running
+    assert sandbox.outside_connections() == []
+
+
+PROBE = "probe macmini/FastAPI http"
+
+
+def _recovers(agent: RunningAgent, service: FaultyService) -> None:
+    """The fault ends: one "FastAPI is back", green, and the next sweeps are all up."""
+    service.mode = "ok"
+    back = agent.wait_line("event service_up", "FastAPI is back")
+    agent.wait_line("state green", count=2)
+    ups_before = len(agent.lines(PROBE, ": up"))
+    agent.wait_line(PROBE, ": up", count=3, after=ups_before)
+    said = agent.said()
+    after = said[said.index(back) :]
+    assert ": down" not in "\n".join(x for x in after.splitlines() if PROBE in x), after
+    assert len(agent.lines("event service_down")) == 1, said
+    assert len(agent.lines("event service_up")) == 1, said
+    assert agent.lines("INFO agent.app: state")[-1].split("state ")[1].startswith("green"), said
+    assert "Traceback" not in said, said
+
+
+def test_a_service_that_accepts_and_never_answers(
+    agent: RunningAgent, service: FaultyService
+) -> None:
+    service.mode = "silent"
+    red = agent.wait_line("state red", "Mac mini: FastAPI down")
+    assert "connected, but no answer within 1 s" in red
+    event = agent.wait_line("event service_down")
+    assert "accepted the connection but never answered" in event
+    agent.wait_line("notification", "critical", "Mac mini: FastAPI down")
+    assert service.count("served", "silent") >= 2  # the confirming sweeps asked again
+    _recovers(agent, service)
+
+
+@pytest.mark.parametrize(
+    ("mode", "verdict"),
+    [
+        (
+            "cut_head",
+            "not an HTTP server on this port (it closed the connection without an answer)",
+        ),
+        ("cut_body", "HTTP 200, then the connection closed in the middle of the body"),
+    ],
+)
+def test_a_service_that_closes_mid_response(
+    agent: RunningAgent, service: FaultyService, mode: str, verdict: str
+) -> None:
+    service.mode = mode
+    red = agent.wait_line("state red", "Mac mini: FastAPI down")
+    assert verdict in red, red
+    agent.wait_line("event service_down")
+    _recovers(agent, service)
+
+
+def test_a_service_that_drip_feeds_is_cut_at_the_probe_deadline(
+    agent: RunningAgent, service: FaultyService
+) -> None:
+    service.mode = "drip"
+    red = agent.wait_line("state red", "Mac mini: FastAPI down")
+    assert "connected, but no answer within 1 s" in red, red
+    agent.wait_line("event service_down")
+    # Every byte comes well within the read timeout, and a drip lasts 100 s: only the probe's
+    # total deadline can end the drips the agent gave up on, long before they are over.
+    agent.wait(lambda: service.count("cut_by_client", "drip") >= 2, "the drips were not cut")
+    assert service.count("completed", "drip") == 0
+    _recovers(agent, service)
+
+
+def test_a_service_that_answers_10_mb_is_read_within_bounds(
+    agent: RunningAgent, service: FaultyService
+) -> None:
+    ups = len(agent.lines(PROBE, ": up"))
+    agent.wait_line(PROBE, ": up", count=3, after=ups)  # warmed up on honest answers
+    baseline = agent.rss_kib()
+    service.mode = "huge"
+    ups = len(agent.lines(PROBE, ": up"))
+    agent.wait_line(PROBE, ": up", count=5, after=ups)
+    assert service.count("served", "huge") >= 5
+    grown = agent.rss_kib() - baseline
+    # the body starts with "ok": up (the verdict right), found in the first 64 KiB
+    assert agent.lines("event service_down") == []
+    assert agent.lines("state red") == []
+    # read within bounds: the probe hung up long before the 10 MB were out, memory flat
+    assert all(sent < HUGE_BYTES / 10 for sent in service.sent("huge")), service.sent("huge")
+    assert grown < 8 * 1024, f"RSS grew {grown} KiB over 5 answers of 10 MB"
+    _recovers_quietly(agent, service)
+
+
+def _recovers_quietly(agent: RunningAgent, service: FaultyService) -> None:
+    service.mode = "ok"
+    ups = len(agent.lines(PROBE, ": up"))
+    agent.wait_line(PROBE, ": up", count=2, after=ups)
+    assert agent.lines("event ") == [], agent.said()

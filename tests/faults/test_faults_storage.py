@@ -1,0 +1,129 @@
+"""Faults of the agent's own files, against the running agent (`run --headless`): the
+history locked by another connection, deleted and overwritten with garbage while in use,
+and the disk full under the log and the history. Each time the monitor goes on sweeping,
+says so once, and once the fault ends its records are written again."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.edges.logs import LOG_FILE_NAME, setup_logging
+from tests.conftest import AgentSandbox
+from tests.faults.test_faults_services import MACMINI, PROBE, _topology
+from tests.helpers.faulty_service import FaultyService, faulty_service
+from tests.helpers.running_agent import RunningAgent, running_agent
+
+
+def _history(sandbox: AgentSandbox) -> Path:
+    return sandbox.root / "state" / "tailnet-agent" / "history.sqlite3"
+
+
+def _sweeps(path: Path) -> int:
+    """Sweeps recorded in the history file at `path` (0 while it cannot be read)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return int(db.execute("SELECT coalesce(sum(sweeps), 0) FROM runs").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.fixture
+def service() -> Iterator[FaultyService]:
+    with faulty_service(MACMINI) as server:
+        yield server
+
+
+@pytest.fixture
+def agent(sandbox: AgentSandbox, tmp_path: Path, service: FaultyService) -> Iterator[RunningAgent]:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    topology = _topology(tmp_path / "topology.toml", service.port)
+    with running_agent(sandbox, topology, "-v") as running:
+        running.wait_line("state green")
+        running.wait(lambda: _sweeps(_history(sandbox)) >= 2, "no sweeps in the history")
+        yield running
+    assert sandbox.outside_connections() == []
+
+
+def _goes_on(agent: RunningAgent, sweeps: int = 2) -> None:
+    probes = len(agent.lines(PROBE))
+    agent.wait_line(PROBE, count=sweeps, after=probes)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: after the lock ends the agent reports its writes good, yet another "
+    "connection sees no new sweep (not reproduced in-process; see docs/RELIABILITY.md)",
+)
+def test_history_locked_by_another_connection(agent: RunningAgent, sandbox: AgentSandbox) -> None:
+    path = _history(sandbox)
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+        agent.wait_line("the history cannot be written", "locked by another process")
+        _goes_on(agent, 3)  # the monitor goes on sweeping while it cannot record
+        other.execute("ROLLBACK")
+    back = agent.wait_line("the history is written again")
+    assert "writes lost since" in back
+    before = _sweeps(path)
+    agent.wait(lambda: _sweeps(path) > before, "no sweep recorded after the lock")
+    assert len(agent.lines("the history cannot be written")) == 1, agent.said()  # said once
+    assert "Traceback" not in agent.said()
+
+
+def test_history_deleted_while_running(agent: RunningAgent, sandbox: AgentSandbox) -> None:
+    path = _history(sandbox)
+    path.unlink()
+    agent.wait_line("history:", "was deleted while in use; started a new one")
+    agent.wait(lambda: _sweeps(path) >= 2, "no sweeps in the new history")
+    _goes_on(agent)
+    assert len(agent.lines("was deleted while in use")) == 1, agent.said()
+    assert "Traceback" not in agent.said()
+
+
+def test_history_overwritten_with_garbage_while_running(
+    agent: RunningAgent, sandbox: AgentSandbox
+) -> None:
+    path = _history(sandbox)
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.write(os.urandom(size))
+    said = agent.wait_line("history:", "was overwritten while in use", "started a new one")
+    moved = Path(said.split("moved it to ")[1].split(" and started")[0])
+    assert moved.read_bytes()[:size] != b"SQLite format 3\x00"  # kept aside as it was found
+    agent.wait(lambda: _sweeps(path) >= 2, "no sweeps in the new history")
+    _goes_on(agent)
+    assert "Traceback" not in agent.said()
+
+
+def test_log_file_on_a_full_disk_says_so_once_and_recovers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stand-in at the file boundary: the log file is a link to /dev/full, whose every
+    write fails with ENOSPC from the kernel, as a full disk's does; removing the link is
+    the space coming back."""
+    log_file = tmp_path / LOG_FILE_NAME
+    log_file.symlink_to("/dev/full")
+    setup_logging(tmp_path, console_level=logging.WARNING)
+    log = logging.getLogger("agent.faults")
+    try:
+        for n in range(5):
+            log.warning("sweep %d", n)
+        err = capsys.readouterr().err
+        assert err.count("cannot be written") == 1, err
+        assert "No space left on device" in err
+        assert "--- Logging error ---" not in err and "Traceback" not in err, err
+        assert err.count("sweep ") == 5  # the console still has every line
+        log_file.unlink()  # space again
+        log.warning("sweep after")
+        text = log_file.read_text(encoding="utf-8")
+        assert "is written again (" in text and "writes lost since" in text, text
+        assert "sweep after" in text
+        assert "written again" in capsys.readouterr().err
+    finally:
+        setup_logging(None)
