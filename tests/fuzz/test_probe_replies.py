@@ -423,8 +423,23 @@ def _comfyui_stats(draw: st.DrawFn) -> dict[str, Any]:
     return {"system": system, "devices": [gpu, *draw(st.lists(st.just(gpu), max_size=1))]}
 
 
+def _stats_with_gpu(name: str) -> dict[str, Any]:
+    gpu = {"name": name, "type": "cuda", "index": 0, "vram_total": 2**34, "vram_free": 2**33}
+    return {"system": {"os": "nt"}, "devices": [gpu]}
+
+
+_LONG_GPU = _stats_with_gpu("N" * 79 + " GPU")
+
+
 @fuzz
 @given(_json_answers(_COMFYUI_QUEUES), _json_answers(_comfyui_stats()))
+@example(
+    (
+        Reply(_response(200, json.dumps(_comfyui_queue(1, 2)).encode(), chunked=False)),
+        _comfyui_queue(1, 2),
+    ),
+    (Reply(_response(200, json.dumps(_LONG_GPU).encode(), chunked=False)), _LONG_GPU),
+).via("found (thorough): a GPU name cut at 80 characters kept the space before the cut")
 def test_comfyui_details_read_any_reply(queue: PathAnswer, stats: PathAnswer) -> None:
     reply = _by_path({b"/queue": queue, b"/system_stats": stats})
     details = _details(CheckKind.HTTP, reply, _whole_http_head, name="ComfyUI", path="/")
@@ -439,7 +454,8 @@ def test_comfyui_details_read_any_reply(queue: PathAnswer, stats: PathAnswer) ->
     if stats[1] is not None:
         gpu = stats[1]["devices"][0]
         vram = (found.get("vram_used_bytes"), found.get("vram_total_bytes"), found.get("gpu"))
-        assert vram == (gpu["vram_total"] - gpu["vram_free"], gpu["vram_total"], gpu["name"])
+        name = gpu["name"][:80].rstrip()  # a name is cut to 80 characters (no trailing space)
+        assert vram == (gpu["vram_total"] - gpu["vram_free"], gpu["vram_total"], name), details
 
 
 @st.composite
