@@ -213,6 +213,7 @@ def _build_monitor(
         open_history=lambda: History(around.files.history),
         snooze_path=around.files.snoozes,
         topology_warning=remote.warning if remote is not None else lambda: None,
+        is_example=_is_bundled_topology,
     )
 
 
@@ -509,10 +510,14 @@ class AutostartSwitch:
             return self._checked
 
 
+def _is_bundled_topology(topology: Topology) -> bool:
+    """Whether `topology` is the bundled example."""
+    return topology.source == TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED).source
+
+
 def _is_bundled(snapshot: Snapshot | None) -> bool:
     """Whether `snapshot` watches the bundled example topology."""
-    bundled = TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED)
-    return snapshot is not None and snapshot.topology.source == bundled.source
+    return snapshot is not None and _is_bundled_topology(snapshot.topology)
 
 
 def tray_view(

@@ -40,12 +40,14 @@ from agent.core.events import (
     agent_stopped_event,
 )
 from agent.core.evidence import Change
+from agent.core.first_run import first_run_words, quiet_example
 from agent.core.health import with_snoozes
 from agent.core.menu import MonitorStatus
 from agent.core.model import ServiceKey, Snapshot, Topology
 from agent.core.outage import Outage
 from agent.core.share_view import localise_events
 from agent.edges import event_loop
+from agent.edges.notify_outbox import NotifierOutbox
 from agent.edges.snooze_file import load_snoozes, save_snoozes
 from agent.errors import AgentError
 from agent.sweep import TAILSCALE_TIMEOUT_S
@@ -101,11 +103,12 @@ class Monitor:
         mono: Callable[[], float] = time.monotonic,
         boot: Callable[[], float] | None = SUSPEND_CLOCK,
         snooze_path: Path | None = None,
+        is_example: Callable[[Topology], bool] = lambda _: False,
     ) -> None:
         self._load_topology = load_topology
         self._locate_topology = locate_topology
         self._sweep_once = sweep_once
-        self._notifier = notifier
+        self._outbox = NotifierOutbox(notifier)  # a notifier that hangs holds up only itself
         self._on_update = on_update
         self._open_history = open_history
         self._topology_warning = topology_warning
@@ -113,6 +116,7 @@ class Monitor:
         self._mono = mono
         self._boot = boot
         self._snooze_path = snooze_path
+        self._is_example = is_example  # the bundled example: a first run announces none of it
 
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -132,7 +136,7 @@ class Monitor:
         self._uptime_over: Mapping[ServiceKey, float] = {}
         self._uptime_every = 0.0
         self._since: Mapping[ServiceKey, float] = {}
-        self._uptime_at = 0.0
+        self._uptime_at = -UPTIME_REFRESH_S  # monotonic; the first sweep reads the uptime
         self._snoozes: dict[snoozing.SnoozeKey, snoozing.Snooze] = {}
         self._pending: list[Event] = []  # snooze records made between passes
         self._changes: dict[Subject, Change] = {}  # the latest change of each subject
@@ -312,6 +316,8 @@ class Monitor:
                     (*localise_events(result.events, snapshot), *key_events, *found),
                     snoozed,
                 )
+                if first_run_words(snapshot, bundled=self._is_example(topology)) is not None:
+                    events = quiet_example(events)  # someone else's network: false alarms
                 if result.settling is not None and result.settling.reason is not was_reason:
                     log.info(
                         "grace period: settling after %s (%s)",
@@ -327,7 +333,9 @@ class Monitor:
                         event.message,
                     )
                 self._record(history, snapshot, events)
-                decision = notify_policy.decide(self._policy, events, self._wall())
+                decision = notify_policy.decide(
+                    self._policy, events, self._wall(), now_mono=self._mono()
+                )
                 self._policy = decision.state
                 for held in decision.held_back:
                     log.info("notification held back (%s): %s", held.why, held.event.title)
@@ -341,6 +349,7 @@ class Monitor:
             if history is not None:
                 self._record_quietly(history, agent_stopped_event(self._wall()))
                 history.close()
+            self._outbox.close()
             self._loop = None
 
     def _snooze_step(
@@ -531,7 +540,8 @@ class Monitor:
             history.record_sweep(snapshot)
             history.record_events(events)
             now = self._wall()
-            if events or now - self._uptime_at >= self._uptime_every:
+            # scheduled on the monotonic clock: a clock set back must not stall the readings
+            if events or self._mono() - self._uptime_at >= self._uptime_every:
                 since = now - UPTIME_WINDOW_S
                 detail = history.uptime_detail(since, now)
                 self._uptime = {key: u.fraction for key, u in detail.items()}
@@ -544,36 +554,14 @@ class Monitor:
                 youngest = min(self._uptime_over.values(), default=float(UPTIME_WINDOW_S))
                 self._uptime_every = min(UPTIME_REFRESH_S, youngest * UPTIME_PRECISION)
                 self._since = history.state_since(now)
-                self._uptime_at = now
+                self._uptime_at = self._mono()
         except Exception as error:
             self._history_failed(error)
         else:
             self._history_written()
 
     async def _deliver(self, notes: tuple[notify_policy.Notification, ...]) -> None:
-        loop = asyncio.get_running_loop()
-        for note in notes:
-            send = functools.partial(
-                self._notifier.notify,
-                note.title,
-                note.message,
-                critical=note.critical,
-                key=note.key,
-                replaces=note.replaces,
-            )
-            try:
-                delivered = await loop.run_in_executor(None, send)
-            except Exception:  # a notifier must never take the monitor down
-                log.exception("the notifier failed")
-                delivered = False
-            if not delivered and self._notifier.name == "log":
-                continue  # agent.desktop.notify.LogNotifier wrote it down: nothing was to be shown
-            log.info(
-                "notification %s: %s — %s",
-                "shown" if delivered else "NOT shown",
-                note.title,
-                note.message,
-            )
+        await self._outbox.deliver(notes)
 
     def _publish(
         self,

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from agent import app
+from agent.core.drift import detect_drift
+from agent.core.events import EventKind
 from agent.core.health import judge
 from agent.core.menu import (
     ActionKind,
@@ -28,14 +30,25 @@ from agent.core.menu import (
     overall_health,
     tooltip,
 )
-from agent.core.model import Health, Snapshot, TailnetView, TailscaleProblem
+from agent.core.model import (
+    FindingKind,
+    Health,
+    Snapshot,
+    TailnetView,
+    TailscaleProblem,
+    Topology,
+)
 from agent.core.plan import plan_sweep
+from agent.core.tailnet import parse_status_json
 from agent.desktop.tray import to_pystray_menu
 from agent.edges import paths
 from agent.edges.topology_source import load_topology
+from agent.monitor import Monitor
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES
 from tests.core.sample_network import running
 from tests.test_menu_handlers import TOPOLOGY, Recorder
+from tests.test_monitor import REFUSED, UP
+from tests.test_monitor import Recorder as MonitorRecorder
 from tests.test_tray_dummy import leaves, pystray_dummy  # noqa: F401 - the fixture
 
 FIRST_RUN_ITEMS = ["Create topology from this tailnet…", "Open the demo", "Open topology file"]
@@ -65,6 +78,7 @@ def test_a_stranger_to_the_example_sees_one_line_and_the_three_offers() -> None:
     menu = build_menu(shown, local_time=str)
     assert menu[0].text == "? Sparklio: This machine is not in the Sparklio example network"
     assert texts(menu)[1:4] == FIRST_RUN_ITEMS
+    assert texts(menu).count("Open topology file") == 1  # the offer, not the offer and a twin
     assert all(e.enabled for e in menu[2:5])
     assert not any(n.name in e.text for e in menu for n in TOPOLOGY.nodes)  # no wall of nodes
     assert overall_health(shown) is Health.GREY
@@ -77,6 +91,7 @@ def test_without_tailscale_it_says_so_and_create_waits_for_it() -> None:
     create = next(e for e in menu if e.action == MenuAction(ActionKind.CREATE_TOPOLOGY))
     assert not create.enabled and "needs Tailscale" in create.text
     assert MenuAction(ActionKind.OPEN_DEMO) in [e.action for e in menu]
+    assert [e.action for e in menu].count(MenuAction(ActionKind.OPEN_TOPOLOGY)) == 1
 
 
 @pytest.mark.parametrize(
@@ -92,6 +107,7 @@ def test_no_first_run_otherwise(shown: TrayView) -> None:
     assert first_run_line(shown) is None
     menu = build_menu(shown, local_time=str)
     assert ActionKind.CREATE_TOPOLOGY not in {e.action.kind for e in menu if e.action}
+    assert [e.text for e in menu].count("Open topology file") == 1  # the usual one stays
 
 
 def test_the_first_run_menu_through_pystray(pystray_dummy: Any) -> None:  # noqa: F811
@@ -205,3 +221,65 @@ def test_the_handlers_table_runs_create_in_the_background(home: Path) -> None:
         time.sleep(0.02)
     assert notifier.calls and notifier.calls[0][1][0] == "Could not create the topology"
     json.dumps(notifier.calls[0][1])  # plain text
+
+
+# ==== nothing about the example is announced ===================================
+
+
+class StrangerSweeps:
+    """The monitor's sweep_once on a machine of another tailnet (a recorded real status):
+    every probe of the plan answers `result`, judged by the real rules. No probe is sent."""
+
+    def __init__(self) -> None:
+        self.tailnet = parse_status_json((TAILSCALE_FIXTURES / STRANGER_STATUS).read_text())
+        self.result = UP
+
+    async def __call__(self, topology: Topology) -> Snapshot:
+        now = time.time()
+        plan = plan_sweep(topology, None, self.tailnet, now=now)
+        results = dict(plan.skipped)
+        results.update({(t.node_id, t.service.name): self.result for t in plan.targets})
+        drift = detect_drift(topology, self.tailnet, None)  # as agent.sweep finds it
+        return judge(
+            topology, self.tailnet, None, results, plan.addresses, now=now,
+            findings=drift, assessed=frozenset({FindingKind.DRIFT}),
+        )  # fmt: skip
+
+
+STRANGER_STATUS = "real/v1_98_9_five_peers.json"  # five machines, none of the example's
+
+
+@pytest.mark.parametrize("example", [True, False], ids=["the-bundled-example", "own-copy"])
+def test_a_first_run_announces_nothing_about_the_example(home: Path, example: bool) -> None:
+    """The example's nodes drift (none is in this tailnet) and its services go down: all
+    recorded, none announced while the topology is the bundled example. The same topology
+    taken for the user's own (the control) is announced, so the notifier is listening."""
+    bundled = load_topology(None, {})
+    assert bundled.source.startswith("bundled default")
+    sweeps, shown = StrangerSweeps(), MonitorRecorder()
+    monitor = Monitor(
+        load_topology=lambda: bundled,
+        locate_topology=lambda: None,
+        sweep_once=sweeps,
+        notifier=shown,
+        on_update=shown.on_update,
+        is_example=app._is_bundled_topology if example else lambda _: False,
+    )
+    monitor.start()
+    try:
+        first = shown.wait(lambda u: u.snapshot is not None)
+        assert first.snapshot is not None and first.snapshot.self_node_id is None
+        sweeps.result = REFUSED
+        down = shown.wait(lambda u: any(e.kind is EventKind.SERVICE_DOWN for e in u.events), 30)
+    finally:
+        monitor.stop()
+    events = [e for u in shown.updates for e in u.events]
+    kinds = {e.kind for e in events}
+    assert {EventKind.DRIFT_FOUND, EventKind.SERVICE_DOWN} <= kinds, kinds
+    assert any(e.node_id == "macmini" and e.service == "FastAPI" for e in down.events)
+    if example:
+        assert shown.shown == []
+        assert not any(e.announce for e in events if e.node_id is not None)
+    else:
+        titles = [title for title, _, _ in shown.shown]
+        assert any("FastAPI down" in t for t in titles) and any("drift" in t for t in titles)

@@ -1,18 +1,28 @@
 """agent.edges.topology_fetch against a real loopback web server (tests/helpers/topology_server):
-conditional requests, the last good copy, refusals, limits; and where a URL may come from."""
+conditional requests, the last good copy, refusals, limits, no https -> http redirect (a real
+https server with a self-signed certificate); and where a URL may come from."""
 
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 
+import httpx
 import pytest
 
-from agent.core.topology_url import MAX_REDIRECTS, MAX_TOPOLOGY_BYTES, shown_url, topology_url
+from agent.core.topology_url import (
+    MAX_REDIRECTS,
+    MAX_TOPOLOGY_BYTES,
+    redirect_refusal,
+    shown_url,
+    topology_url,
+)
 from agent.edges.topology_fetch import Refreshed, RemoteTopology, fetch_document
 from agent.edges.topology_source import load_location, locate_topology
 from agent.errors import TopologyError
 from tests.helpers.servers import closed_port
+from tests.helpers.tls import client_context, self_signed, server_context
 from tests.helpers.topology_server import TopologyServer
 
 DOC = """
@@ -278,3 +288,64 @@ def test_a_bad_config_toml_is_refused_naming_it(xdg: Path, text: str, why: str) 
     with pytest.raises(TopologyError, match=r"config\.toml") as caught:
         locate_topology(None, {})
     assert why in caught.value.message
+
+
+# ==== https never leads to http ================================================
+
+
+@pytest.fixture
+def trusted(tmp_path: Path) -> tuple[ssl.SSLContext, httpx.HTTPTransport]:
+    """A server context with a self-signed certificate for 127.0.0.1, and a transport that
+    trusts it alone. The product has no CA option; its transport seam carries the trust,
+    while the redirect policy under test is the client's own (agent.edges.topology_fetch)."""
+    cert = self_signed(tmp_path / "tls")
+    return server_context(cert), httpx.HTTPTransport(verify=client_context(cert))
+
+
+def test_an_https_source_redirecting_to_http_is_refused_and_the_copy_stays(
+    tmp_path: Path, trusted: tuple[ssl.SSLContext, httpx.HTTPTransport]
+) -> None:
+    context, transport = trusted
+    plain = TopologyServer(doc("Served over plain http"))
+    with TopologyServer(doc(), tls=context).running() as https, plain.running():
+        fetcher = RemoteTopology(
+            https.url(), tmp_path / "cache" / "t.toml", timeout_s=5.0, transport=transport
+        )
+        assert https.url().startswith("https://127.0.0.1:")
+        assert fetcher.refresh() is Refreshed.UPDATED  # the last good copy, over https
+        https.redirects["/topology.toml"] = plain.url()
+        assert fetcher.refresh() is Refreshed.FAILED
+        warning = fetcher.warning() or ""
+        assert "redirected from https:// to http://" in warning and "downgrade" in warning
+        assert plain.url() in warning and "in use: the copy fetched" in warning
+        assert plain.requests == []  # the refused request was never sent
+        assert load_location_of(fetcher).name == "Served"  # what the monitor keeps using
+        with pytest.raises(TopologyError, match="downgrade"):
+            fetch_document(https.url(), transport=transport)  # `topology validate URL`
+        assert plain.requests == []
+
+
+def test_an_https_redirect_to_https_is_followed(
+    tmp_path: Path, trusted: tuple[ssl.SSLContext, httpx.HTTPTransport]
+) -> None:
+    context, transport = trusted
+    with TopologyServer(doc("Moved"), tls=context).running() as https:
+        https.redirects["/old.toml"] = https.url()
+        fetcher = RemoteTopology(
+            https.url("/old.toml"), tmp_path / "t.toml", timeout_s=5.0, transport=transport
+        )
+        assert fetcher.refresh() is Refreshed.UPDATED, fetcher.warning()
+
+
+@pytest.mark.parametrize(
+    ("origin", "target", "refused"),
+    [
+        ("https://a.example/t.toml", "http://b.example/t.toml", True),
+        ("HTTPS://a.example/t.toml", "HTTP://a.example/t.toml", True),
+        ("https://a.example/t.toml", "https://b.example/t.toml", False),
+        ("http://a.example/t.toml", "https://a.example/t.toml", False),  # an upgrade
+        ("http://a.example/t.toml", "http://b.example/t.toml", False),
+    ],
+)
+def test_only_a_downgrade_is_refused(origin: str, target: str, refused: bool) -> None:
+    assert (redirect_refusal(origin, target) is not None) is refused

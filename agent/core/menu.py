@@ -31,6 +31,7 @@ from agent.core.details import detail_line
 from agent.core.events import Event, Subject, format_duration
 from agent.core.evidence import Change, why_text
 from agent.core.exposure import exposed_line
+from agent.core.first_run import first_run_words
 from agent.core.health import problem_words
 from agent.core.hints import explain, peer_offline_hint
 from agent.core.keys import key_warning
@@ -47,7 +48,6 @@ from agent.core.model import (
     ServiceKey,
     ServiceStatus,
     Snapshot,
-    TailscaleProblem,
 )
 from agent.core.path import describe_path
 from agent.core.share_view import matrix_lines
@@ -230,16 +230,8 @@ def _uptime_window(over_s: float | None) -> str:
 
 def first_run_line(view: TrayView) -> str | None:
     """On a first run — the bundled example in use, and this machine none of its nodes or
-    without Tailscale — the one line that says so; None otherwise."""
-    snapshot = view.status.snapshot
-    if not view.bundled_topology or snapshot is None:
-        return None
-    name = snapshot.topology.name
-    if snapshot.tailnet.problem is TailscaleProblem.NOT_INSTALLED:
-        return f"Tailscale is not installed here; watching the {name} example network"
-    if snapshot.self_node_id is None:
-        return f"This machine is not in the {name} example network"
-    return None
+    without Tailscale — the one line that says so; None otherwise (core.first_run)."""
+    return first_run_words(view.status.snapshot, bundled=view.bundled_topology)
 
 
 def overall_health(view: TrayView) -> Health:
@@ -700,7 +692,8 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
             _info(f"{MARKS[Health.AMBER]} Tailscale: {warning}")
             for warning in snapshot.tailnet.health_warnings[:HEALTH_WARNINGS_SHOWN]
         ]
-    if first_run_line(view) is not None and snapshot is not None:
+    first_run = first_run_line(view) is not None
+    if first_run and snapshot is not None:
         entries += [SEPARATOR, *_first_run_entries(snapshot)]
     elif snapshot is not None and snapshot.nodes:
         entries.append(SEPARATOR)
@@ -725,7 +718,10 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
             enabled=view.autostart is not None,
             checked=bool(view.autostart),
         ),
-        MenuEntry("Open topology file", MenuAction(ActionKind.OPEN_TOPOLOGY)),
+    ]
+    if not first_run:  # a first run's offers above hold it already
+        entries.append(MenuEntry("Open topology file", MenuAction(ActionKind.OPEN_TOPOLOGY)))
+    entries += [
         MenuEntry("Open log folder", MenuAction(ActionKind.OPEN_LOGS)),
         MenuEntry(f"About tailnet-agent{version}", MenuAction(ActionKind.ABOUT)),
         SEPARATOR,

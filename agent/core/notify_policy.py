@@ -1,8 +1,11 @@
 """Which Events become desktop notifications: coalescing, rate limits and pause.
 
-Pure: `decide(state, events, now_wall)` takes the Events of one monitor step and returns
-the notifications to show, the new PolicyState, and each announced event it held back with
-why (for the log); `plan` is the same without the held-back list. The rules:
+Pure: `decide(state, events, now_wall, now_mono=...)` takes the Events of one monitor step
+and returns the notifications to show, the new PolicyState, and each announced event it held
+back with why (for the log); `plan` is the same without the held-back list. The rate limits
+count on `now_mono` (a monotonic clock: a clock set back by an hour must not silence a
+subject for an hour, nor one set forward release a flapping one); the pause ends on the
+wall clock, where its "until 15:00" is. Without `now_mono` both read `now_wall`. The rules:
 
 - Only events with announce=True are considered.
 - Critical events (a critical service down, an always-on peer offline, Tailscale stopped
@@ -84,6 +87,7 @@ class PolicyState:
     paused_until: float | None = None  # wall time; None when not paused
     dropped: int = 0  # events dropped during the current pause
     dropped_titles: tuple[str, ...] = ()  # the last few of them, for the summary
+    # when each was last shown, and the last topology notice's time: on the rate-limit clock
     last_shown: Mapping[tuple[Subject, EventKind], float] = field(default_factory=dict)
     shown_bad: frozenset[Subject] = frozenset()  # subjects whose change for the worse was shown
     last_topology: tuple[str, str, float] | None = None  # (title, message, when) last shown
@@ -187,10 +191,10 @@ def _remember_dropped(titles: tuple[str, ...], title: str) -> tuple[str, ...]:
 
 
 def plan(
-    state: PolicyState, events: Iterable[Event], now_wall: float
+    state: PolicyState, events: Iterable[Event], now_wall: float, *, now_mono: float | None = None
 ) -> tuple[PolicyState, tuple[Notification, ...]]:
     """`decide` without the held-back list."""
-    decision = decide(state, events, now_wall)
+    decision = decide(state, events, now_wall, now_mono=now_mono)
     return decision.state, decision.notifications
 
 
@@ -198,15 +202,18 @@ def _ago(seconds: float) -> str:
     return f"{format_duration(seconds, seconds_below=120)} ago"
 
 
-def decide(state: PolicyState, events: Iterable[Event], now_wall: float) -> Decision:
+def decide(
+    state: PolicyState, events: Iterable[Event], now_wall: float, *, now_mono: float | None = None
+) -> Decision:
     """Decide the notifications for one monitor step's events (see the module docstring)."""
+    now = now_wall if now_mono is None else now_mono  # the rate limits' clock
     out: list[Notification] = []
     held: list[HeldBack] = []
     if state.paused_until is not None and now_wall >= state.paused_until:
         state, summary = resume(state)
         out.extend(summary)
     paused = state.paused_until is not None
-    last_shown = {k: t for k, t in state.last_shown.items() if now_wall - t < RATE_LIMIT_S}
+    last_shown = {k: t for k, t in state.last_shown.items() if now - t < RATE_LIMIT_S}
     shown_bad = set(state.shown_bad)
     dropped, titles = state.dropped, state.dropped_titles
     last_topology = state.last_topology
@@ -222,12 +229,12 @@ def decide(state: PolicyState, events: Iterable[Event], now_wall: float) -> Deci
             if (  # ... but not twice alike in a row
                 last_topology is not None
                 and last_topology[:2] == (event.title, event.message)
-                and now_wall - last_topology[2] < RATE_LIMIT_S
+                and now - last_topology[2] < RATE_LIMIT_S
             ):
-                why = f"the same topology notice was shown {_ago(now_wall - last_topology[2])}"
+                why = f"the same topology notice was shown {_ago(now - last_topology[2])}"
                 held.append(HeldBack(event, why))
                 continue
-            last_topology = (event.title, event.message, now_wall)
+            last_topology = (event.title, event.message, now)
             passing.append(event)
             continue
         if not _is_news(event):  # a recovery
@@ -245,7 +252,7 @@ def decide(state: PolicyState, events: Iterable[Event], now_wall: float) -> Deci
                 held.append(HeldBack(event, "notifications are paused"))
                 continue
             if key in last_shown:  # a repeat within the rate limit
-                why = f"the same change was shown {_ago(now_wall - last_shown[key])}"
+                why = f"the same change was shown {_ago(now - last_shown[key])}"
                 held.append(HeldBack(event, f"{why}; at most one per {RATE_LIMIT_S / 60:g} min"))
                 continue
         passing.append(event)
@@ -257,7 +264,7 @@ def decide(state: PolicyState, events: Iterable[Event], now_wall: float) -> Deci
             shown_bad.add(("service", event.node_id or "", name))
 
     for event in passing:
-        last_shown[(event.subject, event.kind)] = now_wall
+        last_shown[(event.subject, event.kind)] = now
     new_state = replace(
         state,
         dropped=dropped,

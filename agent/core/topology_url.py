@@ -3,8 +3,9 @@
 Pure. `topology_url(text, given_by)` tells a URL from a path (None for a path) and refuses a
 URL that is not http or https; `parse_local_config` reads the small `config.toml` of the
 user config folder (`source = "https://…"`, `refresh = "5m"`); `cache_stem` names the cached
-copy of one URL; `decode_topology` turns a file's or a download's bytes into text. Fetching
-and caching are agent.edges.topology_fetch's.
+copy of one URL; `redirect_refusal` says which redirect is not followed (https to http);
+`decode_topology` turns a file's or a download's bytes into text. Fetching and caching are
+agent.edges.topology_fetch's.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "cache_stem",
     "decode_topology",
     "parse_local_config",
+    "redirect_refusal",
     "shown_url",
     "topology_url",
 ]
@@ -130,6 +132,20 @@ def shown_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     hidden = "?…" if parts.query else ""
     return parts._replace(query="", fragment="").geturl() + hidden
+
+
+def redirect_refusal(origin: str, target: str) -> str | None:
+    """Why a redirect from `origin` to `target` is not followed, or None to follow it.
+
+    An https source never leads to plain http: a downgrade would let anyone on the path
+    between this machine and the redirect's target serve the topology, which decides what
+    the agent connects to.
+    """
+    before = urllib.parse.urlsplit(origin).scheme.lower()
+    after = urllib.parse.urlsplit(target).scheme.lower()
+    if before == "https" and after == "http":
+        return f"redirected from https:// to http:// ({shown_url(target)}): a downgrade, refused"
+    return None
 
 
 def cache_stem(url: str) -> str:

@@ -3,8 +3,10 @@ what its `tailscale status --json` says.
 
 `DemoNetwork.start(bundled)` takes the bundled default topology (the one home of what the
 Sparklio network is), gives each machine a loopback address instead of its 100.x one
-(`choose_addresses`), starts a stand-in for every service (agent.demo.standins, on an
-event loop in a thread of its own) and keeps, per peer, what Tailscale would say: online
+(`choose_addresses`: in a 127.84.N.0/24 block of this run's own where all of 127/8 answers,
+the first whose real ports are all free, so two demos and the test suite never meet),
+starts a stand-in for every service (agent.demo.standins, on an event loop in a thread of
+its own) and keeps, per peer, what Tailscale would say: online
 or not, direct or relayed through a DERP region. `status_json()` is that state printed as
 the real CLI prints it (keys, nodekeys, RFC 3339 times: reference/tailscale-facts.md), and
 `read_tailnet` hands it to the agent through the core's own parser — in-process, because
@@ -20,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
+import os
 import socket
 import threading
 import time
@@ -37,20 +41,29 @@ from agent.errors import AgentError
 
 __all__ = [
     "ADDRESS_CANDIDATES",
+    "BLOCK_NET",
+    "BLOCK_TRIES",
     "DERP_REGION",
     "SELF_NODE",
     "DemoError",
     "DemoNetwork",
     "PeerState",
+    "block_addresses",
     "can_bind",
     "choose_addresses",
 ]
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 SELF_NODE = "laptop"
 DERP_REGION = "tok"  # Tokyo: the home DERP of a tailnet in Korea
 # Linux and Windows answer on all of 127/8; macOS only on 127.0.0.1 (and ::1) unless aliased.
+# Where 127/8 answers, each run takes a /24 of its own, so that no other program (another
+# demo, a test's server) can take a stopped stand-in's port and answer for it.
+BLOCK_NET = "127.84"  # 127.84.N.0/24, N = 0..255
+BLOCK_TRIES = 32
 ADDRESS_CANDIDATES = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "::1")
 _UNBOUND_SELF = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
 _CALL_TIMEOUT_S = 30.0  # a hang guard for starting or stopping stand-ins
@@ -73,6 +86,11 @@ def can_bind(host: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def block_addresses(index: int) -> tuple[str, ...]:
+    """The hosts .1 to .4 of loopback block `index` (modulo 256): 127.84.N.1 … 127.84.N.4."""
+    return tuple(f"{BLOCK_NET}.{index % 256}.{host}" for host in range(1, 5))
 
 
 def choose_addresses(topology: Topology, self_id: str, bindable: Sequence[str]) -> dict[str, str]:
@@ -228,10 +246,35 @@ class DemoNetwork:
         *,
         self_id: str = SELF_NODE,
         bindable: Callable[[str], bool] = can_bind,
+        first_block: int | None = None,
     ) -> DemoNetwork:
-        """The bundled network on loopback, every stand-in listening."""
+        """The bundled network on loopback, every stand-in listening: in a loopback block of
+        its own where 127/8 answers (the first of BLOCK_TRIES, from `first_block` — by default
+        one of its own from this process's id — whose every stand-in gets its real port),
+        else on ADDRESS_CANDIDATES (macOS), on any free ports."""
+        first = os.getpid() if first_block is None else first_block
+        for index in range(first, first + BLOCK_TRIES):
+            block = block_addresses(index)
+            if not bindable(block[0]):
+                break  # no 127/8 beyond 127.0.0.1 here
+            try:
+                return cls._started(bundled, self_id, block, exact=True)
+            except OSError as error:
+                log.debug(
+                    "demo: loopback block %s.0/24 in use (%s)", block[0].rsplit(".", 1)[0], error
+                )
+        else:
+            log.warning("demo: no free loopback block of %d tried; sharing 127.0.0.x", BLOCK_TRIES)
         candidates = [a for a in ADDRESS_CANDIDATES if bindable(a)]
-        addresses = choose_addresses(bundled, self_id, candidates)
+        return cls._started(bundled, self_id, candidates, exact=False)
+
+    @classmethod
+    def _started(
+        cls, bundled: Topology, self_id: str, bindable: Sequence[str], *, exact: bool
+    ) -> DemoNetwork:
+        """Every stand-in listening on `bindable`'s addresses; with `exact` each on its real
+        port or OSError (the ones started are stopped again)."""
+        addresses = choose_addresses(bundled, self_id, bindable)
         stand_ins: dict[ServiceKey, StandIn] = {}
         nodes = []
         for node in bundled.nodes:
@@ -245,7 +288,8 @@ class DemoNetwork:
         network._thread.start()
         try:
             for stand_in in stand_ins.values():
-                network._call(stand_in.start())
+                # this machine's own on 127.0.0.1 is shared with everyone: any port serves
+                network._call(stand_in.start(exact=exact and stand_in.host != "127.0.0.1"))
         except BaseException:
             network.close()
             raise

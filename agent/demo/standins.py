@@ -4,9 +4,11 @@ Each StandIn serves one service of the simulated network on a loopback address, 
 response shape of the program it stands for, so the agent's real probes (and a curious
 person with curl or a browser) meet what they would meet on the tailnet:
 
-    Ollama         GET /api/tags: the installed models (JSON); GET /: "Ollama is running"
-    ComfyUI        GET /: its web page; GET /system_stats (JSON); /ws: a WebSocket that
-                   sends ComfyUI's first "status" message
+    Ollama         GET /api/tags: the installed models; GET /api/ps: the one loaded in
+                   memory (JSON); GET /: "Ollama is running"
+    ComfyUI        GET /: its web page; GET /queue: one prompt running, two pending;
+                   GET /system_stats (JSON); /ws: a WebSocket that sends ComfyUI's first
+                   "status" message
     FastAPI        GET /health: {"status": "ok"}; GET /docs: a page; else {"detail": ...} 404
     MinIO API      GET /minio/health/live and /minio/health/ready: 200; else a 403 S3 error
     MinIO Console  GET /: its login page
@@ -16,7 +18,8 @@ person with curl or a browser) meet what they would meet on the tailnet:
 
 A service of another name gets its check kind's plain answer. The port is the real
 program's when it is free on that address, else one the system picks (a real Next.js may
-run on 3000 here); `start` after `stop` binds the same port again when it can (the
+run on 3000 here), or with `exact` that port or an error (agent.demo.network then tries
+another loopback block); `start` after `stop` binds the same port again when it can (the
 topology, written from `port`, follows when it cannot).
 """
 
@@ -92,6 +95,41 @@ _OLLAMA_MODELS = {
     ]
 }
 
+# GET /api/ps (Ollama's docs, "List running models"): llama3.1:8b loaded, all of it in VRAM.
+_OLLAMA_LOADED = {
+    "models": [
+        {
+            **{k: v for k, v in _OLLAMA_MODELS["models"][0].items() if k != "modified_at"},
+            "size": 5137025024,
+            "expires_at": "2026-08-24T19:46:05.218633+09:00",
+            "size_vram": 5137025024,
+            "context_length": 4096,
+        }
+    ]
+}
+
+
+def _comfyui_prompt(number: int, prompt_id: str) -> list[object]:
+    """A queue item as ComfyUI's server.py lists it under GET /queue:
+    [number, prompt_id, prompt, extra_data, outputs_to_execute]."""
+    prompt = {
+        "3": {"class_type": "KSampler", "inputs": {"seed": 156680208700286, "steps": 20}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "sparklio"}},
+    }
+    return [number, prompt_id, prompt, {"client_id": "5c0f7d2e9b"}, ["9"]]
+
+
+_COMFYUI_QUEUE = {
+    "queue_running": [_comfyui_prompt(41, "3c1b0d1e-5a2e-4b8f-9a3e-1f2d4c5b6a70")],
+    "queue_pending": [
+        _comfyui_prompt(42, "b9e1a3f0-0c2d-4e5f-8a9b-7c6d5e4f3a21"),
+        _comfyui_prompt(43, "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"),
+    ],
+}
+
+# ComfyUI's status message counts both: PromptQueue.get_tasks_remaining().
+_QUEUE_REMAINING = len(_COMFYUI_QUEUE["queue_running"]) + len(_COMFYUI_QUEUE["queue_pending"])
+
 _COMFYUI_STATS = {
     "system": {
         "os": "nt",
@@ -110,7 +148,8 @@ _COMFYUI_STATS = {
             "type": "cuda",
             "index": 0,
             "vram_total": 25756696576,
-            "vram_free": 24110956544,
+            # device-wide: Ollama's loaded model (5.1 GB) and the running prompt's 3 GiB
+            "vram_free": 17398446080,
             "torch_vram_total": 0,
             "torch_vram_free": 0,
         }
@@ -128,19 +167,24 @@ SITES: Mapping[str, Site] = {
         {
             "/": Reply(200, "Ollama is running", "text/plain; charset=utf-8"),
             "/api/tags": Reply(200, json.dumps(_OLLAMA_MODELS)),
+            "/api/ps": Reply(200, json.dumps(_OLLAMA_LOADED)),
             "/api/version": Reply(200, '{"version":"0.11.4"}'),
         }
     ),
     "ComfyUI": Site(
         {
             "/": Reply(200, _html("ComfyUI", '<div id="vue-app"></div>'), "text/html"),
+            "/queue": Reply(200, json.dumps(_COMFYUI_QUEUE)),
             "/system_stats": Reply(200, json.dumps(_COMFYUI_STATS)),
         },
         headers=(("Server", "Python/3.12 aiohttp/3.11.18"),),
         websocket="/ws",
         greeting={
             "type": "status",
-            "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": "5c0f7d2e9b"},
+            "data": {
+                "status": {"exec_info": {"queue_remaining": _QUEUE_REMAINING}},
+                "sid": "5c0f7d2e9b",
+            },
         },
     ),
     "FastAPI": Site(
@@ -343,9 +387,10 @@ class StandIn:
     def running(self) -> bool:
         return self._server is not None
 
-    async def start(self) -> None:
+    async def start(self, *, exact: bool = False) -> None:
         """Listen: on the port it had, else the service's own, else any free one (taken
-        meanwhile, or a real server runs here); `port` says which."""
+        meanwhile, or a real server runs here); `port` says which. `exact`: that port or
+        OSError (the demo then tries another loopback block)."""
         if self._server is not None:
             return
         try:
@@ -353,6 +398,8 @@ class StandIn:
                 self._handler, self.host, self.port or self.preferred_port
             )
         except OSError:
+            if exact:
+                raise
             self._server = await asyncio.start_server(self._handler, self.host, 0)
         self.port = int(self._server.sockets[0].getsockname()[1])
 

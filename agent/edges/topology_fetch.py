@@ -10,9 +10,10 @@ topology's error. `start()` refreshes in a thread of its own every `refresh_s` (
 after a failure) and at once on `refresh_soon()` ("Check now"); a one-shot `check` calls
 `refresh()` once.
 
-Only http and https (core.topology_url), at most MAX_REDIRECTS redirects, at most
-MAX_TOPOLOGY_BYTES, no proxy or netrc from the environment. A document's text only ever
-becomes a Topology: nothing else (the tailscale CLI least of all) is read from it.
+Only http and https (core.topology_url), at most MAX_REDIRECTS redirects and none from
+https to http, at most MAX_TOPOLOGY_BYTES, no proxy or netrc from the environment. A
+document's text only ever becomes a Topology: nothing else (the tailscale CLI least of all)
+is read from it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from agent.core.topology_url import (
     MAX_REDIRECTS,
     MAX_TOPOLOGY_BYTES,
     decode_topology,
+    redirect_refusal,
     shown_url,
 )
 from agent.edges import paths
@@ -84,9 +86,26 @@ def _local(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
 
 
+def _refusing_downgrades() -> Callable[[httpx.Request], None]:
+    """A request hook for one client's one GET: each redirect's request is held against the
+    request before it (core.topology_url.redirect_refusal), and a refused one is not sent."""
+    previous: list[httpx.URL] = []
+
+    def check(request: httpx.Request) -> None:
+        if previous:
+            refusal = redirect_refusal(str(previous[-1]), str(request.url))
+            if refusal is not None:
+                raise _Failure(refusal)
+        previous.append(request.url)
+
+    return check
+
+
 def _client(timeout_s: float, transport: httpx.BaseTransport | None) -> httpx.Client:
+    """A client for one GET (and its redirects)."""
     return httpx.Client(
         follow_redirects=True,
+        event_hooks={"request": [_refusing_downgrades()]},
         max_redirects=MAX_REDIRECTS,
         trust_env=False,  # no proxy or netrc credentials picked up from the environment
         timeout=httpx.Timeout(timeout_s),

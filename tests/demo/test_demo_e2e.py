@@ -10,11 +10,12 @@ stopped nothing, and that the demo's files stayed in its own folder.
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from agent.edges.history import History
 from agent.edges.single_instance import InstanceLock
-from tests.conftest import AgentSandbox
+from tests.conftest import AgentSandbox, installed_agent
 from tests.test_server_install import GUI_MODULES, run_without_desktop
 
 SPEED = "50"
@@ -84,6 +85,39 @@ def test_the_headless_demo_walks_every_step_on_loopback_beside_a_running_agent(
         "link_relayed", "link_direct", "service_down", "service_up", "peer_offline",
         "peer_online",
     ]  # fmt: skip
+
+
+def test_two_demos_at_once_each_walk_on_a_loopback_block_of_their_own(
+    sandbox: AgentSandbox, tmp_path: Path
+) -> None:
+    """Two users' demos (two state folders) on one machine at the same time: each takes a
+    127.84.N.0/24 of its own, so neither answers for the other's stopped FastAPI or Mac mini,
+    and both walks show every step and every notification."""
+    without_a_desktop(sandbox, tmp_path)
+    other = AgentSandbox(tmp_path / "other", dict(sandbox.env))
+    for key, folder in (("XDG_STATE_HOME", "state"), ("HOME", "home"), ("NETGUARD_LOG", "ng")):
+        other.env[key] = str(other.root / folder)
+    other.root.mkdir()
+    argv = [installed_agent(), "demo", "--headless", "--speed", SPEED]
+    demos = [
+        subprocess.Popen(argv, env=box.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for box in (sandbox, other)
+    ]  # fmt: skip
+    try:
+        outputs = [demo.communicate(timeout=TIMEOUT_S)[1] for demo in demos]
+    finally:
+        for demo in demos:
+            if demo.poll() is None:
+                demo.kill()
+                demo.wait()
+    blocks = []
+    for demo, stderr in zip(demos, outputs, strict=True):
+        assert demo.returncode == 0, stderr
+        assert_the_whole_walk(stderr)
+        blocks.append(set(re.findall(r"macmini/FastAPI (127\.84\.\d+)\.3:8000", stderr)))
+    assert len(blocks[0]) == len(blocks[1]) == 1 and blocks[0] != blocks[1], blocks
+    assert sandbox.outside_connections() == [] and other.outside_connections() == []
 
 
 def test_a_second_demo_is_refused_while_one_runs(sandbox: AgentSandbox) -> None:

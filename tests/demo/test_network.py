@@ -62,6 +62,47 @@ def test_too_few_loopback_addresses_is_said_with_the_fix() -> None:
         choose_addresses(BUNDLED, SELF_NODE, ["127.0.0.1"])
 
 
+def _endpoints(network: DemoNetwork) -> dict[tuple[str, str], str]:
+    """Where each stand-in listens, this machine's own on the shared 127.0.0.1 left out."""
+    return {k: a for k, a in network.addresses().items() if not a.startswith("127.0.0.1:")}
+
+
+def test_two_demos_take_blocks_of_their_own_and_a_stopped_port_stays_theirs() -> None:
+    """The first demo stops FastAPI; a second one starting meanwhile from the same block
+    finds the block's other real ports taken and moves on to the next, so nothing takes
+    the stopped port and FastAPI comes back on it."""
+    first = DemoNetwork.start(BUNDLED, first_block=200)
+    try:
+        mine = _endpoints(first)
+        assert mine[("macmini", "FastAPI")] == "127.84.200.3:8000"  # the block, real ports
+        assert {(k, a.rsplit(":", 1)[1]) for k, a in mine.items()} == {
+            ((n.id, s.name), str(s.port)) for n in BUNDLED.nodes for s in n.services
+            if n.id != SELF_NODE
+        }  # fmt: skip
+        first.stop_service("macmini", "FastAPI")
+        second = DemoNetwork.start(BUNDLED, first_block=200)
+        try:
+            theirs = _endpoints(second)
+            assert {a.rsplit(".", 1)[0] for a in theirs.values()} == {"127.84.201"}
+            assert not set(theirs.values()) & set(mine.values())
+            first.start_service("macmini", "FastAPI")
+            assert _endpoints(first) == mine
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
+def test_where_127_8_does_not_answer_it_shares_the_usual_addresses() -> None:
+    """macOS: only 127.0.0.1 and ::1 bind, so no block; the usual choice, on any free port."""
+    network = DemoNetwork.start(BUNDLED, bindable=lambda a: a in ("127.0.0.1", "::1"))
+    try:
+        hosts = {a.rpartition(":")[0] for a in network.addresses().values()}
+        assert hosts == {"127.0.0.1", "[::1]"}  # desktop and this machine's own; the Mac mini
+    finally:
+        network.close()
+
+
 def test_the_topology_names_only_loopback_addresses_and_validates(
     network: DemoNetwork, tmp_path: Path
 ) -> None:
@@ -96,6 +137,19 @@ def test_every_stand_in_answers_the_agents_probes(network: DemoNetwork) -> None:
     }
     assert {state for state, _ in found.values()} == {ProbeState.UP}, found
     assert len(found) == 9
+    # The desktop node's details, read from /api/tags, /api/ps, /queue and /system_stats.
+    details = {
+        t.service.name: dict(r.details)
+        for t, r in zip(targets, results, strict=True)
+        if t.service.check is CheckKind.HTTP
+    }
+    assert details["Ollama"] == {
+        "models": ("llama3.1:8b", "qwen2.5:14b"),
+        "models_loaded": ("llama3.1:8b",),
+    }
+    comfy_details = {k: details["ComfyUI"][k] for k in ("queue_running", "queue_pending")}
+    assert comfy_details == {"queue_running": 1, "queue_pending": 2}
+    assert details["ComfyUI"]["vram_total_bytes"] == 25756696576
 
 
 def test_the_http_stand_ins_answer_in_the_real_programs_shapes(network: DemoNetwork) -> None:
@@ -106,6 +160,15 @@ def test_the_http_stand_ins_answer_in_the_real_programs_shapes(network: DemoNetw
     tags = get("desktop", "Ollama", "/api/tags").json()
     assert {m["name"] for m in tags["models"]} >= {"llama3.1:8b"}
     assert all({"model", "size", "digest", "details"} <= set(m) for m in tags["models"])
+    loaded = get("desktop", "Ollama", "/api/ps").json()["models"]
+    assert [m["name"] for m in loaded] == ["llama3.1:8b"]
+    assert all({"model", "size", "digest", "details", "expires_at", "size_vram"} <= set(m)
+               for m in loaded)  # fmt: skip
+    queue = get("desktop", "ComfyUI", "/queue").json()
+    assert (len(queue["queue_running"]), len(queue["queue_pending"])) == (1, 2)
+    for number, prompt_id, prompt, extra_data, outputs in queue["queue_running"]:
+        assert isinstance(number, int) and isinstance(prompt_id, str)
+        assert isinstance(prompt, dict) and isinstance(extra_data, dict) and outputs
     stats = get("desktop", "ComfyUI", "/system_stats").json()
     assert stats["devices"][0]["type"] == "cuda" and "comfyui_version" in stats["system"]
     assert get("macmini", "FastAPI", "/health").json() == {"status": "ok"}
@@ -123,7 +186,8 @@ def test_comfyuis_websocket_sends_its_status_message(network: DemoNetwork) -> No
     with connect(f"ws://{host}:{port}/ws", open_timeout=5, compression=None) as socket:
         first = json.loads(socket.recv(timeout=5))
     assert first["type"] == "status"
-    assert first["data"]["status"]["exec_info"] == {"queue_remaining": 0}
+    # as ComfyUI counts it: the running prompt and the two pending
+    assert first["data"]["status"]["exec_info"] == {"queue_remaining": 3}
 
 
 def test_redis_cli_and_pg_isready_take_the_stand_ins_for_the_real_servers(

@@ -430,6 +430,35 @@ class DesktopEnv:
             finally:
                 conn.close()
 
+    def window_titles(self) -> list[str]:
+        """The _NET_WM_NAME of every viewable window on the screen. A docked GtkStatusIcon
+        (pystray's gtk backend, and appindicator's fallback under trayer) carries its title,
+        i.e. its tooltip, there."""
+        from Xlib import X
+        from Xlib import display as xdisplay
+        from Xlib.error import XError
+
+        with unix_sockets_allowed():
+            conn = xdisplay.Display(self.display)
+            try:
+                net_wm_name = conn.intern_atom("_NET_WM_NAME")
+                utf8 = conn.intern_atom("UTF8_STRING")
+                titles: list[str] = []
+                pending = list(conn.screen().root.query_tree().children)
+                while pending:
+                    window = pending.pop()
+                    try:
+                        prop = window.get_full_property(net_wm_name, utf8)
+                        viewable = window.get_attributes().map_state == X.IsViewable
+                        pending += window.query_tree().children
+                    except XError:  # gone meanwhile
+                        continue
+                    if prop is not None and viewable:
+                        titles.append(bytes(prop.value).decode("utf-8", "replace"))
+                return titles
+            finally:
+                conn.close()
+
     def start_notification_server(self, timeout: float = 15.0) -> NotificationLog:
         """Run the capture server on this bus; return its log once it owns the name."""
         log = NotificationLog(self.root / "notifications.jsonl")

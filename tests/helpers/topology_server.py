@@ -3,7 +3,8 @@
 ETag and Last-Modified on every 200, 304 for a matching If-None-Match or If-Modified-Since,
 redirects from other paths, a status to answer instead, and every request's headers
 recorded. It can stop and start again on the same port (a source going away and coming
-back), and its document can be changed while it runs.
+back), and its document can be changed while it runs. Given an ssl.SSLContext
+(tests/helpers/tls.py) it serves https.
 
     server = TopologyServer(TEXT)
     with server.running():
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
+import ssl
 import threading
 from collections.abc import Iterator
 from email.utils import formatdate
@@ -79,7 +81,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class TopologyServer:
-    def __init__(self, text: str | bytes, port: int = 0) -> None:
+    def __init__(
+        self, text: str | bytes, port: int = 0, *, tls: ssl.SSLContext | None = None
+    ) -> None:
+        self.tls = tls
         self.lock = threading.Lock()
         self.requests: list[dict[str, str]] = []
         self.redirects: dict[str, str] = {}
@@ -101,11 +106,14 @@ class TopologyServer:
             self.last_modified = formatdate(1_700_000_000 + self._version, usegmt=True)
 
     def url(self, path: str = PATH) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        scheme = "http" if self.tls is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     def start(self) -> None:
         server = _Server(("127.0.0.1", self.port), _Handler)
         server.owner = self
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self.port = int(server.server_address[1])
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)

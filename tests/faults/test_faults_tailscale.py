@@ -1,0 +1,198 @@
+"""Faults of the `tailscale` CLI under a running `tailnet-agent run --headless`.
+
+The real agent sweeps a loopback network (tests/faults/headless_agent.py) while the stand-in
+CLI is made to fail the way the real one does — gone, hanging past the agent's 5 s bound,
+printing garbage or half a document, exiting non-zero, reporting Stopped — and then healed.
+For each: the state line and the one critical notification the user reads (a server's
+notifications are log lines), no alarm about the peers the agent could not check, and after
+the fault green again with both services up, Tailscale's return announced, nothing sent
+beyond loopback.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FAKE_TAILSCALE_DIR, AgentSandbox
+from tests.faults.headless_agent import (
+    HeadlessAgent,
+    LoopbackNetwork,
+    headless_agent,
+    loopback_network,
+)
+
+ALL_GOOD = "state green: All good — 2 nodes, 2 of 2 services up"
+
+
+def wait_for_status_calls(net: LoopbackNetwork, agent: HeadlessAgent, more: int) -> None:
+    """Let the agent run `tailscale status` `more` more times (sweeps during the fault)."""
+    target = net.status_calls() + more
+    deadline = time.monotonic() + 60
+    while net.status_calls() < target:
+        assert agent.proc.poll() is None, agent.text()
+        assert time.monotonic() < deadline, agent.text()
+        time.sleep(0.1)
+
+
+def fault_and_heal(
+    agent: HeadlessAgent,
+    net: LoopbackNetwork,
+    start: object,
+    heal: object,
+    *,
+    state: str,
+    alarm: str,
+    back: str,
+    sweeps_run: bool = True,
+) -> tuple[list[str], list[str]]:
+    """Start the fault (`start()`), check what the user reads, heal it (`heal()`), check that
+    the next sweeps are right. Returns the lines said during the fault and after it."""
+    agent.wait_for(ALL_GOOD)
+    began = agent.mark()
+    start()  # type: ignore[operator]
+    assert "Tailscale" in agent.wait_for("state red:", after=began)
+    agent.wait_for(f"notification (log only, critical): {alarm}", after=began)
+    if sweeps_run:
+        wait_for_status_calls(net, agent, 2)  # it keeps sweeping through the fault
+    else:
+        time.sleep(3)  # with no CLI to count: about three sweeps of 1 s
+    during = agent.lines(began)
+    healed = agent.mark()
+    heal()  # type: ignore[operator]
+    agent.wait_for(f"notification (log only): {back}", after=healed)
+    agent.wait_for(ALL_GOOD, after=healed)
+    after = agent.lines(healed)
+
+    assert any(state in line for line in during if "state red:" in line), during
+    # one alarm for the whole fault, however many sweeps it lasted
+    assert sum(f"critical): {alarm}" in line for line in during) == 1, during
+    # the peers could not be checked: no word about them, then or after
+    assert not [line for line in [*during, *after] if "service_down" in line or "offline" in line]
+    return during, after
+
+
+@pytest.mark.parametrize(
+    ("mode", "state", "alarm", "back"),
+    [
+        pytest.param(
+            "fail",
+            "`tailscale status` failed (exit 1): failed to connect to local tailscaled",
+            "Tailscale cannot be reached here",
+            "Tailscale can be reached here again",
+            id="exits-non-zero",
+        ),
+        pytest.param(
+            "hang",
+            "`tailscale status` did not answer within 5 s (tailscaled may be stuck",
+            "Tailscale does not answer here",
+            "Tailscale answers here again",
+            id="hangs-past-its-timeout",
+        ),
+        pytest.param(
+            "garbage",
+            '`tailscale status --json` printed something that is not JSON: "Tailscale is stopped.',
+            "Tailscale cannot be read here",
+            "Tailscale can be read here again",
+            id="prints-garbage",
+        ),
+        pytest.param(
+            "half",
+            '`tailscale status --json` printed something that is not JSON: "{ \\"Version\\"',
+            "Tailscale cannot be read here",
+            "Tailscale can be read here again",
+            id="prints-half-a-document",
+        ),
+    ],
+)
+def test_a_failing_tailscale_cli_is_red_once_and_green_after(
+    sandbox: AgentSandbox, tmp_path: Path, mode: str, state: str, alarm: str, back: str
+) -> None:
+    with (
+        loopback_network(sandbox, tmp_path) as net,
+        headless_agent(sandbox, ["--topology", str(net.topology)], tmp_path / "agent.log") as agent,
+    ):
+        fault_and_heal(
+            agent,
+            net,
+            lambda: net.set_fault(mode),
+            lambda: net.set_fault("ok"),
+            state=state,
+            alarm=alarm,
+            back=back,
+        )
+    assert sandbox.outside_connections() == []
+
+
+def test_a_hung_cli_is_killed_every_time_not_left_behind(
+    sandbox: AgentSandbox, tmp_path: Path
+) -> None:
+    with (
+        loopback_network(sandbox, tmp_path) as net,
+        headless_agent(sandbox, ["--topology", str(net.topology)], tmp_path / "agent.log") as agent,
+    ):
+        agent.wait_for(ALL_GOOD)
+        net.set_fault("hang")
+        wait_for_status_calls(net, agent, 3)
+        net.set_fault("ok")
+        agent.wait_for("notification (log only): Tailscale answers here again")
+        pids = [int(p) for p in (tmp_path / "tailscale-pids").read_text().split()]
+        # every `tailscale` it started, the hung ones too, was killed and reaped
+        assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == []
+    assert sandbox.outside_connections() == []
+
+
+def test_a_tailscale_cli_that_disappears_and_comes_back(
+    sandbox: AgentSandbox, tmp_path: Path
+) -> None:
+    cli = tmp_path / "bin" / "tailscale"  # --tailscale names it: an uninstall removes it
+    cli.parent.mkdir()
+    cli.symlink_to(FAKE_TAILSCALE_DIR / "tailscale")
+    with (
+        loopback_network(sandbox, tmp_path) as net,
+        headless_agent(
+            sandbox,
+            ["--topology", str(net.topology), "--tailscale", str(cli)],
+            tmp_path / "agent.log",
+        ) as agent,
+    ):
+        fault_and_heal(
+            agent,
+            net,
+            cli.unlink,
+            lambda: cli.symlink_to(FAKE_TAILSCALE_DIR / "tailscale"),
+            state=f"Tailscale is not installed here: {cli} does not exist",
+            alarm="Tailscale is not installed here",
+            back="Tailscale is installed here now",
+            sweeps_run=False,
+        )
+    assert sandbox.outside_connections() == []
+
+
+def test_tailscale_stopped_then_running_again_and_a_real_outage_after_it_is_told(
+    sandbox: AgentSandbox, tmp_path: Path
+) -> None:
+    with (
+        loopback_network(sandbox, tmp_path) as net,
+        headless_agent(sandbox, ["--topology", str(net.topology)], tmp_path / "agent.log") as agent,
+    ):
+        _, after = fault_and_heal(
+            agent,
+            net,
+            lambda: net.set_status("stopped.json"),
+            lambda: net.set_status("loopback_all_direct.json"),
+            state="Tailscale is stopped on this machine (run `tailscale up`)",
+            alarm="Tailscale is not running here",
+            back="Tailscale is running here again",
+        )
+        assert any("grace period: settling after Tailscale started again" in x for x in after)
+        # The peers are watched again: the backend stopping now is told (after the settling).
+        stopped = agent.mark()
+        net.fastapi.kill()
+        net.fastapi.wait(5)
+        alarm = agent.wait_for("critical): Mac mini: FastAPI down", after=stopped, timeout=90)
+        assert "refused" in alarm
+        agent.wait_for("state red:", after=stopped)
+    assert sandbox.outside_connections() == []

@@ -1,0 +1,78 @@
+"""The topology file edited to invalid, emptied and deleted under a running `run --headless`,
+then put back.
+
+What the user reads: one warning and one notification naming the file and why, while the
+agent keeps sweeping the last good topology (no alarm about its services, the state line
+unchanged); once the file is back, "accepted", and the next sweeps are right: the backend
+stopping is told.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AgentSandbox
+from tests.faults.headless_agent import LoopbackNetwork, headless_agent, loopback_network
+from tests.faults.test_faults_tailscale import ALL_GOOD, wait_for_status_calls
+
+
+def touch_later(path: Path) -> None:
+    """A fresh mtime, so a coarse clock and a quick edit still read as a change."""
+    later = time.time() + 5
+    os.utime(path, (later, later))
+
+
+def make_invalid(net: LoopbackNetwork) -> None:
+    net.topology.write_text(net.text.replace('check = "http"', 'chek = "http"', 1))
+    touch_later(net.topology)
+
+
+def make_empty(net: LoopbackNetwork) -> None:
+    net.topology.write_text("")
+    touch_later(net.topology)
+
+
+@pytest.mark.parametrize(
+    ("break_it", "why"),
+    [
+        pytest.param(make_invalid, "chek", id="edited-to-invalid"),
+        pytest.param(make_empty, "version", id="emptied"),
+        pytest.param(lambda net: net.topology.unlink(), "topology.toml", id="deleted"),
+    ],
+)
+def test_a_broken_topology_file_is_refused_the_last_good_one_kept_and_its_fix_taken(
+    sandbox: AgentSandbox, tmp_path: Path, break_it: Callable[[LoopbackNetwork], None], why: str
+) -> None:
+    with (
+        loopback_network(sandbox, tmp_path) as net,
+        headless_agent(sandbox, ["--topology", str(net.topology)], tmp_path / "agent.log") as agent,
+    ):
+        agent.wait_for(ALL_GOOD)
+        began = agent.mark()
+        break_it(net)
+        refused = agent.wait_for("topology refused, keeping the last good one:", after=began)
+        assert str(net.topology) in refused and why in refused, refused
+        agent.wait_for("notification (log only): Topology file refused", after=began)
+        wait_for_status_calls(net, agent, 3)  # the last good topology is still swept
+        during = agent.lines(began)
+        assert sum("topology refused" in line for line in during) == 1, during
+        assert sum("(log only): Topology file refused" in line for line in during) == 1, during
+        assert not [line for line in during if "state " in line or "event service" in line]
+
+        healed = agent.mark()
+        net.topology.write_text(net.text)
+        touch_later(net.topology)
+        agent.wait_for(f"topology reloaded from {net.topology}", after=healed)
+        agent.wait_for("notification (log only): Topology file accepted", after=healed)
+
+        stopped = agent.mark()  # the next sweeps are right: an outage now is told
+        net.fastapi.kill()
+        net.fastapi.wait(5)
+        assert "refused" in agent.wait_for("critical): Mac mini: FastAPI down", after=stopped)
+        agent.wait_for("state red:", after=stopped)
+    assert sandbox.outside_connections() == []
