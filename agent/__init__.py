@@ -1,5 +1,6 @@
 """tailnet-agent: watches a small Tailscale network from the system tray."""
 
+import sys as _sys
 from typing import Final
 
 __all__ = ["APP_ID", "APP_NAME", "CLI_EXECUTABLE", "GUI_EXECUTABLE", "__version__"]
@@ -16,3 +17,8 @@ APP_ID: Final = "io.github.tailnet-agent"
 # tailscale-ipn.exe and tailscale.exe): the windowed tray and its console twin.
 GUI_EXECUTABLE: Final = "tailnet-agent"
 CLI_EXECUTABLE: Final = "tailnet-agent-cli"
+
+# httpx imports its own command line (httpx._main: click, rich and pygments, ~40 ms and
+# 8 MiB) whenever those happen to be installed; the agent never runs it. A None entry makes
+# that optional import fail at once, as it does where they are not installed.
+_sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]

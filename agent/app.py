@@ -36,7 +36,7 @@ from agent.core.topology import format_topology_duration
 from agent.desktop import autostart
 from agent.desktop.notify import choose_notifier
 from agent.edges import paths
-from agent.edges.history import History
+from agent.edges.history import MONITOR_BUSY_TIMEOUT_S, History
 from agent.edges.listeners import ListenerCache
 from agent.edges.path_ping import PING_EVERY_S, PathPinger
 from agent.edges.single_instance import InstanceLock
@@ -161,6 +161,12 @@ def _remote_topology(options: AgentOptions, env: Mapping[str, str]) -> RemoteTop
     return RemoteTopology(location.url, location.path, refresh_s=location.refresh_s)
 
 
+def _share_view(options: AgentOptions) -> ShareView | None:
+    """--share-view's endpoint and client (its endpoint binds at the first sweep that knows
+    this node's Tailscale IP); the caller closes it after the monitor stops."""
+    return None if options.share_view is None else ShareView(options.share_view)
+
+
 def _build_monitor(
     options: AgentOptions,
     env: Mapping[str, str],
@@ -169,6 +175,7 @@ def _build_monitor(
     remote: RemoteTopology | None = None,
     exporter: Exporter | None = None,
     surroundings: Surroundings | None = None,
+    share: ShareView | None = None,
 ) -> Monitor:
     around = surroundings or Surroundings()
     cli = None
@@ -182,9 +189,6 @@ def _build_monitor(
         on_update(status)
         if watch is not None:
             watch(status)
-
-    # Its endpoint's thread is a daemon: it ends with the process.
-    share = None if options.share_view is None else ShareView(options.share_view)
 
     def load() -> Topology:
         if remote is not None:
@@ -210,7 +214,7 @@ def _build_monitor(
         sweep_once=sweep_once,
         notifier=notifier,
         on_update=publish,
-        open_history=lambda: History(around.files.history),
+        open_history=lambda: History(around.files.history, busy_timeout_s=MONITOR_BUSY_TIMEOUT_S),
         snooze_path=around.files.snoozes,
         topology_warning=remote.warning if remote is not None else lambda: None,
         is_example=_is_bundled_topology,
@@ -250,7 +254,8 @@ def run_headless(
         frozen=paths.is_frozen(), app_icon=paths.app_icon_path()
     )  # it logs which one
     remote = _remote_topology(options, env)
-    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around)
+    share = _share_view(options)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around, share)
     try:
         if exporter is not None:
             exporter.start()
@@ -264,6 +269,8 @@ def run_headless(
                     return 1
     finally:
         monitor.stop()
+        if share is not None:
+            share.close()  # after the monitor: no sweep publishes to it any more
         if remote is not None:
             remote.stop()
         if exporter is not None:
@@ -400,7 +407,7 @@ def open_demo(notifier: Notifier) -> None:
     and lock: it runs beside this agent)."""
     try:
         argv = demo_command()
-        subprocess.Popen(
+        subprocess.Popen(  # noqa: S603 — argv is sys.executable and fixed words, no shell
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -696,7 +703,8 @@ def run_tray(
         )
 
     remote = _remote_topology(options, env)
-    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around)
+    share = _share_view(options)
+    monitor = _build_monitor(options, env, notifier, on_update, remote, exporter, around, share)
     handlers.update(
         menu_handlers(
             options,
@@ -720,7 +728,7 @@ def run_tray(
         with stop_on_signals(tray.stop) as signals:  # as Quit does: run() returns, exit 0
 
             def stop_when_told() -> None:
-                assert around.stop is not None
+                assert around.stop is not None  # noqa: S101 — narrows a type the lines above guarantee; not an input check
                 around.stop.wait()
                 tray.stop()
 
@@ -736,6 +744,8 @@ def run_tray(
             tray.run(setup=setup)
     finally:
         monitor.stop()
+        if share is not None:
+            share.close()  # after the monitor: no sweep publishes to it any more
         if remote is not None:
             remote.stop()
         if exporter is not None:

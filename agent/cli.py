@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import sys
@@ -27,38 +26,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from agent import __version__
-from agent.core.events import format_duration
-from agent.core.model import Health, Topology
-from agent.core.report import (
-    history_to_json,
-    nagios_unknown,
-    render_history,
-    render_nagios,
-    render_table,
-    selection_error,
-    snapshot_to_dict,
-)
-from agent.core.share_view import SHARE_VIEW_PORT
-from agent.core.topology import describe_topology
-from agent.core.topology_url import topology_url
-from agent.edges import event_loop, paths
-from agent.edges.logs import setup_logging
-from agent.edges.tailscale import TAILSCALE_ENV, find_cli
-from agent.edges.topology_source import (
-    TopologyLocation,
-    load_location,
-    load_topology,
-    locate_topology,
-)
+from agent.core.constants import EXIT_UNKNOWN, SHARE_VIEW_PORT, TAILSCALE_ENV
 from agent.errors import AgentError, TopologyError, UsageError
 
+# Only argparse and light modules at the top: `--version` and `--help` load nothing else
+# (tests/test_cli_startup.py). Each command imports what it uses.
 if TYPE_CHECKING:
     from agent.app import AgentOptions
+    from agent.core.model import Topology
     from agent.desktop.autostart import AutostartState
+    from agent.edges.topology_source import TopologyLocation
 
 __all__ = ["build_parser", "main"]
 
-EXIT_UNUSABLE = Health.GREY.exit_code
+EXIT_UNUSABLE = EXIT_UNKNOWN  # Health.GREY.exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -491,6 +472,8 @@ def _require_node(topology: Topology, node: str | None) -> None:
 def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]:
     """The topology in use for a one-shot command. A URL is asked once (a conditional
     request); when its source fails, the cached copy serves and a warning says so."""
+    from agent.edges.topology_source import load_location, locate_topology
+
     location = locate_topology(explicit, os.environ)
     if location.url is not None:
         from agent.edges.topology_fetch import RemoteTopology  # httpx: only for a URL
@@ -507,8 +490,11 @@ def _check(args: argparse.Namespace) -> int:
     # Imported here: the probes (and httpx) are loaded only by the command that probes, so
     # `--help`, `topology`, `history` and `autostart` start without them.
     from agent.core.health import with_snoozes
+    from agent.core.report import render_nagios, render_table, selection_error, snapshot_to_dict
     from agent.core.snooze import active_keys
+    from agent.edges import event_loop, paths
     from agent.edges.snooze_file import load_snoozes
+    from agent.edges.tailscale import find_cli
     from agent.sweep import sweep
 
     if (args.target is not None or args.service is not None) and not args.nagios:
@@ -534,8 +520,8 @@ def _check(args: argparse.Namespace) -> int:
         return result.exit_code
     if args.json:
         data = snapshot_to_dict(snapshot, snoozes=snoozes)
-        json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        # one write: json.dump with indent writes each token (27,000 writes at 500 services)
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     else:
         color = _use_color(sys.stdout, os.environ)
         sys.stdout.write(render_table(snapshot, color=color, snoozes=snoozes))
@@ -544,6 +530,9 @@ def _check(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     from agent.core.report.audit import audit_to_dict, render_audit
+    from agent.edges import event_loop
+    from agent.edges.tailscale import find_cli
+    from agent.edges.topology_source import load_topology
     from agent.sweep import audit_here
 
     topology = load_topology(args.topology, os.environ)
@@ -562,6 +551,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _acl(args: argparse.Namespace) -> int:
     from agent.core.acl import acl_policy, render_hujson
+    from agent.edges.topology_source import load_topology
 
     topology = load_topology(args.topology, os.environ)
     acl = acl_policy(topology)
@@ -574,6 +564,10 @@ def _acl(args: argparse.Namespace) -> int:
 
 
 def _topology(args: argparse.Namespace) -> int:
+    from agent.core.topology import describe_topology
+    from agent.core.topology_url import topology_url
+    from agent.edges.topology_source import load_topology
+
     if args.topology_command == "validate":
         if args.path is not None and args.topology is not None:
             raise UsageError(
@@ -604,6 +598,7 @@ def _topology(args: argparse.Namespace) -> int:
 
 def _cached_copy_line(location: TopologyLocation) -> str:
     """ "cached copy: PATH, fetched 3 min ago, ETag "abc", last asked 10 s ago"."""
+    from agent.core.events import format_duration
     from agent.edges.topology_fetch import RemoteTopology
 
     copy = RemoteTopology(location.url or "", location.path).cached()
@@ -618,6 +613,8 @@ def _cached_copy_line(location: TopologyLocation) -> str:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from agent.edges import paths
+    from agent.edges.tailscale import find_cli
     from agent.init import init_topology
 
     if args.port and not args.discover:
@@ -651,7 +648,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from agent.edges import history
+    from agent.core.report import history_to_json, render_history
+    from agent.edges import history, paths
 
     now = time.time()
     since = history.parse_since(args.since, now)
@@ -739,6 +737,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _merge_top_level_options(parser, args)
+    import logging  # after parsing: --help and --version load neither logging nor the edges
+
+    from agent.edges import paths
+    from agent.edges.logs import setup_logging
+
     try:
         if args.command in ("check", "audit", "acl", "topology", "init", "history", "autostart"):
             setup_logging(None, verbose=args.verbose)  # the console only: one-shot commands
@@ -776,6 +779,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("agent").info("%s; started at login: nothing to do", error.message)
             return 0
         if args.command == "check" and args.nagios:
+            from agent.core.report import nagios_unknown
+
             print(nagios_unknown(error.message).line)  # Nagios reads stdout alone
             return EXIT_UNUSABLE
         if args.command in (None, "run", "tray", "demo"):

@@ -9,7 +9,8 @@ cached copy, and its source's problem (`topology_warning`) is the topology's err
 that copy stays in use —, sweep (`sweep_once`: the
 composition root passes agent.sweep.sweep; tests may script it), feed the pure
 state machine (agent.core.confirm) and the findings' (agent.core.findings: drift,
-exposure), record history, pass the events through the
+exposure), hold a down until the peers' views can place it (agent.core.placing, with
+--share-view), record history, pass the events through the
 notification policy to the notifier, and publish a MonitorStatus (agent.core.menu)
 for whoever shows state (the tray, or the log when headless). A suspected change
 is re-checked after about a second; "Check now" sweeps at once. Everything the UI
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.core import confirm, findings, keys, notify_policy
+from agent.core import confirm, findings, keys, notify_policy, placing
 from agent.core import snooze as snoozing
 from agent.core.events import (
     Event,
@@ -140,6 +141,7 @@ class Monitor:
         self._snoozes: dict[snoozing.SnoozeKey, snoozing.Snooze] = {}
         self._pending: list[Event] = []  # snooze records made between passes
         self._changes: dict[Subject, Change] = {}  # the latest change of each subject
+        self._held: tuple[placing.Held, ...] = ()  # downs waiting for the peers' views
         self._history_outage = Outage("the history")  # said once, and its end once
 
     # ==== the UI thread's side =================================================
@@ -310,10 +312,19 @@ class Monitor:
                 self._key_notices, key_events = keys.announce(
                     self._key_notices, snapshot, self._wall()
                 )
-                # --share-view's words, then what a snooze keeps quiet
+                # --share-view: a down waits for views that can place it, then is placed
+                holding = placing.hold_for_views(self._held, result.events, snapshot)
+                self._held = holding.held
+                for entry in holding.began:
+                    log.info(
+                        "holding %s until the views of %s can place it",
+                        entry.event.title,
+                        ", ".join(entry.waiting_for),
+                    )
+                # then what a snooze keeps quiet
                 events = self._snooze_step(
                     snapshot,
-                    (*localise_events(result.events, snapshot), *key_events, *found),
+                    (*localise_events(holding.ready, snapshot), *key_events, *found),
                     snoozed,
                 )
                 if first_run_words(snapshot, bundled=self._is_example(topology)) is not None:
@@ -342,7 +353,7 @@ class Monitor:
                 await self._deliver(decision.notifications)
                 self._publish(snapshot, events, settling=result.settling)
                 delay = result.recheck_after_s or topology.defaults.interval_s
-                if counting:
+                if counting or self._held:  # a held down: the peers' next views, soon
                     delay = min(delay, confirm.RECHECK_S)
                 await self._sleep(delay)
         finally:
@@ -377,7 +388,7 @@ class Monitor:
     async def _sweep_or_stop(self, topology: Topology) -> Snapshot | None:
         """One sweep, or None when a stop comes first: its probes and pings are cancelled
         (each kills what it started), so stopping never waits for a timeout."""
-        assert self._stopping is not None
+        assert self._stopping is not None  # noqa: S101 — narrows a type the lines above guarantee; not an input check
         sweeping = asyncio.ensure_future(self._sweep_once(topology))
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
@@ -392,7 +403,7 @@ class Monitor:
 
     async def _sleep(self, delay: float) -> None:
         """Wait `delay` s, waking early for "Check now", a stop, or a topology edit."""
-        assert self._wake is not None and self._stopping is not None
+        assert self._wake is not None and self._stopping is not None  # noqa: S101 — narrows a type the lines above guarantee; not an input check
         deadline = self._mono() + delay
         while not self._stopping.is_set():
             remaining = deadline - self._mono()

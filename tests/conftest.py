@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.helpers.netns import IsolatedNetwork
+
 # Property tests: by default the same examples on every run (a failure is reproducible, and
 # a flaky CI is a defect); HYPOTHESIS_PROFILE=dev for fresh random ones, and a thorough
 # profile by hand: HYPOTHESIS_PROFILE=thorough tests/run tests/fuzz tests/core. No example
@@ -48,13 +50,26 @@ class AgentSandbox:
 
     root: Path
     env: dict[str, str]
+    network: IsolatedNetwork | None = None  # set by `isolate`: agents run inside it
 
     @property
     def netguard_log(self) -> Path:
         return Path(self.env["NETGUARD_LOG"])
 
+    def isolate(self, network: IsolatedNetwork) -> None:
+        """Run this sandbox's agents (`run`, `command`) in `network`: a namespace with
+        loopback alone, whose kernel reports every flow to outside (tests/helpers/netns)."""
+        self.network = network
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """`argv` as it must be started: inside the sandbox's network when it has one."""
+        return [*self.network.prefix, *argv] if self.network is not None else list(argv)
+
     def outside_connections(self) -> list[str]:
-        """Addresses outside loopback that an agent process tried to reach."""
+        """Addresses outside loopback that an agent process tried to reach (in an isolated
+        sandbox, also every flow its kernel saw leave loopback)."""
+        if self.network is not None:
+            self.network.settle()
         if not self.netguard_log.exists():
             return []
         return [line.split()[1] for line in self.netguard_log.read_text().splitlines()]
@@ -76,7 +91,7 @@ class AgentSandbox:
             [sys.executable, "-m", "agent", *args] if module else [installed_agent(), *args]
         )
         return subprocess.run(
-            argv,
+            self.command(argv),
             env=self.env,
             capture_output=True,
             text=True,

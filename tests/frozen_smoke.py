@@ -159,6 +159,7 @@ ip = "127.0.0.3"
 class Smoke:
     def __init__(self, folder: Path, root: Path) -> None:
         suffix = ".exe" if sys.platform == "win32" else ""
+        self.folder = folder
         self.gui = folder / f"{GUI_EXECUTABLE}{suffix}"
         self.cli = folder / f"{CLI_EXECUTABLE}{suffix}"
         for exe in (self.gui, self.cli):
@@ -373,13 +374,22 @@ def step_autostart(smoke: Smoke) -> str:
     return f"registered {Path(command[0]).name} at {where}, then removed"
 
 
+def step_modes(smoke: Smoke) -> str:
+    """No file of the bundle is writable by anyone but its owner (what runs at login)."""
+    if sys.platform == "win32":  # ACLs, set by the installer under Program Files
+        return "not on Windows (the installer's ACLs)"
+    paths = [smoke.folder, *smoke.folder.rglob("*")]
+    writable = [p for p in paths if not p.is_symlink() and p.stat().st_mode & 0o022]
+    expect(not writable, f"group- or other-writable: {[str(p) for p in writable[:10]]}")
+    return f"{len(paths)} files and folders, none writable by group or others"
+
+
 def step_tray(smoke: Smoke) -> str:
     from agent.core.model import Health
-    from agent.desktop.icons import HEALTH_COLOURS
-    from tests.helpers.desktop import find_colour, start_desktop, wait_for
+    from tests.helpers.desktop import find_named_colour, start_desktop, wait_for
 
     def icon(health: Health) -> bool:
-        count, _ = find_colour(desk.screenshot(), HEALTH_COLOURS[health], 40, strip)
+        count, _ = find_named_colour(desk.screenshot(), health.value, strip)
         return count >= 20
 
     with start_desktop() as desk, http_service() as web, tcp_service() as tcp_port:
@@ -423,6 +433,7 @@ def step_tray(smoke: Smoke) -> str:
 
 STEPS: list[tuple[str, Callable[[Smoke], str]]] = [
     ("version", step_version),
+    ("modes", step_modes),
     ("check", step_checks),
     ("validate", step_validate),
     ("commands", step_commands),

@@ -632,5 +632,5 @@ def test_already_running_exits_0_only_for_the_launch_agent(
     monkeypatch.setattr(agent.app, "run_headless", already)
     monkeypatch.setattr(sys, "platform", platform)
     monkeypatch.setenv("XPC_SERVICE_NAME", service)
-    monkeypatch.setattr("agent.cli.setup_logging", lambda *_a, **_k: None)
+    monkeypatch.setattr("agent.edges.logs.setup_logging", lambda *_a, **_k: None)
     assert cli.main(args) == code

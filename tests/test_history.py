@@ -314,13 +314,18 @@ def test_link_change_and_gap_start_new_rows(db: Path, store: History) -> None:
 def test_uptime_is_exact_on_a_day_at_ten_seconds(db: Path, store: History) -> None:
     end = play(
         store,
-        [(6 * HOUR, {}), (1 * HOUR, {"FastAPI": DOWN}), (17 * HOUR, {"Ollama": SKIPPED})],
+        [
+            (6 * HOUR, {}),
+            (1 * HOUR, {"FastAPI": DOWN, "Ollama": DOWN}),
+            (17 * HOUR, {"Ollama": SKIPPED}),
+        ],
     )
     assert end == T0 + 24 * HOUR
     uptime = store.uptime(T0, end)
     assert uptime[("macmini", "FastAPI")] == pytest.approx(23 / 24, abs=1e-12)
     assert uptime[("macmini", "Redis")] == pytest.approx(1.0)
-    assert uptime[("desktop", "Ollama")] == pytest.approx(1.0)  # skipped time left out
+    # skipped time left out: 6 h up, 1 h down (counted as up it would read 23/24)
+    assert uptime[("desktop", "Ollama")] == pytest.approx(6 / 7, abs=1e-12)
     # half the window: the last 12 h were all up
     assert store.uptime(end - 12 * HOUR, end)[("macmini", "FastAPI")] == pytest.approx(1.0)
     # a window that starts inside the outage: 30 min down, 17 h up
@@ -336,8 +341,10 @@ def test_uptime_is_exact_on_a_day_at_ten_seconds(db: Path, store: History) -> No
             20 / 22,
             id="unknown-time-excluded",
         ),
-        pytest.param(
-            [(6, {}), (2, {"FastAPI": SKIPPED}), (16, {})], 1.0, id="skipped-time-excluded"
+        pytest.param(  # beside down time, so that skipped counted as up (22/24) differs
+            [(6, {}), (2, {"FastAPI": SKIPPED}), (2, {"FastAPI": DOWN}), (14, {})],
+            20 / 22,
+            id="skipped-time-excluded",
         ),
         pytest.param(
             [(6, {}), (2, None), (1, {"FastAPI": DOWN}), (15, {})], 21 / 22, id="gap-excluded"

@@ -10,6 +10,7 @@ parser (prometheus_client.parser), never with string matching.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import platform
 import signal
 import socket
@@ -44,7 +45,14 @@ EXPECTED_FAMILIES = {
     "tailnet_peer_path",
     "tailnet_peer_latency_seconds",
     "tailnet_peer_always_on",
+    "tailnet_node_key_expiry_timestamp_seconds",
     "process_resident_memory_bytes",
+}
+
+KEY_EXPIRY = {  # loopback_all_direct.json's KeyExpiry of each node
+    "desktop": "2026-10-30T08:15:30+00:00",
+    "macmini": "2026-11-03T12:02:47+00:00",
+    "laptop": "2026-11-01T02:40:11+00:00",
 }
 
 
@@ -182,6 +190,10 @@ def test_a_scrape_shows_every_metric_and_follows_a_service_stopped_and_started(
         assert (value(up, "tailnet_peer_latency_seconds", node="macmini") or 0) > 0
         assert value(up, "tailnet_tailscale_running") == 1
         assert value(up, "tailnet_health") == 0
+        for node_id, expiry in KEY_EXPIRY.items():  # the fixture's KeyExpiry, Self's too
+            assert value(up, "tailnet_node_key_expiry_timestamp_seconds", node=node_id) == (
+                datetime.datetime.fromisoformat(expiry).timestamp()
+            ), node_id
         assert value(up, "tailnet_agent_build_info", version=__version__,
                      python_version=platform.python_version())  # fmt: skip
 

@@ -105,7 +105,10 @@ def served_names() -> set[str]:
         services={"FastAPI": result("timeout")},
         at=1_700_000_000.0,
     )
-    nodes = tuple(replace(n, latency_ms=None if n.is_self else 4.5) for n in snapshot.nodes)
+    nodes = tuple(
+        replace(n, latency_ms=None if n.is_self else 4.5, key_expires_at=1_701_000_000.0)
+        for n in snapshot.nodes
+    )
     snapshot = replace(snapshot, nodes=nodes)
     exporter = Exporter(MetricsAddress("127.0.0.1", free_port()))
 
@@ -261,7 +264,10 @@ def test_a_real_prometheus_scrapes_the_agent_and_answers_a_query(
                 groups = httpx.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
                 return list(groups[0]["rules"])
 
-            assert len(rules()) == 7
+            expiry = query("tailnet_node_key_expiry_timestamp_seconds")
+            # the topology's one node, this machine: the fixture's Self KeyExpiry
+            assert [r["metric"]["node"] for r in expiry] == ["desktop"]  # type: ignore[index]
+            assert len(rules()) == 8
             # evaluated against the agent's series, without an error
             wait_for(
                 lambda: all(r["health"] == "ok" for r in rules()), 30, interval=0.5, message=logs()

@@ -355,6 +355,16 @@ def test_tarball_holds_the_build_the_installer_and_the_menu_entry(
     assert all(m.uid == 0 and m.gid == 0 and m.mtime == 1700000000 for m in members.values())
 
 
+def test_tarball_files_are_writable_by_their_owner_alone(fake_dist: Path, tmp_path: Path) -> None:
+    for path in [fake_dist, *fake_dist.rglob("*")]:  # as a build under umask 000 leaves them
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    done = build_tarball(fake_dist, tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(done.stdout.strip()) as archive:
+        writable = [m.name for m in archive.getmembers() if m.mode & 0o022]
+    assert writable == []
+
+
 def test_tarball_is_the_same_byte_for_byte_from_the_same_input(
     fake_dist: Path, tmp_path: Path
 ) -> None:

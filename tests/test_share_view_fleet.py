@@ -11,6 +11,10 @@ nodes answer badly: one serves a malformed view, one a stale view, one nothing a
 2. FastAPI is back, then the desktop alone is cut off from 127.0.0.4 (the netguard refuses
    its connections, as a firewall here would): the desktop says "Your link to the Mac mini
    is broken (others reach it)", not critical; the others say nothing.
+
+With the default interval (10 s) and threshold (2), a down is confirmed about a second after
+its first failure, while the peers' views are still from before it: the first notification
+waits for their next views (agent.core.placing) and carries the place all the same.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ SHOWN_DOWN = "notification (log only, critical): FastAPI down on the Mac mini (s
 HOSTNAMES = {"desktop": "sweetlife", "laptop": "desktop-ecmkau8", "macmini": "woosuns-mac-mini"}
 
 
-def topology(ports: dict[str, int]) -> str:
+def topology(ports: dict[str, int], *, interval: str = "1s", failure_threshold: int = 3) -> str:
     def node(node_id: str, ip: str, name: str, services: str = "") -> str:
         host = HOSTNAMES.get(node_id, node_id)
         return (
@@ -52,7 +56,8 @@ def topology(ports: dict[str, int]) -> str:
     return "\n".join(
         [
             'version = 1\nname = "Sparklio (three agents)"\n',
-            '[defaults]\ninterval = "1s"\ntimeout = "1s"\nfailure_threshold = 3\n',
+            f'[defaults]\ninterval = "{interval}"\ntimeout = "1s"\n'
+            f"failure_threshold = {failure_threshold}\n",
             node("desktop", AGENTS["desktop"], "Desktop — GPU Worker",
                  http("Ollama", ports["ollama"], "degraded")),
             node("laptop", AGENTS["laptop"], "Laptop — Frontend Dev"),
@@ -131,6 +136,15 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+def notifications_of(agent: Agent, words: str) -> list[str]:
+    """The notification lines (shown or held back) of the downs that say `words`."""
+    return [
+        line.split("notification ", 1)[1]
+        for line in agent.log().splitlines()
+        if "notification " in line and words in line
+    ]
 
 
 def events_of(agent: Agent, kind: str) -> list[str]:
@@ -227,6 +241,75 @@ def test_three_agents_tell_a_service_down_from_a_broken_link(
         time.sleep(3)  # the others keep reaching it: nothing new there
         for node_id in ("laptop", "macmini"):
             assert len(events_of(agents[node_id], "service_down")) == 1
+    assert sandbox.outside_connections() == []
+
+
+def test_at_the_default_interval_the_first_notification_carries_the_place(
+    sandbox: AgentSandbox, tmp_path: Path
+) -> None:
+    sandbox.use_fake_tailscale()
+    share_port = free_port(AGENTS["desktop"])
+    with contextlib.ExitStack() as stack:
+        ports = {
+            "ollama": stack.enter_context(http_server({"/health": "ok"}, AGENTS["desktop"]))[1],
+            "minio": stack.enter_context(http_server({"/health": "ok"}, AGENTS["macmini"]))[1],
+            "fastapi": free_port(AGENTS["macmini"]),
+        }
+        path = tmp_path / "topology.toml"
+        path.write_text(topology(ports, interval="10s", failure_threshold=2), encoding="utf-8")
+        fastapi = FixedServer(AGENTS["macmini"], ports["fastapi"], {"/health": b"ok"})
+        stack.callback(lambda: fastapi.close())
+        agents = {n: Agent(n, sandbox, path, share_port) for n in AGENTS}
+        stack.callback(lambda: [a.stop() for a in agents.values()])
+        for agent in agents.values():
+            wait_for(
+                lambda a=agent: sum(f"view of {n}: fresh" in a.log() for n in AGENTS) == 2,
+                timeout=60,
+                message=f"{agent.stderr.parent.name} with fresh peer views",
+            )
+
+        # 1. FastAPI stops. Each agent confirms it a second after its first failure, before
+        # its peers' next views; the down waits for them, then is told once, placed.
+        fastapi.close()
+        for agent in agents.values():
+            wait_for(
+                lambda a=agent: notifications_of(a, "FastAPI down"), timeout=60, message="told"
+            )
+        for node_id, agent in agents.items():
+            assert events_of(agent, "service_down")[0].startswith(
+                "FastAPI down on the Mac mini (seen from 3 nodes) — "
+            ), (node_id, agent.log())
+            assert notifications_of(agent, "FastAPI down")[0].startswith(
+                "(log only, critical): FastAPI down on the Mac mini (seen from 3 nodes): "
+            ), (node_id, agent.log())
+        # Which agents had to wait depends on where the peers' sweeps fell: said, not asserted
+        held = [n for n, a in agents.items() if "holding Mac mini — Backend Server: FastAPI down"
+                " until the views of " in a.log()]  # fmt: skip
+        print(f"1. FastAPI down: held for the peers' views on {held or 'no agent'}")
+
+        # 2. FastAPI back; then only the desktop loses its path to the Mac mini, whose agent
+        # and the laptop's sweep every 10 s: the desktop waits for their next views.
+        fastapi = FixedServer(AGENTS["macmini"], ports["fastapi"], {"/health": b"ok"})
+        for agent in agents.values():
+            wait_for(lambda a=agent: events_of(a, "service_up"), timeout=60, message="FastAPI up")
+        desktop = agents["desktop"]
+        desktop.cut_off.write_text(AGENTS["macmini"] + "\n")
+        wait_for(lambda: len(events_of(desktop, "service_down")) >= 2, timeout=60, message="cut")
+        link = events_of(desktop, "service_down")[1:]
+        assert link and all(
+            line.startswith("Your link to the Mac mini is broken (others reach it) — ")
+            for line in link
+        ), desktop.log()
+        link_held = (
+            "holding Mac mini — Backend Server: " in desktop.log().split("event service_up")[-1]
+        )
+        print(f"2. the desktop's link: held for the peers' views: {link_held}")
+        # The peers sweep every 10 s and the desktop confirms in about one: at least one of
+        # the two cases met views older than the failure, or this test proved nothing.
+        assert held or link_held, "no down had to wait: the case this test is about did not arise"
+        wait_for(lambda: notifications_of(desktop, "Your link to the Mac mini"), 20, message="told")
+        after_up = desktop.log().split("event service_up")[-1]
+        assert "notification (log only, critical): Mac mini" not in after_up  # never plain
     assert sandbox.outside_connections() == []
 
 

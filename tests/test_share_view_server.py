@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -58,3 +59,17 @@ def test_rate_is_bounded(server: ViewServer) -> None:
 def test_never_a_wildcard_address(host: str) -> None:
     with pytest.raises(AgentError, match="refusing to listen"):
         ViewServer(free_port()).bind(host)
+
+
+def test_close_frees_the_port_and_ends_the_thread() -> None:
+    server = ViewServer(free_port(HOST))
+    server.bind(HOST)
+    server.publish(b"{}")
+    assert request(server.port)[0] == 200
+    assert [t for t in threading.enumerate() if t.name == "share-view"]
+    server.close()
+    assert server.address is None
+    assert not [t for t in threading.enumerate() if t.name == "share-view"]
+    with socket.socket() as probe:
+        assert probe.connect_ex((HOST, server.port)) != 0  # nothing listens
+    socket.create_server((HOST, server.port)).close()  # and the port can be taken again

@@ -98,7 +98,7 @@ def watch(
         old = state.known.get(key)
         finding = present.get(key)
         if old is None:
-            assert finding is not None
+            assert finding is not None  # noqa: S101 — narrows a type the lines above guarantee; not an input check
             old = _Known(Track(), finding.kind, finding.node_id, finding.text)
         if not learn or old.kind not in snapshot.assessed:
             known[key] = replace(old, track=old.track.reset())

@@ -106,7 +106,7 @@ def announce(
         if any(s >= stage for s in told):
             continue
         warning = key_warning(node, now)
-        assert warning is not None
+        assert warning is not None  # noqa: S101 — narrows a type the lines above guarantee; not an input check
         whose = "This machine" if node.is_self else short_name(node.node)
         title = f"{whose}: node key {expiry_words(node.key_expires_at - now)}"
         events.append(

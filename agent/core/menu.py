@@ -50,6 +50,7 @@ from agent.core.model import (
     Snapshot,
 )
 from agent.core.path import describe_path
+from agent.core.redact import scrub
 from agent.core.share_view import matrix_lines
 from agent.core.snooze import Snooze, SnoozeKey, covering, key_text
 
@@ -109,6 +110,7 @@ class MonitorStatus:
     events: tuple[Event, ...] = ()  # the events of this pass (already recorded)
     snoozes: Mapping[SnoozeKey, Snooze] = field(default_factory=dict)  # core.snooze
     changes: Mapping[Subject, Change] = field(default_factory=dict)  # latest, with evidence
+    notes: tuple[str, ...] = ()  # the wiring's own lines ("Metrics: waiting for Tailscale…")
 
     @property
     def paused(self) -> bool:
@@ -430,7 +432,7 @@ def service_line(
         text = f"{head} — unknown"
         if result.detail:
             text += f" — {explain(result, hostname)}"
-    return _clip(text, LINE_MAX)
+    return _clip(scrub(text, len(text)), LINE_MAX)  # a probe's detail may quote a URL
 
 
 def _node_actions(node: NodeStatus) -> list[MenuEntry]:
@@ -686,6 +688,7 @@ def build_menu(view: TrayView, *, local_time: Callable[[float], str]) -> tuple[M
     ]
     if view.status.topology_error:
         entries.append(_topology_error_menu(view, view.status.topology_error))
+    entries += [_info(_clip(note, LINE_MAX)) for note in view.status.notes]
     snapshot = view.status.snapshot
     if snapshot is not None:  # Tailscale's own warnings about this machine
         entries += [

@@ -9,6 +9,9 @@ carry over: `tailnet_service_up` is its `probe_success`, `tailnet_probe_duration
 `probe_duration_seconds`, the failure reason an info-style series worth 1 (as its
 `probe_tls_version_info`), the build an `_build_info` series worth 1.
 
+Each node's key expiry is `tailnet_node_key_expiry_timestamp_seconds` (absent for a node
+whose key never expires), so an alert rule says "expires within 14 days" with `- time()`.
+
 Labels are bounded by the topology: node (its id), service, port, check; a peer's `path` is
 one of four words and a failure's `reason` one of core.model.Reason. No detail text, address
 or body ever becomes a label.
@@ -148,6 +151,18 @@ def _snapshot_families(snapshot: Snapshot) -> list[MetricFamily]:
             [((n.node.id,), n.health.exit_code) for n in snapshot.nodes],
         ),
     ]
+    expiring = [
+        (n.node.id, n.key_expires_at) for n in snapshot.nodes if n.key_expires_at is not None
+    ]
+    families.append(
+        _gauge(
+            "tailnet_node_key_expiry_timestamp_seconds",
+            "When the node's Tailscale key expires, in seconds since the Unix epoch (Tailscale's "
+            "KeyExpiry); absent for a node whose key does not expire.",
+            ("node",),
+            [((node_id,), at) for node_id, at in expiring],
+        )
+    )
     families.extend(_service_families(snapshot.nodes))
     families.extend(_peer_families([n for n in snapshot.nodes if not n.is_self]))
     return families

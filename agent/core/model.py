@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from agent.core.constants import EXIT_UNKNOWN
+
 __all__ = [
     "Access",
     "BackendState",
@@ -289,6 +291,7 @@ class Sighting:
 
     seen: tuple[tuple[str, ProbeState], ...]  # (observer node id, its reading)
     locus: Locus | None  # None: nothing to place (up here, or no other view)
+    waiting: tuple[str, ...] = ()  # failing here: peers whose fresh view predates the failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +315,7 @@ class Health(StrEnum):
     @property
     def exit_code(self) -> int:
         """The Nagios plugin convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
-        return {"green": 0, "amber": 1, "red": 2, "grey": 3}[self.value]
+        return {"green": 0, "amber": 1, "red": 2, "grey": EXIT_UNKNOWN}[self.value]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]*@")
 _QUERY = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s?#]*)[?#][^\s]*")
 # A secret-looking key, its separator, then the value: quoted, or up to a delimiter.
 _SECRET_KEY = (
-    r"[\w.-]*(?:passw(?:or)?d|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key"
+    r"[\w.-]*(?:passw(?:or)?d|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key"  # noqa: S105 — a pattern of secret key names, not a secret
     r"|credential|session[_-]?id|cookie|auth)[\w.-]*"
 )
 _KEY_VALUE = re.compile(
@@ -44,8 +44,10 @@ def scrub(text: str, limit: int = MAX_DETAIL) -> str:
     cut to `limit` characters ("…" at the end when cut)."""
     text = _USERINFO.sub(r"\1", text)
     text = _QUERY.sub(r"\1", text)
-    text = _KEY_VALUE.sub(rf"\1{REDACTED}", text)
+    # The scheme's credential first: "Authorization: Bearer X" would otherwise lose only
+    # "Bearer" to the key-value rule, and X would stay.
     text = _AUTH_SCHEME.sub(rf"\1 {REDACTED}", text)
+    text = _KEY_VALUE.sub(rf"\1{REDACTED}", text)
     text = _JWT.sub(REDACTED, text)
     text = _LONG_KEY.sub(REDACTED, text)
     text = " ".join(text.split())

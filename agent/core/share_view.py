@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from agent.core.constants import SHARE_VIEW_PORT
 from agent.core.decoding import finite_number, load_json
 from agent.core.events import Event, EventKind
 from agent.core.health import short_name
@@ -59,7 +60,6 @@ __all__ = [
     "stale_after",
 ]
 
-SHARE_VIEW_PORT = 41746  # the default port of the view endpoint
 VIEW_KIND = "tailnet-agent/view"
 VIEW_VERSION = 1
 VIEW_PATH = "/v1/view"
@@ -197,16 +197,18 @@ def localise(
             if self_id is not None and mine is not None:
                 seen.append((self_id, mine.state))
             others: list[ProbeState] = []
+            waiting: list[str] = []
             for reading in fresh:
-                assert reading.states is not None
+                assert reading.states is not None  # noqa: S101 — narrows a type the lines above guarantee; not an input check
+                if since is not None and (reading.at is None or reading.at < since):
+                    waiting.append(reading.node_id)  # its next view will tell (core.placing)
+                    continue  # read before this node began to fail: it tells nothing of now
                 state = reading.states.get(key)
                 if state not in (ProbeState.UP, ProbeState.DOWN):
                     continue
-                if since is not None and (reading.at is None or reading.at < since):
-                    continue  # read before this node began to fail: it tells nothing of now
                 seen.append((reading.node_id, state))
                 others.append(state)
-            sightings[key] = Sighting(tuple(seen), _locus(mine, others))
+            sightings[key] = Sighting(tuple(seen), _locus(mine, others), tuple(waiting))
     views = tuple((r.node_id, r.status.value) for r in readings)
     return FleetView(views, sightings)
 

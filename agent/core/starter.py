@@ -296,7 +296,7 @@ def _unique_id(base: str, used: set[str]) -> str:
         n += 1
         suffix = f"-{n}"
         candidate = base[: 32 - len(suffix)].rstrip("-_") + suffix
-    assert NODE_ID_PATTERN.fullmatch(candidate)
+    assert NODE_ID_PATTERN.fullmatch(candidate)  # noqa: S101 — narrows a type the lines above guarantee; not an input check
     used.add(candidate)
     return candidate
 

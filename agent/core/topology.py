@@ -728,7 +728,7 @@ class _Checker:
     def topology(self, data: _Table) -> Topology | None:
         self.data = data
         root = self.table(data, (), _ROOT_KEYS)
-        assert root is not None  # tomllib always returns a table
+        assert root is not None  # noqa: S101 — tomllib always returns a table
         version = self.integer(root, (), "version", low=0, required=True)
         if version is not None and version != SUPPORTED_VERSION:
             self.fail(

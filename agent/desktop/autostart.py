@@ -342,7 +342,7 @@ def run_command(
 ) -> subprocess.CompletedProcess[str]:
     """Run argv (a list, no shell) with a timeout; a missing program or a hang is a failure."""
     try:
-        return subprocess.run(
+        return subprocess.run(  # noqa: S603 — reg/launchctl argv built here, no shell
             list(argv),
             capture_output=True,
             text=True,

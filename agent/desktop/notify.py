@@ -213,12 +213,13 @@ class DbusNotifier:
         expire_ms: int = 10_000,
         timeout_s: float = 5.0,
     ) -> None:
+        if bus_address is None:
+            _require_session_bus(os.environ)  # first: without a bus, dbus-fast is never loaded
         try:
             from dbus_fast.aio import MessageBus
         except ImportError as exc:
             raise NotifierUnavailable(f"dbus-fast is not installed: {exc}") from exc
         if bus_address is None:
-            _require_session_bus(os.environ)
             bus_address = session_bus_address()  # None: dbus-fast's own search (X11)
         self._message_bus = MessageBus
         self._app_name = app_name
@@ -355,7 +356,7 @@ class NotifySendNotifier:
 
     def _knows_ids(self) -> bool:
         try:
-            done = subprocess.run(
+            done = subprocess.run(  # noqa: S603 — the notifier found at start, fixed argv, no shell
                 [self._executable, "--help"],
                 capture_output=True,
                 text=True,
@@ -422,11 +423,11 @@ def _plyer_implementation(platform: str) -> Any:
 
         return win.instance()
     if platform.startswith("linux"):
+        _require_session_bus(os.environ)  # first: without a bus, plyer is never loaded
         from plyer.platforms.linux import notification as linux
 
         if os.path.isdir("/app"):
             log.info("/app exists: not using plyer's Flatpak portal guess")
-        _require_session_bus(os.environ)
         try:
             importlib.import_module("dbus")
         except ImportError:
@@ -586,6 +587,9 @@ class DesktopNotifierBackend:
             title=title,
             message=message,
             urgency=dn.Urgency.Critical if critical else dn.Urgency.Normal,
+            # critical: until dismissed (0), as the other backends send it; the library's
+            # default (-1) leaves that to the server. Ordinary ones: the server's default.
+            timeout=0 if critical else -1,
             on_dispatched=dispatched.set,
         )
         try:
@@ -674,7 +678,7 @@ def _run_notifier(
 ) -> subprocess.CompletedProcess[str] | None:
     """Run a notifier program (argv, no shell); None, logged, unless it said it delivered."""
     try:
-        done = subprocess.run(
+        done = subprocess.run(  # noqa: S603 — a notifier argv built here, text as argv items, no shell
             list(argv),
             capture_output=True,
             text=True,

@@ -8,8 +8,11 @@ the process_* and python_* collectors beside them. Each server has its own
 CollectorRegistry: nothing lives in prometheus-client's global registry.
 
 Read-only: GET only (any other method is 405 with `Allow: GET`), `/metrics` and a small
-page at `/` that links to it; anything else is 404. Requests are served on daemon threads,
-each connection with a read timeout; `stop()` closes the socket and joins the server thread.
+page at `/` that links to it; anything else is 404. One client asking more than
+core.rate_limit's rate gets 429 (a scrape is every 15 s or so; a flood is not a scrape), and
+http.server bounds a request's line and headers (414, 431). Requests are served on daemon
+threads, each connection with a read timeout; `stop()` closes the socket and joins the
+server thread.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
@@ -33,6 +37,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from agent.core.metrics import MetricFamily, MetricKind, MetricsAddress
+from agent.core.rate_limit import ClientRates
 
 __all__ = ["REQUEST_TIMEOUT_S", "MetricsServer"]
 
@@ -67,10 +72,15 @@ class _Families(Collector):
 
 
 def _read_only(metrics: WsgiApp) -> WsgiApp:
+    rates = ClientRates()
+
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ["REQUEST_METHOD"] != "GET":
             start_response("405 Method Not Allowed", [("Allow", "GET"), *_TEXT])
             return [b"only GET is served here\n"]
+        if not rates.allow(str(environ.get("REMOTE_ADDR", "")), time.monotonic()):
+            start_response("429 Too Many Requests", [("Retry-After", "1"), *_TEXT])
+            return [b"too many requests\n"]
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
             return metrics(environ, start_response)

@@ -6,6 +6,7 @@ A small http.server on ONE address: this node's own Tailscale IP as Tailscale re
 reason codes only, at most VIEW_MAX_BYTES), 404 for any other path, 405 for any other
 method, and 429 when one client asks more than RATE_PER_S times a second on average. One
 request at a time, each bounded by REQUEST_TIMEOUT_S, so no client can hold it open.
+`close` (the agent stopping) closes the socket and joins the serving thread.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+from agent.core.rate_limit import BURST, RATE_PER_S, ClientRates
 from agent.core.share_view import VIEW_MAX_BYTES, VIEW_PATH
 from agent.errors import AgentError
 
@@ -24,10 +26,7 @@ __all__ = ["BURST", "RATE_PER_S", "REQUEST_TIMEOUT_S", "ViewServer"]
 
 log = logging.getLogger(__name__)
 
-RATE_PER_S = 5.0
-BURST = 20.0
 REQUEST_TIMEOUT_S = 2.0
-_CLIENTS_MAX = 256  # rate buckets kept; the oldest are forgotten
 
 
 class _Server(http.server.HTTPServer):
@@ -35,20 +34,11 @@ class _Server(http.server.HTTPServer):
 
     def __init__(self, address: tuple[str, int]) -> None:
         self.body = b""
-        self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
-        self.lock = threading.Lock()
+        self.rates = ClientRates()
         super().__init__(address, _Handler)
 
     def allow(self, client: str) -> bool:
-        now = time.monotonic()
-        with self.lock:
-            tokens, at = self.buckets.pop(client, (BURST, now))
-            tokens = min(BURST, tokens + (now - at) * RATE_PER_S)
-            allowed = tokens >= 1.0
-            self.buckets[client] = (tokens - 1.0 if allowed else tokens, now)
-            while len(self.buckets) > _CLIENTS_MAX:
-                del self.buckets[next(iter(self.buckets))]
-        return allowed
+        return self.rates.allow(client, time.monotonic())
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("share-view: a request from %s failed", client_address[0], exc_info=True)
@@ -105,9 +95,11 @@ class ViewServer:
 
     @property
     def address(self) -> tuple[str, int] | None:
-        if self._server is None:
-            return None
-        host, port = self._server.server_address[:2]
+        return None if self._server is None else self.address_of(self._server)
+
+    @staticmethod
+    def address_of(server: http.server.HTTPServer) -> tuple[str, int]:
+        host, port = server.server_address[:2]
         return str(host), int(port)
 
     def bind(self, host: str) -> None:
@@ -137,10 +129,14 @@ class ViewServer:
             self._server.body = body
 
     def close(self) -> None:
+        """Stop serving: the socket closed and the serving thread joined (on a move to a new
+        address, and when the agent stops)."""
         server, self._server = self._server, None
         if server is not None:
+            host, port = self.address_of(server)
             server.shutdown()
             server.server_close()
+            log.info("share-view endpoint %s:%d closed", host, port)
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None

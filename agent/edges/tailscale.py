@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.core.constants import TAILSCALE_ENV
 from agent.core.hints import NOT_THE_CLI, tailscale_detail, tailscale_title
 from agent.core.model import TailnetView, TailscaleProblem
 from agent.core.tailnet import parse_status_json
@@ -34,8 +35,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-TAILSCALE_ENV = "TAILNET_AGENT_TAILSCALE"
 
 NOT_INSTALLED_DETAIL = tailscale_detail(
     TailscaleProblem.NOT_INSTALLED,

@@ -64,6 +64,8 @@ if [ -d "$ROOT/icons/png" ]; then
   mkdir -p "$STAGE/icons/png"
   find "$ROOT/icons/png" -maxdepth 1 -name "$APP-*.png" -exec install -m 0644 {} "$STAGE/icons/png/" \;
 fi
+# Nobody but the owner may change what runs (a build under umask 002 leaves g+w behind).
+chmod -R go-w "$STAGE"
 
 tar -C "$WORK" --sort=name --owner=0 --group=0 --numeric-owner \
   --mtime="@$SOURCE_DATE_EPOCH" --format=gnu -cf - "$NAME" | gzip -n -9 >"$TARBALL.tmp"

@@ -43,6 +43,7 @@ install() {
   mkdir -p "$(dirname "$DEST")" "$BIN" "$(dirname "$MENU")"
   rm -rf "$DEST.new"
   cp -a "$HERE/$APP" "$DEST.new"
+  chmod -R go-w "$DEST.new"  # what runs at every login: writable by this user alone
   rm -rf "$DEST"
   mv "$DEST.new" "$DEST"
   ln -sfn "$DEST/$APP" "$BIN/$APP"

@@ -39,9 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from agent.core.model import Health  # noqa: E402
-from agent.desktop.icons import HEALTH_COLOURS  # noqa: E402
 from tests.frozen_smoke import STATUS_JSON, Smoke, http_service, tcp_service, topology_text  # noqa: E402
-from tests.helpers.desktop import find_colour, start_desktop, wait_for  # noqa: E402
+from tests.helpers.desktop import find_named_colour, start_desktop, wait_for  # noqa: E402
 
 SOURCE_AGENT = Path(sys.executable).parent / "tailnet-agent"
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             frozen_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
 
             def green() -> bool:
-                count, _ = find_colour(desk.screenshot(), HEALTH_COLOURS[Health.GREEN], 40, strip)
+                count, _ = find_named_colour(desk.screenshot(), Health.GREEN.value, strip)
                 return count >= 20
 
             def tray(exe: Path, tray_env: dict[str, str]) -> Callable[[], float]:

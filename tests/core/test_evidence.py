@@ -78,6 +78,8 @@ def test_scrub_redacts_secret_pairs_tokens_and_keys_and_keeps_plain_words() -> N
     assert scrub('{"Password": "s3cr3t", "ok": true}') == '{"Password": ***, "ok": true}'
     bearer = scrub("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig")
     assert bearer.startswith("Authorization: ***") and "eyJ" not in bearer
+    opaque = scrub("hint: Authorization: Bearer opaque-8c1f2e")  # neither a JWT nor long
+    assert "opaque" not in opaque and opaque.startswith("hint: Authorization: ***"), opaque
     assert scrub("curl -H 'Bearer 0123456789abcdef'") == "curl -H 'Bearer ***'"
     assert scrub("key a1b2c3d4e5f6a7b8c9d0a1b2c3d4e5f6a7b8 end") == "key *** end"
     assert scrub("upstream busy, retry later") == "upstream busy, retry later"

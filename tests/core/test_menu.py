@@ -955,3 +955,27 @@ def test_last_checked_says_when_the_last_sweep_finished() -> None:
     at = [e.text for e in items].index("Check now")
     assert items[at - 1] == MenuEntry("Last checked 14:05:09", enabled=False)
     assert not any(e.text.startswith("Last checked") for e in menu(view_of(None)))
+
+
+# ==== credentials ==============================================================
+
+
+def test_no_credential_of_a_probe_detail_or_a_path_reaches_a_menu_label() -> None:
+    tokened = dataclasses.replace(FASTAPI, path="/health?token=q-token-7f3a")
+    leaky = ProbeResult(
+        ProbeState.DOWN,
+        Reason.ERROR,
+        "GET http://u:pw-9c1@127.0.0.1:8000/health?token=q-token-7f3a: password=pw-hunter2",
+    )
+    mac = dataclasses.replace(MAC, services=(tokened, REDIS, CONSOLE))
+    view = view_of(
+        snap(
+            ns(DESK, is_self=True, link=Link.SELF),
+            ns(LAPTOP),
+            ns(mac, ss(tokened, leaky), ss(REDIS), ss(CONSOLE)),
+            overall=Health.RED,
+        )
+    )
+    labels = [entry.text for entry in walk(menu(view))] + [tooltip(view)]
+    assert "FastAPI" in " ".join(labels)
+    assert [t for t in labels if any(s in t for s in ("q-token", "pw-9c1", "hunter2"))] == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from agent.core.menu import MonitorStatus
@@ -87,6 +89,17 @@ def test_a_sweep_with_a_service_down_a_relayed_and_an_offline_peer() -> None:
     }  # this machine (desktop) is no peer
     health = samples(families["tailnet_node_health"])
     assert set(health) == {("desktop",), ("laptop",), ("macmini",)}
+
+
+def test_each_nodes_key_expiry_and_none_for_a_key_that_never_expires() -> None:
+    snapshot = sweep(at=1_700_000_000.0)
+    expiries = {"desktop": 1_700_600_000.0, "macmini": 1_701_000_000.0}  # the laptop: never
+    nodes = tuple(replace(n, key_expires_at=expiries.get(n.node.id)) for n in snapshot.nodes)
+    status = MonitorStatus(snapshot=replace(snapshot, nodes=nodes), now=snapshot.at)
+    families = by_name(metric_families(status, SweepStats(1, 0.1), **VERSION))
+    expiry = families["tailnet_node_key_expiry_timestamp_seconds"]
+    assert expiry.kind is MetricKind.GAUGE and expiry.labels == ("node",)
+    assert samples(expiry) == {("desktop",): 1_700_600_000.0, ("macmini",): 1_701_000_000.0}
 
 
 def test_a_refused_topology_reload_reads_0() -> None:

@@ -90,6 +90,12 @@ def test_backend_delivers_over_the_session_bus(
     assert record["body"] == MESSAGE
     assert record["app_name"] == "tailnet-agent"
     assert record["hints"]["urgency"] == (2 if critical else 1)
+    # Critical stays until dismissed (0: never expire); an ordinary one expires (-1 is the
+    # server's default timeout, > 0 ours).
+    if critical:
+        assert record["expire_timeout"] == 0
+    else:
+        assert record["expire_timeout"] == -1 or record["expire_timeout"] > 0
     icon_refs = {str(app_icon), app_icon.as_uri()}
     assert record["app_icon"] in icon_refs or record["hints"].get("image-path") in icon_refs
 
@@ -195,7 +201,9 @@ def test_a_recovery_replaces_the_alarm_in_place(
     assert notifier.notify(up_title, "back", key="n2", replaces=("n1",))
     up = notification_log.wait_for(lambda r: r["summary"] == up_title)
     assert up["replaces_id"] == down["id"] != 0
-    assert up["hints"]["urgency"] == 1  # the replacement is an ordinary one: it expires
+    assert down["expire_timeout"] == 0  # the alarm stays until dismissed ...
+    assert up["hints"]["urgency"] == 1  # ... the replacement is an ordinary one: it expires
+    assert up["expire_timeout"] == -1 or up["expire_timeout"] > 0
 
 
 def test_dbus_replaces_the_first_and_closes_the_other_alarms(

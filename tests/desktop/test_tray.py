@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 
 from agent.core.model import Health
-from agent.desktop.icons import HEALTH_COLOURS
 from tests.helpers.desktop import (
     DesktopEnv,
     DesktopError,
     NotificationLog,
     Region,
-    find_colour,
+    find_named_colour,
     read_line,
     require_pystray_backend,
     wait_for,
@@ -29,9 +28,8 @@ from tests.helpers.desktop import (
 pytestmark = pytest.mark.linux_desktop
 
 MIN_PIXELS = 200  # the host rescales the 64 px icon to about 30 px: ~300-375 disc pixels
-TOLERANCE = 40
 # "Gone" is zero pixels, except for grey: the anti-aliased rim of any icon, blended with the
-# tray's background, lands within tolerance of grey for a few dozen pixels.
+# tray's background, reads as grey for a few dozen pixels.
 _GONE = {Health.GREEN: 0, Health.AMBER: 0, Health.RED: 0, Health.GREY: MIN_PIXELS // 4}
 
 
@@ -84,13 +82,13 @@ def tray_child(
 
 
 def _count(desk: DesktopEnv, region: Region, health: Health) -> int:
-    return find_colour(desk.screenshot(), HEALTH_COLOURS[health], TOLERANCE, region)[0]
+    return find_named_colour(desk.screenshot(), health.value, region)[0]
 
 
 def _shows(desk: DesktopEnv, region: Region, health: Health, gone: Health) -> bool:
     shot = desk.screenshot()
-    now = find_colour(shot, HEALTH_COLOURS[health], TOLERANCE, region)[0]
-    old = find_colour(shot, HEALTH_COLOURS[gone], TOLERANCE, region)[0]
+    now = find_named_colour(shot, health.value, region)[0]
+    old = find_named_colour(shot, gone.value, region)[0]
     return now >= MIN_PIXELS and old <= _GONE[gone]
 
 
@@ -106,7 +104,7 @@ def test_icon_docks_and_switches_green_to_red(
         message=f"green icon never appeared in the tray strip {tray_host}",
     )
     green_shot = desk.save_screenshot(screenshots / "tray-green.png", tray_host)
-    count, bbox = find_colour(desk.screenshot(), HEALTH_COLOURS[Health.GREEN], TOLERANCE, tray_host)
+    count, bbox = find_named_colour(desk.screenshot(), Health.GREEN.value, tray_host)
     assert bbox is not None and bbox[2] - bbox[0] <= 40 and bbox[3] - bbox[1] <= 40, bbox
     assert _count(desk, tray_host, Health.RED) == 0
 

@@ -21,11 +21,12 @@ import pytest
 
 from agent.core.menu import MenuEntry, build_menu
 from agent.core.model import Health
-from agent.desktop.icons import HEALTH_COLOURS, OUTLINE_COLOUR
+from agent.desktop.icons import OUTLINE_COLOUR
 from tests.helpers.desktop import (
     DesktopEnv,
     Region,
     find_colour,
+    find_named_colour,
     read_line,
     require_tool,
     wait_for,
@@ -35,7 +36,6 @@ from tests.helpers.tray_app import view_from_json
 pytestmark = pytest.mark.linux_desktop
 
 MIN_PIXELS = 150  # trayer scales the 64 px icon: gtk 26x26 (300+ red px), xorg 24x30 (~196)
-TOLERANCE = 40
 MENU_WHITE = 5000  # an open GtkMenu paints thousands of white pixels below the strip
 NOW = time.time()
 
@@ -178,14 +178,14 @@ class TrayApp:
 
 
 def _count(desk: DesktopEnv, region: Region, health: Health) -> int:
-    return find_colour(desk.screenshot(), HEALTH_COLOURS[health], TOLERANCE, region)[0]
+    return find_named_colour(desk.screenshot(), health.value, region)[0]
 
 
 def _icon_at(desk: DesktopEnv, region: Region, health: Health) -> tuple[int, int]:
     """Wait for the icon in `health`'s colour; return its centre."""
 
     def found() -> Region | None:
-        count, bbox = find_colour(desk.screenshot(), HEALTH_COLOURS[health], TOLERANCE, region)
+        count, bbox = find_named_colour(desk.screenshot(), health.value, region)
         return bbox if count >= MIN_PIXELS else None
 
     bbox = wait_for(found, timeout=15, message=f"no {health.value} icon in the strip {region}")

@@ -45,11 +45,13 @@ from PIL import Image, ImageChops, ImageGrab
 
 __all__ = [
     "APT_PACKAGES",
+    "COLOUR_NAMES",
     "DesktopEnv",
     "DesktopError",
     "NotificationLog",
     "Region",
     "find_colour",
+    "find_named_colour",
     "read_line",
     "require_pystray_backend",
     "require_tool",
@@ -203,6 +205,58 @@ def find_colour(
     diff = ImageChops.difference(rgb_image, Image.new("RGB", rgb_image.size, rgb))
     bands = [band.point(lambda v: 255 if v <= tol else 0) for band in diff.split()]
     mask = ImageChops.multiply(ImageChops.multiply(bands[0], bands[1]), bands[2])
+    count = mask.histogram()[255]
+    box = mask.getbbox()
+    if box is None:
+        return count, None
+    return count, (box[0] + left, box[1] + top, box[2] + left, box[3] + top)
+
+
+@dataclass(frozen=True)
+class _HueBand:
+    """What a person calls a colour: a hue range in degrees (start may be negative, wrapping
+    past red), and saturation and value ranges (0-1, HSV)."""
+
+    hue: tuple[float, float] | None
+    saturation: tuple[float, float]
+    value: tuple[float, float]
+
+
+COLOUR_NAMES: Mapping[str, _HueBand] = {
+    # Independent of the product's palette (agent.desktop.icons): a test that finds "red"
+    # here finds what a person would call red, whatever the palette says.
+    "green": _HueBand((90.0, 165.0), (0.4, 1.0), (0.35, 1.0)),
+    "amber": _HueBand((25.0, 50.0), (0.55, 1.0), (0.55, 1.0)),
+    "red": _HueBand((-15.0, 10.0), (0.45, 1.0), (0.4, 1.0)),
+    "grey": _HueBand(None, (0.0, 0.15), (0.45, 0.72)),
+}
+
+
+def _within(band: Image.Image, low: float, high: float) -> Image.Image:
+    return band.point(lambda v: 255 if low <= v <= high else 0)
+
+
+def find_named_colour(
+    image: Image.Image, name: str, region: Region | None = None
+) -> tuple[int, Region | None]:
+    """Count pixels a person would call `name` (a key of COLOUR_NAMES: green, amber, red,
+    grey); return (count, bbox in image coords), as find_colour does."""
+    band = COLOUR_NAMES[name]
+    left, top = 0, 0
+    if region is not None:
+        left, top = region[0], region[1]
+        image = image.crop(region)
+    hue, sat, val = image.convert("RGB").convert("HSV").split()  # each 0-255
+    mask = ImageChops.multiply(
+        _within(sat, band.saturation[0] * 255, band.saturation[1] * 255),
+        _within(val, band.value[0] * 255, band.value[1] * 255),
+    )
+    if band.hue is not None:
+        low, high = (degrees * 255 / 360 for degrees in band.hue)
+        hues = _within(hue, max(low, 0), high)
+        if low < 0:
+            hues = ImageChops.lighter(hues, _within(hue, 255 + low, 255))
+        mask = ImageChops.multiply(mask, hues)
     count = mask.histogram()[255]
     box = mask.getbbox()
     if box is None:

@@ -25,7 +25,12 @@ class _Absent(importlib.abc.MetaPathFinder):
 
 
 def _write_modules(out: Path) -> None:
-    loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("agent", "httpx"))
+    loaded = sorted(
+        name
+        for name, module in sys.modules.items()
+        # None: an import blocked on purpose (agent/__init__.py: httpx._main), never loaded
+        if module is not None and name.split(".")[0] in ("agent", "httpx")
+    )
     out.write_text("\n".join(loaded) + "\n", encoding="utf-8")
 
 

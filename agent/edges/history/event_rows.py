@@ -28,9 +28,9 @@ _FIELD_TYPES = typing.get_type_hints(EventFields)
 _COLUMN_FIELDS = tuple(f for f in dataclasses.fields(EventFields) if _is_column(f))
 _EXTRA_FIELDS = tuple(f for f in dataclasses.fields(EventFields) if not _is_column(f))
 EVENT_COLUMNS = tuple(RECORD_FIELD_NAMES.get(f.name, f.name) for f in _COLUMN_FIELDS)
-EVENT_SELECT = f"SELECT id, {', '.join(EVENT_COLUMNS)}, extra FROM events"
+EVENT_SELECT = f"SELECT id, {', '.join(EVENT_COLUMNS)}, extra FROM events"  # noqa: S608 — column names from the dataclass, values bound
 EVENT_INSERT = (
-    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}, extra) "
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}, extra) "  # noqa: S608 — column names from the dataclass, values bound
     f"VALUES ({', '.join('?' * (len(EVENT_COLUMNS) + 1))})"
 )
 

@@ -95,7 +95,7 @@ FROM spans GROUP BY keyset, states
 
 def last_run(file: HistoryFile) -> Run | None:
     """The newest row of ``runs`` (sqlite3.Error as is: the caller says what failed)."""
-    row = file.db().execute(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+    row = file.db().execute(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1").fetchone()  # noqa: S608 — RUN_COLUMNS is a constant
     return None if row is None else Run(*row)
 
 
@@ -126,7 +126,7 @@ def read_events(file: HistoryFile, since: float | None, limit: int | None) -> li
 def latest_changes(file: HistoryFile) -> list[EventRecord]:
     """The latest event of each subject (kind family, node id, service), oldest first."""
     rows = file.read(
-        f"{EVENT_SELECT} WHERE id IN (SELECT MAX(id) FROM events "
+        f"{EVENT_SELECT} WHERE id IN (SELECT MAX(id) FROM events "  # noqa: S608 — EVENT_SELECT is a constant
         "GROUP BY substr(kind, 1, instr(kind, '_') - 1), IFNULL(node_id, ''), "
         "IFNULL(service, '')) ORDER BY at, id"
     )
