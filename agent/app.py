@@ -36,7 +36,7 @@ from agent.core.topology import format_topology_duration
 from agent.desktop import autostart
 from agent.desktop.notify import choose_notifier
 from agent.edges import paths
-from agent.edges.history import History
+from agent.edges.history import MONITOR_BUSY_TIMEOUT_S, History
 from agent.edges.listeners import ListenerCache
 from agent.edges.path_ping import PING_EVERY_S, PathPinger
 from agent.edges.single_instance import InstanceLock
@@ -214,7 +214,7 @@ def _build_monitor(
         sweep_once=sweep_once,
         notifier=notifier,
         on_update=publish,
-        open_history=lambda: History(around.files.history),
+        open_history=lambda: History(around.files.history, busy_timeout_s=MONITOR_BUSY_TIMEOUT_S),
         snooze_path=around.files.snoozes,
         topology_warning=remote.warning if remote is not None else lambda: None,
         is_example=_is_bundled_topology,

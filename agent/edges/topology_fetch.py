@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -117,7 +118,25 @@ def _client(timeout_s: float, transport: httpx.BaseTransport | None) -> httpx.Cl
     )
 
 
+def _name_error(error: BaseException) -> socket.gaierror | None:
+    """The resolver's refusal behind an HTTP error (httpx wraps it twice), if that was it."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _why(error: httpx.HTTPError, timeout_s: float) -> str:
+    unresolved = _name_error(error)
+    if unresolved is not None:
+        try:
+            host = error.request.url.host
+        except RuntimeError:  # no request attached
+            host = ""
+        name = f"the name {host}" if host else "its host name"
+        return f"{name} does not resolve ({unresolved.strerror or unresolved})"
     if isinstance(error, httpx.TooManyRedirects):
         return f"more than {MAX_REDIRECTS} redirects"
     if isinstance(error, httpx.UnsupportedProtocol):

@@ -73,7 +73,7 @@ class RunningAgent:
 @contextlib.contextmanager
 def running_agent(
     sandbox: AgentSandbox,
-    topology: Path,
+    topology: Path | str,  # a file, or a URL
     *args: str,
     node: str = "desktop",
     prefix: Sequence[str] = (),

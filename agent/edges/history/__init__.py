@@ -17,6 +17,6 @@ from __future__ import annotations
 
 from agent.edges.history.file import HistoryError
 from agent.edges.history.queries import Uptime, parse_since
-from agent.edges.history.store import History
+from agent.edges.history.store import MONITOR_BUSY_TIMEOUT_S, History
 
-__all__ = ["History", "HistoryError", "Uptime", "parse_since"]
+__all__ = ["MONITOR_BUSY_TIMEOUT_S", "History", "HistoryError", "Uptime", "parse_since"]

@@ -8,11 +8,20 @@ use (SQLite would go on writing to the deleted one, losing every record), or ove
 that it no longer starts as a database, is noticed at the next write, which starts a fresh
 one (logged; an overwritten file is moved aside as damaged); a database locked by another writer is
 waited for ``busy_timeout_s`` and then refused with a HistoryError.
+
+The header is read through one descriptor opened with the connection and closed after it:
+SQLite's locks on the file are POSIX advisory locks, which belong to the process and go
+when it closes ANY descriptor of the file — opening and closing the file for each look
+dropped them, and the next connection of another process to close (a `history` command, a
+sqlite3 shell) took itself for the last one, checkpointed and removed the WAL this agent
+was still writing: every later record lost, while each write reported success
+(https://www.sqlite.org/howtocorrupt.html, 2.2).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import sqlite3
 import time
@@ -76,25 +85,35 @@ class HistoryFile:
         self._on_replaced = on_replaced
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
+        self._header: io.FileIO | None = None  # the file's header, read while it is open
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise HistoryError(f"cannot create the folder for {self.path}: {error}") from error
         try:
-            self._conn = self._connect()
+            conn = self._connect()
         except _Unusable as why:
             self._move_aside(str(why))
-            self._conn = self._connect_fresh()
+            conn = self._connect_fresh()
         except sqlite3.Error as error:
             if _is_busy(error):
                 raise self.locked_error() from error
             if not _is_corrupt(error):
                 raise HistoryError(f"cannot open {self.path}: {error}") from error
             self._move_aside(f"it is damaged ({error})")
-            self._conn = self._connect_fresh()
-        self._identity = self._on_disk()
+            conn = self._connect_fresh()
+        self._use(conn)
 
     # ---- opening ---------------------------------------------------------------
+
+    def _use(self, conn: sqlite3.Connection) -> None:
+        """Make `conn` the open connection, and note which file it opened."""
+        self._conn = conn
+        self._identity = self._on_disk()
+        try:
+            self._header = io.FileIO(self.path, "r")
+        except OSError:
+            self._header = None  # no header check then; SQLite reports what it finds
 
     def _connect_fresh(self) -> sqlite3.Connection:
         try:
@@ -188,6 +207,9 @@ class HistoryFile:
                 self._conn.execute("PRAGMA optimize")
             self._conn.close()
             self._conn = None
+        if self._header is not None:  # only now: closing it drops SQLite's locks
+            self._header.close()
+            self._header = None
 
     def db(self) -> sqlite3.Connection:
         """The open connection (a HistoryError once closed)."""
@@ -225,9 +247,11 @@ class HistoryFile:
     def _header_lost(self) -> bool:
         """The file no longer starts as an SQLite database (overwritten while in use: SQLite
         itself would only notice at a checkpoint, mixing its pages into the garbage)."""
+        if self._header is None:
+            return False
         try:
-            with self.path.open("rb") as f:
-                head = f.read(len(_SQLITE_HEADER))
+            self._header.seek(0)
+            head = self._header.read(len(_SQLITE_HEADER))
         except OSError:
             return False
         return bool(head) and head != _SQLITE_HEADER
@@ -248,8 +272,7 @@ class HistoryFile:
             for suffix in ("-wal", "-shm"):
                 if now is None:
                     self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
-        self._conn = self._connect_fresh()
-        self._identity = self._on_disk()
+        self._use(self._connect_fresh())
         log.warning(
             "history: %s %s while in use; started a new one (what it held is lost)", self.path, why
         )
@@ -283,8 +306,7 @@ class HistoryFile:
         self.close()
         self._on_replaced()
         self._move_aside(why)
-        self._conn = self._connect_fresh()
-        self._identity = self._on_disk()
+        self._use(self._connect_fresh())
 
     def pages(self) -> tuple[int, int, int]:
         """(page count, free pages, page size)."""

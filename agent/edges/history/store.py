@@ -23,11 +23,16 @@ from agent.edges.history.file import HistoryError, HistoryFile
 from agent.edges.history.queries import Keys, Uptime
 from agent.edges.history.schema import Run, encode_sweep, gap_limit
 
-__all__ = ["History"]
+__all__ = ["MONITOR_BUSY_TIMEOUT_S", "History"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
+# The running monitor's wait, short: it writes from its event loop, so each wait holds up
+# the sweep and the icon. In WAL mode only a writer blocks a writer, and the single-instance
+# lock leaves none but a foreign process (a sqlite3 shell, a backup); a brief holder is waited
+# out, and for a long one waiting 5 s would lose the write all the same.
+MONITOR_BUSY_TIMEOUT_S = 0.25
 DEFAULT_PRUNE_EVERY = 1000
 
 
