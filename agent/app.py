@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import APP_ID, __version__
+from agent.core.first_run import first_run_check, first_run_words
 from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView
 from agent.core.model import Snapshot, TailscaleProblem, Topology
 from agent.core.notify_policy import pause_presets
@@ -45,7 +46,7 @@ from agent.edges.tailscale import find_cli
 from agent.edges.topology_fetch import RemoteTopology
 from agent.edges.topology_source import (
     ORIGIN_BUNDLED,
-    TopologyLocation,
+    is_bundled_topology,
     load_topology,
     locate_topology,
 )
@@ -217,7 +218,7 @@ def _build_monitor(
         open_history=lambda: History(around.files.history, busy_timeout_s=MONITOR_BUSY_TIMEOUT_S),
         snooze_path=around.files.snoozes,
         topology_warning=remote.warning if remote is not None else lambda: None,
-        is_example=_is_bundled_topology,
+        is_example=is_bundled_topology,
     )
 
 
@@ -243,6 +244,8 @@ def run_headless(
             if snapshot is not None
             else f"grey: {status.topology_error or 'no data yet'}"
         )
+        if words := first_run_words(snapshot, bundled=_is_bundled(snapshot)):
+            text = f"grey: {first_run_check(words)[0]}"  # nothing of the example is watched
         if not last_summary or last_summary[-1] != text:
             log.info("state %s", text)
             last_summary[:] = [text]
@@ -517,14 +520,9 @@ class AutostartSwitch:
             return self._checked
 
 
-def _is_bundled_topology(topology: Topology) -> bool:
-    """Whether `topology` is the bundled example."""
-    return topology.source == TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED).source
-
-
 def _is_bundled(snapshot: Snapshot | None) -> bool:
     """Whether `snapshot` watches the bundled example topology."""
-    return snapshot is not None and _is_bundled_topology(snapshot.topology)
+    return snapshot is not None and is_bundled_topology(snapshot.topology)
 
 
 def tray_view(

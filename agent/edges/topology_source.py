@@ -38,6 +38,7 @@ __all__ = [
     "ORIGIN_USER",
     "TOPOLOGY_ENV",
     "TopologyLocation",
+    "is_bundled_topology",
     "load_location",
     "load_topology",
     "local_config",
@@ -120,6 +121,11 @@ def locate_topology(explicit: str | None, env: Mapping[str, str]) -> TopologyLoc
     if user.exists():
         return TopologyLocation(user, ORIGIN_USER)
     return TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED)
+
+
+def is_bundled_topology(topology: Topology) -> bool:
+    """Whether `topology` is the bundled example (read from the bundled file itself)."""
+    return topology.source == TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED).source
 
 
 def read_topology_file(path: Path, source: str) -> Topology:
