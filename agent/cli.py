@@ -564,7 +564,7 @@ def _first_run_check(args: argparse.Namespace, words: str, data: dict[str, Any])
     elif args.json:
         data.update(overall=Health.GREY.value, exit_code=Health.GREY.exit_code, summary=verdict)
         data["first_run"] = words
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        _write_out(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     else:
         print(f"{data['topology']['name']}: {Health.GREY.value.upper()} — {verdict}")
         print(instead)
