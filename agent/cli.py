@@ -486,6 +486,22 @@ def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]
     return location, load_location(location)
 
 
+def _write_out(text: str) -> None:
+    """Write all of `text` to stdout. Unbuffered (PYTHONUNBUFFERED, `python -u`), stdout is a
+    raw file: a write to a full pipe that a signal interrupts returns short, and the text
+    layer drops the rest (a `check --json` read slowly lost all but its first 64 KiB)."""
+    out = sys.stdout
+    buffer = getattr(out, "buffer", None)
+    if buffer is None:  # a text stream without bytes under it (a test's StringIO)
+        out.write(text)
+        return
+    out.flush()
+    data = memoryview(text.encode(out.encoding or "utf-8", out.errors or "strict"))
+    while data:
+        data = data[buffer.write(data) or 0 :]
+    buffer.flush()
+
+
 def _check(args: argparse.Namespace) -> int:
     # Imported here: the probes (and httpx) are loaded only by the command that probes, so
     # `--help`, `topology`, `history` and `autostart` start without them.
@@ -528,10 +544,10 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         data = snapshot_to_dict(snapshot, snoozes=snoozes)
         # one write: json.dump with indent writes each token (27,000 writes at 500 services)
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        _write_out(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     else:
         color = _use_color(sys.stdout, os.environ)
-        sys.stdout.write(render_table(snapshot, color=color, snoozes=snoozes))
+        _write_out(render_table(snapshot, color=color, snoozes=snoozes))
     return snapshot.overall.exit_code
 
 
@@ -548,7 +564,7 @@ def _first_run_check(args: argparse.Namespace, words: str, data: dict[str, Any])
     elif args.json:
         data.update(overall=Health.GREY.value, exit_code=Health.GREY.exit_code, summary=verdict)
         data["first_run"] = words
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        _write_out(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     else:
         print(f"{data['topology']['name']}: {Health.GREY.value.upper()} — {verdict}")
         print(instead)
@@ -570,9 +586,9 @@ def _audit(args: argparse.Namespace) -> int:
     )
     if args.json:
         json.dump(audit_to_dict(audit), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        _write_out("\n")
     else:
-        sys.stdout.write(render_audit(audit, color=_use_color(sys.stdout, os.environ)))
+        _write_out(render_audit(audit, color=_use_color(sys.stdout, os.environ)))
     return audit.exit_code
 
 
@@ -584,9 +600,9 @@ def _acl(args: argparse.Namespace) -> int:
     acl = acl_policy(topology)
     if args.json:
         json.dump(acl.policy, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        _write_out("\n")
     else:
-        sys.stdout.write(render_hujson(acl, topology))
+        _write_out(render_hujson(acl, topology))
     return 0
 
 
@@ -688,10 +704,10 @@ def _history(args: argparse.Namespace) -> int:
             records = store.events(since=since)
     if args.json:
         json.dump(history_to_json(records), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        _write_out("\n")
     else:
         color = _use_color(sys.stdout, os.environ)
-        sys.stdout.write(render_history(records, color=color, since=since))
+        _write_out(render_history(records, color=color, since=since))
     return 0
 
 
@@ -748,7 +764,7 @@ def _autostart(args: argparse.Namespace) -> int:
         state = autostart.status()
     if args.json:
         json.dump(state.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        _write_out("\n")
     else:
         _print_autostart(state)
     if not state.supported:

@@ -4,6 +4,8 @@ reads the table again only once its reading is a minute old."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 
 from agent.core.exposure import Listener
 from agent.edges.listeners import SCAN_EVERY_S, ListenerCache, scan_listeners
@@ -37,3 +39,25 @@ def test_the_cache_reads_the_table_again_once_a_minute() -> None:
     assert Listener("127.0.0.1", port) in cache().listeners  # the minute-old reading
     now[0] += 1
     assert Listener("127.0.0.1", port) not in cache().listeners  # read afresh
+
+
+_FIRST_SCAN = """
+import socket, sys
+from agent.edges.listeners import scan_listeners
+import agent.sweep
+before = "psutil" in sys.modules
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen()
+port = sock.getsockname()[1]
+seen = any(listener.port == port for listener in scan_listeners().listeners)
+print(before, "psutil" in sys.modules, seen)
+"""
+
+
+def test_psutil_is_loaded_by_the_first_scan_and_not_before() -> None:
+    # a `check` whose node has no services never scans, and so never pays psutil's import
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_SCAN], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["False", "True", "True"]

@@ -9,7 +9,8 @@ the local address and port are kept: no process names, no remote addresses.
 Reading the table costs 40-70 ms of CPU with 100-2000 listening sockets on a loaded
 2-core machine (tests/bench/audit.py): more than the probes of a small sweep. The monitor
 therefore reads it through a `ListenerCache`, at most once per SCAN_EVERY_S; `check` and
-`audit` read it afresh.
+`audit` read it afresh. psutil is imported by the first scan (10-20 ms of a `check`'s
+start-up otherwise, when this machine's node has no services and nothing is scanned).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
-
-import psutil
 
 from agent.core.exposure import Listener, ListenerScan
 
@@ -36,6 +35,8 @@ _PARTIAL = (
 
 def scan_listeners() -> ListenerScan:
     """Every listening TCP socket (IPv4 and IPv6) of this machine, or why it cannot be read."""
+    import psutil
+
     try:
         connections = psutil.net_connections(kind="tcp")
     except psutil.AccessDenied:
@@ -46,6 +47,8 @@ def scan_listeners() -> ListenerScan:
 
 
 def _scan_per_process() -> ListenerScan:
+    import psutil
+
     found: list[Listener] = []
     denied = 0
     for process in psutil.process_iter():
@@ -60,6 +63,8 @@ def _scan_per_process() -> ListenerScan:
 
 def _listeners(connections: Sequence[Any]) -> tuple[Listener, ...]:
     """The listening TCP sockets among psutil's connections (system-wide or a process's)."""
+    import psutil
+
     out: list[Listener] = []
     for conn in connections:
         if conn.status != psutil.CONN_LISTEN or conn.type != socket.SOCK_STREAM:

@@ -19,6 +19,10 @@ the httpx exceptions httpx's own transport raises, chained to the OS error that
 caused them (`_errors.classify` reads that chain). https (and any other scheme)
 goes to httpx's own transport, made on first use with certificates verified, so
 a client that never fetches https never builds an SSL context.
+
+`plain_get` is the same exchange for a GET whose h11 head the caller has built (the HTTP
+probe's plain targets): no httpx request in, and a `PlainAnswer` out that becomes the very
+httpx.Response above only when the body is wanted.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import httpx
 
 from agent.edges.probes._run import mark_connected
 
-__all__ = ["ProbeTransport"]
+__all__ = ["PlainAnswer", "ProbeTransport", "plain_get"]
 
 _SCRATCH_SIZE = 64 * 1024
 _READ_HIGH_WATER = 256 * 1024  # stop reading the socket while this much is unread
@@ -269,6 +273,63 @@ async def _send(request: httpx.Request, exchange: _Exchange, timeout: float | No
     await exchange.wire.write(unsent + exchange.send(h11.EndOfMessage()), timeout)
 
 
+async def _answer_head(exchange: _Exchange) -> h11.Response | h11.InformationalResponse:
+    """Read up to the answer's head (1xx other than 101 skipped)."""
+    while True:
+        event = await exchange.next_event()
+        if isinstance(event, h11.Response):
+            return event
+        if isinstance(event, h11.InformationalResponse) and event.status_code == 101:
+            return event  # switching protocols: the answer, as httpcore treats it
+
+
+class PlainAnswer:
+    """The head of an answer to a plain-http GET, its body still on the connection.
+
+    `response()` is the httpx.Response `ProbeTransport` hands httpx (the same body stream,
+    so the same Content-Encoding decoding and charset); `close()` closes the connection,
+    as closing that response does.
+    """
+
+    def __init__(self, head: h11.Response | h11.InformationalResponse, exchange: _Exchange) -> None:
+        self.status_code: int = head.status_code
+        self._head = head
+        self._exchange = exchange
+
+    def response(self) -> httpx.Response:
+        head = self._head
+        return httpx.Response(
+            head.status_code,
+            headers=head.headers.raw_items(),
+            stream=_Body(self._exchange),
+            extensions={
+                "http_version": b"HTTP/" + head.http_version,
+                "reason_phrase": head.reason,
+            },
+        )
+
+    def close(self) -> None:
+        self._exchange.wire.close()
+
+
+async def plain_get(host: str, port: int, request: h11.Request, timeout: float) -> PlainAnswer:
+    """Send one GET (`request`, a head without a body) over plain http and read the
+    answer's head: what `ProbeTransport` does for an httpx request with `timeout` for
+    connect, read and write alike, without building the httpx request or response. Errors
+    are the same httpx exceptions; the caller closes the answer."""
+    wire = await _connect(host, port, timeout)
+    exchange = _Exchange(wire, timeout)
+    try:
+        with contextlib.suppress(httpx.WriteError):
+            unsent = exchange.send(request) + exchange.send(h11.EndOfMessage())
+            await wire.write(unsent, timeout)
+        head = await _answer_head(exchange)
+    except BaseException:
+        wire.close()
+        raise
+    return PlainAnswer(head, exchange)
+
+
 class ProbeTransport(httpx.AsyncBaseTransport):
     """httpx transport for probes: a fresh connection per request, closed with the response.
 
@@ -291,24 +352,11 @@ class ProbeTransport(httpx.AsyncBaseTransport):
             # If it answered and hung up early, read what it said (as httpcore does).
             with contextlib.suppress(httpx.WriteError):
                 await _send(request, exchange, timeouts.get("write"))
-            while True:
-                event = await exchange.next_event()
-                if isinstance(event, h11.Response):
-                    break
-                if isinstance(event, h11.InformationalResponse) and event.status_code == 101:
-                    break  # switching protocols: the answer, as httpcore treats it
+            head = await _answer_head(exchange)
         except BaseException:
             wire.close()
             raise
-        return httpx.Response(
-            event.status_code,
-            headers=event.headers.raw_items(),
-            stream=_Body(exchange),
-            extensions={
-                "http_version": b"HTTP/" + event.http_version,
-                "reason_phrase": event.reason,
-            },
-        )
+        return PlainAnswer(head, exchange).response()
 
     def _fallback(self) -> httpx.AsyncHTTPTransport:
         if self._other is None:

@@ -8,7 +8,12 @@ is not HTTP on the port is a PROTOCOL_MISMATCH.
 
 The shared client (`make_http_client`) is a `ProbeClient`: an httpx.AsyncClient
 over `_transport.ProbeTransport` (a fresh connection per request, no pool) that
-keeps no cookies.
+keeps no cookies. With that client, a target whose URL needs no parsing (an IPv4 address
+or a lower-case ASCII name, a path of unreserved characters) skips httpx's client, request
+and URL objects: `_plain_request` writes the head httpx would send (Host, then the client's
+headers, byte for byte) and `_transport.plain_get` sends it; the answer becomes an
+httpx.Response only when its body is read (expect_body, or a failing answer's excerpt), so
+decoding and charset stay httpx's. Every other URL goes through the client as before.
 """
 
 from __future__ import annotations
@@ -16,15 +21,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
+import re
 import time
+from collections.abc import Callable
 from http.cookiejar import Cookie, CookieJar
 
+import h11
 import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.edges.probes._errors import Finding, one_line
 from agent.edges.probes._run import USER_AGENT, Clock, guarded, record_answer, url_host
-from agent.edges.probes._transport import ProbeTransport
+from agent.edges.probes._transport import ProbeTransport, plain_get
 
 __all__ = ["BODY_LIMIT", "USER_AGENT", "ProbeClient", "make_http_client", "probe"]
 
@@ -51,6 +60,11 @@ class _NoCookies(httpx.Cookies):
 
 
 _NO_COOKIES = _NoCookies()
+
+# What httpx's URL parser leaves as it is (lower-case ASCII names; IPv4 addresses are
+# checked apart) and its path quoting does not touch: only these skip httpx.
+_PLAIN_NAME = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z](?:[a-z0-9-]*[a-z0-9])?)*")
+_PLAIN_PATH = re.compile(r"/?[A-Za-z0-9._~/-]*")
 
 
 class ProbeClient(httpx.AsyncClient):
@@ -130,28 +144,85 @@ async def _excerpt(response: httpx.Response) -> str:
     return ""
 
 
+def _is_plain_host(host: str) -> bool:
+    if "xn--" in host:
+        return False  # IDNA: httpx decodes it
+    if _PLAIN_NAME.fullmatch(host):
+        return True
+    return host.count(".") == 3 and _is_ipv4(host)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_plain_path(path: str) -> bool:
+    segments = path.split("/")
+    # httpx removes dot segments ("/a/../b" is "/b"): those go through it
+    return bool(_PLAIN_PATH.fullmatch(path)) and "." not in segments and ".." not in segments
+
+
+def _plain_request(
+    host: str, port: int, path: str, client_headers: list[tuple[bytes, bytes]]
+) -> h11.Request | None:
+    """The GET head httpx would send for this target, or None when its URL needs httpx's
+    parsing (anything but a plain host and an unreserved path)."""
+    if not _is_plain_host(host) or not _is_plain_path(path) or not 0 < port < 65536:
+        return None
+    if not path.startswith("/"):
+        path = "/" + path
+    netloc = host if port == 80 else f"{host}:{port}"  # httpx leaves out the default port
+    headers = [(b"Host", netloc.encode("ascii")), *client_headers]
+    return h11.Request(method=b"GET", target=path.encode("ascii"), headers=headers)
+
+
+async def _judge(
+    target: ProbeTarget, status: int, open_response: Callable[[], httpx.Response]
+) -> Finding:
+    """The finding from an answer's status and, where it matters, its body: `open_response`
+    gives the whole answer (called once, only when the body is read)."""
+    service = target.service
+    record_answer(status)
+    if not _status_ok(status, service.expect_status):
+        expected = _expected_text(service.expect_status)
+        record_answer(status, await _excerpt(open_response()))
+        return ProbeState.DOWN, Reason.HTTP_STATUS, f"HTTP {status} (expected {expected})"
+    if service.expect_body is not None:
+        try:
+            body = await _read_head_of_body(open_response())
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            # It answered in HTTP, then hung up: no protocol mismatch, an unhealthy service.
+            detail = f"HTTP {status}, then the connection closed in the middle of the body"
+            return ProbeState.DOWN, Reason.BODY_MISMATCH, detail
+        if service.expect_body not in body:
+            record_answer(status, body[:EXCERPT_BYTES])
+            wanted = one_line(service.expect_body, 60)
+            return ProbeState.DOWN, Reason.BODY_MISMATCH, f"body does not contain {wanted!r}"
+    return ProbeState.UP, None, f"HTTP {status}"
+
+
 async def _attempt(target: ProbeTarget, client: httpx.AsyncClient) -> Finding:
     service = target.service
+    if isinstance(client, ProbeClient):
+        request = _plain_request(target.host, service.port, service.path, client.headers.raw)
+        if request is not None:
+            return await _attempt_plain(target, request)
     url = _url(target.host, service.port, service.path)
     async with client.stream("GET", url, timeout=target.timeout_s) as response:
-        status = response.status_code
-        record_answer(status)
-        if not _status_ok(status, service.expect_status):
-            expected = _expected_text(service.expect_status)
-            record_answer(status, await _excerpt(response))
-            return ProbeState.DOWN, Reason.HTTP_STATUS, f"HTTP {status} (expected {expected})"
-        if service.expect_body is not None:
-            try:
-                body = await _read_head_of_body(response)
-            except (httpx.RemoteProtocolError, httpx.ReadError):
-                # It answered in HTTP, then hung up: no protocol mismatch, an unhealthy service.
-                detail = f"HTTP {status}, then the connection closed in the middle of the body"
-                return ProbeState.DOWN, Reason.BODY_MISMATCH, detail
-            if service.expect_body not in body:
-                record_answer(status, body[:EXCERPT_BYTES])
-                wanted = one_line(service.expect_body, 60)
-                return ProbeState.DOWN, Reason.BODY_MISMATCH, f"body does not contain {wanted!r}"
-        return ProbeState.UP, None, f"HTTP {status}"
+        return await _judge(target, response.status_code, lambda: response)
+
+
+async def _attempt_plain(target: ProbeTarget, request: h11.Request) -> Finding:
+    answer = await plain_get(target.host, target.service.port, request, target.timeout_s)
+    try:
+        return await _judge(target, answer.status_code, answer.response)
+    finally:
+        answer.close()
 
 
 async def probe(
