@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import APP_ID, __version__
+from agent.core.first_run import first_run_check, first_run_words
 from agent.core.menu import (
     ActionKind,
     MenuAction,
@@ -38,7 +39,7 @@ from agent.core.model import Snapshot, TailscaleProblem, Topology
 from agent.core.notify_policy import pause_presets
 from agent.core.ports import Notifier
 from agent.core.snooze import SnoozeKind, parse_key
-from agent.core.tailnet import identify_self_by
+from agent.core.tailnet import identify_self_by, self_node_line
 from agent.core.topology import format_topology_duration
 from agent.desktop import autostart
 from agent.desktop.notify import choose_notifier
@@ -52,8 +53,9 @@ from agent.edges.tailscale import find_cli
 from agent.edges.topology_fetch import RemoteTopology
 from agent.edges.topology_source import (
     ORIGIN_BUNDLED,
-    TopologyLocation,
-    load_topology,
+    TopologyLocator,
+    is_bundled_topology,
+    load_location,
     locate_topology,
 )
 from agent.errors import AgentError, AutostartError
@@ -151,10 +153,7 @@ class _InUseLog:
             node = identify_self_by(topology, snapshot.tailnet)
         if node != self._node:
             self._node = node
-            if node[0] is not None:
-                log.info("this machine is node %s (%s)", *node)
-            else:
-                log.info("this machine is no node of the topology: %s", node[1])
+            log.info("%s", self_node_line(node))
 
 
 def _remote_topology(options: AgentOptions, env: Mapping[str, str]) -> RemoteTopology | None:
@@ -197,10 +196,12 @@ def _build_monitor(
         if watch is not None:
             watch(status)
 
+    locate = TopologyLocator(options.topology, env)  # a user file deleted is refused
+
     def load() -> Topology:
         if remote is not None:
             remote.wait_first_attempt()  # a first start without a cached copy
-        return load_topology(options.topology, env)
+        return load_location(locate())
 
     sweep_once: SweepOnce = functools.partial(
         sweep,
@@ -217,14 +218,14 @@ def _build_monitor(
     return Monitor(
         load_topology=load,
         # asked again on every poll: a user file created while running takes over at once
-        locate_topology=lambda: locate_topology(options.topology, env).path,
+        locate_topology=lambda: locate().path,
         sweep_once=sweep_once,
         notifier=notifier,
         on_update=publish,
         open_history=lambda: History(around.files.history, busy_timeout_s=MONITOR_BUSY_TIMEOUT_S),
         snooze_path=around.files.snoozes,
         topology_warning=remote.warning if remote is not None else lambda: None,
-        is_example=_is_bundled_topology,
+        is_example=is_bundled_topology,
     )
 
 
@@ -244,7 +245,10 @@ def run_headless(
 
     def on_update(status: MonitorStatus) -> None:
         in_use.update(status.snapshot)
+        snapshot = status.snapshot
         text = f"{status_health(status).value}: {status_words(status)}"
+        if words := first_run_words(snapshot, bundled=_is_bundled(snapshot)):
+            text = f"grey: {first_run_check(words)[0]}"  # nothing of the example is watched
         if not last_summary or last_summary[-1] != text:
             log.info("state %s", text)
             last_summary[:] = [text]
@@ -519,14 +523,9 @@ class AutostartSwitch:
             return self._checked
 
 
-def _is_bundled_topology(topology: Topology) -> bool:
-    """Whether `topology` is the bundled example."""
-    return topology.source == TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED).source
-
-
 def _is_bundled(snapshot: Snapshot | None) -> bool:
     """Whether `snapshot` watches the bundled example topology."""
-    return snapshot is not None and _is_bundled_topology(snapshot.topology)
+    return snapshot is not None and is_bundled_topology(snapshot.topology)
 
 
 def tray_view(

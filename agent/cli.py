@@ -489,12 +489,14 @@ def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]
 def _check(args: argparse.Namespace) -> int:
     # Imported here: the probes (and httpx) are loaded only by the command that probes, so
     # `--help`, `topology`, `history` and `autostart` start without them.
+    from agent.core.first_run import first_run_words
     from agent.core.health import with_snoozes
     from agent.core.report import render_nagios, render_table, selection_error, snapshot_to_dict
     from agent.core.snooze import active_keys
     from agent.edges import event_loop, paths
     from agent.edges.snooze_file import load_snoozes
     from agent.edges.tailscale import find_cli
+    from agent.edges.topology_source import is_bundled_topology
     from agent.sweep import sweep
 
     if (args.target is not None or args.service is not None) and not args.nagios:
@@ -514,6 +516,11 @@ def _check(args: argparse.Namespace) -> int:
     snoozes = load_snoozes(paths.snooze_path())
     snoozes = {k: v for k, v in snoozes.items() if k in active_keys(snoozes, time.time())}
     snapshot = with_snoozes(snapshot, snoozes.keys())
+    first_run = first_run_words(snapshot, bundled=is_bundled_topology(topology))
+    # Without a running Tailscale, "Tailscale is not running here" (red) is this machine's
+    # own problem, the news to give first; nothing of the example was probed either way.
+    if first_run is not None and snapshot.tailnet.running:
+        return _first_run_check(args, first_run, snapshot_to_dict(snapshot, snoozes=snoozes))
     if args.nagios:
         result = render_nagios(snapshot, target=args.target, service=args.service)
         print(result.line)
@@ -526,6 +533,26 @@ def _check(args: argparse.Namespace) -> int:
         color = _use_color(sys.stdout, os.environ)
         sys.stdout.write(render_table(snapshot, color=color, snoozes=snoozes))
     return snapshot.overall.exit_code
+
+
+def _first_run_check(args: argparse.Namespace, words: str, data: dict[str, Any]) -> int:
+    """`check` on the bundled example where this machine is none of its nodes: nothing was
+    probed, which says nothing of this network — grey, exit 3 (core.first_run)."""
+    from agent.core.first_run import first_run_check
+    from agent.core.model import Health
+    from agent.core.report import nagios_unknown
+
+    verdict, instead = first_run_check(words)
+    if args.nagios:
+        print(nagios_unknown(verdict).line)
+    elif args.json:
+        data.update(overall=Health.GREY.value, exit_code=Health.GREY.exit_code, summary=verdict)
+        data["first_run"] = words
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    else:
+        print(f"{data['topology']['name']}: {Health.GREY.value.upper()} — {verdict}")
+        print(instead)
+    return Health.GREY.exit_code
 
 
 def _audit(args: argparse.Namespace) -> int:

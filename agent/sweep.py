@@ -12,6 +12,8 @@ simulated tailnet, served in-process because a frozen build has no interpreter t
 a stand-in `tailscale`). Alongside the probes, each online peer's path is measured with
 `tailscale ping` (`edges.path_ping`): by a `PathPinger` the caller keeps (the monitor: once
 a minute each), else by a fresh one (`check`: every peer; none for a tailnet read another way).
+On a first run (the bundled example, this machine none of its nodes: core.first_run) the
+sweep reads Tailscale and sends nothing to the example's nodes: no probe, ping or view.
 
 With DEBUG logging (-v) a sweep says which node this machine is and how that was
 found, and each probe's outcome and time (the tailscale reader logs its own run).
@@ -27,6 +29,7 @@ from typing import Protocol
 
 from agent.core.drift import detect_drift
 from agent.core.exposure import ExposureAudit, ListenerScan, audit_exposure, exposure_findings
+from agent.core.first_run import is_first_run
 from agent.core.health import judge
 from agent.core.model import (
     FindingKind,
@@ -40,11 +43,12 @@ from agent.core.model import (
 )
 from agent.core.plan import plan_sweep
 from agent.core.share_view import PeerReading
-from agent.core.tailnet import find_peer, identify_self_by
+from agent.core.tailnet import find_peer, identify_self_by, self_node_line
 from agent.edges.listeners import scan_listeners
 from agent.edges.path_ping import PathPinger
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
+from agent.edges.topology_source import is_bundled_topology
 
 __all__ = [
     "TAILSCALE_TIMEOUT_S",
@@ -93,24 +97,28 @@ async def sweep(
     pinger: PathPinger | None = None,
     share: PeerViewsPartner | None = None,
     listeners: Callable[[], ListenerScan] = scan_listeners,
+    is_example: Callable[[Topology], bool] = is_bundled_topology,
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure. With `share`
     (--share-view) the peers' views are fetched while the probes run, place the failures,
     and the judged sweep is shared. `listeners` reads this machine's listening sockets (the
-    monitor passes a ListenerCache)."""
+    monitor passes a ListenerCache); `is_example` tells the bundled example."""
     if read_tailnet is None:
         tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
     else:
         tailnet = await read_tailnet()
     self_id = which_node(topology, tailnet, node_override)
-    plan = plan_sweep(topology, self_id, tailnet, now=clock())
+    first_run = is_first_run(tailnet, self_id, bundled=is_example(topology))
+    plan = plan_sweep(topology, self_id, tailnet, now=clock(), first_run=first_run)
+    if first_run:
+        share = None  # a peer's view is asked of its address too
     if pinger is None:  # a tailnet read another way (the demo's) has no CLI to ping with
         pinger = PathPinger(tailscale_cli if read_tailnet is None else None, clock=clock)
     readings: Sequence[PeerReading] = ()
     # A TaskGroup: a cancelled sweep (the monitor stopping) returns once all have ended.
     async with asyncio.TaskGroup() as group:
         probing = group.create_task(run_probes(plan.targets, clock=clock))
-        peers = _online_peers(topology, tailnet, self_id)
+        peers = {} if first_run else _online_peers(topology, tailnet, self_id)
         pinging = group.create_task(pinger.readings(peers, topology.defaults.timeout_s))
         # A simulated tailnet (the demo's) is not this machine's: its sockets say nothing.
         auditing = group.create_task(
@@ -157,10 +165,7 @@ def which_node(topology: Topology, tailnet: TailnetView, node_override: str | No
         self_id, how = node_override, "--node"
     else:
         self_id, how = identify_self_by(topology, tailnet)
-    if self_id is not None:
-        log.debug("this machine is node %s (%s)", self_id, how)
-    else:
-        log.debug("this machine is no node of the topology: %s", how)
+    log.debug("%s", self_node_line((self_id, how)))
     return self_id
 
 

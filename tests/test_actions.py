@@ -92,6 +92,18 @@ def test_open_url_logs_a_refusal(caplog: pytest.LogCaptureFixture) -> None:
 # ==== copy_text =================================================================
 
 
+def _fake_xclip(folder: Path, clipboard: Path, *, args: Path | None = None) -> Path:
+    """A stand-in xclip that keeps stdin in `clipboard` (`-in`, its argv in `args`) and
+    prints it back (`-out`: how copy_text reads what the clipboard holds)."""
+    keep_args = "" if args is None else f'; echo "$@" > "{args}"'
+    return _tool(
+        folder,
+        "xclip",
+        f'case "$*" in *-out*) /bin/cat "{clipboard}";;\n'
+        f'  *) /bin/cat > "{clipboard}"{keep_args};;\nesac',
+    )
+
+
 def _tool(folder: Path, name: str, body: str) -> Path:
     folder.mkdir(exist_ok=True)
     path = folder / name
@@ -126,7 +138,7 @@ def test_copy_text_tries_the_next_tool(tmp_path: Path, monkeypatch: pytest.Monke
     out = tmp_path / "clipboard"
     bin_dir = tmp_path / "bin"
     _tool(bin_dir, "wl-copy", "exit 1")
-    _tool(bin_dir, "xclip", f'cat > "{out}"; echo "$@" > "{out}.args"')
+    _fake_xclip(bin_dir, out, args=tmp_path / "clipboard.args")
     _tool(bin_dir, "xsel", "exit 3")
     monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), "/usr/bin", "/bin"]))  # for cat
     monkeypatch.setenv("DISPLAY", ":0")
@@ -283,7 +295,7 @@ def test_a_failed_open_is_told_with_the_target_put_on_the_clipboard(
     linux_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     clipboard = tmp_path / "clipboard"
-    _tool(linux_path, "xclip", f'/bin/cat > "{clipboard}"')
+    _fake_xclip(linux_path, clipboard)
     _fake_xdg_open(linux_path, monkeypatch, exit=3)
     notes = Notes()
     actions = DesktopActions(notes, background=False)
@@ -319,7 +331,7 @@ def test_a_working_open_says_nothing(linux_path: Path, monkeypatch: pytest.Monke
 
 def test_copy_is_confirmed(linux_path: Path, tmp_path: Path) -> None:
     clipboard = tmp_path / "clipboard"
-    _tool(linux_path, "xclip", f'/bin/cat > "{clipboard}"')
+    _fake_xclip(linux_path, clipboard)
     notes = Notes()
     DesktopActions(notes, background=False).copy("100.123.51.5")
     assert notes.sent == [("Copied 100.123.51.5", "It is on the clipboard, ready to paste.")]

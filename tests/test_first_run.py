@@ -42,7 +42,7 @@ from agent.core.plan import plan_sweep
 from agent.core.tailnet import parse_status_json
 from agent.desktop.tray import to_pystray_menu
 from agent.edges import paths
-from agent.edges.topology_source import load_topology
+from agent.edges.topology_source import is_bundled_topology, load_topology
 from agent.monitor import Monitor
 from tests.conftest import FAKE_TAILSCALE_DIR, TAILSCALE_FIXTURES
 from tests.core.sample_network import running
@@ -263,7 +263,7 @@ def test_a_first_run_announces_nothing_about_the_example(home: Path, example: bo
         sweep_once=sweeps,
         notifier=shown,
         on_update=shown.on_update,
-        is_example=app._is_bundled_topology if example else lambda _: False,
+        is_example=is_bundled_topology if example else lambda _: False,
     )
     monitor.start()
     try:

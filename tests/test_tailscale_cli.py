@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from agent.core import notify_policy
+from agent.core.events import tailscale_stopped_event
 from agent.core.model import BackendState, Link, TailscaleProblem
 from agent.core.tailnet import link_of, parse_status_json
 from agent.edges import tailscale
@@ -420,3 +422,57 @@ INSTALL_TABLE = [
 )
 def test_install_locations(platform: str, env: dict[str, str], expected: tuple[str, ...]) -> None:
     assert install_locations(platform, env) == expected
+
+
+def _missing(tmp_path: Path) -> str:
+    return str(tmp_path / "no-such-tailscale")
+
+
+def _not_executable(tmp_path: Path) -> str:
+    copy = tmp_path / "tailscale"
+    shutil.copyfile(FAKE, copy)  # copyfile does not copy the mode: not executable
+    return str(copy)
+
+
+# Each way the real reader finds Tailscale unusable: (how, the stand-in's mode, its document).
+UNUSABLE: list[Any] = [
+    pytest.param(lambda _: None, "ok", None, TailscaleProblem.NOT_INSTALLED, id="no-cli-found"),
+    pytest.param(_missing, "ok", None, TailscaleProblem.NOT_INSTALLED, id="path-gone"),
+    pytest.param(_not_executable, "ok", None, TailscaleProblem.NOT_INSTALLED, id="not-runnable"),
+    pytest.param(None, "fail", None, TailscaleProblem.CLI_FAILED, id="exits-non-zero"),
+    pytest.param(None, "hang", None, TailscaleProblem.TIMED_OUT, id="hangs"),
+    pytest.param(None, "garbage", None, TailscaleProblem.BAD_OUTPUT, id="garbage"),
+    pytest.param(None, "half", None, TailscaleProblem.BAD_OUTPUT, id="half-a-document"),
+    pytest.param(None, "ok", "stopped.json", TailscaleProblem.NOT_RUNNING, id="stopped"),
+    pytest.param(None, "ok", "needs_login.json", TailscaleProblem.NOT_RUNNING, id="needs-login"),
+]
+
+
+@pytest.mark.parametrize(("cli", "mode", "document", "problem"), UNUSABLE)
+def test_no_tailscale_notification_says_its_title_twice(
+    fake_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    cli: Callable[[Path], str | None] | None,
+    mode: str,
+    document: str | None,
+    problem: TailscaleProblem,
+) -> None:
+    """The notification reads "TITLE: BODY" (and the log "TITLE — BODY"): the body is the
+    reader's sentence without the title it may begin with."""
+    monkeypatch.setenv("FAKE_TAILSCALE_MODE", mode)
+    if document is not None:
+        monkeypatch.setenv("FAKE_TAILSCALE_JSON", str(FIXTURES / document))
+    view = asyncio.run(read_status(str(FAKE) if cli is None else cli(tmp_path), timeout_s=0.5))
+    assert view.problem is problem and not view.running
+    decision = notify_policy.decide(
+        notify_policy.initial_policy(), [tailscale_stopped_event(view, 1.0)], 1.0
+    )
+    (shown,) = decision.notifications
+    assert not shown.message.lower().startswith(shown.title.lower()), shown.message
+    assert shown.title.lower() not in shown.message.lower(), shown.message
+    assert shown.message.endswith("Peers cannot be checked until then"), shown.message
+
+
+def test_the_title_cases_cover_every_tailscale_problem() -> None:
+    assert {case.values[3] for case in UNUSABLE} == set(TailscaleProblem)

@@ -138,6 +138,18 @@ def test_no_copy_and_no_source_is_an_error_naming_the_url(tmp_path: Path) -> Non
         load_location_of(fetcher)
 
 
+def test_a_host_httpx_cannot_encode_is_a_failure_not_a_crash(tmp_path: Path) -> None:
+    # topology_url accepts it (stdlib urlsplit), httpx refuses it before any connection
+    # (IDNA allows no soft hyphen) with InvalidURL, which is no httpx.HTTPError.
+    url = "https://h\u00ad.example/t.toml"
+    assert topology_url(url, "--topology") == url
+    with pytest.raises(TopologyError, match="cannot fetch it: not a usable URL: Invalid IDNA"):
+        fetch_document(url)
+    fetcher = remote(tmp_path, url)
+    assert fetcher.refresh() is Refreshed.FAILED
+    assert "not a usable URL" in (fetcher.warning() or "")
+
+
 @pytest.mark.parametrize("length_header", [True, False], ids=["content-length", "counted"])
 def test_a_document_over_1_mib_is_refused(tmp_path: Path, length_header: bool) -> None:
     big = doc() + "#" * MAX_TOPOLOGY_BYTES + "\n"
@@ -193,10 +205,39 @@ def test_only_http_and_https_urls_with_a_host_are_accepted(text: str) -> None:
         topology_url(text, "--topology")
 
 
-def test_a_url_with_a_password_is_refused_without_repeating_it() -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://me:s3cret@example.com/t.toml",
+        "ftp://me:s3cret@example.com/t.toml",  # refused for its scheme
+        "https://me:s3cret@example.com:99999/t.toml",  # for its port
+        "https://me:s3cret@exa\nmple.com/t.toml",  # for its line break
+    ],
+)
+def test_a_url_with_a_password_is_refused_without_repeating_it(text: str) -> None:
     with pytest.raises(TopologyError) as caught:
-        topology_url("https://me:s3cret@example.com/t.toml", "--topology")
+        topology_url(text, "--topology")
     assert "s3cret" not in caught.value.message
+    assert "me:" not in caught.value.message and "mple.com" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("https://exa\nmple.com/t.toml", r'"https://exa\nmple.com/t.toml"'),
+        ("https://example.com/t\r.toml", r'"https://example.com/t\r.toml"'),
+        ("https://example.com/\tt.toml", r'"https://example.com/\tt.toml"'),
+        ("https://example.com/t\u2028.toml", r'"https://example.com/t\u2028.toml"'),
+        ("ftp://a\nb/t.toml", r'"ftp://a\nb/t.toml"'),
+    ],
+)
+def test_a_url_with_a_line_break_is_refused_on_one_line(text: str, shown: str) -> None:
+    # urlsplit would drop the line break unseen, and httpx refuse the URL at fetch time.
+    with pytest.raises(TopologyError) as caught:
+        topology_url(text, "--topology")
+    assert caught.value.message.splitlines() == [caught.value.message]
+    assert caught.value.message.startswith(shown + ": ")
+    assert "(given by --topology)" in caught.value.message
 
 
 def test_paths_are_not_urls() -> None:

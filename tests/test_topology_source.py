@@ -15,6 +15,7 @@ from agent.edges import paths
 from agent.edges.topology_source import (
     TOPOLOGY_ENV,
     TopologyLocation,
+    TopologyLocator,
     load_topology,
     locate_topology,
     read_topology_file,
@@ -200,6 +201,28 @@ def test_a_named_file_that_is_missing_is_refused_not_replaced(
         assert "no such file" in info.value.why
         assert origin in info.value.why
         assert str(info.value).startswith(f"{missing}: no such file")
+
+
+def test_a_running_agent_keeps_to_the_user_file_once_it_had_one(home: Path) -> None:
+    """First run: the bundled example. Once the user file was found, its deletion is refused
+    (the monitor keeps the last good topology), never a swap back to the example."""
+    user = home / "config" / "tailnet-agent" / "topology.toml"
+    locate = TopologyLocator(None, {})
+    assert locate().origin == "bundled default"
+    assert locate().origin == "bundled default"  # no user file yet: still the first run
+
+    user.parent.mkdir(parents=True)
+    user.write_text(topology_text("user"), encoding="utf-8")
+    assert locate() == TopologyLocation(user, "user config")
+
+    user.unlink()
+    with pytest.raises(TopologyError) as info:
+        locate()
+    assert info.value.source == str(user)
+    assert str(info.value).startswith(f"{user}: no such file (deleted from the user config")
+
+    user.write_text(topology_text("user"), encoding="utf-8")
+    assert locate() == TopologyLocation(user, "user config")
 
 
 def test_empty_values_count_as_not_given(home: Path) -> None:

@@ -377,17 +377,30 @@ def tailscale_stopped_event(tailnet: TailnetView, at: float) -> Event:
     The reader's detail already ends with the one hint for its problem (from the table in
     agent.core.hints): none is added here."""
     problem = tailnet.problem or TailscaleProblem.NOT_RUNNING
-    detail = scrub(tailnet.detail) or tailscale_detail(problem)
+    title = tailscale_title(problem)
+    detail = _under_title(title, tailnet.detail or tailscale_detail(problem))
     return Event(
         kind=EventKind.TAILSCALE_STOPPED,
         at=at,
         node_id=None,
         service=None,
-        title=tailscale_title(problem),
-        message=f"{detail.rstrip('.')}. Peers cannot be checked until then",
+        title=title,
+        message=f"{scrub(detail).rstrip('.')}. Peers cannot be checked until then",
         critical=True,
         announce=True,
     )
+
+
+def _under_title(title: str, sentence: str) -> str:
+    """`sentence` as the body shown under `title`, which it may begin with (the reader's
+    "Tailscale is not installed here: PATH does not exist (…)" stands alone in the state
+    line): the title is not said twice, and a hint left alone loses its brackets."""
+    if not sentence.startswith(title):
+        return sentence
+    rest = sentence[len(title) :].lstrip(":;,. ")
+    if rest.startswith("(") and rest.endswith(")") and rest.count("(") == 1:
+        rest = rest[1:-1]
+    return rest[:1].upper() + rest[1:]
 
 
 # What ended, by the problem that was confirmed: (title, message lead, "it was ... for").

@@ -5,7 +5,9 @@ returns the probe targets and, for services that must not be probed, a ready
 SKIPPED result saying why. The rule that matters most: when Tailscale is not
 running here, no probe is sent to any peer. A service whose `consumers` leave this
 node out is not probed from here either: a least-privilege policy (`tailnet-agent acl`)
-denies this node that port, so a probe could only time out.
+denies this node that port, so a probe could only time out. On a first run (the bundled
+example, this machine none of its nodes: core.first_run) nothing at all is probed: the
+example's addresses may be other people's machines on this user's tailnet.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from agent.core.model import (
 )
 from agent.core.topology import access_of
 
-__all__ = ["LOOPBACK_HOST", "SweepPlan", "format_address", "plan_sweep"]
+__all__ = ["FIRST_RUN_DETAIL", "LOOPBACK_HOST", "SweepPlan", "format_address", "plan_sweep"]
 
 LOOPBACK_HOST = "127.0.0.1"
+FIRST_RUN_DETAIL = "not probed: on a first run nothing of the bundled example is probed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +60,19 @@ def _not_a_consumer(
 
 
 def plan_sweep(
-    topology: Topology, self_node_id: str | None, tailnet: TailnetView, *, now: float = 0.0
+    topology: Topology,
+    self_node_id: str | None,
+    tailnet: TailnetView,
+    *,
+    now: float = 0.0,
+    first_run: bool = False,
 ) -> SweepPlan:
     """Plan one sweep.
 
     Services of this machine's own node are probed locally: on loopback when they
     listen there too, else on the node's own Tailscale address (traffic that never
     leaves the machine). Peers are probed on their Tailscale address, and only
-    while Tailscale runs here.
+    while Tailscale runs here. On a `first_run` (core.first_run) none is probed.
     """
     timeout = topology.defaults.timeout_s
     targets: list[ProbeTarget] = []
@@ -85,7 +93,9 @@ def plan_sweep(
                     None,
                     now,
                 )
-            elif local or tailnet.running:
+            elif first_run and tailnet.running:
+                skipped[key] = ProbeResult(ProbeState.SKIPPED, None, FIRST_RUN_DETAIL, None, now)
+            elif (local and not first_run) or tailnet.running:
                 targets.append(ProbeTarget(node.id, service, host, timeout))
             else:
                 skipped[key] = ProbeResult(

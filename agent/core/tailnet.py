@@ -38,6 +38,7 @@ __all__ = [
     "link_of",
     "parse_status",
     "parse_status_json",
+    "self_node_line",
 ]
 
 _UNSET_TIME_PREFIX = "0001-01-01"  # Go's zero time.Time: "0001-01-01T00:00:00Z"
@@ -266,10 +267,25 @@ def identify_self_by(topology: Topology, view: TailnetView) -> tuple[str | None,
         if len(nodes) == 1:
             return nodes[0].id, f"{how} {own}"
     if not view.running:
-        return None, "Tailscale is not usable here, so it cannot tell"
+        return None, _UNTOLD
     ips = ", ".join(view.self_ips) or "none"
     names = ", ".join(repr(n) for n in (view.self_hostname, view.self_dns_name) if n) or "none"
     return None, f"no single node has its Tailscale IPs ({ips}) or names ({names})"
+
+
+_UNTOLD = "which node this machine is cannot be told while Tailscale is unusable"
+
+
+def self_node_line(found: tuple[str | None, str]) -> str:
+    """The log's line for identify_self_by's answer (or `--node`'s): "this machine is node
+    desktop (its hostname sweetlife)", "this machine is no node of the topology: why" —
+    never that while Tailscale is unusable, when nothing is known either way."""
+    node_id, how = found
+    if node_id is not None:
+        return f"this machine is node {node_id} ({how})"
+    if how == _UNTOLD:
+        return _UNTOLD
+    return f"this machine is no node of the topology: {how}"
 
 
 def dns_label(dns_name: str) -> str:

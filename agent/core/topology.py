@@ -564,7 +564,8 @@ class _Checker:
         if len(errors) > 1:
             listed = [str(e) for e in errors[:MAX_LISTED_PROBLEMS]]
             if len(errors) > MAX_LISTED_PROBLEMS:
-                listed.append(f"... and {len(errors) - MAX_LISTED_PROBLEMS} more problems")
+                more = len(errors) - MAX_LISTED_PROBLEMS
+                listed.append(f"... and {more} more problem{'' if more == 1 else 's'}")
             first.message = "\n".join(listed)
         return first
 

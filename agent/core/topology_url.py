@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 from typing import Final
@@ -41,37 +42,45 @@ MAX_REDIRECTS: Final = 5
 DEFAULT_REFRESH_S: Final = 300.0  # how often a running agent asks the source again
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_USERINFO_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")  # "user:password@"
 _CONFIG_KEYS = ("source", "refresh")
+_BREAKING = ("Cc", "Zl", "Zp")  # control characters, line and paragraph separators
 
 
 def topology_url(text: str, given_by: str) -> str | None:
     """`text` as a topology URL, or None when it is a file path.
 
-    TopologyError (naming `given_by`) for a URL of another scheme (ftp://, file://) or
-    without a host: only http and https are fetched.
+    TopologyError (naming `given_by`, the URL quoted on one line) for a URL of another
+    scheme (ftp://, file://), without a host, or holding a line break or another control
+    character: only http and https are fetched.
     """
     match = _SCHEME_RE.match(text.strip())
     if match is None:
         return None
     scheme = match.group(1).lower()
     url = text.strip()
+    shown = quoted(_USERINFO_RE.sub(r"\1", url, count=1))  # a refusal never repeats a password
     if scheme not in URL_SCHEMES:
         raise TopologyError(
-            url,
+            shown,
             f"only http:// and https:// URLs are fetched, not {scheme}:// (given by {given_by})",
+        )
+    if any(unicodedata.category(char) in _BREAKING for char in url):
+        # urlsplit drops tabs and line breaks unseen, and httpx refuses them at fetch time.
+        raise TopologyError(
+            shown, f"a URL holds no line breaks or control characters (given by {given_by})"
         )
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as error:
-        raise TopologyError(url, f"not a usable URL: {error} (given by {given_by})") from None
+        raise TopologyError(shown, f"not a usable URL: {error} (given by {given_by})") from None
     if not parts.hostname:
-        raise TopologyError(url, f"the URL names no host (given by {given_by})")
+        raise TopologyError(shown, f"the URL names no host (given by {given_by})")
     if parts.username or parts.password:
         # A password in the URL would end up in logs, the menu and notifications.
         raise TopologyError(
-            parts._replace(netloc=parts.hostname).geturl(),
-            f"a URL with a user name or password is not accepted (given by {given_by})",
+            shown, f"a URL with a user name or password is not accepted (given by {given_by})"
         )
     return url
 

@@ -20,6 +20,12 @@ How an open is carried out, and how its failure is seen (argv lists, never a she
     macOS       `open`, waited for the same way.
     Windows     os.startfile, which raises OSError when nothing opens the target.
 
+xclip, xsel and wl-copy hand the selection to a child they fork, whose claim reaches the
+display server after the tool itself exited (a busy machine: a paste at once gives the text
+before). So copy_text reads the clipboard back with the same kit (xclip -o, xsel --output,
+wl-paste) until it holds the text, for at most CLIPBOARD_SETTLE_S; pbcopy and clip are done
+when they exit.
+
 DesktopActions is what the tray's menu calls. It runs each action off the UI thread and tells
 the user through the notifier: when an open fails, which one, why, and the path or link, which
 it also puts on the clipboard (saying so) so that it can be pasted into a browser or a file
@@ -36,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 import webbrowser
 from collections.abc import Callable
@@ -49,6 +56,7 @@ if TYPE_CHECKING:  # the notifier is passed in; only its type here
     from agent.core.ports import Notifier
 
 __all__ = [
+    "CLIPBOARD_SETTLE_S",
     "CLIPBOARD_TIMEOUT_S",
     "OPEN_WAIT_S",
     "DesktopActions",
@@ -64,6 +72,12 @@ log = logging.getLogger(__name__)
 
 OPEN_WAIT_S = 5.0  # an opener still running after this long has handed the target over
 CLIPBOARD_TIMEOUT_S = 5.0
+CLIPBOARD_SETTLE_S = 2.0  # how long copy_text waits for a forked child to own the clipboard
+_READ_BACK = {  # a writer that forks -> how to read what the clipboard holds
+    "xclip": ["xclip", "-selection", "clipboard", "-out"],
+    "xsel": ["xsel", "--clipboard", "--output"],
+    "wl-copy": ["wl-paste", "--no-newline"],
+}
 _SHOWN_MAX = 400  # characters of a path or link in a notification or log line
 _NO_OPENER = "xdg-open and gio are missing (install xdg-utils)"
 _NO_CLIPBOARD = "no clipboard tool here (install xclip or xsel; wl-clipboard on Wayland)"
@@ -234,11 +248,40 @@ def copy_text(text: str) -> Outcome:
         except (OSError, subprocess.SubprocessError) as exc:
             log.warning("%s could not copy: %s", tried[-1], exc)
             continue
+        if not _holds(text.encode(encoding), _READ_BACK.get(tried[-1]), env):
+            log.warning("%s copied, but no read-back showed it yet", tried[-1])
         return Outcome(True)
     if tried:
         return Outcome(False, f"the clipboard tools failed ({', '.join(tried)})")
     log.warning("no clipboard tool found (pbcopy, clip, wl-copy, xclip or xsel)")
     return Outcome(False, _NO_CLIPBOARD)
+
+
+def _holds(expected: bytes, reader: list[str] | None, env: dict[str, str]) -> bool:
+    """Whether the clipboard holds `expected`, read with `reader` until it does, for at most
+    CLIPBOARD_SETTLE_S (True at once without a reader: the writer was done when it exited)."""
+    path = None if reader is None else shutil.which(reader[0])
+    if reader is None or path is None:
+        return reader is None
+    deadline = time.monotonic() + CLIPBOARD_SETTLE_S
+    while True:
+        try:
+            done = subprocess.run(  # noqa: S603 — a reader from a fixed table, no input, no shell
+                [path, *reader[1:]],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                env=env,
+                timeout=CLIPBOARD_SETTLE_S,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.debug("%s could not read the clipboard back: %s", reader[0], exc)
+            return False
+        if done.returncode == 0 and done.stdout == expected:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)  # the forked child is about to claim it: a few ms, under load more
 
 
 # ==== what the menu calls ======================================================

@@ -41,6 +41,7 @@ monitor). This edge imports only the core and third-party notification libraries
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib
 import logging
 import os
@@ -48,6 +49,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
@@ -108,12 +110,16 @@ class _LoopThread:
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         """Run `coro` on the loop thread and wait for it (TimeoutError after `timeout` s)."""
-        future = asyncio.run_coroutine_threadsafe(coro, self._ensure())
+        future = self.submit(coro)
         try:
             return future.result(timeout)
         except TimeoutError:
             future.cancel()
             raise
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start `coro` on the loop thread; its future (the caller waits, or not)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._ensure())
 
     def close(self) -> None:
         with self._lock:
@@ -200,6 +206,9 @@ class DbusNotifier:
     NotifierUnavailable when there is none. The notification daemon itself may appear later
     (autostart races the desktop), so its absence is a failed `notify`, not an init error.
     `replaces`: Notify with the replaces_id of the first one, CloseNotification for the rest.
+    A Notify that outlasts `timeout_s` (a busy notification server) is not abandoned: it has
+    been handed over, `notify` says "no answer yet" and returns True, and the late answer
+    logs "shown late" and keeps the id, so a recovery still replaces that alarm.
     """
 
     name = "dbus"
@@ -301,16 +310,52 @@ class DbusNotifier:
         replaces: Sequence[str] = (),
     ) -> bool:
         stale = self._shown.take(replaces)
+        started = time.monotonic()
+        call = self._runner.submit(self._notify(title, message, critical, stale))
         try:
-            notification_id = self._runner.run(
-                self._notify(title, message, critical, stale), self._timeout_s
+            notification_id = call.result(self._timeout_s)
+        except TimeoutError:
+            if call.done():  # the call's own TimeoutError (a connect that timed out)
+                return self._failed(title, call.exception())
+            # The call goes on: a busy server (or a loop held up here) answers late, and its
+            # answer still names the notification a recovery replaces.
+            call.add_done_callback(lambda done: self._answered_late(done, title, key, started))
+            log.warning(
+                "no answer yet from the notification server (%s) after %.1f s: %r",
+                self.name,
+                self._timeout_s,
+                title,
             )
+            return True
         except Exception as exc:
-            log.warning("notification not delivered (%s): %r: %s", self.name, title, exc)
-            return False
+            return self._failed(title, exc)
         self._shown.remember(key, notification_id)
         log.debug("notification %d sent (%s): %r", notification_id, self.name, title)
         return True
+
+    def _failed(self, title: str, exc: BaseException | None) -> bool:
+        log.warning("notification not delivered (%s): %r: %s", self.name, title, exc)
+        return False
+
+    def _answered_late(
+        self, call: concurrent.futures.Future[int], title: str, key: str | None, started: float
+    ) -> None:
+        """The late answer of a Notify call `notify` stopped waiting for (on the loop thread)."""
+        if call.cancelled():  # the notifier closed first
+            return
+        exc = call.exception()
+        if exc is not None:
+            self._failed(title, exc)
+            return
+        notification_id = call.result()
+        self._shown.remember(key, notification_id)
+        log.info(
+            "notification %d shown late (%s), after %.1f s: %r",
+            notification_id,
+            self.name,
+            time.monotonic() - started,
+            title,
+        )
 
     def close(self) -> None:
         """Disconnect and stop the loop thread (tests; the agent keeps it for its lifetime)."""

@@ -167,6 +167,8 @@ def _get(
             return 200, bytes(body), response.headers
     except httpx.HTTPError as error:
         raise _Failure(_why(error, timeout_s)) from None
+    except httpx.InvalidURL as error:  # a host IDNA refuses (a soft hyphen): not an HTTPError
+        raise _Failure(f"not a usable URL: {error}") from None
 
 
 def fetch_document(

@@ -3,9 +3,10 @@
 Order: `--topology PATH|URL`, else $TAILNET_AGENT_TOPOLOGY, else the `source = "https://…"`
 of `config.toml` in the user config folder, else `topology.toml` there when it exists, else
 the bundled default. A path given on the command line or in the environment that does not
-exist is refused, never silently replaced by another file. A URL's location is its cached
-copy in the state folder (agent.edges.topology_fetch fetches it); reading it is reading that
-copy. Parsing and validation are core.topology's.
+exist is refused, never silently replaced by another file; so is the user file, once a
+running agent has used it (`TopologyLocator`): only a first run watches the bundled example.
+A URL's location is its cached copy in the state folder (agent.edges.topology_fetch fetches
+it); reading it is reading that copy. Parsing and validation are core.topology's.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ __all__ = [
     "ORIGIN_USER",
     "TOPOLOGY_ENV",
     "TopologyLocation",
+    "TopologyLocator",
+    "is_bundled_topology",
     "load_location",
     "load_topology",
     "local_config",
@@ -120,6 +123,37 @@ def locate_topology(explicit: str | None, env: Mapping[str, str]) -> TopologyLoc
     if user.exists():
         return TopologyLocation(user, ORIGIN_USER)
     return TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED)
+
+
+class TopologyLocator:
+    """`locate_topology` for a running agent, asked again on every poll.
+
+    Once it has found the user config folder's topology.toml, that file stays the one in
+    use: deleted, it is refused like a deleted --topology file (the monitor keeps the last
+    good topology and says why) instead of giving way to the bundled example, whose peers
+    are strangers' addresses for most users.
+    """
+
+    def __init__(self, explicit: str | None, env: Mapping[str, str]) -> None:
+        self._explicit = explicit
+        self._env = env
+        self._had_user_file = False
+
+    def __call__(self) -> TopologyLocation:
+        location = locate_topology(self._explicit, self._env)
+        if location.origin == ORIGIN_USER:
+            self._had_user_file = True
+        elif location.origin == ORIGIN_BUNDLED and self._had_user_file:
+            user = paths.user_topology_path()
+            raise TopologyError(
+                str(user), "no such file (deleted from the user config folder; put it back)"
+            )
+        return location
+
+
+def is_bundled_topology(topology: Topology) -> bool:
+    """Whether `topology` is the bundled example (read from the bundled file itself)."""
+    return topology.source == TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED).source
 
 
 def read_topology_file(path: Path, source: str) -> Topology:

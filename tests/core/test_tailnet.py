@@ -26,6 +26,7 @@ from agent.core.tailnet import (
     link_of,
     parse_status,
     parse_status_json,
+    self_node_line,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tailscale"
@@ -565,10 +566,34 @@ def test_identify_self_empty_node_hostname_never_matches() -> None:
                      self_hostname="printer"),
          (None, "no single node has its Tailscale IPs (100.64.0.1) or names ('printer')")),
         (TailnetView(problem=TailscaleProblem.NOT_INSTALLED),
-         (None, "Tailscale is not usable here, so it cannot tell")),
+         (None, "which node this machine is cannot be told while Tailscale is unusable")),
     ],
     ids=["ip", "hostname", "none", "no-tailscale"],
 )  # fmt: skip
 def test_identify_self_by_says_how(view: TailnetView, expected: tuple[str | None, str]) -> None:
     """For the debug log: which node, and what matched (or why nothing did)."""
     assert identify_self_by(SPARKLIO, view) == expected
+
+
+@pytest.mark.parametrize(
+    ("view", "line"),
+    [
+        (TailnetView(backend_state=BackendState.RUNNING, self_hostname="SweetLife"),
+         "this machine is node desktop (its hostname SweetLife)"),
+        (TailnetView(backend_state=BackendState.RUNNING, self_hostname="printer"),
+         "this machine is no node of the topology: no single node has its Tailscale IPs "
+         "(none) or names ('printer')"),
+        *[
+            (TailnetView(problem=problem),
+             "which node this machine is cannot be told while Tailscale is unusable")
+            for problem in TailscaleProblem
+        ],
+        (TailnetView(backend_state=BackendState.STOPPED),
+         "which node this machine is cannot be told while Tailscale is unusable"),
+    ],
+)  # fmt: skip
+def test_the_self_node_line_claims_no_node_only_when_tailscale_could_tell(
+    view: TailnetView, line: str
+) -> None:
+    assert self_node_line(identify_self_by(SPARKLIO, view)) == line
+    assert self_node_line(("laptop", "--node")) == "this machine is node laptop (--node)"

@@ -264,12 +264,15 @@ def test_all_problems_are_listed_first_one_held() -> None:
     ]
 
 
-def test_a_long_list_of_problems_is_capped() -> None:
-    text = HEAD + NODE + "".join(f"typo{i} = 1\n" for i in range(40))
+@pytest.mark.parametrize(
+    ("typos", "cap_line"), [(40, "... and 10 more problems"), (31, "... and 1 more problem")]
+)
+def test_a_long_list_of_problems_is_capped(typos: int, cap_line: str) -> None:
+    text = HEAD + NODE + "".join(f"typo{i} = 1\n" for i in range(typos))
     error = refused(text)
     listed = error.message.splitlines()
     assert len(listed) == 31
-    assert listed[-1] == "... and 10 more problems"
+    assert listed[-1] == cap_line
 
 
 @pytest.mark.parametrize(

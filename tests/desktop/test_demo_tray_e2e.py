@@ -26,15 +26,14 @@ import pytest
 from agent.core.menu import MARKS
 from agent.core.model import Health
 from agent.demo.walk import FINISHED_NAME
-from agent.desktop.icons import HEALTH_COLOURS
 from tests.conftest import installed_agent
-from tests.desktop.test_tray_real import MIN_PIXELS, TOLERANCE, _count, _open_menu
+from tests.desktop.test_tray_real import MIN_PIXELS, _count, _open_menu
 from tests.helpers.dbusmenu import read_menu
 from tests.helpers.desktop import (
     DesktopEnv,
     NotificationLog,
     Region,
-    find_colour,
+    find_named_colour,
     wait_for,
 )
 
@@ -57,9 +56,9 @@ def _shows(desk: DesktopEnv, strip: Region, health: Health, step: str, log: str)
 
     def shown() -> tuple[int, int] | None:
         shot = desk.screenshot()
-        count, box = find_colour(shot, HEALTH_COLOURS[health], TOLERANCE, strip)
+        count, box = find_named_colour(shot, health.value, strip)  # hue bands, not our palette
         others = [h for h in WALK_COLOURS if h is not health]
-        alone = all(find_colour(shot, HEALTH_COLOURS[h], TOLERANCE, strip)[0] == 0 for h in others)
+        alone = all(find_named_colour(shot, h.value, strip)[0] == 0 for h in others)
         named = any(f"tailnet-agent ({step}" in t for t in _tooltips(desk))
         if box is None or count < MIN_PIXELS or not alone or not named:
             return None

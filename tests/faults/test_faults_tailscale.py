@@ -75,6 +75,8 @@ def fault_and_heal(
     assert sum(f"critical): {alarm}" in line for line in during) == 1, during
     # the peers could not be checked: no word about them, then or after
     assert not [line for line in [*during, *after] if "service_down" in line or "offline" in line]
+    # nor a claim that this machine is no node: Tailscale cannot tell which it is
+    assert not [line for line in during if "no node of the topology" in line], during
     return during, after
 
 
@@ -162,7 +164,7 @@ def test_a_tailscale_cli_that_disappears_and_comes_back(
             tmp_path / "agent.log",
         ) as agent,
     ):
-        fault_and_heal(
+        during, _ = fault_and_heal(
             agent,
             net,
             cli.unlink,
@@ -172,6 +174,13 @@ def test_a_tailscale_cli_that_disappears_and_comes_back(
             back="Tailscale is installed here now",
             sweeps_run=False,
         )
+        told = [line for line in during if "tailscale_stopped" in line or "critical)" in line]
+        assert len(told) == 2, during  # the event's log line and the notification
+        # each says its title once: "TITLE: PATH does not exist (…)", not the title twice
+        assert [line.count("Tailscale is not installed here") for line in told] == [1, 1], told
+        assert all(f"{cli} does not exist" in line for line in told), told
+        untold = "which node this machine is cannot be told while Tailscale is unusable"
+        assert any(untold in line for line in during), during
     assert sandbox.outside_connections() == []
 
 

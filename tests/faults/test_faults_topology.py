@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from agent import APP_NAME
 from tests.conftest import AgentSandbox
 from tests.faults.headless_agent import LoopbackNetwork, headless_agent, loopback_network
 from tests.faults.test_faults_tailscale import ALL_GOOD, wait_for_status_calls
@@ -75,4 +76,48 @@ def test_a_broken_topology_file_is_refused_the_last_good_one_kept_and_its_fix_ta
         net.fastapi.wait(5)
         assert "refused" in agent.wait_for("critical): Mac mini: FastAPI down", after=stopped)
         agent.wait_for("state red:", after=stopped)
+    assert sandbox.outside_connections() == []
+
+
+def test_a_deleted_user_topology_is_refused_never_swapped_for_the_bundled_example(
+    sandbox: AgentSandbox, tmp_path: Path
+) -> None:
+    """The user config folder's topology.toml (no --topology) deleted while the agent runs:
+    like a deleted --topology file, refused and the last good one swept on. Falling back to
+    the bundled example would probe its 100.x peers: the guard and the log would show it."""
+    user = Path(sandbox.env["XDG_CONFIG_HOME"]) / APP_NAME / "topology.toml"
+    with loopback_network(sandbox, tmp_path) as net:
+        user.parent.mkdir(parents=True)
+        user.write_text(net.text, encoding="utf-8")
+        with headless_agent(sandbox, [], tmp_path / "agent.log") as agent:
+            agent.wait_for(ALL_GOOD)
+            began = agent.mark()
+            user.unlink()
+            refused = agent.wait_for("topology refused, keeping the last good one:", after=began)
+            assert f"{user}: no such file" in refused, refused
+            notified = agent.wait_for("notification (log only): Topology file refused", after=began)
+            assert str(user) in notified, notified
+            wait_for_status_calls(net, agent, 3)  # the last good topology is still swept
+            during = agent.lines(began)
+            assert sum("topology refused" in line for line in during) == 1, during
+            assert sum("(log only): Topology file refused" in line for line in during) == 1
+            assert not [line for line in during if "state " in line or "event service" in line]
+
+            healed = agent.mark()
+            user.write_text(net.text, encoding="utf-8")
+            touch_later(user)
+            agent.wait_for(f"topology reloaded from {user}", after=healed)
+            agent.wait_for("notification (log only): Topology file accepted", after=healed)
+
+            stopped = agent.mark()  # the next sweeps are right: an outage now is told
+            net.fastapi.kill()
+            net.fastapi.wait(5)
+            agent.wait_for("critical): Mac mini: FastAPI down", after=stopped)
+            agent.wait_for("state red:", after=stopped)
+            bundled = [
+                line
+                for line in agent.lines()
+                if any(word in line for word in ("bundled", "Sparklio", "ComfyUI", "100."))
+            ]
+            assert bundled == []
     assert sandbox.outside_connections() == []

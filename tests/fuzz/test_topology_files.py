@@ -52,7 +52,9 @@ def _refusal_is_readable(error: TopologyError, source: str = SOURCE) -> None:
     assert error.message.strip(), "a refusal says why"
     lines = error.message.splitlines()
     if len(lines) > MAX_LISTED_PROBLEMS:
-        assert re.fullmatch(r"\.\.\. and \d+ more problems?", lines.pop()), lines
+        cap = re.fullmatch(r"\.\.\. and (\d+) more (problems?)", lines.pop())
+        assert cap, lines
+        assert cap[2] == ("problem" if cap[1] == "1" else "problems"), cap[0]
     for line in lines:
         assert line.startswith(source) or f"in {source})" in line, line
     assert str(error).splitlines()[0] == error.message.splitlines()[0]
@@ -152,11 +154,14 @@ _URLISH = st.sampled_from(
 
 @fuzz
 @given(st.tuples(_URLISH, st.text(max_size=40)).map("".join) | st.text(max_size=40))
+@example("ftp://a\nb").via("found: a refused URL holding a line break split the refusal")
+@example("https://exa\nmple.com/").via("found: accepted, then refused by httpx at fetch time")
 def test_topology_urls_are_accepted_or_refused(text: str) -> None:
     try:
         url = topology_url(text, "--topology")
     except TopologyError as error:
         assert error.message.strip()
+        assert error.message.splitlines() == [error.message], "a refusal is one line"
         assert "--topology" in error.message
         return
     assert url is None or url.lower().startswith(("http://", "https://"))

@@ -513,30 +513,32 @@ class DesktopEnv:
             finally:
                 conn.close()
 
-    def start_notification_server(self, timeout: float = 15.0) -> NotificationLog:
-        """Run the capture server on this bus; return its log once it owns the name."""
-        log = NotificationLog(self.root / "notifications.jsonl")
-        proc = self.spawn(
-            [
-                sys.executable,
-                "-m",
-                "tests.helpers.notification_server",
-                "--log",
-                str(log.path),
-                "--address",
-                self.bus_address,
-            ],
-            name="notification-server",
-            stdout=subprocess.PIPE,
-        )
+    def start_notification_server(
+        self,
+        timeout: float = 15.0,
+        *,
+        bus_address: str | None = None,
+        answer_after_s: float = 0.0,
+        name: str = "notification-server",
+    ) -> NotificationLog:
+        """Run the capture server on this bus (the desktop's own one becomes
+        `notifications`), or on `bus_address` (another session bus of this desktop, e.g. for
+        a server whose answers take `answer_after_s`); return its log once it owns the name."""
+        log = NotificationLog(self.root / f"{name}.jsonl")
+        argv = [sys.executable, "-m", "tests.helpers.notification_server", "--log", str(log.path)]
+        argv += ["--address", bus_address or self.bus_address]
+        if answer_after_s:
+            argv += ["--answer-after", str(answer_after_s)]
+        proc = self.spawn(argv, name=name, stdout=subprocess.PIPE)
         assert proc.stdout is not None
         try:
             line = read_line(proc.stdout, timeout, "notification server")
         except DesktopError as exc:
-            raise DesktopError(f"{exc}: {self.log_tail('notification-server')}") from exc
+            raise DesktopError(f"{exc}: {self.log_tail(name)}") from exc
         if not line.startswith("ready"):
             raise DesktopError(f"notification server said {line!r}")
-        self.notifications = log
+        if bus_address is None:
+            self.notifications = log
         return log
 
     # ---- looking and clicking --------------------------------------------------

@@ -4,6 +4,7 @@ It stands in for the desktop's notification daemon (GNOME Shell, dunst, ...) on 
 session bus, so tests see exactly what a notifier sent over D-Bus:
 
     python -m tests.helpers.notification_server --log calls.jsonl [--address ADDR]
+        [--answer-after SECONDS]   # a busy daemon: each Notify is recorded, then answered late
 
 prints `ready <unique-name>` on stdout once it owns the name, then serves until SIGTERM/SIGINT.
 Each line of the log is one call: {"call": "Notify", "app_name", "replaces_id", "app_icon",
@@ -16,6 +17,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,9 +59,10 @@ def _plain(value: Any) -> Any:
 class NotificationCapture(ServiceInterface):
     """The Desktop Notifications Specification 1.2 interface, recording instead of showing."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, answer_after_s: float = 0.0) -> None:
         super().__init__(BUS_NAME)
         self._log_path = log_path
+        self._answer_after_s = answer_after_s
         self._next_id = 1
         self.current_sender = ""
 
@@ -98,6 +101,8 @@ class NotificationCapture(ServiceInterface):
                 "id": notification_id,
             }
         )
+        if self._answer_after_s:
+            time.sleep(self._answer_after_s)  # holds this server's loop, as a busy shell does
         return notification_id
 
     @method()
@@ -122,10 +127,10 @@ class NotificationCapture(ServiceInterface):
         return [notification_id, action_key]  # declared for introspection; never emitted
 
 
-async def serve(log_path: Path, address: str | None = None) -> None:
+async def serve(log_path: Path, address: str | None = None, answer_after_s: float = 0.0) -> None:
     """Own the notifications name on the session bus (or `address`) until cancelled."""
     bus = await MessageBus(bus_address=address, bus_type=BusType.SESSION).connect()
-    capture = NotificationCapture(log_path)
+    capture = NotificationCapture(log_path, answer_after_s)
 
     def remember_sender(message: Message) -> None:
         if message.member in ("Notify", "CloseNotification"):
@@ -154,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log", type=Path, required=True, help="JSONL file to append calls to")
     parser.add_argument("--address", help="bus address (default: the session bus)")
+    parser.add_argument(
+        "--answer-after", type=float, default=0.0, help="seconds each Notify waits to answer"
+    )
     args = parser.parse_args(argv)
     args.log.touch()
-    asyncio.run(serve(args.log, args.address))
+    asyncio.run(serve(args.log, args.address, args.answer_after))
     return 0
 
 

@@ -52,7 +52,10 @@ _TERMINATE = b"X" + struct.pack("!I", 4)
 
 
 def _text(value: object) -> str | None:
-    return " ".join(value.split())[:_TEXT_MAX] if isinstance(value, str) and value else None
+    """A name or version on one line, cut to _TEXT_MAX characters (no space left at the cut)."""
+    if not isinstance(value, str):
+        return None
+    return " ".join(value.split())[:_TEXT_MAX].rstrip() or None
 
 
 # ==== HTTP =====================================================================
