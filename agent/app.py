@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING
 
 from agent import APP_ID, __version__
 from agent.core.first_run import first_run_check, first_run_words
-from agent.core.menu import ActionKind, MenuAction, MonitorStatus, TrayView
+from agent.core.menu import (
+    ActionKind,
+    MenuAction,
+    MonitorStatus,
+    TrayView,
+    status_health,
+    status_words,
+)
 from agent.core.model import Snapshot, TailscaleProblem, Topology
 from agent.core.notify_policy import pause_presets
 from agent.core.ports import Notifier
@@ -239,11 +246,7 @@ def run_headless(
     def on_update(status: MonitorStatus) -> None:
         in_use.update(status.snapshot)
         snapshot = status.snapshot
-        text = (
-            f"{snapshot.overall.value}: {snapshot.summary}"
-            if snapshot is not None
-            else f"grey: {status.topology_error or 'no data yet'}"
-        )
+        text = f"{status_health(status).value}: {status_words(status)}"
         if words := first_run_words(snapshot, bundled=_is_bundled(snapshot)):
             text = f"grey: {first_run_check(words)[0]}"  # nothing of the example is watched
         if not last_summary or last_summary[-1] != text:

@@ -47,6 +47,7 @@ from agent.core.menu import MonitorStatus
 from agent.core.model import ServiceKey, Snapshot, Topology
 from agent.core.outage import Outage
 from agent.core.share_view import localise_events
+from agent.core.shown import shown_health
 from agent.edges import event_loop
 from agent.edges.notify_outbox import NotifierOutbox
 from agent.edges.snooze_file import load_snoozes, save_snoozes
@@ -590,6 +591,7 @@ class Monitor:
             topology_error=self._topology_error,
             in_grace=settling is not None,
             settling=settling,
+            health=shown_health(snapshot, self._state) if snapshot is not None else None,
             uptime=self._uptime,
             uptime_over=self._uptime_over,
             since=self._since,

@@ -32,7 +32,7 @@ from agent.core.events import Event, Subject, format_duration
 from agent.core.evidence import Change, why_text
 from agent.core.exposure import exposed_line
 from agent.core.first_run import first_run_words
-from agent.core.health import problem_words
+from agent.core.health import problem_words, worst
 from agent.core.hints import explain, peer_offline_hint
 from agent.core.keys import key_warning
 from agent.core.model import (
@@ -71,6 +71,8 @@ __all__ = [
     "node_title",
     "overall_health",
     "service_line",
+    "status_health",
+    "status_words",
     "tooltip",
 ]
 
@@ -103,6 +105,9 @@ class MonitorStatus:
     topology_error: str | None = None  # last reload failed; the last good topology is in use
     in_grace: bool = False  # settling after a wake, clock change, network change, restart
     settling: Settling | None = None  # why, and the confirmed colour kept meanwhile
+    # outside grace: the confirmed colour and what only the reading tells (core.shown);
+    # None: the snapshot's own colour (a status built without a monitor's state)
+    health: Health | None = None
     uptime: Mapping[ServiceKey, float | None] = field(default_factory=dict)
     # seconds of data behind an uptime that spans less than the full 24 h ("over 5 min")
     uptime_over: Mapping[ServiceKey, float] = field(default_factory=dict)
@@ -241,9 +246,33 @@ def overall_health(view: TrayView) -> Health:
     watched); while settling, the confirmed states' colour."""
     if view.status.snapshot is None or first_run_line(view) is not None:
         return Health.GREY
-    if view.status.in_grace:
-        return view.status.settling.health if view.status.settling is not None else Health.GREY
-    return view.status.snapshot.overall
+    return status_health(view.status)
+
+
+def status_health(status: MonitorStatus) -> Health:
+    """The monitor's colour, for the icon and the headless state line: while settling, the
+    confirmed states'; otherwise confirmed where the monitor confirms (`health`), so a first
+    failed probe is re-checked before anything turns red; grey with no data."""
+    if status.snapshot is None:
+        return Health.GREY
+    if status.in_grace:
+        return status.settling.health if status.settling is not None else Health.GREY
+    return status.health if status.health is not None else status.snapshot.overall
+
+
+def status_words(status: MonitorStatus) -> str:
+    """What is going on in a few words: the settling line while settling, else the
+    summary of the latest reading, "(re-checking)" after it while that reading is worse than
+    the colour shown (a failure not confirmed yet); with no snapshot, the topology error."""
+    if status.snapshot is None:
+        return status.topology_error or "no data yet"
+    if status.in_grace:
+        return _settling_line(status.settling)
+    text = status.snapshot.summary
+    read, shown = status.snapshot.overall, status_health(status)
+    if read in (Health.RED, Health.AMBER) and read is not shown and worst([read, shown]) is read:
+        text += " (re-checking)"
+    return text
 
 
 def _settling_line(settling: Settling | None) -> str:
@@ -271,9 +300,9 @@ def _status_line(view: TrayView, local_time: Callable[[float], str] | None) -> s
     first_run = first_run_line(view)
     if first_run is not None:
         return first_run
+    text = status_words(view.status)
     if view.status.in_grace:
-        return _settling_line(view.status.settling)
-    text = snapshot.summary
+        return text
     interval = snapshot.topology.defaults.interval_s
     if local_time is not None and view.status.now - snapshot.at > STALE_SWEEPS * max(interval, 1.0):
         text += f" (last checked {local_time(snapshot.at)})"

@@ -160,3 +160,51 @@ def _recovers_quietly(agent: RunningAgent, service: FaultyService) -> None:
     ups = len(agent.lines(PROBE, ": up"))
     agent.wait_line(PROBE, ": up", count=2, after=ups)
     assert agent.lines("event ") == [], agent.said()
+
+
+# ---- no early red (docs/RELIABILITY.md, "a first failed probe, before confirmation"): the
+# state line, the icon's colour, turns red only once the monitor confirms the outage.
+
+STATE = "INFO agent.app: state "
+
+
+def _state_words(agent: RunningAgent) -> list[str]:
+    return [line.split(STATE, 1)[1] for line in agent.lines(STATE)]
+
+
+def test_a_blip_shorter_than_the_confirmation_shows_no_red_and_is_not_announced(
+    agent: RunningAgent, service: FaultyService
+) -> None:
+    service.mode = "cut_head"  # the listener hangs up: the probe fails
+    agent.wait(lambda: service.count("served", "cut_head") >= 1, "no failing probe")
+    service.mode = "ok"  # back before the re-check, about a second later
+    downs = agent.wait_line(PROBE, ": down")
+    said = agent.said()
+    ups = len([x for x in said[said.index(downs) :].splitlines() if PROBE in x and ": up" in x])
+    agent.wait_line(PROBE, ": up", count=3 + ups)  # the re-check and two sweeps more: all up
+    said = agent.said()
+    assert len(agent.lines(PROBE, ": down")) == 1, said  # it was a blip of one reading
+    states = _state_words(agent)
+    assert [s for s in states if s.startswith("red")] == [], said
+    assert any(s.startswith("green") and s.endswith("(re-checking)") for s in states), said
+    assert states[-1].startswith("green: All good"), said
+    assert agent.lines("event service_down") == [], said
+    assert agent.lines("notification", "FastAPI") == [], said
+
+
+def test_a_real_outage_shows_one_red_line_after_its_confirmation(
+    agent: RunningAgent, service: FaultyService
+) -> None:
+    service.mode = "cut_head"
+    agent.wait_line("notification", "critical", "Mac mini: FastAPI down")
+    downs_after = len(agent.lines(PROBE, ": down"))
+    agent.wait_line(PROBE, ": down", count=2, after=downs_after)  # two sweeps more, still down
+    said = agent.said()
+    event = agent.wait_line("event service_down", "Mac mini: FastAPI down")
+    red = [line for line in agent.lines(STATE) if line.split(STATE, 1)[1].startswith("red")]
+    assert len(red) == 1, said
+    assert said.index(event) < said.index(red[0]), said  # red only once it is confirmed
+    first_down = agent.lines(PROBE, ": down")[0]
+    between = said[said.index(first_down) : said.index(event)]
+    assert STATE + "red" not in between, said
+    assert len(agent.lines("notification", "Mac mini: FastAPI down")) == 1, said
