@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Bench helper: run `tailnet-agent ARGS...` in this interpreter and say where its memory goes.
 
-    python tests/bench/memory_trace.py OUT_DIR EVERY_S run --headless ...
+    python tests/bench/memory_trace.py OUT_DIR EVERY_S trace|light run --headless ...
 
 Every EVERY_S seconds one JSON line goes to OUT_DIR/memory.jsonl: the process's RSS and its
-anonymous part (/proc/self/status), what tracemalloc traces (Python's own allocations), and
-SQLite's own heap (sqlite3_memory_used() of the libsqlite3 that Python's sqlite3 module uses:
-the page cache, the schema, prepared statements); and a tracemalloc snapshot goes to
-OUT_DIR/snapshot-N. `summarise(OUT_DIR)` reads them back: the series, and which lines of code
+anonymous part (/proc/self/status), SQLite's own heap (sqlite3_memory_used() of the
+libsqlite3 that Python's sqlite3 module uses: the page cache, the schema, prepared
+statements) and, with `trace`, what tracemalloc traces (Python's own allocations), a
+tracemalloc snapshot going to OUT_DIR/snapshot-N. `light` traces nothing, so its RSS is the
+agent's own. `summarise(OUT_DIR)` reads them back: the series, and which lines of code
 hold more memory at the end than at the first sample after warm-up. tests/bench/soak.py
 runs the agent through this with --trace-memory; tracemalloc slows the agent and its own
 bookkeeping is RSS too, so a traced run's RSS is not the product's figure.
@@ -53,7 +54,7 @@ def _status_kib(field: str) -> int:
 
 
 def sample_line(started: float, sqlite_used: object) -> dict[str, float]:
-    traced, _ = tracemalloc.get_traced_memory()
+    traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else -1024
     return {
         "at": round(time.monotonic() - started, 1),
         "rss_kib": _status_kib("VmRSS"),
@@ -72,8 +73,9 @@ def _record(out: Path, every_s: float) -> None:
             time.sleep(every_s)
             series.write(json.dumps(sample_line(started, sqlite_used)) + "\n")
             series.flush()
-            tracemalloc.take_snapshot().dump(str(out / f"snapshot-{number}"))
-            number += 1
+            if tracemalloc.is_tracing():
+                tracemalloc.take_snapshot().dump(str(out / f"snapshot-{number}"))
+                number += 1
 
 
 def summarise(out: Path, *, skip: int = 1, top: int = 12) -> list[str]:
@@ -99,11 +101,12 @@ def summarise(out: Path, *, skip: int = 1, top: int = 12) -> list[str]:
 
 
 if __name__ == "__main__":
-    folder, every = Path(sys.argv[1]), float(sys.argv[2])
+    folder, every, mode = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
     folder.mkdir(parents=True, exist_ok=True)
-    tracemalloc.start(FRAMES)
+    if mode == "trace":
+        tracemalloc.start(FRAMES)
     threading.Thread(target=_record, args=(folder, every), daemon=True).start()
     from agent.cli import main
 
-    sys.argv = ["tailnet-agent", *sys.argv[3:]]
+    sys.argv = ["tailnet-agent", *sys.argv[4:]]
     raise SystemExit(main())

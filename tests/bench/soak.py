@@ -372,8 +372,9 @@ async def soak(args: argparse.Namespace, folder: Path) -> int:
         agent_exe, "run", "--headless", "-v", "--topology", str(network.topology),
         "--metrics", f"127.0.0.1:{metrics_port}",
     ]  # fmt: skip
-    if args.trace_memory:  # the same agent in this interpreter, under tracemalloc
-        argv[:1] = [sys.executable, str(MEMORY_TRACE), str(folder / "memory"), "60"]
+    if args.trace_memory or args.memory_series:  # the same agent, in this interpreter
+        mode = "trace" if args.trace_memory else "light"
+        argv[:1] = [sys.executable, str(MEMORY_TRACE), str(folder / "memory"), "60", mode]
     log = Log()
     samples: list[Sample] = []
     sweeps: list[tuple[float, float]] = []
@@ -498,10 +499,10 @@ def report(
         not missing and not extra and not held and not errors and not outside and code == 0
         and samples and _rest_fds(samples[-6:]) <= _rest_fds(samples[1:7]) and rss_growth < 3.0
     )  # fmt: skip
-    if args.trace_memory:
+    if args.trace_memory or args.memory_series:
         from memory_trace import summarise
 
-        print("\nmemory, traced (tracemalloc's own bookkeeping is in RSS here):")
+        print("\nmemory (traced: tracemalloc's own bookkeeping is in RSS):")
         print("\n".join(summarise(folder / "memory", skip=2)))
     print("soak:", "OK" if ok else "FAILED")
     if args.keep:
@@ -521,6 +522,12 @@ def main() -> int:
         action="store_true",
         help="run the agent under tracemalloc (tests/bench/memory_trace.py): every minute its "
         "RSS, Python's and SQLite's heap; at the end the code whose memory grew",
+    )
+    parser.add_argument(
+        "--memory-series",
+        action="store_true",
+        help="every minute the agent's RSS and SQLite's heap, nothing traced (the RSS is the "
+        "agent's own)",
     )
     args = parser.parse_args()
     if not 1 <= args.nodes <= 200 or args.services < 1:
