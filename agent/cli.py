@@ -15,6 +15,7 @@ the real agent over a simulated network on loopback, with files of its own.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import sys
@@ -791,7 +792,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("check", "audit", "acl", "topology", "init", "history", "autostart"):
             setup_logging(None, verbose=args.verbose)  # the console only: one-shot commands
         if args.command == "check":
-            return _check(args)
+            # One sweep, then the process ends: the cyclic collector would only spend time
+            # (about 5 % of a 505-service check, walking the imports' and the sweep's objects)
+            # to free little that the exit does not (peak RSS +0.4 MiB without it).
+            gc.disable()
+            try:
+                return _check(args)
+            finally:
+                gc.enable()
         if args.command == "audit":
             return _audit(args)
         if args.command == "acl":

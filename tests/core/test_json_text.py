@@ -57,5 +57,5 @@ def test_below_the_depth_one_line_per_item() -> None:
 
 
 def test_keys_as_json_dumps_makes_them() -> None:
-    data = {1: "a", 2.5: "b", True: "c", None: "d"}
+    data = {1: "a", 2.5: "b", False: "c", None: "d"}
     assert json_text(data) == json.dumps(data, indent=2) + "\n"
