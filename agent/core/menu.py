@@ -59,6 +59,7 @@ __all__ = [
     "SEPARATOR",
     "TOOLTIP_MAX",
     "TOPOLOGY_ERROR_LINES",
+    "UPTIME_MIN_SPAN_S",
     "ActionKind",
     "MenuAction",
     "MenuEntry",
@@ -228,6 +229,11 @@ def format_uptime(fraction: float) -> str:
     if percent == 0 and fraction > 0:
         return "<0.1%"
     return f"{percent:.1f}%"
+
+
+UPTIME_MIN_SPAN_S = 60.0
+"""Less data than this behind an uptime says nothing ("100% over 0 s" just after start):
+the service line then reads just "up" until a minute of history is there."""
 
 
 def _uptime_window(over_s: float | None) -> str:
@@ -441,8 +447,9 @@ def service_line(
     if result.state is ProbeState.UP:
         text = f"{head} — up"
         uptime = view.status.uptime.get(key)
-        if uptime is not None:
-            text += f" · {format_uptime(uptime)} {_uptime_window(view.status.uptime_over.get(key))}"
+        over = view.status.uptime_over.get(key)
+        if uptime is not None and (over is None or over >= UPTIME_MIN_SPAN_S):
+            text += f" · {format_uptime(uptime)} {_uptime_window(over)}"
     elif result.state is ProbeState.DOWN:
         text = f"{head} — down"
         if since is not None:
