@@ -59,7 +59,6 @@ __all__ = [
     "SEPARATOR",
     "TOOLTIP_MAX",
     "TOPOLOGY_ERROR_LINES",
-    "UPTIME_MIN_SPAN_S",
     "ActionKind",
     "MenuAction",
     "MenuEntry",
@@ -231,12 +230,9 @@ def format_uptime(fraction: float) -> str:
     return f"{percent:.1f}%"
 
 
-UPTIME_MIN_SPAN_S = 60.0
-"""Less data than this behind an uptime says nothing ("100% over 0 s" just after start):
-the service line then reads just "up" until a minute of history is there."""
-
-
 def _uptime_window(over_s: float | None) -> str:
+    # shown only once the data spans a sweep interval: "100% over 0 s" (just after start)
+    # says nothing
     """ "24 h", or the time the data covers while it is younger: "over 5 min"."""
     return "24 h" if over_s is None else f"over {format_duration(over_s)}"
 
@@ -448,7 +444,9 @@ def service_line(
         text = f"{head} — up"
         uptime = view.status.uptime.get(key)
         over = view.status.uptime_over.get(key)
-        if uptime is not None and (over is None or over >= UPTIME_MIN_SPAN_S):
+        snapshot = view.status.snapshot
+        interval = snapshot.topology.defaults.interval_s if snapshot is not None else 0.0
+        if uptime is not None and (over is None or over >= max(interval, 1.0)):
             text += f" · {format_uptime(uptime)} {_uptime_window(over)}"
     elif result.state is ProbeState.DOWN:
         text = f"{head} — down"
