@@ -311,10 +311,10 @@ def parse_metrics_address(text: str, *, where: str = "--metrics") -> MetricsAddr
     return MetricsAddress(str(address), int(port_text))
 
 
-def refusal(address: MetricsAddress, self_ips: Sequence[str], *, tailscale_detail: str) -> str:
+def refusal(address: MetricsAddress, self_ips: Sequence[str]) -> str:
     """Why `address` may not serve metrics, or "" when it may: loopback always, else only one
-    of this node's Tailscale IPs (`self_ips`, empty when Tailscale could not say:
-    `tailscale_detail` tells why)."""
+    of this node's Tailscale IPs (`self_ips`, read from a running Tailscale: while it is not
+    running the caller waits for it instead of asking)."""
     if address.loopback:
         return ""
     ip = ipaddress.ip_address(address.host)
@@ -327,9 +327,8 @@ def refusal(address: MetricsAddress, self_ips: Sequence[str], *, tailscale_detai
         return ""
     if not self_ips:
         return (
-            f"{address.host} is not loopback, and this node's Tailscale IPs cannot be read "
-            f"({tailscale_detail or 'Tailscale is not running'}): metrics are served only on "
-            f"loopback or on this node's Tailscale IP"
+            f"{address.host} is not loopback, and Tailscale names no IP of this node: metrics "
+            "are served only on loopback or on this node's Tailscale IP"
         )
     return (
         f"{address.host} is neither loopback nor one of this node's Tailscale IPs "
