@@ -222,6 +222,8 @@ def format_uptime(fraction: float) -> str:
 
 
 def _uptime_window(over_s: float | None) -> str:
+    # shown only once the data spans a sweep interval: "100% over 0 s" (just after start)
+    # says nothing
     """ "24 h", or the time the data covers while it is younger: "over 5 min"."""
     return "24 h" if over_s is None else f"over {format_duration(over_s)}"
 
@@ -432,8 +434,11 @@ def service_line(
     if result.state is ProbeState.UP:
         text = f"{head} — up"
         uptime = view.status.uptime.get(key)
-        if uptime is not None:
-            text += f" · {format_uptime(uptime)} {_uptime_window(view.status.uptime_over.get(key))}"
+        over = view.status.uptime_over.get(key)
+        snapshot = view.status.snapshot
+        interval = snapshot.topology.defaults.interval_s if snapshot is not None else 0.0
+        if uptime is not None and (over is None or over >= max(interval, 1.0)):
+            text += f" · {format_uptime(uptime)} {_uptime_window(over)}"
     elif result.state is ProbeState.DOWN:
         text = f"{head} — down"
         if since is not None:
