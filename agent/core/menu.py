@@ -31,6 +31,7 @@ from agent.core.details import detail_line
 from agent.core.events import Event, Subject, format_duration
 from agent.core.evidence import Change, why_text
 from agent.core.exposure import exposed_line
+from agent.core.figures import format_latency
 from agent.core.first_run import first_run_words
 from agent.core.health import problem_words, worst
 from agent.core.hints import explain, peer_offline_hint
@@ -66,7 +67,6 @@ __all__ = [
     "TrayView",
     "build_menu",
     "first_run_line",
-    "format_latency",
     "format_uptime",
     "node_title",
     "overall_health",
@@ -208,15 +208,6 @@ def _clip_utf16(text: str, limit: int) -> str:
 
 
 # ==== formatting pieces ========================================================
-
-
-def format_latency(ms: float) -> str:
-    """1.24 -> "1.2 ms", 0.04 -> "<0.1 ms", 123.4 -> "123 ms"."""
-    if ms < 0.1:
-        return "<0.1 ms"
-    if ms < 10:
-        return f"{ms:.1f} ms"
-    return f"{ms:.0f} ms"
 
 
 def format_uptime(fraction: float) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from agent.core.confirm import GraceReason, Settling
+from agent.core.figures import format_latency
 from agent.core.menu import (
     MARKS,
     TOOLTIP_MAX,
@@ -24,7 +25,6 @@ from agent.core.menu import (
     MonitorStatus,
     TrayView,
     build_menu,
-    format_latency,
     format_uptime,
     overall_health,
     tooltip,
