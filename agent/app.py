@@ -57,7 +57,7 @@ from agent.edges.topology_source import (
     load_location,
     locate_topology,
 )
-from agent.errors import AgentError, AutostartError
+from agent.errors import AgentError, AutostartError, TopologyError
 from agent.exporter import Exporter, open_exporter
 from agent.fleet import ShareView
 from agent.monitor import Monitor, SweepOnce
@@ -363,8 +363,18 @@ def _open_topology_file(
     options: AgentOptions, env: Mapping[str, str], monitor: Monitor, actions: DesktopActions
 ) -> None:
     """ "Open topology file": the editable copy, opened, and watched by the monitor at once;
-    a topology served over HTTP opens in the browser (it is edited where it is served)."""
-    location = locate_topology(options.topology, env)
+    a topology served over HTTP opens in the browser (it is edited where it is served). A
+    user file that was deleted is not recreated from the bundled example: its folder opens,
+    to put it back (the topology error's lines say how to make a new one)."""
+    try:
+        location = locate_topology(options.topology, env)
+    except TopologyError as error:
+        if error.source != str(paths.user_topology_path()):
+            raise
+        # the user's file was deleted: never recreate it silently with the example's
+        # contents; the folder it was in, where it can be put back (or a new one made)
+        actions.open_path(paths.config_dir(ensure=True), "the topology folder")
+        return
     if location.url is not None:
         actions.open_url(location.url)
         return

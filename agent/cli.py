@@ -15,7 +15,7 @@ the real agent over a simulated network on loopback, with files of its own.
 from __future__ import annotations
 
 import argparse
-import json
+import gc
 import math
 import os
 import sys
@@ -486,6 +486,14 @@ def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]
     return location, load_location(location)
 
 
+def _print_json(data: Any) -> None:
+    """A --json answer: one whole write (json.dump writes each token, 27,000 writes at 500
+    services), laid out by the one json_text."""
+    from agent.core.report.json_text import json_text
+
+    _write_out(json_text(data))
+
+
 def _write_out(text: str) -> None:
     """Write all of `text` to stdout. Unbuffered (PYTHONUNBUFFERED, `python -u`), stdout is a
     raw file: a write to a full pipe that a signal interrupts returns short, and the text
@@ -543,8 +551,7 @@ def _check(args: argparse.Namespace) -> int:
         return result.exit_code
     if args.json:
         data = snapshot_to_dict(snapshot, snoozes=snoozes)
-        # one write: json.dump with indent writes each token (27,000 writes at 500 services)
-        _write_out(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        _print_json(data)
     else:
         color = _use_color(sys.stdout, os.environ)
         _write_out(render_table(snapshot, color=color, snoozes=snoozes))
@@ -564,7 +571,7 @@ def _first_run_check(args: argparse.Namespace, words: str, data: dict[str, Any])
     elif args.json:
         data.update(overall=Health.GREY.value, exit_code=Health.GREY.exit_code, summary=verdict)
         data["first_run"] = words
-        _write_out(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        _print_json(data)
     else:
         print(f"{data['topology']['name']}: {Health.GREY.value.upper()} — {verdict}")
         print(instead)
@@ -585,8 +592,7 @@ def _audit(args: argparse.Namespace) -> int:
         audit_here(topology, tailscale_cli=cli, node_override=args.node), probes=0
     )
     if args.json:
-        json.dump(audit_to_dict(audit), sys.stdout, ensure_ascii=False, indent=2)
-        _write_out("\n")
+        _print_json(audit_to_dict(audit))
     else:
         _write_out(render_audit(audit, color=_use_color(sys.stdout, os.environ)))
     return audit.exit_code
@@ -599,8 +605,7 @@ def _acl(args: argparse.Namespace) -> int:
     topology = load_topology(args.topology, os.environ)
     acl = acl_policy(topology)
     if args.json:
-        json.dump(acl.policy, sys.stdout, ensure_ascii=False, indent=2)
-        _write_out("\n")
+        _print_json(acl.policy)
     else:
         _write_out(render_hujson(acl, topology))
     return 0
@@ -703,8 +708,7 @@ def _history(args: argparse.Namespace) -> int:
         with history.History(path) as store:
             records = store.events(since=since)
     if args.json:
-        json.dump(history_to_json(records), sys.stdout, ensure_ascii=False, indent=2)
-        _write_out("\n")
+        _print_json(history_to_json(records))
     else:
         color = _use_color(sys.stdout, os.environ)
         _write_out(render_history(records, color=color, since=since))
@@ -763,8 +767,7 @@ def _autostart(args: argparse.Namespace) -> int:
     else:
         state = autostart.status()
     if args.json:
-        json.dump(state.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
-        _write_out("\n")
+        _print_json(state.to_dict())
     else:
         _print_autostart(state)
     if not state.supported:
@@ -789,7 +792,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("check", "audit", "acl", "topology", "init", "history", "autostart"):
             setup_logging(None, verbose=args.verbose)  # the console only: one-shot commands
         if args.command == "check":
-            return _check(args)
+            # One sweep, then the process ends: the cyclic collector would only spend time
+            # (about 5 % of a 505-service check, walking the imports' and the sweep's objects)
+            # to free little that the exit does not (peak RSS +0.4 MiB without it).
+            gc.disable()
+            try:
+                return _check(args)
+            finally:
+                gc.enable()
         if args.command == "audit":
             return _audit(args)
         if args.command == "acl":

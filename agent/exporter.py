@@ -177,7 +177,7 @@ class Exporter:
         level = logging.WARNING
         if not tailnet.running or not tailnet.self_ips:  # no IPs yet: it cannot tell
             why = _waiting_words(self.address, tailnet.detail)
-        elif refused := refusal(self.address, tailnet.self_ips, tailscale_detail=""):
+        elif refused := refusal(self.address, tailnet.self_ips):
             why, level = f"not served: {refused}", logging.ERROR
         else:
             with self._binding:
@@ -226,7 +226,7 @@ def open_exporter(
     if not view.running and not ipaddress.ip_address(address.host).is_unspecified:
         # Tailscale cannot tell yet whether this is one of its IPs: wait for it, sweep by sweep
         return Exporter(address, setting.where, waiting=_waiting_words(address, view.detail))
-    why = refusal(address, view.self_ips, tailscale_detail="")
+    why = refusal(address, view.self_ips)
     if why:
         raise UsageError(f"{setting.where} {setting.text}: {why}")
     return Exporter(address, setting.where)

@@ -10,12 +10,10 @@ first sweep) and the real notify-send on PATH.
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
-from tests.conftest import AgentSandbox, installed_agent
-from tests.helpers.desktop import wait_for
+from tests.conftest import AgentSandbox
+from tests.helpers.running_agent import running_agent
 
 TOPOLOGY = """
 version = 1
@@ -38,44 +36,23 @@ def test_headless_without_a_session_bus_says_once_that_notifications_go_to_the_l
 ) -> None:
     assert shutil.which("notify-send", path=sandbox.env["PATH"]), "apt-get install libnotify-bin"
     sandbox.use_fake_tailscale(mode="fail")
-    for name in ("DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS"):
-        sandbox.env.pop(name, None)
     runtime = tmp_path / "runtime"  # no "bus" socket in it
     runtime.mkdir(mode=0o700)
     sandbox.env["XDG_RUNTIME_DIR"] = str(runtime)
     topology = tmp_path / "topology.toml"
     topology.write_text(TOPOLOGY, encoding="utf-8")
-    stderr = tmp_path / "stderr.log"
 
-    with stderr.open("wb") as err:
-        agent = subprocess.Popen(
-            [installed_agent(), "run", "--headless", "--topology", str(topology)],
-            env=sandbox.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
+    def notified() -> bool:
+        return any(
+            line.startswith(("INFO agent.", "WARNING agent."))
+            and "notification" in line
+            and "Tailscale cannot be reached here" in line
+            for line in agent.lines()
         )
-    try:
 
-        def said() -> str:
-            return stderr.read_text(encoding="utf-8", errors="replace")
-
-        def notified() -> bool:
-            return any(
-                line.startswith(("INFO agent.", "WARNING agent."))
-                and "notification" in line
-                and "Tailscale cannot be reached here" in line
-                for line in said().splitlines()
-            )
-
-        wait_for(notified, 30, message=f"no notification line:\n{said()}")
-    finally:
-        if agent.poll() is None:
-            agent.send_signal(signal.SIGTERM)
-        code = agent.wait(15)
-    text = said()
-    assert code == 0, text
+    with running_agent(sandbox, topology, node=None) as agent:  # no display, no session bus
+        agent.wait(notified, "no notification line")
+    text = agent.said()
     assert text.count("notifications go to the log only") == 1, text
     assert "notification shown" not in text, text
     assert "Cannot autolaunch D-Bus" not in text, text  # notify-send was not even tried
-    assert sandbox.outside_connections() == []

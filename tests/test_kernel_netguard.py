@@ -5,7 +5,9 @@ From UVLOOP_MIN_PROBES probes on a sweep runs on uvloop, whose connects are libu
 called. An agent run in `isolated_network` (tests/helpers/netns) has loopback alone, and
 its kernel reports every flow to outside. The canary is a peer at 192.0.2.10 (TEST-NET-1,
 RFC 5737: no real machine), the one non-loopback address of the topology; nothing can leave
-the namespace, so even a broken guard sends no packet anywhere.
+the namespace, so even a broken guard sends no packet anywhere. Where no network namespace
+can be made (not root, and unprivileged user namespaces forbidden) the tests skip and say
+why; on CI (CI=true, run as root) that is a failure instead.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import pytest
 
 from agent.edges.event_loop import UVLOOP_MIN_PROBES
 from tests.conftest import TAILSCALE_FIXTURES, AgentSandbox
-from tests.helpers.netns import isolated_network
+from tests.helpers import namespaces
+from tests.helpers.netns import NETNS, isolated_network
 from tests.helpers.servers import closed_port
 
 CANARY = "192.0.2.10"
@@ -32,6 +35,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="network namespa
 
 @pytest.fixture
 def isolated(sandbox: AgentSandbox) -> Iterator[AgentSandbox]:
+    namespaces.require(NETNS)  # skipped where it cannot be made, saying why; never on CI
     with isolated_network(sandbox.netguard_log) as network:
         sandbox.isolate(network)
         yield sandbox

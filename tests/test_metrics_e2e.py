@@ -162,24 +162,30 @@ def test_a_scrape_shows_every_metric_and_follows_a_service_stopped_and_started(
     def said() -> str:
         return log.read_text(encoding="utf-8", errors="replace")
 
-    def scraped_when_fastapi_up(up: float) -> tuple[set[str], Samples]:
+    def scraped_when_fastapi_up(up: float, health: int) -> tuple[set[str], Samples]:
+        """The first scrape with FastAPI's reading `up` and the confirmed colour `health`
+        (a failure turns tailnet_health red only once re-checked, as the icon)."""
+
         def attempt() -> tuple[set[str], Samples] | None:
             try:
                 names, samples = scrape(url)
             except httpx.TransportError:  # not listening yet
                 return None
-            return (
-                (names, samples) if value(samples, "tailnet_service_up", **fastapi) == up else None
+            seen = (
+                value(samples, "tailnet_service_up", **fastapi),
+                value(samples, "tailnet_health"),
             )
+            return (names, samples) if seen == (up, health) else None
 
-        return wait_for(attempt, 40, interval=0.2, message=f"FastAPI never {up}:\n{said()}")
+        message = f"FastAPI never {up} with health {health}:\n{said()}"
+        return wait_for(attempt, 40, interval=0.2, message=message)
 
     with (
         web,
         agent(sandbox, "--topology", str(path), "--metrics", f"127.0.0.1:{port}", log=log) as proc,
     ):
         with backend(fastapi_port, tmp_path):
-            names, up = scraped_when_fastapi_up(1)
+            names, up = scraped_when_fastapi_up(1, 0)
         assert names >= EXPECTED_FAMILIES, EXPECTED_FAMILIES - names
         assert value(up, "tailnet_service_up", **fastapi) == 1
         assert value(up, "tailnet_probe_duration_seconds", **fastapi) is not None
@@ -198,7 +204,7 @@ def test_a_scrape_shows_every_metric_and_follows_a_service_stopped_and_started(
                      python_version=platform.python_version())  # fmt: skip
 
         # the backend stopped: the next sweeps see it refused
-        _, down = scraped_when_fastapi_up(0)
+        _, down = scraped_when_fastapi_up(0, 2)  # confirmed: red
         assert value(down, "tailnet_service_failure_reason", **fastapi, reason="refused") == 1
         assert value(down, "tailnet_health") == 2  # a critical service down: red
         assert value(down, "tailnet_node_health", node="macmini") == 2
@@ -211,7 +217,7 @@ def test_a_scrape_shows_every_metric_and_follows_a_service_stopped_and_started(
         )
 
         with backend(fastapi_port, tmp_path):
-            _, again = scraped_when_fastapi_up(1)
+            _, again = scraped_when_fastapi_up(1, 0)
         assert value(again, "tailnet_service_failure_reason", **fastapi, reason="refused") is None
         assert value(again, "tailnet_health") == 0
 

@@ -368,6 +368,48 @@ def test_the_user_file_is_watched_once_it_exists(
             monitor.stop()
 
 
+def test_after_a_deletion_a_restarted_agent_reports_it_and_open_topology_file_opens_its_folder(
+    bundled_default: Path,
+) -> None:
+    """A user file an earlier agent used, deleted: the next agent starts on no topology and
+    says so (never the bundled example), and "Open topology file" does not recreate the file
+    from the example: it opens the folder the file was in."""
+    with http_server({"/": "ok"}) as (_, port):
+        bundled_default.write_text(topology_text(port, interval="1h"))
+        user_file = paths.user_topology_path()
+        user_file.parent.mkdir(parents=True)
+        user_file.write_text(topology_text(port, interval="1h", name="Mine"))
+        options = app.AgentOptions(tailscale=FAKE_TAILSCALE)
+        earlier = Recorder()
+        monitor = app._build_monitor(options, {}, earlier, earlier.on_update)
+        monitor.start()
+        try:
+            earlier.wait(lambda u: u.snapshot is not None)
+        finally:
+            monitor.stop()
+        user_file.unlink()
+
+        rec = Recorder()
+        monitor = app._build_monitor(options, {}, rec, rec.on_update)
+        monitor.start()
+        try:
+            refused = rec.wait(lambda u: u.topology_error is not None)
+            assert refused.snapshot is None  # nothing of the example was swept
+            assert refused.topology_error is not None
+            assert refused.topology_error.startswith(f"{user_file}: no such file (deleted")
+            opened: list[tuple[Path, str]] = []
+
+            class Opener:  # the desktop's opener is a process boundary: record the call
+                def open_path(self, path: Path, what: str) -> None:
+                    opened.append((path, what))
+
+            app._open_topology_file(options, {}, monitor, Opener())  # type: ignore[arg-type]
+            assert opened == [(user_file.parent, "the topology folder")]
+            assert not user_file.exists()
+        finally:
+            monitor.stop()
+
+
 # ==== topology feedback: the user's own edits =================================
 
 

@@ -242,5 +242,5 @@ def test_endpoints_limit_a_flood_and_serve_again(endpoint: tuple[int, str]) -> N
 def test_metrics_listen_on_loopback_or_this_nodes_tailscale_ip_alone(
     host: str, allowed: bool
 ) -> None:
-    why = refusal(MetricsAddress(host, 9100), ["100.101.68.23"], tailscale_detail="")
+    why = refusal(MetricsAddress(host, 9100), ["100.101.68.23"])
     assert (why == "") is allowed, why

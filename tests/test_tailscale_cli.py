@@ -20,7 +20,7 @@ from agent.core import notify_policy
 from agent.core.events import tailscale_stopped_event
 from agent.core.model import BackendState, Link, TailscaleProblem
 from agent.core.tailnet import link_of, parse_status_json
-from agent.edges import tailscale
+from agent.edges import child_process, tailscale
 from agent.edges.tailscale import (
     NOT_INSTALLED_DETAIL,
     TAILSCALE_ENV,
@@ -71,18 +71,19 @@ def pid_alive(pid: int) -> bool:
 
 
 class SpawnSpy:
-    """Wraps asyncio.create_subprocess_exec to keep the real processes it starts."""
+    """Wraps subprocess.Popen where agent.edges.child_process starts the CLI, to keep the
+    real processes it starts."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.procs: list[asyncio.subprocess.Process] = []
-        real = asyncio.create_subprocess_exec
+        self.procs: list[subprocess.Popen[bytes]] = []
+        real = subprocess.Popen
 
-        async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
-            proc = await real(*args, **kwargs)
+        def spy(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+            proc: subprocess.Popen[bytes] = real(*args, **kwargs)
             self.procs.append(proc)
             return proc
 
-        monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
+        monkeypatch.setattr(child_process.subprocess, "Popen", spy)
 
 
 def test_stand_in_is_executable() -> None:
@@ -258,37 +259,41 @@ def test_silent_programs(program: str, problem: TailscaleProblem, text: str) -> 
     assert text in view.detail
 
 
+def _popen_spy(
+    monkeypatch: pytest.MonkeyPatch, platform: str, **extra: int
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Where agent.edges.child_process spawns: the calls, each refused as a missing file."""
+    seen: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def spy(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        seen.append((args, kwargs))
+        raise FileNotFoundError(args[0][0])
+
+    fake = types.SimpleNamespace(
+        Popen=spy, DEVNULL=subprocess.DEVNULL, PIPE=subprocess.PIPE, **extra
+    )
+    monkeypatch.setattr(child_process, "subprocess", fake)
+    monkeypatch.setattr(child_process, "sys", types.SimpleNamespace(platform=platform))
+    return seen
+
+
 def test_runs_an_argv_list_with_stdin_devnull_and_no_window_on_windows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-
-    async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
-        seen.append((args, kwargs))
-        raise FileNotFoundError(args[0])
-
-    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
-    monkeypatch.setattr(tailscale, "sys", types.SimpleNamespace(platform="win32"))
-    monkeypatch.setattr(tailscale, "subprocess", types.SimpleNamespace(CREATE_NO_WINDOW=0x08000000))
+    seen = _popen_spy(monkeypatch, "win32", CREATE_NO_WINDOW=0x08000000)
     view = asyncio.run(read_status("C:\\Program Files\\Tailscale\\tailscale.exe"))
     assert view.problem is TailscaleProblem.NOT_INSTALLED
     ((args, kwargs),) = seen
-    assert args == ("C:\\Program Files\\Tailscale\\tailscale.exe", "status", "--json")
+    assert args == (["C:\\Program Files\\Tailscale\\tailscale.exe", "status", "--json"],)
     assert kwargs["creationflags"] == 0x08000000
     assert kwargs["stdin"] == subprocess.DEVNULL
+    assert "shell" not in kwargs
 
 
 def test_no_creationflags_off_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[dict[str, Any]] = []
-
-    async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
-        seen.append(kwargs)
-        raise FileNotFoundError(args[0])
-
-    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
-    monkeypatch.setattr(tailscale, "sys", types.SimpleNamespace(platform="linux"))
+    seen = _popen_spy(monkeypatch, "linux")
     asyncio.run(read_status("/usr/bin/tailscale"))
-    assert "creationflags" not in seen[0]
+    assert "creationflags" not in seen[0][1]
 
 
 # ==== the stand-in itself ======================================================

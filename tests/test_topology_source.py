@@ -287,3 +287,45 @@ def test_the_bundled_default_loads_as_shipped(home: Path) -> None:
     topology = load_topology(None, {})
     assert topology.source == f"bundled default ({PACKAGE_DIR / 'data' / 'topology.toml'})"
     assert [n.id for n in topology.nodes] == ["desktop", "laptop", "macmini"]
+
+
+def test_a_deleted_user_file_is_still_refused_after_a_restart(home: Path) -> None:
+    """The agent that used the user file leaves a marker in the state folder: the next
+    agent (a restart, a login) reports the deletion instead of starting a first run."""
+    user = home / "config" / "tailnet-agent" / "topology.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text(topology_text("user"), encoding="utf-8")
+    assert TopologyLocator(None, {})() == TopologyLocation(user, "user config")
+    user.unlink()
+
+    restarted = TopologyLocator(None, {})
+    for call in (restarted, lambda: locate_topology(None, {})):
+        with pytest.raises(TopologyError) as info:
+            call()
+        assert info.value.source == str(user)
+        assert str(info.value).startswith(f"{user}: no such file (deleted from the user config")
+        assert "tailnet-agent init" in info.value.why
+
+    user.write_text(topology_text("user"), encoding="utf-8")  # put back: in use again
+    assert restarted() == TopologyLocation(user, "user config")
+
+
+def test_a_genuine_first_run_leaves_no_marker_and_stays_on_the_example(home: Path) -> None:
+    assert TopologyLocator(None, {})().origin == "bundled default"
+    assert TopologyLocator(None, {})().origin == "bundled default"  # a restart: the same
+    assert not paths.user_topology_seen_path().exists()
+
+
+def test_an_unwritable_state_folder_is_logged_and_the_refusal_lasts_the_process(
+    home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = home / "config" / "tailnet-agent" / "topology.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text(topology_text("user"), encoding="utf-8")
+    (home / "state").write_text("not a folder", encoding="utf-8")  # the marker cannot go in
+    locate = TopologyLocator(None, {})
+    assert locate().origin == "user config"
+    assert "cannot record that" in caplog.text
+    user.unlink()
+    with pytest.raises(TopologyError):
+        locate()

@@ -4,13 +4,10 @@ document being served, and a restart while the server is down."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import AgentSandbox, installed_agent
-from tests.helpers.desktop import wait_for
+from tests.conftest import AgentSandbox
+from tests.helpers.running_agent import running_agent
 from tests.helpers.servers import http_server
 from tests.helpers.topology_server import TopologyServer
 
@@ -41,81 +38,52 @@ def _lines_after(text: str, marker: str) -> list[str]:
 
 
 def test_an_agent_fed_over_http_survives_outage_bad_document_and_restart(
-    sandbox: AgentSandbox, tmp_path: Path
+    sandbox: AgentSandbox,
 ) -> None:
     sandbox.use_fake_tailscale("loopback_all_direct.json")
     config = Path(sandbox.env["XDG_CONFIG_HOME"]) / "tailnet-agent"
     config.mkdir(parents=True)
     (config / "config.toml").write_text('refresh = "1s"\n', encoding="utf-8")
-    stderr = tmp_path / "stderr.log"
-
-    def said() -> str:
-        return stderr.read_text(encoding="utf-8", errors="replace")
-
-    def until(predicate: Callable[[], bool]) -> None:
-        try:
-            wait_for(predicate, 30)
-        except TimeoutError:
-            raise AssertionError(said()) from None
-
-    def start() -> subprocess.Popen[bytes]:
-        with stderr.open("ab") as err:
-            return subprocess.Popen(
-                [installed_agent(), "run", "--headless", "--topology", server.url()],
-                env=sandbox.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-
-    def stop(agent: subprocess.Popen[bytes]) -> None:
-        if agent.poll() is None:
-            agent.send_signal(signal.SIGTERM)
-        assert agent.wait(15) == 0, said()
 
     with http_server({"/": "ok"}) as (_, web_port):
         server = TopologyServer(DOC.format(name="Served v1", port=web_port))
         server.start()
-        agent = start()
         try:
-            until(lambda: "watching 'Served v1' from http://127.0.0.1" in said())
-            until(lambda: "state green" in said())
+            with running_agent(sandbox, server.url(), node=None) as agent:
+                agent.wait_line("watching 'Served v1' from http://127.0.0.1")
+                agent.wait_line("state green")
 
-            # 1. the server goes away: the last good topology stays, the error is told
-            server.stop()
-            until(lambda: "event topology_error" in said())
-            assert "cannot connect" in said()
-            assert agent.poll() is None
-            assert not any(
-                "state grey" in line for line in _lines_after(said(), "event topology_error")
-            )
+                # 1. the server goes away: the last good topology stays, the error is told
+                server.stop()
+                agent.wait_line("event topology_error")
+                assert "cannot connect" in agent.said()
+                assert agent.process.poll() is None
+                assert not any(
+                    "state grey" in line
+                    for line in _lines_after(agent.said(), "event topology_error")
+                )
 
-            # 2. it comes back serving a bad document: refused, the copy stays
-            server.serve(DOC.format(name="Served v1", port=web_port) + 'chek = "x"\n')
-            server.start()
-            until(lambda: "the document served is refused" in said())
-            assert agent.poll() is None
+                # 2. it comes back serving a bad document: refused, the copy stays
+                server.serve(DOC.format(name="Served v1", port=web_port) + 'chek = "x"\n')
+                server.start()
+                agent.wait_line("the document served is refused")
+                assert agent.process.poll() is None
 
-            # 3. a good new document: accepted and watched
-            server.serve(DOC.format(name="Served v2", port=web_port))
-            until(lambda: "watching 'Served v2'" in said())
-            until(lambda: "event topology_fixed" in said())
-            etag = server.etag
+                # 3. a good new document: accepted and watched
+                server.serve(DOC.format(name="Served v2", port=web_port))
+                agent.wait_line("watching 'Served v2'")
+                agent.wait_line("event topology_fixed")
+                etag = server.etag
         finally:
-            stop(agent)
             server.stop()
 
         # 4. a restart while the server is down: the cached copy, at once
-        mark = len(said())
-        agent = start()
-        try:
-            until(lambda: "state green" in said()[mark:])
-            assert "watching 'Served v2' from http://127.0.0.1" in said()[mark:]
+        with running_agent(sandbox, server.url(), node=None) as agent:
+            agent.wait_line("state green")
+            assert "watching 'Served v2' from http://127.0.0.1" in agent.said()
             # the source is asked on a thread of its own, beside the first sweep of the copy:
             # its failure may be logged before or after that sweep's green
-            until(lambda: "cannot connect" in said()[mark:])
-        finally:
-            stop(agent)
+            agent.wait_line("cannot connect")
 
         # a one-shot check uses the copy too, with one request that fails; show names it
         check = sandbox.run("check", "--topology", server.url())

@@ -17,9 +17,12 @@ machine's own and stay as they are.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from agent.core.events import Event
 from agent.core.model import Snapshot, TailnetView, TailscaleProblem
+
+if TYPE_CHECKING:  # check asks first_run_words, the monitor quiet_example: only it has events
+    from agent.core.events import Event
 
 __all__ = ["first_run_check", "first_run_words", "is_first_run", "quiet_example"]
 

@@ -31,6 +31,7 @@ from agent.core.details import detail_line
 from agent.core.events import Event, Subject, format_duration
 from agent.core.evidence import Change, why_text
 from agent.core.exposure import exposed_line
+from agent.core.figures import format_latency
 from agent.core.first_run import first_run_words
 from agent.core.health import problem_words, worst
 from agent.core.hints import explain, peer_offline_hint
@@ -66,7 +67,6 @@ __all__ = [
     "TrayView",
     "build_menu",
     "first_run_line",
-    "format_latency",
     "format_uptime",
     "node_title",
     "overall_health",
@@ -210,15 +210,6 @@ def _clip_utf16(text: str, limit: int) -> str:
 # ==== formatting pieces ========================================================
 
 
-def format_latency(ms: float) -> str:
-    """1.24 -> "1.2 ms", 0.04 -> "<0.1 ms", 123.4 -> "123 ms"."""
-    if ms < 0.1:
-        return "<0.1 ms"
-    if ms < 10:
-        return f"{ms:.1f} ms"
-    return f"{ms:.0f} ms"
-
-
 def format_uptime(fraction: float) -> str:
     """0.998 -> "99.8%"; rounds down, so only a perfect day reads "100%", and "0.0%" only
     when it was never up: 0.0004 -> "<0.1%"."""
@@ -231,6 +222,8 @@ def format_uptime(fraction: float) -> str:
 
 
 def _uptime_window(over_s: float | None) -> str:
+    # shown only once the data spans a sweep interval: "100% over 0 s" (just after start)
+    # says nothing
     """ "24 h", or the time the data covers while it is younger: "over 5 min"."""
     return "24 h" if over_s is None else f"over {format_duration(over_s)}"
 
@@ -441,8 +434,11 @@ def service_line(
     if result.state is ProbeState.UP:
         text = f"{head} — up"
         uptime = view.status.uptime.get(key)
-        if uptime is not None:
-            text += f" · {format_uptime(uptime)} {_uptime_window(view.status.uptime_over.get(key))}"
+        over = view.status.uptime_over.get(key)
+        snapshot = view.status.snapshot
+        interval = snapshot.topology.defaults.interval_s if snapshot is not None else 0.0
+        if uptime is not None and (over is None or over >= max(interval, 1.0)):
+            text += f" · {format_uptime(uptime)} {_uptime_window(over)}"
     elif result.state is ProbeState.DOWN:
         text = f"{head} — down"
         if since is not None:

@@ -9,6 +9,11 @@ carry over: `tailnet_service_up` is its `probe_success`, `tailnet_probe_duration
 `probe_duration_seconds`, the failure reason an info-style series worth 1 (as its
 `probe_tls_version_info`), the build an `_build_info` series worth 1.
 
+`tailnet_health` is the icon's colour (core.menu.status_health: confirmed, so a single
+failed probe re-checked a second later never turns it red); the per-service and per-node
+series are the last sweep's reading, as blackbox_exporter's `probe_success` is, and an
+alert rule's `for:` does the confirming.
+
 Each node's key expiry is `tailnet_node_key_expiry_timestamp_seconds` (absent for a node
 whose key never expires), so an alert rule says "expires within 14 days" with `- time()`.
 
@@ -27,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from agent.core.menu import MonitorStatus
+from agent.core.menu import MonitorStatus, status_health
 from agent.core.model import Health, Link, NodeStatus, ProbeState, Snapshot
 from agent.errors import UsageError
 
@@ -105,11 +110,13 @@ def metric_families(
             )
         )
     snapshot = status.snapshot if status is not None else None
-    overall = snapshot.overall if snapshot is not None else Health.GREY
+    # the icon's colour (confirmed), not the latest reading's: a blip must not page
+    overall = status_health(status) if status is not None else Health.GREY
     families.append(
         _gauge(
             "tailnet_health",
-            "The overall colour as the check command's exit code: 0 green, 1 amber, 2 red, "
+            "The overall colour the tray icon shows, confirmed (a failure counts once "
+            "re-checked), on the check command's exit-code scale: 0 green, 1 amber, 2 red, "
             "3 grey (no data, no usable topology).",
             (),
             [((), overall.exit_code)],
@@ -146,7 +153,7 @@ def _snapshot_families(snapshot: Snapshot) -> list[MetricFamily]:
         ),
         _gauge(
             "tailnet_node_health",
-            "Each node's colour: 0 green, 1 amber, 2 red, 3 grey.",
+            "Each node's colour in the last sweep, unconfirmed: 0 green, 1 amber, 2 red, 3 grey.",
             ("node",),
             [((n.node.id,), n.health.exit_code) for n in snapshot.nodes],
         ),
@@ -304,10 +311,10 @@ def parse_metrics_address(text: str, *, where: str = "--metrics") -> MetricsAddr
     return MetricsAddress(str(address), int(port_text))
 
 
-def refusal(address: MetricsAddress, self_ips: Sequence[str], *, tailscale_detail: str) -> str:
+def refusal(address: MetricsAddress, self_ips: Sequence[str]) -> str:
     """Why `address` may not serve metrics, or "" when it may: loopback always, else only one
-    of this node's Tailscale IPs (`self_ips`, empty when Tailscale could not say:
-    `tailscale_detail` tells why)."""
+    of this node's Tailscale IPs (`self_ips`, read from a running Tailscale: while it is not
+    running the caller waits for it instead of asking)."""
     if address.loopback:
         return ""
     ip = ipaddress.ip_address(address.host)
@@ -320,9 +327,8 @@ def refusal(address: MetricsAddress, self_ips: Sequence[str], *, tailscale_detai
         return ""
     if not self_ips:
         return (
-            f"{address.host} is not loopback, and this node's Tailscale IPs cannot be read "
-            f"({tailscale_detail or 'Tailscale is not running'}): metrics are served only on "
-            f"loopback or on this node's Tailscale IP"
+            f"{address.host} is not loopback, and Tailscale names no IP of this node: metrics "
+            "are served only on loopback or on this node's Tailscale IP"
         )
     return (
         f"{address.host} is neither loopback nor one of this node's Tailscale IPs "

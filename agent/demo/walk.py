@@ -7,7 +7,8 @@ colour it should show, and how long the step lasts at speed 1 (about two minutes
 renames the topology (the tray's tooltip and menu title carry the topology's name, so they
 say which step runs; written after the change, the file also follows a stand-in that had
 to move to another port), then waits until the agent has shown it — the step's event among
-the monitor's events, then the step's colour — and until the step's time, divided by the
+the monitor's events, then the step's colour on the icon (core.menu.status_health: the
+confirmed colour, not the latest reading's) — and until the step's time, divided by the
 speed, has passed. The agent's own confirmation (consecutive readings, a re-check after
 about a second) takes what it takes at any speed: the walk waits for it rather than
 outrunning it, so every speed shows the same sequence. An expectation not met within
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.core.events import Event, EventKind
-from agent.core.menu import MonitorStatus
+from agent.core.menu import MonitorStatus, status_health
 from agent.core.model import Health
 from agent.demo.network import DERP_REGION, DemoNetwork
 
@@ -246,4 +247,4 @@ class Walk:
             if not announced and step.event is not None:
                 announced = any(step.event.matches(event) for event in status.events)
             if announced and status.snapshot is not None:
-                shown = shown or status.snapshot.overall is step.health
+                shown = shown or status_health(status) is step.health  # the icon's colour

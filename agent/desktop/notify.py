@@ -81,6 +81,9 @@ NOTIFICATIONS_PATH = "/org/freedesktop/Notifications"
 URGENCY_NORMAL = 1
 URGENCY_CRITICAL = 2
 SHOWN_MAX = 200  # keys remembered per notifier for `replaces` (the newest)
+# How long a recovery waits for the late id of the alarm it replaces (D-Bus): then it is
+# shown beside it rather than never.
+REPLACE_WAIT_S = 10.0
 
 
 class NotifierUnavailable(Exception):
@@ -133,6 +136,20 @@ class _LoopThread:
             loop.close()
 
 
+async def _late_ids(calls: Sequence[concurrent.futures.Future[int]]) -> list[int]:
+    """The ids the unanswered Notify `calls` get, in order, waiting up to REPLACE_WAIT_S;
+    one that fails, or does not answer by then, has none."""
+    waiting = [asyncio.wrap_future(call) for call in calls]
+    await asyncio.wait(waiting, timeout=REPLACE_WAIT_S)
+    ids = []
+    for answer in waiting:
+        if answer.done() and not answer.cancelled() and answer.exception() is None:
+            ids.append(answer.result())
+        else:
+            log.debug("no id to replace: the notification server has not answered")
+    return ids
+
+
 def _disconnect(runner: _LoopThread, bus: Any, timeout_s: float, who: str) -> None:
     """Disconnect a dbus-fast bus (None: none was made) on its loop, then stop the loop."""
 
@@ -174,6 +191,33 @@ class _Shown(Generic[T]):
             return [self._ids.pop(k) for k in keys if k in self._ids]
 
 
+class _Unanswered:
+    """Notify calls still waiting for the server's answer (their ids), by key (thread-safe):
+    a recovery sent meanwhile takes them, to replace the alarm once its id arrives."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, concurrent.futures.Future[int]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: str | None, call: concurrent.futures.Future[int]) -> None:
+        if key is not None:
+            with self._lock:
+                self._calls[key] = call
+
+    def take(self, keys: Sequence[str]) -> list[concurrent.futures.Future[int]]:
+        """Forget `keys`; their calls, in order, for those still unanswered."""
+        with self._lock:
+            return [self._calls.pop(k) for k in keys if k in self._calls]
+
+    def settle(self, key: str | None, call: concurrent.futures.Future[int]) -> bool:
+        """Forget `call` answered; False when a recovery took it (its id is that one's)."""
+        with self._lock:
+            if key is None or self._calls.get(key) is not call:
+                return False
+            del self._calls[key]
+            return True
+
+
 NO_SESSION_BUS = "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset, no $XDG_RUNTIME_DIR/bus)"
 
 
@@ -208,7 +252,9 @@ class DbusNotifier:
     `replaces`: Notify with the replaces_id of the first one, CloseNotification for the rest.
     A Notify that outlasts `timeout_s` (a busy notification server) is not abandoned: it has
     been handed over, `notify` says "no answer yet" and returns True, and the late answer
-    logs "shown late" and keeps the id, so a recovery still replaces that alarm.
+    logs "shown late" and keeps the id, so a recovery still replaces that alarm. A recovery
+    sent while that id is still unknown waits for it (up to REPLACE_WAIT_S, on the loop
+    thread: `notify` itself does not wait longer) and then replaces the alarm.
     """
 
     name = "dbus"
@@ -238,6 +284,7 @@ class DbusNotifier:
         self._timeout_s = timeout_s
         self._runner = _LoopThread("tailnet-agent-dbus-notify")
         self._shown: _Shown[int] = _Shown()
+        self._unanswered = _Unanswered()
         self._bus: Any = None
         self._connect_lock: asyncio.Lock | None = None  # made on the loop thread
         try:
@@ -256,10 +303,17 @@ class DbusNotifier:
             return self._bus
 
     async def _notify(
-        self, title: str, message: str, critical: bool, stale: Sequence[int] = ()
+        self,
+        title: str,
+        message: str,
+        critical: bool,
+        stale: Sequence[int] = (),
+        unanswered: Sequence[concurrent.futures.Future[int]] = (),
     ) -> int:
         from dbus_fast import Message, MessageType, Variant
 
+        if unanswered:
+            stale = [*stale, *await _late_ids(unanswered)]
         bus = await self._connected()
         urgency = URGENCY_CRITICAL if critical else URGENCY_NORMAL
         reply = await bus.call(
@@ -310,8 +364,9 @@ class DbusNotifier:
         replaces: Sequence[str] = (),
     ) -> bool:
         stale = self._shown.take(replaces)
+        unanswered = self._unanswered.take(replaces)
         started = time.monotonic()
-        call = self._runner.submit(self._notify(title, message, critical, stale))
+        call = self._runner.submit(self._notify(title, message, critical, stale, unanswered))
         try:
             notification_id = call.result(self._timeout_s)
         except TimeoutError:
@@ -319,6 +374,7 @@ class DbusNotifier:
                 return self._failed(title, call.exception())
             # The call goes on: a busy server (or a loop held up here) answers late, and its
             # answer still names the notification a recovery replaces.
+            self._unanswered.add(key, call)
             call.add_done_callback(lambda done: self._answered_late(done, title, key, started))
             log.warning(
                 "no answer yet from the notification server (%s) after %.1f s: %r",
@@ -341,6 +397,7 @@ class DbusNotifier:
         self, call: concurrent.futures.Future[int], title: str, key: str | None, started: float
     ) -> None:
         """The late answer of a Notify call `notify` stopped waiting for (on the loop thread)."""
+        ours = self._unanswered.settle(key, call)
         if call.cancelled():  # the notifier closed first
             return
         exc = call.exception()
@@ -348,7 +405,8 @@ class DbusNotifier:
             self._failed(title, exc)
             return
         notification_id = call.result()
-        self._shown.remember(key, notification_id)
+        if ours:  # else a recovery has taken the id: it replaces this one
+            self._shown.remember(key, notification_id)
         log.info(
             "notification %d shown late (%s), after %.1f s: %r",
             notification_id,

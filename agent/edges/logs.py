@@ -10,12 +10,16 @@ the count of lines lost, once it can be written again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import logging.handlers
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.core.outage import Outage
+
+if TYPE_CHECKING:
+    import logging.handlers
 
 __all__ = ["LOG_FILE_NAME", "setup_logging"]
 
@@ -25,32 +29,41 @@ _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 log = logging.getLogger(__name__)
 
 
-class _LogFile(logging.handlers.RotatingFileHandler):
-    """The rotating log file, which goes on (and says so once) when a write fails."""
+@functools.cache
+def _log_file_class() -> type[logging.handlers.RotatingFileHandler]:
+    """The log file's handler class, made on first use: logging.handlers (with pickle,
+    queue and struct) is imported only by the commands that write a log file, not by check.
+    """
+    import logging.handlers
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
-        self._outage = Outage(f"the log file {path}")
-        self._failed_now = False
+    class _LogFile(logging.handlers.RotatingFileHandler):
+        """The rotating log file, which goes on (and says so once) when a write fails."""
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self._failed_now = False
-        super().emit(record)
-        if not self._failed_now:
-            line = self._outage.recovered()
+        def __init__(self, path: Path) -> None:
+            super().__init__(path, maxBytes=1_000_000, backupCount=5, encoding="utf-8")
+            self._outage = Outage(f"the log file {path}")
+            self._failed_now = False
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self._failed_now = False
+            super().emit(record)
+            if not self._failed_now:
+                line = self._outage.recovered()
+                if line is not None:
+                    log.warning("%s", line)
+
+        def handleError(self, record: logging.LogRecord) -> None:
+            self._failed_now = True
+            error = sys.exc_info()[1]
+            if self.stream is not None:  # reopened at the next line; what was buffered is lost
+                with contextlib.suppress(Exception):
+                    self.stream.close()
+                self.stream = None
+            line = self._outage.failed(str(error) if error else "unknown error")
             if line is not None:
-                log.warning("%s", line)
+                log.warning("%s", line)  # the console says it; this file fails once more
 
-    def handleError(self, record: logging.LogRecord) -> None:
-        self._failed_now = True
-        error = sys.exc_info()[1]
-        if self.stream is not None:  # reopened at the next line; what was buffered is lost
-            with contextlib.suppress(Exception):
-                self.stream.close()
-            self.stream = None
-        line = self._outage.failed(str(error) if error else "unknown error")
-        if line is not None:
-            log.warning("%s", line)  # the console says it; this file fails once more
+    return _LogFile
 
 
 def setup_logging(
@@ -72,7 +85,7 @@ def setup_logging(
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
             log_file = log_dir / LOG_FILE_NAME
-            rotating = _LogFile(log_file)
+            rotating = _log_file_class()(log_file)
             rotating.setFormatter(logging.Formatter(_FORMAT))
             root.addHandler(rotating)
         except OSError as error:

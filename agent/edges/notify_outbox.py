@@ -4,7 +4,8 @@ that hangs holds up only itself.
 `NotifierOutbox.deliver(notes)` hands the notifications to one daemon thread that calls the
 Notifier, and waits for them at most `patience_s`: a desktop that takes longer (a D-Bus call
 that never returns, a stuck helper process) is logged once and the monitor goes on sweeping
-while the call finishes in the background. Later notifications queue behind the stuck one
+while the call finishes in the background (said once, and its end once: core.outage).
+Later notifications queue behind the stuck one
 (at most `backlog`; beyond that the newest is dropped, and logged), so a hung notifier costs
 one thread, never one per notification, and they go out, in order, once it answers. What
 each call did ("notification shown", "NOT shown", the notifier's exception) is logged here.
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.core.notify_policy import Notification
+from agent.core.outage import Outage
 from agent.core.ports import Notifier
 
 __all__ = ["BACKLOG", "PATIENCE_S", "NotifierOutbox"]
@@ -55,7 +57,14 @@ class NotifierOutbox:
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=backlog)
         self._thread: threading.Thread | None = None
         self._calling_since: float | None = None  # set while the notifier is being called
-        self._said_stuck = False
+        # counts the notifications held up; told from the loop, its end from the thread
+        self._outage = Outage(
+            "the notifier",
+            fails="does not answer",
+            works="answers again",
+            missed=("notification", "held up"),
+        )
+        self._outage_lock = threading.Lock()
 
     @property
     def stuck(self) -> bool:
@@ -83,18 +92,19 @@ class NotifierOutbox:
                 loop.call_soon_threadsafe(one_out)
 
         left = sum(self._queue(note, from_thread) for note in notes)
-        if left == 0 or self.stuck:
+        if left == 0:
             return
-        try:
-            await asyncio.wait_for(all_out.wait(), self._patience_s)
-        except TimeoutError:
-            if not self._said_stuck:
-                self._said_stuck = True
-                log.warning(
-                    "the notifier has not answered within %g s: the monitor goes on, and "
-                    "later notifications wait for it",
-                    self._patience_s,
-                )
+        if not self.stuck:
+            try:
+                await asyncio.wait_for(all_out.wait(), self._patience_s)
+                return
+            except TimeoutError:
+                pass
+        why = f"no answer within {self._patience_s:g} s, later notifications wait for it"
+        with self._outage_lock:
+            line = self._outage.failed(why, attempts=left)
+        if line is not None:
+            log.warning("%s", line)
 
     def close(self) -> None:
         """Let the thread end after what is queued (it is a daemon: a stuck call never holds
@@ -125,8 +135,7 @@ class NotifierOutbox:
             job.done()
 
     def _call(self, note: Notification) -> None:
-        started = self._clock()
-        self._calling_since = started
+        self._calling_since = self._clock()
         try:
             delivered = self._notifier.notify(
                 note.title,
@@ -140,10 +149,10 @@ class NotifierOutbox:
             delivered = False
         finally:
             self._calling_since = None
-        took = self._clock() - started
-        if self._said_stuck and took > self._patience_s:
-            self._said_stuck = False
-            log.info("the notifier answered again after %.0f s", took)
+        with self._outage_lock:  # any answer ends a hold-up
+            line = self._outage.recovered()
+        if line is not None:
+            log.info("%s", line)
         if not delivered and self._notifier.name == "log":
             return  # agent.desktop.notify.LogNotifier wrote it down: nothing was to be shown
         log.info(

@@ -16,16 +16,13 @@ pinged once, concurrently); the monitor keeps one, so each peer is pinged at mos
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from agent.core.model import Link, PathReading
 from agent.core.path import parse_ping
+from agent.edges.child_process import run_child
 
 __all__ = ["PING_EVERY_S", "PathPinger", "ping_argv", "ping_peer"]
 
@@ -33,7 +30,6 @@ log = logging.getLogger(__name__)
 
 PING_EVERY_S = 60.0  # the monitor pings a peer at most this often
 _CLI_SLACK_S = 2.0  # the CLI's start and its own status call, on top of the ping's timeout
-_KILL_WAIT_S = 5.0
 _OUTPUT_MAX = 16 * 1024
 
 
@@ -42,76 +38,32 @@ def ping_argv(cli: str, ip: str, timeout_s: float) -> list[str]:
     return [cli, "ping", "--c", "1", "--timeout", f"{timeout_s:g}s", "--until-direct=false", ip]
 
 
-async def _read_until_pong(stream: asyncio.StreamReader) -> bytes:
-    out = b""
-    while len(out) < _OUTPUT_MAX:
-        line = await stream.readline()
-        if not line:
-            break
-        out += line
-        if line.startswith(b"pong from "):
-            break
-    return out
-
-
 async def ping_peer(
     cli: str, ip: str, timeout_s: float, *, clock: Callable[[], float] = time.time
 ) -> PathReading:
     """One ping of one peer; never raises (except CancelledError, after killing the CLI)."""
-    kwargs: dict[str, Any] = {}
-    if sys.platform == "win32":
-        kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW
-    spawning = asyncio.ensure_future(
-        asyncio.create_subprocess_exec(
-            *ping_argv(cli, ip, timeout_s),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            **kwargs,
-        )
-    )
     try:
-        # Shielded: a cancel in the middle of a spawn would leave the process running.
-        proc = await asyncio.shield(spawning)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await _kill(await spawning)
-        raise
+        result = await run_child(
+            ping_argv(cli, ip, timeout_s),
+            timeout_s=timeout_s + _CLI_SLACK_S,
+            until=b"pong from ",
+            max_output=_OUTPUT_MAX,
+        )
+    except TimeoutError:
+        log.debug("tailscale ping %s: no answer within %g s, killed", ip, timeout_s)
+        return PathReading(Link.UNKNOWN, error=f"no reply within {timeout_s:g} s", at=clock())
     except OSError as exc:
         return PathReading(
             Link.UNKNOWN, error=f"cannot run {cli}: {exc.strerror or exc}", at=clock()
         )
-    assert proc.stdout is not None and proc.stderr is not None  # noqa: S101 — narrows a type the lines above guarantee; not an input check
-    err = b""
-    try:
-        try:
-            async with asyncio.timeout(timeout_s + _CLI_SLACK_S):
-                out = await _read_until_pong(proc.stdout)
-                if not out.startswith(b"pong from ") and b"\npong from " not in out:
-                    err = await proc.stderr.read(_OUTPUT_MAX)
-        except TimeoutError:
-            log.debug("tailscale ping %s: no answer within %g s, killed", ip, timeout_s)
-            return PathReading(Link.UNKNOWN, error=f"no reply within {timeout_s:g} s", at=clock())
-    finally:
-        await _kill(proc)  # done with it: a pong was read, or it gave up, or we were cancelled
     reading = parse_ping(
-        out.decode("utf-8", errors="replace"),
-        err.decode("utf-8", errors="replace"),
+        result.out.decode("utf-8", errors="replace"),
+        result.err.decode("utf-8", errors="replace"),
         timeout_s=timeout_s,
         at=clock(),
     )
     log.debug("tailscale ping %s: %s", ip, reading)
     return reading
-
-
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-    # Reading the pipes to their end reaps the process and closes them (left half-read,
-    # their transports would only be closed by the garbage collector). Bounded.
-    with contextlib.suppress(TimeoutError, OSError):
-        await asyncio.wait_for(asyncio.shield(proc.communicate()), _KILL_WAIT_S)
 
 
 class PathPinger:

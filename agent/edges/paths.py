@@ -40,6 +40,7 @@ __all__ = [
     "state_dir",
     "topology_cache_dir",
     "user_topology_path",
+    "user_topology_seen_path",
     "write_atomically",
 ]
 
@@ -66,6 +67,12 @@ def log_dir(*, ensure: bool = False) -> Path:
 def user_topology_path(*, ensure: bool = False) -> Path:
     """`topology.toml` in the config folder (ensure creates the folder, not the file)."""
     return config_dir(ensure=ensure) / "topology.toml"
+
+
+def user_topology_seen_path() -> Path:
+    """A marker in the state folder: a running agent has used the user topology file, so
+    its absence is a deletion to report, not a first run (agent.edges.topology_source)."""
+    return state_dir() / "user-topology-seen"
 
 
 def local_config_path() -> Path:

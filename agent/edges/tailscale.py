@@ -9,22 +9,19 @@ whose `problem` and `detail` say what went wrong.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import ntpath
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from agent.core.constants import TAILSCALE_ENV
 from agent.core.hints import NOT_THE_CLI, tailscale_detail, tailscale_title
 from agent.core.model import TailnetView, TailscaleProblem
 from agent.core.tailnet import parse_status_json
+from agent.edges.child_process import run_child
 
 __all__ = [
     "NOT_INSTALLED_DETAIL",
@@ -41,7 +38,6 @@ NOT_INSTALLED_DETAIL = tailscale_detail(
     f"{tailscale_title(TailscaleProblem.NOT_INSTALLED)}: no `tailscale` command found",
 )
 
-_KILL_WAIT_S = 5.0  # how long to wait for a killed CLI to be reaped before giving up
 _DETAIL_MAX = 200
 
 Which = Callable[[str], str | None]
@@ -139,18 +135,14 @@ async def _read_status(cli: str | None, timeout_s: float) -> TailnetView:
     if cli is None:
         log.debug("no tailscale CLI: none given, in $%s, on PATH or installed", TAILSCALE_ENV)
         return TailnetView(problem=TailscaleProblem.NOT_INSTALLED, detail=NOT_INSTALLED_DETAIL)
-    kwargs: dict[str, Any] = {}
-    if sys.platform == "win32":
-        kwargs["creationflags"] = subprocess.CREATE_NO_WINDOW
+    started = time.monotonic()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            cli,
-            "status",
-            "--json",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            **kwargs,
+        result = await run_child([cli, "status", "--json"], timeout_s=timeout_s)
+    except TimeoutError:  # an OSError too: first
+        log.debug("ran %s status --json: no answer within %g s, killed", cli, timeout_s)
+        return _problem(
+            TailscaleProblem.TIMED_OUT,
+            f"`tailscale status` did not answer within {timeout_s:g} s",
         )
     except FileNotFoundError:
         return _problem(
@@ -170,46 +162,25 @@ async def _read_status(cli: str | None, timeout_s: float) -> TailnetView:
             f"{cli} cannot be run: {exc.strerror or exc}",
             hint=NOT_THE_CLI,
         )
-    started = time.monotonic()
-    try:
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
-        except TimeoutError:
-            log.debug("ran %s status --json: no answer within %g s, killed", cli, timeout_s)
-            await _kill(proc)
-            return _problem(
-                TailscaleProblem.TIMED_OUT,
-                f"`tailscale status` did not answer within {timeout_s:g} s",
-            )
-    finally:
-        if proc.returncode is None:  # cancelled by the caller: never leave the CLI behind
-            await _kill(proc)
+    out, err = result.out, result.err
     log.debug(
         "ran %s status --json: exit %s in %.0f ms, %d bytes out, %d bytes on stderr",
         cli,
-        proc.returncode,
+        result.returncode,
         (time.monotonic() - started) * 1000,
         len(out),
         len(err),
     )
-    if proc.returncode != 0:
+    if result.returncode != 0:
         first = _first_line(err.decode("utf-8", errors="replace"))
         return _problem(
             TailscaleProblem.CLI_FAILED,
-            f"`tailscale status` failed (exit {proc.returncode}): {first or 'no error message'}",
+            f"`tailscale status` failed (exit {result.returncode}): {first or 'no error message'}",
         )
     view = parse_status_json(out.decode("utf-8", errors="replace"))
     if view.problem is TailscaleProblem.BAD_OUTPUT:
         log.debug("tailscale status --json printed: %r", out[:400])
     return view
-
-
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    # Bounded: a process that cannot be reaped must not hang the agent.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(proc.wait()), _KILL_WAIT_S)
 
 
 def _first_line(text: str) -> str:

@@ -4,7 +4,8 @@ Order: `--topology PATH|URL`, else $TAILNET_AGENT_TOPOLOGY, else the `source = "
 of `config.toml` in the user config folder, else `topology.toml` there when it exists, else
 the bundled default. A path given on the command line or in the environment that does not
 exist is refused, never silently replaced by another file; so is the user file, once a
-running agent has used it (`TopologyLocator`): only a first run watches the bundled example.
+running agent has used it (`TopologyLocator`, which leaves a marker in the state folder so
+that this holds across restarts): only a first run watches the bundled example.
 A URL's location is its cached copy in the state folder (agent.edges.topology_fetch fetches
 it); reading it is reading that copy. Parsing and validation are core.topology's.
 """
@@ -46,6 +47,7 @@ __all__ = [
     "local_config",
     "locate_topology",
     "read_topology_file",
+    "user_topology_deleted",
 ]
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,18 @@ def locate_topology(explicit: str | None, env: Mapping[str, str]) -> TopologyLoc
     user = paths.user_topology_path()
     if user.exists():
         return TopologyLocation(user, ORIGIN_USER)
+    if paths.user_topology_seen_path().exists():
+        raise user_topology_deleted()
     return TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED)
+
+
+def user_topology_deleted() -> TopologyError:
+    """The refusal of a user topology file that an agent has used and that is gone."""
+    return TopologyError(
+        str(paths.user_topology_path()),
+        "no such file (deleted from the user config folder; put it back, or make a new "
+        "one: tailnet-agent init)",
+    )
 
 
 class TopologyLocator:
@@ -131,7 +144,10 @@ class TopologyLocator:
     Once it has found the user config folder's topology.toml, that file stays the one in
     use: deleted, it is refused like a deleted --topology file (the monitor keeps the last
     good topology and says why) instead of giving way to the bundled example, whose peers
-    are strangers' addresses for most users.
+    are strangers' addresses for most users. The first time it finds the file it leaves
+    the marker `paths.user_topology_seen_path()`, which `locate_topology` reads, so a
+    restart after the deletion reports it too; a marker that cannot be written (the state
+    folder read-only) is logged, and the refusal then lasts for this process.
     """
 
     def __init__(self, explicit: str | None, env: Mapping[str, str]) -> None:
@@ -142,13 +158,27 @@ class TopologyLocator:
     def __call__(self) -> TopologyLocation:
         location = locate_topology(self._explicit, self._env)
         if location.origin == ORIGIN_USER:
+            if not self._had_user_file:
+                _remember_user_file()
             self._had_user_file = True
         elif location.origin == ORIGIN_BUNDLED and self._had_user_file:
-            user = paths.user_topology_path()
-            raise TopologyError(
-                str(user), "no such file (deleted from the user config folder; put it back)"
-            )
+            raise user_topology_deleted()
         return location
+
+
+def _remember_user_file() -> None:
+    marker = paths.user_topology_seen_path()
+    if marker.exists():
+        return
+    try:
+        paths.write_atomically(marker, f"{paths.user_topology_path()}\n")
+    except OSError as error:
+        log.warning(
+            "cannot record that %s is in use (%s): a restart after its deletion would "
+            "start on the bundled example",
+            paths.user_topology_path(),
+            error.strerror or error,
+        )
 
 
 def is_bundled_topology(topology: Topology) -> bool:

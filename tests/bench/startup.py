@@ -258,6 +258,11 @@ def main() -> int:
             "--tailscale",
             str(stand_in),
         ]
+        # the floor: plain Python (the base interpreter, no venv) sweeping the same targets
+        bare = [
+            getattr(sys, "_base_executable", sys.executable), str(ROOT / "tests" / "bench" /
+            "bare_sweep.py"), str(targets), "--timeout", f"{TIMEOUT_S:g}",
+        ]  # fmt: skip
         commands = {
             "--version": [agent, "--version"],
             "--help": [agent, "--help"],
@@ -287,6 +292,12 @@ def main() -> int:
                     out = "\n".join(line for _, line in run["lines"])
                     figures["check right"].append(_check_verdicts(out, expected))
             figures["ratio"].append(figures["check --json wall"][-1] / figures["blackbox wall"][-1])
+            run = peers.run_timed(bare, 60)
+            figures["bare wall"].append(run["wall_s"])
+            figures["bare cpu"].append(run["cpu_s"])
+            bare_states = dict(line.split() for _, line in run["lines"] if line.strip())
+            figures["bare right"].append(sum(bare_states.get(i) == s for i, s in expected.items()))
+            figures["bare ratio"].append(run["wall_s"] / figures["blackbox wall"][-1])
         figures["blackbox idle rss"].append(peers.proc_status_kb(exporter.pid, "VmHWM") / 1024)
         if not args.no_rss:
             figures["server headless rss"] = _headless_rss(
@@ -320,6 +331,11 @@ def main() -> int:
         f"| {_spread(figures['blackbox wall'])} (client, exporter running) |"
     )
     print(f"| ratio check / blackbox (per round) | {_spread(figures['ratio'], 2)} | 1 |")
+    print(
+        f"| the floor: bare asyncio sweep (tests/bench/bare_sweep.py), wall s "
+        f"| {_spread(figures['bare wall'])}, ratio {_spread(figures['bare ratio'], 2)}, "
+        f"right {min(figures['bare right']):.0f}/{total} | |"
+    )
     per_probe = [1000 * c / total for c in figures["check --json cpu"]]
     per_probe_bb = [1000 * c / total for c in figures["blackbox cpu"]]
     print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agent.core.events import EventKind
 from agent.core.evidence import Evidence, evidence_of, why_text
-from agent.core.menu import format_latency
+from agent.core.figures import format_latency
 from agent.core.model import ProbeResult, ProbeState, Reason
 from agent.core.redact import scrub
 from tests.core.sample_network import (

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from agent.core.confirm import GraceReason, Settling
+from agent.core.figures import format_latency
 from agent.core.menu import (
     MARKS,
     TOOLTIP_MAX,
@@ -24,7 +25,6 @@ from agent.core.menu import (
     MonitorStatus,
     TrayView,
     build_menu,
-    format_latency,
     format_uptime,
     overall_health,
     tooltip,
@@ -544,10 +544,13 @@ def test_format_uptime(value: float, text: str) -> None:
     [
         (None, "✓ FastAPI :8000 — up · 100% 24 h"),
         (60.0, "✓ FastAPI :8000 — up · 100% over 1 min"),
-        (12.0, "✓ FastAPI :8000 — up · 100% over 12 s"),
         (5 * 3600 + 120.0, "✓ FastAPI :8000 — up · 100% over 5 h 2 min"),
+        (12.0, "✓ FastAPI :8000 — up · 100% over 12 s"),
+        # just after start: no figure over less than a sweep interval ("100% over 0 s")
+        (0.0, "✓ FastAPI :8000 — up"),
+        (0.9, "✓ FastAPI :8000 — up"),
     ],
-    ids=["a-full-day", "one-minute-of-data", "seconds", "hours"],
+    ids=["a-full-day", "one-minute-of-data", "hours", "seconds", "at-start", "under-a-sweep"],
 )
 def test_uptime_names_the_window_its_data_covers(over: float | None, line: str) -> None:
     key = (MAC.id, FASTAPI.name)

@@ -16,9 +16,11 @@ from agent.core.metrics import (
     parse_metrics_address,
     refusal,
 )
-from agent.core.model import Link, ProbeResult, ProbeState, Reason
+from agent.core.model import Health, Link, ProbeResult, ProbeState, Reason, Snapshot
+from agent.core.shown import shown_health
 from agent.errors import UsageError
-from tests.core.snapshots import sweep
+from tests.core.sample_network import ALL_DIRECT, REFUSED, judged
+from tests.core.snapshots import Driver, sweep
 
 VERSION = {"version": "1.2.3", "python_version": "3.11.7"}
 
@@ -166,16 +168,37 @@ SELF_IPS = ("100.120.180.42", "fd7a:115c:a1e0::1")
         ("192.168.1.20", SELF_IPS, "neither loopback"),
         ("0.0.0.0", SELF_IPS, "every network"),
         ("::", SELF_IPS, "every network"),
-        ("100.120.180.42", (), "Tailscale is stopped"),
+        ("100.120.180.42", (), "Tailscale names no IP of this node"),  # running, without one
     ],
 )
 def test_only_loopback_or_this_nodes_tailscale_ips_may_serve(
     host: str, self_ips: tuple[str, ...], words: str
 ) -> None:
-    why = refusal(MetricsAddress(host, 9233), self_ips, tailscale_detail="Tailscale is stopped")
+    why = refusal(MetricsAddress(host, 9233), self_ips)
     assert (why == "") if not words else (words in why), why
 
 
 def test_address_url_brackets_ipv6() -> None:
     assert MetricsAddress("::1", 9233).url == "http://[::1]:9233/metrics"
     assert MetricsAddress("127.0.0.1", 9233).url == "http://127.0.0.1:9233/metrics"
+
+
+def test_tailnet_health_is_the_icons_confirmed_colour_not_a_single_failed_reading() -> None:
+    def published(driver: Driver, snapshot: Snapshot) -> MonitorStatus:
+        driver.step(snapshot, after=1.0)  # as the monitor does: step, then publish
+        return MonitorStatus(snapshot, now=snapshot.at, health=shown_health(snapshot, driver.state))
+
+    def health(status: MonitorStatus) -> float:
+        return samples(
+            by_name(metric_families(status, SweepStats(1, 0.1), **VERSION))["tailnet_health"]
+        )[()]
+
+    driver = Driver()
+    assert health(published(driver, judged(ALL_DIRECT))) == 0.0
+    failed_once = published(driver, judged(ALL_DIRECT, FastAPI=REFUSED))
+    assert failed_once.snapshot is not None and failed_once.snapshot.overall is Health.RED
+    assert health(failed_once) == 0.0  # a blip: re-checked before anything pages
+    families = by_name(metric_families(failed_once, SweepStats(1, 0.1), **VERSION))
+    up = {labels[1]: v for labels, v in samples(families["tailnet_service_up"]).items()}
+    assert up["FastAPI"] == 0.0  # the per-service gauge stays the reading, like probe_success
+    assert health(published(driver, judged(ALL_DIRECT, FastAPI=REFUSED))) == 2.0  # confirmed

@@ -58,6 +58,26 @@ def test_a_late_answer_is_no_failure_and_the_recovery_replaces_the_alarm(
     assert "not delivered" not in caplog.text
 
 
+def test_a_recovery_sent_before_the_alarms_late_answer_still_replaces_the_alarm(
+    notifier: DbusNotifier, slow_server: NotificationLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The alarm's id is not known yet when the recovery goes out: the recovery waits for it
+    on the notifier's loop, then replaces the alarm in place (no second notification)."""
+    caplog.set_level(logging.DEBUG, logger="agent.desktop.notify")
+    assert notifier.notify("FastAPI down", "refused", critical=True, key="alarm")
+    assert "shown late" not in caplog.text  # its answer is 1.5 s away: the id is unknown
+    assert notifier.notify("FastAPI up", "back", key="recovery", replaces=("alarm",))
+    down = slow_server.wait_for(lambda r: r["summary"] == "FastAPI down")
+    up = slow_server.wait_for(lambda r: r["summary"] == "FastAPI up")
+    assert up["replaces_id"] == down["id"] != 0
+    wait_for(lambda: caplog.text.count("shown late") == 2, timeout=30, message=caplog.text)
+    assert "not delivered" not in caplog.text
+    # the alarm's id went to the recovery: a later `replaces` of it has nothing left to close
+    assert notifier.notify("FastAPI up again", "", key="third", replaces=("alarm",))
+    third = slow_server.wait_for(lambda r: r["summary"] == "FastAPI up again")
+    assert third["replaces_id"] == 0
+
+
 def test_the_monitor_does_not_log_a_late_one_as_not_shown(
     notifier: DbusNotifier, slow_server: NotificationLog, caplog: pytest.LogCaptureFixture
 ) -> None:

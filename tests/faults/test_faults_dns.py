@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import AgentSandbox
-from tests.faults.test_faults_services import MACMINI, _topology
-from tests.helpers.namespaces import namespaced, unshare_works
-from tests.helpers.running_agent import RunningAgent, running_agent
+from tests.helpers.namespaces import namespaced, require
+from tests.helpers.running_agent import MACMINI, RunningAgent, fastapi_topology, running_agent
 
 NETNS = ("--net", "--mount")
 NAME = "topology.faults.test"  # .test: reserved, never a real host
@@ -30,9 +29,6 @@ PORT = 8000  # the namespace is empty: any port is free
 URL = f"http://{NAME}:{PORT}/topology.toml"
 HOSTS = "127.0.0.1 localhost\n::1 localhost\n"
 
-pytestmark = pytest.mark.skipif(
-    not unshare_works(NETNS), reason="unshare --user --net --mount not permitted"
-)
 
 # Inside the namespace: loopback up, the test's hosts and resolv.conf over the system's, the
 # backend (the topology and the FastAPI's /health, one http.server on the Mac mini's
@@ -50,10 +46,11 @@ echo $! > "$6"
 @pytest.fixture
 def dns_agent(sandbox: AgentSandbox, tmp_path: Path) -> Iterator[tuple[RunningAgent, Path]]:
     """The agent on URL, the name absent; yields it and the hosts file."""
+    require(NETNS)
     sandbox.use_fake_tailscale("loopback_all_direct.json")
     www = tmp_path / "www"
     www.mkdir()
-    _topology(www / "topology.toml", PORT)
+    fastapi_topology(www / "topology.toml", PORT)
     (www / "health").write_text("ok\n", encoding="utf-8")
     hosts = tmp_path / "hosts"
     hosts.write_text(HOSTS, encoding="utf-8")
@@ -88,14 +85,12 @@ def test_a_topology_url_whose_name_does_not_resolve(
         f.write(f"{MACMINI} {NAME}\n")
     agent.wait_line("topology fetched from", NAME)
     agent.wait_line("state green")
-    probes = len(agent.lines("probe macmini/FastAPI", "up in"))
-    agent.wait_line("probe macmini/FastAPI", "up in", count=2, after=probes)  # sweeps on
+    agent.wait_line("probe macmini/FastAPI", "up in", count=2, since=agent.mark())  # sweeps on
 
     with hosts.open("r+", encoding="utf-8") as f:  # and goes again
         f.truncate(0)
         f.write(HOSTS)
     kept = agent.wait_line("topology source", f"the name {NAME} does not resolve", count=2)
     assert "in use: the copy fetched" in kept  # the last good copy stays in use
-    probes = len(agent.lines("probe macmini/FastAPI", "up in"))
-    agent.wait_line("probe macmini/FastAPI", "up in", count=2, after=probes)
+    agent.wait_line("probe macmini/FastAPI", "up in", count=2, since=agent.mark())
     assert "Traceback" not in agent.said()

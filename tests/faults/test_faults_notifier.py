@@ -116,7 +116,8 @@ def test_a_hung_notifier_holds_up_only_itself_and_what_waited_goes_out_after(
         rec.wait(lambda u: any(e.kind.value == "service_down" for e in u.events), timeout=20)
         wait_sweeps(rec, 3)  # the monitor sweeps on while the desktop does not answer
         assert colour(rec) is Health.RED
-        assert f"has not answered within {PATIENCE_S:g} s" in caplog.text
+        stuck = f"the notifier does not answer: no answer within {PATIENCE_S:g} s"
+        assert caplog.text.count(stuck) == 1, caplog.text  # said once, however long it hangs
 
         backend.start()  # the recovery comes while the first notification still hangs
         rec.wait(lambda u: any(e.kind.value == "service_up" for e in u.events), timeout=20)
@@ -130,4 +131,6 @@ def test_a_hung_notifier_holds_up_only_itself_and_what_waited_goes_out_after(
         notifier.release.set()  # the desktop answers: what waited goes out, in order
         rec.wait(lambda u: notifier.shown == [DOWN, UP], timeout=10)
         assert notifier.most_in_flight == 1
-        assert "the notifier answered again after" in caplog.text
+        # its end said once, with what waited: the first call and the recovery behind it
+        back = "the notifier answers again (2 notifications held up since: no answer within"
+        assert caplog.text.count(back) == 1, caplog.text

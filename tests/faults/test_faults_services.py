@@ -1,75 +1,15 @@
 """Faults of a service, against the running agent (`run --headless`): each is turned on
 while the agent watches a healthy FastAPI, must show as the right verdict, and must end in
-"FastAPI is back" and green once the service behaves again."""
+"FastAPI is back" and green once the service behaves again. The service and the agent are
+tests/faults/conftest.py's fixtures."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import AgentSandbox
-from tests.helpers.faulty_service import HUGE_BYTES, FaultyService, faulty_service
-from tests.helpers.running_agent import RunningAgent, running_agent
-
-MACMINI = "127.0.0.3"  # the Mac mini's address in loopback_all_direct.json
-
-
-def _topology(path: Path, port: int, *, expect_body: str = "ok") -> Path:
-    path.write_text(
-        f"""
-version = 1
-name = "faults"
-
-[defaults]
-interval = "1s"
-timeout = "1s"
-failure_threshold = 2
-
-[[nodes]]
-id = "desktop"
-name = "Desktop"
-hostname = "sweetlife"
-ip = "127.0.0.1"
-
-[[nodes]]
-id = "macmini"
-name = "Mac mini"
-hostname = "woosuns-mac-mini"
-ip = "{MACMINI}"
-always_on = true
-
-  [[nodes.services]]
-  name = "FastAPI"
-  port = {port}
-  check = "http"
-  path = "/health"
-  expect_body = "{expect_body}"
-  impact = "critical"
-""",
-        encoding="utf-8",
-    )
-    return path
-
-
-@pytest.fixture
-def service() -> Iterator[FaultyService]:
-    with faulty_service(MACMINI) as server:
-        yield server
-
-
-@pytest.fixture
-def agent(sandbox: AgentSandbox, tmp_path: Path, service: FaultyService) -> Iterator[RunningAgent]:
-    sandbox.use_fake_tailscale("loopback_all_direct.json")
-    topology = _topology(tmp_path / "topology.toml", service.port)
-    with running_agent(sandbox, topology, "-v") as running:
-        running.wait_line("state green")
-        yield running
-    assert sandbox.outside_connections() == []
-
-
-PROBE = "probe macmini/FastAPI http"
+from tests.helpers.faulty_service import HUGE_BYTES, FaultyService
+from tests.helpers.running_agent import FASTAPI_PROBE as PROBE
+from tests.helpers.running_agent import RunningAgent
 
 
 def _recovers(agent: RunningAgent, service: FaultyService) -> None:
@@ -77,8 +17,7 @@ def _recovers(agent: RunningAgent, service: FaultyService) -> None:
     service.mode = "ok"
     back = agent.wait_line("event service_up", "FastAPI is back")
     agent.wait_line("state green", count=2)
-    ups_before = len(agent.lines(PROBE, ": up"))
-    agent.wait_line(PROBE, ": up", count=3, after=ups_before)
+    agent.wait_line(PROBE, ": up", count=3, since=agent.mark())
     said = agent.said()
     after = said[said.index(back) :]
     assert ": down" not in "\n".join(x for x in after.splitlines() if PROBE in x), after
@@ -138,12 +77,10 @@ def test_a_service_that_drip_feeds_is_cut_at_the_probe_deadline(
 def test_a_service_that_answers_10_mb_is_read_within_bounds(
     agent: RunningAgent, service: FaultyService
 ) -> None:
-    ups = len(agent.lines(PROBE, ": up"))
-    agent.wait_line(PROBE, ": up", count=3, after=ups)  # warmed up on honest answers
+    agent.wait_line(PROBE, ": up", count=3, since=agent.mark())  # warmed up on honest answers
     baseline = agent.rss_kib()
     service.mode = "huge"
-    ups = len(agent.lines(PROBE, ": up"))
-    agent.wait_line(PROBE, ": up", count=5, after=ups)
+    agent.wait_line(PROBE, ": up", count=5, since=agent.mark())
     assert service.count("served", "huge") >= 5
     grown = agent.rss_kib() - baseline
     # the body starts with "ok": up (the verdict right), found in the first 64 KiB
@@ -157,8 +94,7 @@ def test_a_service_that_answers_10_mb_is_read_within_bounds(
 
 def _recovers_quietly(agent: RunningAgent, service: FaultyService) -> None:
     service.mode = "ok"
-    ups = len(agent.lines(PROBE, ": up"))
-    agent.wait_line(PROBE, ": up", count=2, after=ups)
+    agent.wait_line(PROBE, ": up", count=2, since=agent.mark())
     assert agent.lines("event ") == [], agent.said()
 
 
@@ -179,9 +115,8 @@ def test_a_blip_shorter_than_the_confirmation_shows_no_red_and_is_not_announced(
     agent.wait(lambda: service.count("served", "cut_head") >= 1, "no failing probe")
     service.mode = "ok"  # back before the re-check, about a second later
     downs = agent.wait_line(PROBE, ": down")
-    said = agent.said()
-    ups = len([x for x in said[said.index(downs) :].splitlines() if PROBE in x and ": up" in x])
-    agent.wait_line(PROBE, ": up", count=3 + ups)  # the re-check and two sweeps more: all up
+    # the re-check and two sweeps more: all up
+    agent.wait_line(PROBE, ": up", count=3, since=agent.said().index(downs))
     said = agent.said()
     assert len(agent.lines(PROBE, ": down")) == 1, said  # it was a blip of one reading
     states = _state_words(agent)
@@ -197,8 +132,7 @@ def test_a_real_outage_shows_one_red_line_after_its_confirmation(
 ) -> None:
     service.mode = "cut_head"
     agent.wait_line("notification", "critical", "Mac mini: FastAPI down")
-    downs_after = len(agent.lines(PROBE, ": down"))
-    agent.wait_line(PROBE, ": down", count=2, after=downs_after)  # two sweeps more, still down
+    agent.wait_line(PROBE, ": down", count=2, since=agent.mark())  # two sweeps more, still down
     said = agent.said()
     event = agent.wait_line("event service_down", "Mac mini: FastAPI down")
     red = [line for line in agent.lines(STATE) if line.split(STATE, 1)[1].startswith("red")]

@@ -1,6 +1,6 @@
 """Faults of the `tailscale` CLI under a running `tailnet-agent run --headless`.
 
-The real agent sweeps a loopback network (tests/faults/headless_agent.py) while the stand-in
+The real agent sweeps a loopback network (tests/helpers/running_agent.py) while the stand-in
 CLI is made to fail the way the real one does — gone, hanging past the agent's 5 s bound,
 printing garbage or half a document, exiting non-zero, reporting Stopped — and then healed.
 For each: the state line and the one critical notification the user reads (a server's
@@ -18,28 +18,18 @@ import pytest
 
 from agent.core.confirm import GRACE_S
 from tests.conftest import FAKE_TAILSCALE_DIR, AgentSandbox
-from tests.faults.headless_agent import (
-    HeadlessAgent,
+from tests.helpers.running_agent import (
     LoopbackNetwork,
-    headless_agent,
+    RunningAgent,
     loopback_network,
+    running_agent,
 )
 
 ALL_GOOD = "state green: All good — 2 nodes, 2 of 2 services up"
 
 
-def wait_for_status_calls(net: LoopbackNetwork, agent: HeadlessAgent, more: int) -> None:
-    """Let the agent run `tailscale status` `more` more times (sweeps during the fault)."""
-    target = net.status_calls() + more
-    deadline = time.monotonic() + 60
-    while net.status_calls() < target:
-        assert agent.proc.poll() is None, agent.text()
-        assert time.monotonic() < deadline, agent.text()
-        time.sleep(0.1)
-
-
 def fault_and_heal(
-    agent: HeadlessAgent,
+    agent: RunningAgent,
     net: LoopbackNetwork,
     start: object,
     heal: object,
@@ -51,24 +41,24 @@ def fault_and_heal(
 ) -> tuple[list[str], list[str]]:
     """Start the fault (`start()`), check what the user reads, heal it (`heal()`), check that
     the next sweeps are right. Returns the lines said during the fault and after it."""
-    agent.wait_for(ALL_GOOD)
+    agent.wait_line(ALL_GOOD)
     began = agent.mark()
     start()  # type: ignore[operator]
-    assert "Tailscale" in agent.wait_for("state red:", after=began)
-    agent.wait_for(f"notification (log only, critical): {alarm}", after=began)
+    assert "Tailscale" in agent.wait_line("state red:", since=began)
+    agent.wait_line(f"notification (log only, critical): {alarm}", since=began)
     if sweeps_run:
-        wait_for_status_calls(net, agent, 2)  # it keeps sweeping through the fault
+        net.wait_status_calls(agent, 2)  # it keeps sweeping through the fault
     else:
         time.sleep(3)  # with no CLI to count: about three sweeps of 1 s
-    during = agent.lines(began)
+    during = agent.lines(since=began)
     healed = agent.mark()
     heal()  # type: ignore[operator]
-    agent.wait_for(f"notification (log only): {back}", after=healed)
+    agent.wait_line(f"notification (log only): {back}", since=healed)
     # Tailscale's return starts a grace period: the state line says so, as the tray does,
     # and reads all good once it is over
-    agent.wait_for("state green: Settling after Tailscale", after=healed)
-    agent.wait_for(ALL_GOOD, after=healed, timeout=GRACE_S + 30)
-    after = agent.lines(healed)
+    agent.wait_line("state green: Settling after Tailscale", since=healed)
+    agent.wait_line(ALL_GOOD, since=healed, timeout=GRACE_S + 30)
+    after = agent.lines(since=healed)
 
     assert any(state in line for line in during if "state red:" in line), during
     # one alarm for the whole fault, however many sweeps it lasted
@@ -118,7 +108,7 @@ def test_a_failing_tailscale_cli_is_red_once_and_green_after(
 ) -> None:
     with (
         loopback_network(sandbox, tmp_path) as net,
-        headless_agent(sandbox, ["--topology", str(net.topology)], tmp_path / "agent.log") as agent,
+        running_agent(sandbox, net.topology, node=None) as agent,
     ):
         fault_and_heal(
             agent,
@@ -137,13 +127,13 @@ def test_a_hung_cli_is_killed_every_time_not_left_behind(
 ) -> None:
     with (
         loopback_network(sandbox, tmp_path) as net,
-        headless_agent(sandbox, ["--topology", str(net.topology)], tmp_path / "agent.log") as agent,
+        running_agent(sandbox, net.topology, node=None) as agent,
     ):
-        agent.wait_for(ALL_GOOD)
+        agent.wait_line(ALL_GOOD)
         net.set_fault("hang")
-        wait_for_status_calls(net, agent, 3)
+        net.wait_status_calls(agent, 3)
         net.set_fault("ok")
-        agent.wait_for("notification (log only): Tailscale answers here again")
+        agent.wait_line("notification (log only): Tailscale answers here again")
         pids = [int(p) for p in (tmp_path / "tailscale-pids").read_text().split()]
         # every `tailscale` it started, the hung ones too, was killed and reaped
         assert [pid for pid in pids if Path(f"/proc/{pid}").exists()] == []
@@ -158,11 +148,7 @@ def test_a_tailscale_cli_that_disappears_and_comes_back(
     cli.symlink_to(FAKE_TAILSCALE_DIR / "tailscale")
     with (
         loopback_network(sandbox, tmp_path) as net,
-        headless_agent(
-            sandbox,
-            ["--topology", str(net.topology), "--tailscale", str(cli)],
-            tmp_path / "agent.log",
-        ) as agent,
+        running_agent(sandbox, net.topology, "--tailscale", str(cli), node=None) as agent,
     ):
         during, _ = fault_and_heal(
             agent,
@@ -189,7 +175,7 @@ def test_tailscale_stopped_then_running_again_and_a_real_outage_after_it_is_told
 ) -> None:
     with (
         loopback_network(sandbox, tmp_path) as net,
-        headless_agent(sandbox, ["--topology", str(net.topology)], tmp_path / "agent.log") as agent,
+        running_agent(sandbox, net.topology, node=None) as agent,
     ):
         _, after = fault_and_heal(
             agent,
@@ -205,7 +191,7 @@ def test_tailscale_stopped_then_running_again_and_a_real_outage_after_it_is_told
         stopped = agent.mark()
         net.fastapi.kill()
         net.fastapi.wait(5)
-        alarm = agent.wait_for("critical): Mac mini: FastAPI down", after=stopped, timeout=90)
+        alarm = agent.wait_line("critical): Mac mini: FastAPI down", since=stopped, timeout=90)
         assert "refused" in alarm
-        agent.wait_for("state red:", after=stopped)
+        agent.wait_line("state red:", since=stopped)
     assert sandbox.outside_connections() == []

@@ -18,8 +18,8 @@ import pytest
 
 from agent import APP_NAME
 from tests.conftest import AgentSandbox
-from tests.faults.headless_agent import LoopbackNetwork, headless_agent, loopback_network
-from tests.faults.test_faults_tailscale import ALL_GOOD, wait_for_status_calls
+from tests.faults.test_faults_tailscale import ALL_GOOD
+from tests.helpers.running_agent import LoopbackNetwork, loopback_network, running_agent
 
 
 def touch_later(path: Path) -> None:
@@ -51,16 +51,16 @@ def test_a_broken_topology_file_is_refused_the_last_good_one_kept_and_its_fix_ta
 ) -> None:
     with (
         loopback_network(sandbox, tmp_path) as net,
-        headless_agent(sandbox, ["--topology", str(net.topology)], tmp_path / "agent.log") as agent,
+        running_agent(sandbox, net.topology, node=None) as agent,
     ):
-        agent.wait_for(ALL_GOOD)
+        agent.wait_line(ALL_GOOD)
         began = agent.mark()
         break_it(net)
-        refused = agent.wait_for("topology refused, keeping the last good one:", after=began)
+        refused = agent.wait_line("topology refused, keeping the last good one:", since=began)
         assert str(net.topology) in refused and why in refused, refused
-        agent.wait_for("notification (log only): Topology file refused", after=began)
-        wait_for_status_calls(net, agent, 3)  # the last good topology is still swept
-        during = agent.lines(began)
+        agent.wait_line("notification (log only): Topology file refused", since=began)
+        net.wait_status_calls(agent, 3)  # the last good topology is still swept
+        during = agent.lines(since=began)
         assert sum("topology refused" in line for line in during) == 1, during
         assert sum("(log only): Topology file refused" in line for line in during) == 1, during
         assert not [line for line in during if "state " in line or "event service" in line]
@@ -68,14 +68,14 @@ def test_a_broken_topology_file_is_refused_the_last_good_one_kept_and_its_fix_ta
         healed = agent.mark()
         net.topology.write_text(net.text)
         touch_later(net.topology)
-        agent.wait_for(f"topology reloaded from {net.topology}", after=healed)
-        agent.wait_for("notification (log only): Topology file accepted", after=healed)
+        agent.wait_line(f"topology reloaded from {net.topology}", since=healed)
+        agent.wait_line("notification (log only): Topology file accepted", since=healed)
 
         stopped = agent.mark()  # the next sweeps are right: an outage now is told
         net.fastapi.kill()
         net.fastapi.wait(5)
-        assert "refused" in agent.wait_for("critical): Mac mini: FastAPI down", after=stopped)
-        agent.wait_for("state red:", after=stopped)
+        assert "refused" in agent.wait_line("critical): Mac mini: FastAPI down", since=stopped)
+        agent.wait_line("state red:", since=stopped)
     assert sandbox.outside_connections() == []
 
 
@@ -89,16 +89,18 @@ def test_a_deleted_user_topology_is_refused_never_swapped_for_the_bundled_exampl
     with loopback_network(sandbox, tmp_path) as net:
         user.parent.mkdir(parents=True)
         user.write_text(net.text, encoding="utf-8")
-        with headless_agent(sandbox, [], tmp_path / "agent.log") as agent:
-            agent.wait_for(ALL_GOOD)
+        with running_agent(sandbox, None, node=None) as agent:
+            agent.wait_line(ALL_GOOD)
             began = agent.mark()
             user.unlink()
-            refused = agent.wait_for("topology refused, keeping the last good one:", after=began)
+            refused = agent.wait_line("topology refused, keeping the last good one:", since=began)
             assert f"{user}: no such file" in refused, refused
-            notified = agent.wait_for("notification (log only): Topology file refused", after=began)
+            notified = agent.wait_line(
+                "notification (log only): Topology file refused", since=began
+            )
             assert str(user) in notified, notified
-            wait_for_status_calls(net, agent, 3)  # the last good topology is still swept
-            during = agent.lines(began)
+            net.wait_status_calls(agent, 3)  # the last good topology is still swept
+            during = agent.lines(since=began)
             assert sum("topology refused" in line for line in during) == 1, during
             assert sum("(log only): Topology file refused" in line for line in during) == 1
             assert not [line for line in during if "state " in line or "event service" in line]
@@ -106,14 +108,14 @@ def test_a_deleted_user_topology_is_refused_never_swapped_for_the_bundled_exampl
             healed = agent.mark()
             user.write_text(net.text, encoding="utf-8")
             touch_later(user)
-            agent.wait_for(f"topology reloaded from {user}", after=healed)
-            agent.wait_for("notification (log only): Topology file accepted", after=healed)
+            agent.wait_line(f"topology reloaded from {user}", since=healed)
+            agent.wait_line("notification (log only): Topology file accepted", since=healed)
 
             stopped = agent.mark()  # the next sweeps are right: an outage now is told
             net.fastapi.kill()
             net.fastapi.wait(5)
-            agent.wait_for("critical): Mac mini: FastAPI down", after=stopped)
-            agent.wait_for("state red:", after=stopped)
+            agent.wait_line("critical): Mac mini: FastAPI down", since=stopped)
+            agent.wait_line("state red:", since=stopped)
             bundled = [
                 line
                 for line in agent.lines()

@@ -4,8 +4,9 @@ The Python-level guard (tests/helpers/netguard) patches `socket.socket.connect` 
 which uvloop (libuv's own connect, from 48 probes up) and any C extension never call. This
 guard works one level down, where every event loop and library must pass: the kernel.
 
-`isolated_network()` starts a holder process in a new network namespace (`unshare --net`; as
-a normal user `unshare --user --map-root-user --net`) in which
+`isolated_network()` starts a holder process in a new network namespace (tests/helpers/
+namespaces: `unshare --net`, as a normal user in a user namespace of its own; a test calls
+`namespaces.require(NETNS)` first, to skip where it cannot be made) in which
 
 - `lo` is up and every IPv4 and IPv6 address is routed to it as local (`ip route add local
   0.0.0.0/0 dev lo`), so no packet can leave the namespace: a connect to 100.x or 192.0.2.x
@@ -26,7 +27,6 @@ import argparse
 import contextlib
 import ipaddress
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -35,15 +35,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MARKER", "IsolatedNetwork", "isolated_network", "main"]
+from tests.helpers.namespaces import nsenter_argv, unshare_argv
+
+__all__ = ["MARKER", "NETNS", "IsolatedNetwork", "isolated_network", "main"]
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 TCP, UDP = 6, 17
 SYN, ACK = 0x02, 0x10
 MARKER = ("192.0.2.254", 9)  # TEST-NET-1 (RFC 5737): the settle() datagram's destination
-START_TIMEOUT_S = 20.0
 SETTLE_TIMEOUT_S = 20.0
+NETNS = ("--net",)  # the namespaces it makes
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -142,14 +144,9 @@ class IsolatedNetwork:
 @contextlib.contextmanager
 def isolated_network(log: Path) -> Iterator[IsolatedNetwork]:
     """A loopback-only network namespace whose outside flows go to `log` (see the module)."""
-    for tool in ("unshare", "nsenter", "ip"):
-        if shutil.which(tool) is None:
-            raise RuntimeError(f"{tool} is missing: apt-get install util-linux iproute2")
-    root = os.geteuid() == 0
-    unshare = ["unshare", "--net"] if root else ["unshare", "--user", "--map-root-user", "--net"]
     marks = log.with_name(log.name + ".marks")
     holder = subprocess.Popen(
-        [*unshare, sys.executable, "-m", "tests.helpers.netns", "--log", str(log)],
+        [*unshare_argv(NETNS), sys.executable, "-m", "tests.helpers.netns", "--log", str(log)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdin=subprocess.DEVNULL,
@@ -161,11 +158,7 @@ def isolated_network(log: Path) -> Iterator[IsolatedNetwork]:
         line = holder.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"the network namespace did not start (exit {holder.wait(5)})")
-        ns = f"/proc/{holder.pid}/ns"
-        prefix = ["nsenter", f"--net={ns}/net"]
-        if not root:
-            prefix = ["nsenter", f"--user={ns}/user", f"--net={ns}/net", "--preserve-credentials"]
-        yield IsolatedNetwork(holder, [*prefix, "--"], marks)
+        yield IsolatedNetwork(holder, nsenter_argv(holder.pid, ("net",)), marks)
     finally:
         holder.kill()
         holder.wait(10)

@@ -20,7 +20,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from agent.core.model import ProbeResult
-from agent.edges.probes import http, make_http_client
+from agent.edges.probes import _client, http, make_http_client
 from tests.fuzz.settings import fuzz
 from tests.probes.support import fixed_clock, target
 from tests.probes.test_transport import WAIT_S, Scripted, reply, scripted_server
@@ -34,13 +34,13 @@ def _serialized(request: h11.Request) -> bytes:
 
 def _httpx_head(client: httpx.AsyncClient, host: str, port: int, path: str) -> bytes:
     """The head httpx's client builds for the probe's URL, as h11 writes it."""
-    built = client.build_request("GET", http._url(host, port, path))
+    built = client.build_request("GET", _client.probe_url(host, port, path))
     return _serialized(
         h11.Request(method=b"GET", target=built.url.raw_path, headers=built.headers.raw)
     )
 
 
-def _plain_head(client: http.ProbeClient, host: str, port: int, path: str) -> bytes | None:
+def _plain_head(client: _client.ProbeClient, host: str, port: int, path: str) -> bytes | None:
     request = http._plain_request(host, port, path, client.headers.raw)
     return None if request is None else _serialized(request)
 
@@ -51,9 +51,9 @@ def _plain_head(client: http.ProbeClient, host: str, port: int, path: str) -> by
 def test_the_plain_path_puts_the_same_bytes_on_the_wire_as_httpx() -> None:
     async def both(port: int, path: str) -> None:
         async with make_http_client() as client:
-            assert isinstance(client, http.ProbeClient)
+            assert isinstance(client, _client.ProbeClient)
             await http.probe(target("http", ("127.0.0.1", port), path=path), client)
-            url = http._url("127.0.0.1", port, path)
+            url = _client.probe_url("127.0.0.1", port, path)
             await client.get(url)  # through httpx's client and ProbeTransport
 
     for path in ("/health", "", "status/ok", "/a/b-c_d.e~f/"):
@@ -82,7 +82,7 @@ _paths = st.one_of(
 @example(host="localhost", port=11434, path="/api/tags")
 def test_a_plain_head_is_the_head_httpx_builds(host: str, port: int, path: str) -> None:
     client = make_http_client()
-    assert isinstance(client, http.ProbeClient)
+    assert isinstance(client, _client.ProbeClient)
     plain = _plain_head(client, host, port, path)
     if plain is None:
         return  # declined: the probe goes through httpx

@@ -14,10 +14,10 @@ from typing import Any
 
 from agent.core import cells
 from agent.core.details import detail_line, details_dict
+from agent.core.figures import format_latency
 from agent.core.health import finding_line
 from agent.core.hints import explain
 from agent.core.keys import key_warning
-from agent.core.menu import format_latency
 from agent.core.model import (
     Finding,
     Health,

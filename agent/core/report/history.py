@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.core.events import RECORD_FIELD_NAMES, EventFields, EventKind, EventRecord
 from agent.core.evidence import why_text
-from agent.core.menu import format_latency
+from agent.core.figures import format_latency
 from agent.core.model import Health
 from agent.core.report.colour import paint
 

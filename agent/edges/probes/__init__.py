@@ -6,10 +6,10 @@ target's timeout as a whole (connect + request + read) and never raises: a
 failure is a result with a reason (see `_errors` for the mapping and `_run` for
 latency). A service found up that offers rich details (core.details) is then asked for
 them (`details`), within another timeout; its result's latency stays the probe's.
-HTTP probes share one httpx client: pass one from
-`make_http_client()`; without one, run_probes makes one for the sweep (only
-when there is an HTTP target) and closes it, as every sweep of `check` and the
-monitor does (about 15 µs of CPU).
+HTTP probes share one client: pass an httpx client (`make_http_client()`), or none and
+run_probes gives them a `http.SharedClient` for the sweep, which makes the httpx client
+only if a target needs it (a sweep of plain targets never imports httpx) and closes it,
+as every sweep of `check` and the monitor does.
 """
 
 from __future__ import annotations
@@ -18,23 +18,24 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Protocol
 
 from agent.core.details import detail_source
 from agent.core.model import CheckKind, ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.edges.probes import http, postgres, redis, tcp, websocket
 from agent.edges.probes._run import Clock
 from agent.edges.probes.details import fetch_details
-from agent.edges.probes.http import make_http_client
+from agent.edges.probes.http import HttpClient, SharedClient, make_http_client
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["PROBES", "ProbeFn", "make_http_client", "run_probes"]
 
 
 class ProbeFn(Protocol):
     def __call__(
-        self, target: ProbeTarget, client: httpx.AsyncClient | None = None, *, clock: Clock = ...
+        self, target: ProbeTarget, client: HttpClient | None = None, *, clock: Clock = ...
     ) -> Awaitable[ProbeResult]: ...
 
 
@@ -53,7 +54,7 @@ async def _no_probe(target: ProbeTarget, clock: Clock) -> ProbeResult:
 
 
 async def _with_details(
-    target: ProbeTarget, job: Awaitable[ProbeResult], client: httpx.AsyncClient | None
+    target: ProbeTarget, job: Awaitable[ProbeResult], client: HttpClient | None
 ) -> ProbeResult:
     result = await job
     if result.state is not ProbeState.UP:
@@ -82,9 +83,10 @@ async def run_probes(
     result)` is called as each result becomes known (progress, streaming output)."""
     if not targets:
         return []
-    own: httpx.AsyncClient | None = None
+    own: SharedClient | None = None
+    shared: HttpClient | None = client
     if client is None and any(t.service.check is CheckKind.HTTP for t in targets):
-        client = own = make_http_client()
+        shared = own = SharedClient()
     try:
         jobs: list[Awaitable[ProbeResult]] = []
         for target in targets:
@@ -92,9 +94,9 @@ async def run_probes(
             if probe is None:
                 jobs.append(_no_probe(target, clock))
             elif detail_source(target.service) is not None:
-                jobs.append(_with_details(target, probe(target, client, clock=clock), client))
+                jobs.append(_with_details(target, probe(target, shared, clock=clock), shared))
             else:
-                jobs.append(probe(target, client, clock=clock))
+                jobs.append(probe(target, shared, clock=clock))
         if on_result is not None:
             jobs = [_reporting(i, job, on_result) for i, job in enumerate(jobs)]
         return list(await asyncio.gather(*jobs))

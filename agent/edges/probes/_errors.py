@@ -1,11 +1,12 @@
-"""How a failed probe is explained: OS, httpx and ssl exceptions -> (state, reason, detail).
+"""How a failed probe is explained: OS, wire, httpx and ssl exceptions -> (state, reason,
+detail); and the wire's own exceptions (WireError: `_wire`'s, without httpx).
 
 One table for every probe kind, so "connection refused" reads the same whether
 an HTTP, Redis or plain TCP probe met it. The mapping (DESIGN.md, "Failure
 reasons"):
 
 - ECONNREFUSED                    -> DOWN REFUSED  "connection refused"
-- the probe's own deadline, httpx timeouts, ETIMEDOUT, before a connection was made
+- the probe's own deadline, wire or httpx timeouts, ETIMEDOUT, before a connection was made
                                   -> DOWN TIMEOUT  "no answer within 3 s" (a firewall, or the
                                      host unreachable)
 - the same once the connection was made (the host is reachable, the service hangs)
@@ -16,15 +17,16 @@ reasons"):
                                   -> DOWN PROTOCOL_MISMATCH: something accepted the connection
                                      and dropped it instead of answering the protocol (a reset
                                      in answer to the SYN is reported by the OS as refused)
-- httpx.RemoteProtocolError       -> DOWN PROTOCOL_MISMATCH "not an HTTP server on this port"
+- (Wire)RemoteProtocolError       -> DOWN PROTOCOL_MISMATCH "not an HTTP server on this port"
 - httpx.DecodingError             -> DOWN BODY_MISMATCH: an HTTP answer whose body is not in
                                      the Content-Encoding it names (gzip that is not gzip)
 - ssl errors                      -> DOWN TLS
 - anything else                   -> UNKNOWN ERROR with the exception type and message
 
 Windows reports some of these as WSA error numbers or `winerror` codes; both are
-recognised. Details are facts only: the hint a person reads with them comes from the
-one table in agent.core.hints.
+recognised. httpx's exceptions are looked at only when httpx is loaded (a sweep of plain
+targets never loads it, so none of its exceptions can be met). Details are facts only:
+the hint a person reads with them comes from the one table in agent.core.hints.
 """
 
 from __future__ import annotations
@@ -32,14 +34,22 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+import sys
 from collections.abc import Iterator
-
-import httpx
 
 from agent.core.model import ProbeState, Reason
 
 __all__ = [
     "Finding",
+    "WireConnectError",
+    "WireConnectTimeout",
+    "WireError",
+    "WireLocalProtocolError",
+    "WireReadError",
+    "WireReadTimeout",
+    "WireRemoteProtocolError",
+    "WireWriteError",
+    "WireWriteTimeout",
     "classify",
     "no_answer_finding",
     "one_line",
@@ -58,6 +68,46 @@ REFUSED_DETAIL = "connection refused"
 RESET_DETAIL = "connection reset by the service"
 NOT_HTTP_DETAIL = "not an HTTP server on this port"
 UNDECODABLE_DETAIL = "the body is not in the Content-Encoding the answer names"
+
+
+class WireError(Exception):
+    """A plain exchange's failure; `httpx_name` is the httpx exception it stands for."""
+
+    httpx_name = "TransportError"
+
+
+class WireConnectError(WireError):
+    httpx_name = "ConnectError"
+
+
+class WireConnectTimeout(WireError):
+    httpx_name = "ConnectTimeout"
+
+
+class WireReadTimeout(WireError):
+    httpx_name = "ReadTimeout"
+
+
+class WireWriteTimeout(WireError):
+    httpx_name = "WriteTimeout"
+
+
+class WireReadError(WireError):
+    httpx_name = "ReadError"
+
+
+class WireWriteError(WireError):
+    httpx_name = "WriteError"
+
+
+class WireRemoteProtocolError(WireError):
+    """The answer is not HTTP (or the server hung up before answering)."""
+
+    httpx_name = "RemoteProtocolError"
+
+
+class WireLocalProtocolError(WireError):
+    httpx_name = "LocalProtocolError"
 
 
 def _codes(*names: str) -> frozenset[int]:
@@ -162,16 +212,39 @@ def _describe(exc: BaseException) -> str:
     return one_line(f"{name}: {message}" if message else name)
 
 
+def _kind(exc: BaseException) -> str:
+    """The wire's or httpx's failures that say what happened by their type alone."""
+    if isinstance(exc, WireReadTimeout | WireWriteTimeout):
+        return "read_or_write_timeout"
+    if isinstance(exc, TimeoutError | WireConnectTimeout):
+        return "timeout"
+    if isinstance(exc, WireRemoteProtocolError):
+        return "not_http"
+    httpx = sys.modules.get("httpx")
+    if httpx is None:
+        return ""
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+        return "read_or_write_timeout"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "not_http"
+    if isinstance(exc, httpx.DecodingError):
+        return "undecodable"
+    return ""
+
+
 def classify(
     exc: BaseException, timeout_s: float, host: str = "", *, connected: bool = False
 ) -> Finding:
     """Explain an exception met while probing; never raises. `connected`: the probe had
     its connection when it failed (a timeout then means the service hangs)."""
-    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+    kind = _kind(exc)
+    if kind == "read_or_write_timeout":
         return no_answer_finding(timeout_s)
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if kind == "timeout":
         return no_answer_finding(timeout_s) if connected else timeout_finding(timeout_s)
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if kind == "not_http":
         if "without sending" in str(exc):
             return (
                 ProbeState.DOWN,
@@ -179,7 +252,7 @@ def classify(
                 f"{NOT_HTTP_DETAIL} (it closed the connection without an answer)",
             )
         return ProbeState.DOWN, Reason.PROTOCOL_MISMATCH, NOT_HTTP_DETAIL
-    if isinstance(exc, httpx.DecodingError):
+    if kind == "undecodable":
         return ProbeState.DOWN, Reason.BODY_MISMATCH, UNDECODABLE_DETAIL
     innermost_os: OSError | None = None
     for link in _chain(exc):

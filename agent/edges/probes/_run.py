@@ -35,6 +35,7 @@ from agent.core.redact import scrub
 from agent.edges.probes._errors import Finding, classify
 
 __all__ = [
+    "REQUEST_HEADERS",
     "USER_AGENT",
     "Attempt",
     "Cleanup",
@@ -50,6 +51,14 @@ Cleanup = Callable[[], Awaitable[None]]
 Clock = Callable[[], float]
 
 USER_AGENT = f"tailnet-agent/{__version__} (probe)"
+REQUEST_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"Accept", b"*/*"),
+    (b"Accept-Encoding", b"gzip, deflate"),
+    (b"Connection", b"keep-alive"),
+    (b"User-Agent", USER_AGENT.encode("ascii")),
+)
+"""The headers of every HTTP probe, after Host, in httpx's order: the plain path writes them
+and the shared httpx client is given them (the decoders httpx always has: gzip, deflate)."""
 EXCERPT_MAX = 120  # characters of a body kept as evidence
 
 _connected: contextvars.ContextVar[bool] = contextvars.ContextVar("probe_connected", default=False)

@@ -27,12 +27,14 @@ import asyncio
 import contextlib
 import json
 import struct
-
-import httpx
+from typing import TYPE_CHECKING
 
 from agent.core.details import DetailSource, detail_source
 from agent.core.model import DetailValue, ProbeTarget
-from agent.edges.probes.http import _url
+from agent.edges.probes.http import HttpClient, httpx_client
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DETAIL_BODY_LIMIT", "STARTUP_MESSAGE", "fetch_details"]
 
@@ -62,7 +64,9 @@ def _text(value: object) -> str | None:
 
 
 async def _get(client: httpx.AsyncClient, target: ProbeTarget, path: str) -> tuple[int, bytes]:
-    url = _url(target.host, target.service.port, path)
+    from agent.edges.probes._client import probe_url
+
+    url = probe_url(target.host, target.service.port, path)
     async with client.stream("GET", url, timeout=target.timeout_s) as response:
         body = bytearray()
         async for chunk in response.aiter_bytes():
@@ -210,9 +214,15 @@ async def _postgres(target: ProbeTarget) -> Details:
 # ==== all ======================================================================
 
 
-async def fetch_details(target: ProbeTarget, client: httpx.AsyncClient | None) -> Details:
+def _over_http(source: DetailSource | None) -> bool:
+    return source in (DetailSource.OLLAMA, DetailSource.COMFYUI, DetailSource.MINIO)
+
+
+async def fetch_details(target: ProbeTarget, client: HttpClient | None) -> Details:
     """The details of one service that is up; () when it offers none or they failed."""
     source = detail_source(target.service)
+    shared = client
+    client = None if shared is None else httpx_client(shared) if _over_http(source) else None
     try:
         async with asyncio.timeout(target.timeout_s):
             match source:

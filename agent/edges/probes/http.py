@@ -1,4 +1,4 @@
-"""The HTTP probe, and the one shared httpx client all HTTP probes of a sweep use.
+"""The HTTP probe, and the client all HTTP probes of a sweep share.
 
 GET http://host:port{path}: UP when the status is in `expect_status` (or, when
 that is empty, below 400) and, if `expect_body` is set, the first 64 KiB of the
@@ -6,14 +6,15 @@ body contain it (a body cut off by the service is a BODY_MISMATCH: it answered i
 protocol mismatch). Redirects are not followed (a 3xx is an answer). Something that
 is not HTTP on the port is a PROTOCOL_MISMATCH.
 
-The shared client (`make_http_client`) is a `ProbeClient`: an httpx.AsyncClient
-over `_transport.ProbeTransport` (a fresh connection per request, no pool) that
-keeps no cookies. With that client, a target whose URL needs no parsing (an IPv4 address
-or a lower-case ASCII name, a path of unreserved characters) skips httpx's client, request
-and URL objects: `_plain_request` writes the head httpx would send (Host, then the client's
-headers, byte for byte) and `_transport.plain_get` sends it; the answer becomes an
-httpx.Response only when its body is read (expect_body, or a failing answer's excerpt), so
-decoding and charset stay httpx's. Every other URL goes through the client as before.
+A target whose URL needs no parsing (an IPv4 address or a lower-case ASCII name, a path of
+unreserved characters) takes the plain path: `_plain_request` writes the head httpx would
+send (Host, then `_run.REQUEST_HEADERS`, byte for byte) and `_wire.plain_get` sends it,
+without httpx; the answer becomes an httpx.Response only when its body is read
+(expect_body, or a failing answer's excerpt), so decoding and charset stay httpx's. Every
+other URL goes through the shared httpx client (`_client.make_http_client`, a ProbeClient).
+A sweep passes a `SharedClient`, which makes that client on first need: a sweep of plain
+targets whose answers decide by their status never imports httpx (4 MiB of RSS, and a
+twentieth of `check`'s start-up; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -23,43 +24,34 @@ import contextlib
 import functools
 import ipaddress
 import re
+import sys
 import time
-from collections.abc import Callable
-from http.cookiejar import Cookie, CookieJar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeAlias
 
 import h11
-import httpx
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.edges.probes._errors import Finding, one_line
-from agent.edges.probes._run import USER_AGENT, Clock, guarded, record_answer, url_host
-from agent.edges.probes._transport import ProbeTransport, plain_get
+from agent.edges.probes._run import REQUEST_HEADERS, USER_AGENT, Clock, guarded, record_answer
+from agent.edges.probes._wire import plain_get
 
-__all__ = ["BODY_LIMIT", "USER_AGENT", "ProbeClient", "make_http_client", "probe"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "BODY_LIMIT",
+    "USER_AGENT",
+    "HttpClient",
+    "SharedClient",
+    "httpx_client",
+    "make_http_client",
+    "probe",
+]
 
 BODY_LIMIT = 64 * 1024  # bytes of the body searched for expect_body
 EXCERPT_BYTES = 1024  # bytes of a failing answer's body read as evidence
 EXCERPT_WAIT_S = 0.5  # at most this long for them
-
-
-class _KeepNothing(CookieJar):
-    """A cookie jar that drops every cookie it is given."""
-
-    def set_cookie(self, cookie: Cookie) -> None:
-        return None
-
-
-class _NoCookies(httpx.Cookies):
-    """Always empty; a response's Set-Cookie headers are not even parsed."""
-
-    def __init__(self) -> None:
-        super().__init__(_KeepNothing())
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
-_NO_COOKIES = _NoCookies()
 
 # What httpx's URL parser leaves as it is (lower-case ASCII names; IPv4 addresses are
 # checked apart) and its path quoting does not touch: only these skip httpx.
@@ -67,51 +59,49 @@ _PLAIN_NAME = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z](?:[a-z0-9-]*[a
 _PLAIN_PATH = re.compile(r"/?[A-Za-z0-9._~/-]*")
 
 
-class ProbeClient(httpx.AsyncClient):
-    """The shared probe client: an httpx.AsyncClient that keeps no cookies.
-
-    A probe never sends what an earlier answer set (each result depends on the
-    service alone, not on the sweeps before), and the client holds no state that
-    grows over a long run. It also spares every response the cookie parsing.
-    """
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
-
-    @cookies.setter
-    def cookies(self, cookies: object) -> None:
-        raise AttributeError("a probe client keeps no cookies")
-
-
 def make_http_client() -> httpx.AsyncClient:
-    """The client for a whole sweep (reuse it across sweeps too).
+    """The shared probe client (`_client.make_http_client`); httpx is imported here."""
+    from agent.edges.probes._client import make_http_client as make
 
-    Its transport (`_transport.ProbeTransport`) opens a fresh connection for
-    every request and closes it with the response: no connection pool and no
-    connection-count limit (500 concurrent probes never queue behind a pool), no
-    keep-alive (every probe measures connect + answer and holds no idle socket
-    between sweeps). No redirects, and no proxy or netrc from the environment
-    (trust_env=False): a probe goes straight to the address it names. https
-    (never sent by the probe itself) goes through httpx's own transport with
-    certificates verified, built on first use. Timeouts are per request.
-    """
-    return ProbeClient(
-        transport=ProbeTransport(),
-        timeout=httpx.Timeout(10.0),
-        follow_redirects=False,
-        trust_env=False,
-        headers={"User-Agent": USER_AGENT},
-    )
+    return make()
 
 
-@functools.lru_cache(maxsize=1024)
-def _url(host: str, port: int, path: str) -> httpx.URL:
-    """The URL a target's probe fetches, parsed once (httpx's URL parsing is not cheap)."""
-    path = path or "/"
-    if not path.startswith("/"):
-        path = "/" + path
-    return httpx.URL(f"http://{url_host(host)}:{port}{path}")
+class SharedClient:
+    """A sweep's HTTP client, made on first need (`get`), closed with `aclose`."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def get(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = make_http_client()
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+HttpClient: TypeAlias = "httpx.AsyncClient | SharedClient"
+"""What an HTTP probe is given: the sweep's SharedClient, or an httpx client of the caller's."""
+
+
+def httpx_client(client: HttpClient) -> httpx.AsyncClient:
+    """The httpx client behind `client` (made now if it is a SharedClient's first need)."""
+    return client.get() if isinstance(client, SharedClient) else client
+
+
+def _plain_headers(client: HttpClient) -> Sequence[tuple[bytes, bytes]] | None:
+    """The headers the plain path sends for `client`; None: its requests go through httpx
+    (a client of the caller's own, whose headers and settings the plain path cannot know)."""
+    if isinstance(client, SharedClient):
+        return REQUEST_HEADERS
+    built = sys.modules.get("agent.edges.probes._client")  # no ProbeClient without it
+    if built is not None and isinstance(client, built.ProbeClient):
+        raw: list[tuple[bytes, bytes]] = client.headers.raw
+        return raw
+    return None
 
 
 def _expected_text(expected: tuple[int, ...]) -> str:
@@ -138,6 +128,8 @@ async def _excerpt(response: httpx.Response) -> str:
     """The start of a failing answer's body, as evidence: read from the answer at hand (no
     further request) and only briefly, so a body that never comes does not turn the status
     into a timeout."""
+    import httpx  # loaded: `response` is one of its objects
+
     with contextlib.suppress(TimeoutError, httpx.HTTPError):
         async with asyncio.timeout(EXCERPT_WAIT_S):
             return await _read_head_of_body(response, EXCERPT_BYTES)
@@ -168,7 +160,7 @@ def _is_plain_path(path: str) -> bool:
 
 
 def _plain_request(
-    host: str, port: int, path: str, client_headers: list[tuple[bytes, bytes]]
+    host: str, port: int, path: str, client_headers: Sequence[tuple[bytes, bytes]]
 ) -> h11.Request | None:
     """The GET head httpx would send for this target, or None when its URL needs httpx's
     parsing (anything but a plain host and an unreserved path)."""
@@ -193,8 +185,11 @@ async def _judge(
         record_answer(status, await _excerpt(open_response()))
         return ProbeState.DOWN, Reason.HTTP_STATUS, f"HTTP {status} (expected {expected})"
     if service.expect_body is not None:
+        response = open_response()
+        import httpx  # loaded: `response` is one of its objects
+
         try:
-            body = await _read_head_of_body(open_response())
+            body = await _read_head_of_body(response)
         except (httpx.RemoteProtocolError, httpx.ReadError):
             # It answered in HTTP, then hung up: no protocol mismatch, an unhealthy service.
             detail = f"HTTP {status}, then the connection closed in the middle of the body"
@@ -206,14 +201,17 @@ async def _judge(
     return ProbeState.UP, None, f"HTTP {status}"
 
 
-async def _attempt(target: ProbeTarget, client: httpx.AsyncClient) -> Finding:
+async def _attempt(target: ProbeTarget, client: HttpClient) -> Finding:
     service = target.service
-    if isinstance(client, ProbeClient):
-        request = _plain_request(target.host, service.port, service.path, client.headers.raw)
+    headers = _plain_headers(client)
+    if headers is not None:
+        request = _plain_request(target.host, service.port, service.path, headers)
         if request is not None:
             return await _attempt_plain(target, request)
-    url = _url(target.host, service.port, service.path)
-    async with client.stream("GET", url, timeout=target.timeout_s) as response:
+    from agent.edges.probes._client import probe_url
+
+    url = probe_url(target.host, service.port, service.path)
+    async with httpx_client(client).stream("GET", url, timeout=target.timeout_s) as response:
         return await _judge(target, response.status_code, lambda: response)
 
 
@@ -226,12 +224,15 @@ async def _attempt_plain(target: ProbeTarget, request: h11.Request) -> Finding:
 
 
 async def probe(
-    target: ProbeTarget, client: httpx.AsyncClient | None = None, *, clock: Clock = time.time
+    target: ProbeTarget, client: HttpClient | None = None, *, clock: Clock = time.time
 ) -> ProbeResult:
-    """Probe one HTTP service. Pass the sweep's shared client; without one, a client is
-    made (and closed) for this probe alone, which costs far more CPU."""
+    """Probe one HTTP service. Pass the sweep's shared client; without one, a SharedClient
+    is made (and closed) for this probe alone."""
     if client is not None:
         shared = client
         return await guarded(target, lambda: _attempt(target, shared), clock=clock)
-    async with make_http_client() as own:
+    own = SharedClient()
+    try:
         return await guarded(target, lambda: _attempt(target, own), clock=clock)
+    finally:
+        await own.aclose()

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-
-import httpx
+from typing import TYPE_CHECKING
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.edges.probes._errors import Finding
 from agent.edges.probes._run import Clock, guarded, mark_connected
+
+if TYPE_CHECKING:
+    from agent.edges.probes.http import HttpClient
 
 __all__ = ["SSL_REQUEST", "probe"]
 
@@ -56,7 +58,7 @@ async def _attempt(target: ProbeTarget) -> Finding:
 
 
 async def probe(
-    target: ProbeTarget, client: httpx.AsyncClient | None = None, *, clock: Clock = time.time
+    target: ProbeTarget, client: HttpClient | None = None, *, clock: Clock = time.time
 ) -> ProbeResult:
     """Probe one PostgreSQL (the client is not used)."""
     return await guarded(target, lambda: _attempt(target), clock=clock)

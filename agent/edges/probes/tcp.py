@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-
-import httpx
+from typing import TYPE_CHECKING
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget
 from agent.edges.probes._errors import Finding
 from agent.edges.probes._run import Clock, guarded
+
+if TYPE_CHECKING:
+    from agent.edges.probes.http import HttpClient
 
 __all__ = ["probe"]
 
@@ -26,7 +28,7 @@ async def _attempt(target: ProbeTarget) -> Finding:
 
 
 async def probe(
-    target: ProbeTarget, client: httpx.AsyncClient | None = None, *, clock: Clock = time.time
+    target: ProbeTarget, client: HttpClient | None = None, *, clock: Clock = time.time
 ) -> ProbeResult:
     """Probe one TCP port (the client is not used)."""
     return await guarded(target, lambda: _attempt(target), clock=clock)

@@ -17,12 +17,14 @@ import hashlib
 import os
 import struct
 import time
-
-import httpx
+from typing import TYPE_CHECKING
 
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.edges.probes._errors import NOT_HTTP_DETAIL, Finding
 from agent.edges.probes._run import USER_AGENT, Clock, guarded, mark_connected, url_host
+
+if TYPE_CHECKING:
+    from agent.edges.probes.http import HttpClient
 
 __all__ = ["HEAD_LIMIT", "accept_for", "probe"]
 
@@ -141,7 +143,7 @@ class _Exchange:
 
 
 async def probe(
-    target: ProbeTarget, client: httpx.AsyncClient | None = None, *, clock: Clock = time.time
+    target: ProbeTarget, client: HttpClient | None = None, *, clock: Clock = time.time
 ) -> ProbeResult:
     """Probe one WebSocket endpoint (the client is not used)."""
     exchange = _Exchange(target)
