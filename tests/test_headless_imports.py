@@ -8,13 +8,10 @@ here was once imported at the top of a module on this path and cost the idle age
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
-import threading
 
 from tests.conftest import AgentSandbox
-from tests.test_check_e2e import loopback_network, write_topology
+from tests.test_server_install import headless_until_green
 
 # module -> who needs it (and so imports it where it is used)
 NOT_ON_THE_HEADLESS_PATH = {
@@ -53,37 +50,9 @@ def test_headless_on_a_server_loads_nothing_beyond_its_path(sandbox: AgentSandbo
         sandbox.env.pop(server_has_none, None)
     sandbox.env["XDG_RUNTIME_DIR"] = str(sandbox.root)  # no "bus" socket in it
     modules_out = sandbox.root / "modules.txt"
-    with loopback_network() as ports:
-        topology = str(write_topology(sandbox, ports))
-        argv = [sys.executable, "-c", RECORD_MODULES, str(modules_out), "run", "--headless"]
-        agent = subprocess.Popen(
-            [*argv, "--topology", topology],
-            env=sandbox.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert agent.stderr is not None
-        lines: list[str] = []
-        green = threading.Event()
-
-        def read() -> None:
-            assert agent.stderr is not None
-            for line in agent.stderr:
-                lines.append(line)
-                if "state green" in line:
-                    green.set()
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        try:
-            assert green.wait(30), "".join(lines)
-        finally:
-            agent.send_signal(signal.SIGTERM)
-            code = agent.wait(20)
-            reader.join(5)
-            agent.stderr.close()
+    code, lines = headless_until_green(
+        sandbox, [sys.executable, "-c", RECORD_MODULES, str(modules_out)]
+    )
     assert code == 0, "".join(lines)
     modules = set(modules_out.read_text().split())
     # the listing saw the path itself: the probes, the history and the log ran
