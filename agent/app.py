@@ -41,7 +41,6 @@ from agent.core.ports import Notifier
 from agent.core.snooze import SnoozeKind, parse_key
 from agent.core.tailnet import identify_self_by, self_node_line
 from agent.core.topology import format_topology_duration
-from agent.desktop import autostart
 from agent.desktop.notify import choose_notifier
 from agent.edges import paths
 from agent.edges.history import MONITOR_BUSY_TIMEOUT_S, History
@@ -84,6 +83,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from agent.desktop import autostart
     from agent.desktop.actions import DesktopActions
 
 log = logging.getLogger(__name__)
@@ -415,6 +415,8 @@ def create_topology(
 def demo_command() -> list[str]:
     """`tailnet-agent demo` with this install's own program (the frozen exe, or this
     environment's script)."""
+    from agent.desktop import autostart  # the tray's, never run --headless's
+
     return [*autostart.login_command(), "demo"]
 
 
@@ -501,6 +503,8 @@ class AutostartSwitch:
 
     def toggle(self) -> bool | None:
         """Turn start at login off when on, on when off; returns the checkbox afterwards."""
+        from agent.desktop import autostart
+
         try:
             current = self._backend.status()
             if not current.supported:
@@ -680,6 +684,7 @@ def run_tray(
     if why is not None:
         print(f"tailnet-agent: {why}", file=sys.stderr)
         return 3
+    from agent.desktop import autostart
     from agent.desktop.actions import DesktopActions
     from agent.desktop.tray import Tray
 

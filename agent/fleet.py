@@ -24,8 +24,6 @@ from agent.core.share_view import (
     localise,
     stale_after,
 )
-from agent.edges.peer_views import PeerViews
-from agent.edges.share_view import ViewServer
 from agent.errors import AgentError
 
 __all__ = ["ShareView", "serving_address"]
@@ -52,6 +50,11 @@ class ShareView:
     """The sweep's partner for `--share-view` (one per monitor)."""
 
     def __init__(self, port: int = SHARE_VIEW_PORT) -> None:
+        # Here, not at the top: agent.app imports this module whether or not --share-view is
+        # given, and the endpoint brings http.server, socketserver and html.
+        from agent.edges.peer_views import PeerViews
+        from agent.edges.share_view import ViewServer
+
         self._server = ViewServer(port)
         self._client = PeerViews(port)
         self._failing_since: dict[ServiceKey, float] = {}

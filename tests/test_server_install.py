@@ -58,14 +58,13 @@ def test_check_help_loads_no_probe_and_no_http_library(sandbox: AgentSandbox) ->
     assert modules & GUI_MODULES == set()
 
 
-def test_headless_runs_without_the_desktop_libraries(sandbox: AgentSandbox) -> None:
-    sandbox.use_fake_tailscale("loopback_all_direct.json")
-    modules_out = sandbox.root / "modules.txt"
+def headless_until_green(sandbox: AgentSandbox, argv: list[str]) -> tuple[int, list[str]]:
+    """Run `argv ... run --headless` over the loopback network of test_check_e2e until its
+    first green state, then stop it with SIGTERM: its exit code and its log lines."""
     with loopback_network() as ports:
         topology = str(write_topology(sandbox, ports))
-        argv = [sys.executable, str(WITHOUT_DESKTOP), str(modules_out), "run", "--headless"]
         agent = subprocess.Popen(
-            [*argv, "--topology", topology],
+            [*argv, "run", "--headless", "--topology", topology],
             env=sandbox.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -92,6 +91,15 @@ def test_headless_runs_without_the_desktop_libraries(sandbox: AgentSandbox) -> N
             code = agent.wait(20)
             reader.join(5)
             agent.stderr.close()
+    return code, lines
+
+
+def test_headless_runs_without_the_desktop_libraries(sandbox: AgentSandbox) -> None:
+    sandbox.use_fake_tailscale("loopback_all_direct.json")
+    modules_out = sandbox.root / "modules.txt"
+    code, lines = headless_until_green(
+        sandbox, [sys.executable, str(WITHOUT_DESKTOP), str(modules_out)]
+    )
     assert code == 0, "".join(lines)
     assert not any("Traceback" in line for line in lines), "".join(lines)
     assert "notifications go to the log only" in "".join(lines)

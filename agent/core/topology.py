@@ -12,14 +12,12 @@ first one (``str(error)`` is that one line) and ``error.message`` lists them all
 from __future__ import annotations
 
 import datetime
-import difflib
 import ipaddress
 import json
 import math
 import re
 import tomllib
 from collections.abc import Sequence
-from decimal import Decimal
 
 from agent.core import cells
 from agent.core.decoding import DocumentLimitError, finite_number, load_toml
@@ -157,6 +155,8 @@ def format_topology_duration(seconds: float) -> str:
         millis = round(seconds * 1000)
         if millis >= 1 and millis / 1000 == seconds:
             return f"{millis}ms"
+    from decimal import Decimal  # here: only such odd durations need it
+
     # repr is the shortest text that reads back exactly; Decimal spells it without exponent.
     return f"{Decimal(repr(seconds)):f}s"
 
@@ -391,7 +391,7 @@ def _suggest(word: str, choices: Sequence[str]) -> str:
     lowered = word.lower()
     if lowered != word and lowered in choices:
         return f"; did you mean '{lowered}'?"
-    close = difflib.get_close_matches(lowered, choices, n=1, cutoff=0.6)
+    close = _close_matches(lowered, choices)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
@@ -400,8 +400,14 @@ def _close_key(key: str, allowed: Sequence[str]) -> str | None:
     lowered = key.lower()
     if lowered != key and lowered in allowed:
         return lowered
-    close = difflib.get_close_matches(lowered, allowed, n=1, cutoff=0.6)
+    close = _close_matches(lowered, allowed)
     return close[0] if close else None
+
+
+def _close_matches(word: str, choices: Sequence[str]) -> list[str]:
+    import difflib  # here: only a topology with a mistake in it needs it
+
+    return difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
 
 
 def _unknown_key(key: str, allowed: Sequence[str]) -> str:

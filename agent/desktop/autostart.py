@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import ntpath
 import os
-import plistlib
 import posixpath
 import re
 import shlex
@@ -412,6 +411,8 @@ class LaunchAgent:
         return self._launchctl("print", f"{self._domain}/{LAUNCH_AGENT_LABEL}").returncode == 0
 
     def status(self) -> AutostartState:
+        import plistlib  # here: xml.parsers.expat, which only macOS's backend needs
+
         try:
             with self.path.open("rb") as handle:
                 data = plistlib.load(handle)
@@ -431,6 +432,8 @@ class LaunchAgent:
         return AutostartState(True, True, self.name, self.location, command, note)
 
     def enable(self, command: Sequence[str]) -> AutostartState:
+        import plistlib
+
         argv = _check_command(command, posixpath.isabs)
         try:
             _write_atomically(self.path, plistlib.dumps(self.plist(argv)))

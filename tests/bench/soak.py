@@ -22,6 +22,7 @@ are matched against the schedule:
 
     .venv/bin/python tests/bench/soak.py                 # 10 minutes, 50 services, seed 1
     .venv/bin/python tests/bench/soak.py --minutes 2 --seed 7
+    .venv/bin/python tests/bench/soak.py --minutes 10 --seed 2 --trace-memory   # where it goes
 
 Exit status 0 when every check held, 1 otherwise. Figures: docs/RELIABILITY.md ("Soak").
 """
@@ -54,6 +55,7 @@ __all__ = ["main"]
 
 FAKE_TAILSCALE = ROOT / "tests" / "helpers" / "fake_tailscale"
 NETGUARD = ROOT / "tests" / "helpers" / "netguard"
+MEMORY_TRACE = Path(__file__).resolve().parent / "memory_trace.py"
 BASE_PORT = 23000  # below the kernel's ephemeral range (32768 up)
 INTERVAL_S = 2.0
 SETTLE_S = 15.0  # no flap in the first and last seconds: start-up and the last recovery
@@ -370,6 +372,9 @@ async def soak(args: argparse.Namespace, folder: Path) -> int:
         agent_exe, "run", "--headless", "-v", "--topology", str(network.topology),
         "--metrics", f"127.0.0.1:{metrics_port}",
     ]  # fmt: skip
+    if args.trace_memory or args.memory_series:  # the same agent, in this interpreter
+        mode = "trace" if args.trace_memory else "light"
+        argv[:1] = [sys.executable, str(MEMORY_TRACE), str(folder / "memory"), "60", mode]
     log = Log()
     samples: list[Sample] = []
     sweeps: list[tuple[float, float]] = []
@@ -494,6 +499,11 @@ def report(
         not missing and not extra and not held and not errors and not outside and code == 0
         and samples and _rest_fds(samples[-6:]) <= _rest_fds(samples[1:7]) and rss_growth < 3.0
     )  # fmt: skip
+    if args.trace_memory or args.memory_series:
+        from memory_trace import summarise
+
+        print("\nmemory (traced: tracemalloc's own bookkeeping is in RSS):")
+        print("\n".join(summarise(folder / "memory", skip=2)))
     print("soak:", "OK" if ok else "FAILED")
     if args.keep:
         print(f"kept: {folder}")
@@ -507,6 +517,18 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the folder (log, history)")
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="run the agent under tracemalloc (tests/bench/memory_trace.py): every minute its "
+        "RSS, Python's and SQLite's heap; at the end the code whose memory grew",
+    )
+    parser.add_argument(
+        "--memory-series",
+        action="store_true",
+        help="every minute the agent's RSS and SQLite's heap, nothing traced (the RSS is the "
+        "agent's own)",
+    )
     args = parser.parse_args()
     if not 1 <= args.nodes <= 200 or args.services < 1:
         parser.error("--nodes 1..200, --services at least 1")

@@ -23,6 +23,7 @@ at once.
 
     .venv/bin/python tests/bench/startup.py                   # 5 rounds, then the RSS figures
     .venv/bin/python tests/bench/startup.py --rounds 3 --no-rss
+    .venv/bin/python tests/bench/startup.py --server-rss-only --rss-seconds 30   # ~1 min
 
 Loopback only. Figures and how to read them: docs/benchmarks.md ("Start-up").
 """
@@ -132,7 +133,8 @@ def _headless_rss(
     seconds: float,  # type: ignore[type-arg]
 ) -> list[float]:
     """VmRSS (MiB) of `run --headless` as on a server (no session bus, no display) over 12
-    of the fleet's answering services, sampled every second after its first sweeps."""
+    of the fleet's answering services, sampled every second after its first sweeps (its
+    bytecode cached by a first run, as on an installed agent)."""
     small = [e for e in manifest["endpoints"] if e["expected"] == "up"][:12]
     topology, stand_in, _ = _network(small, folder / "headless", interval="2s")
     quiet = {k: v for k, v in env.items() if k not in ("DBUS_SESSION_BUS_ADDRESS", "DISPLAY")}
@@ -140,6 +142,16 @@ def _headless_rss(
     runtime.mkdir(mode=0o700)
     quiet.update(XDG_RUNTIME_DIR=str(runtime))
     argv = [agent, "run", "--headless", "--topology", str(topology), "--tailscale", str(stand_in)]
+    # A first run, not measured, as the warm-ups above: PYTHONPYCACHEPREFIX is a fresh folder,
+    # so every module this path imports beyond check's would otherwise be compiled inside the
+    # measured process (its parser's garbage left in the heap: +5 MiB of RSS).
+    with (folder / "headless" / "warm-up.log").open("wb") as err:
+        warm_up = subprocess.Popen(
+            argv, env=quiet, stdin=subprocess.DEVNULL, stdout=err, stderr=err
+        )
+    time.sleep(6)
+    warm_up.terminate()
+    warm_up.wait(15)
     with (folder / "headless" / "stderr.log").open("wb") as err:
         process = subprocess.Popen(
             argv, env=quiet, stdin=subprocess.DEVNULL, stdout=err, stderr=err
@@ -184,8 +196,15 @@ def main() -> int:
         "tools beside it)",
     )
     parser.add_argument("--no-rss", action="store_true", help="skip the headless and tray RSS")
+    parser.add_argument(
+        "--server-rss-only",
+        action="store_true",
+        help="only the idle RSS of `run --headless` on a server: no rounds, no desktop",
+    )
     parser.add_argument("--rss-seconds", type=float, default=20.0)
     args = parser.parse_args()
+    if args.server_rss_only and args.no_rss:
+        parser.error("--server-rss-only and --no-rss exclude each other")
     peers = _peers_module(args.bench)
     folder = Path(tempfile.mkdtemp(prefix="tailnet-startup-"))
     agent = args.agent
@@ -206,6 +225,15 @@ def main() -> int:
     notes: list[str] = []
     try:
         manifest = _fleet(peers, args.bench, folder, args)
+        if args.server_rss_only:
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "agent")], env=env)
+            server = _headless_rss(agent, manifest, folder, env, args.rss_seconds)
+            load = os.getloadavg()
+            print(
+                f"`run --headless` idle RSS MiB, no session bus (a server), {len(server)} "
+                f"samples: {_spread(server, 2)}; load average {load[0]:.1f}"
+            )
+            return 0
         topology, stand_in, expected = _network(manifest["endpoints"], folder)
         targets = folder / "targets.tsv"
         targets.write_text(
