@@ -49,7 +49,6 @@ from agent.edges.path_ping import PING_EVERY_S, PathPinger
 from agent.edges.single_instance import InstanceLock
 from agent.edges.stop_signals import GLIB_TRAY_BACKENDS, stop_on_signals
 from agent.edges.tailscale import find_cli
-from agent.edges.topology_fetch import RemoteTopology
 from agent.edges.topology_source import (
     ORIGIN_BUNDLED,
     TopologyLocator,
@@ -85,6 +84,7 @@ __all__ = [
 if TYPE_CHECKING:
     from agent.desktop import autostart
     from agent.desktop.actions import DesktopActions
+    from agent.edges.topology_fetch import RemoteTopology
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,9 @@ def _remote_topology(options: AgentOptions, env: Mapping[str, str]) -> RemoteTop
         return None  # the monitor's first load says why
     if location.url is None:
         return None
+    # Imported here: its httpx (2 MiB with email and urllib) is for URL topologies alone.
+    from agent.edges.topology_fetch import RemoteTopology
+
     return RemoteTopology(location.url, location.path, refresh_s=location.refresh_s)
 
 

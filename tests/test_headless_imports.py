@@ -27,6 +27,9 @@ NOT_ON_THE_HEADLESS_PATH = {
     "html": "http.server",
     "prometheus_client": "--metrics",
     "dbus_fast": "a desktop session bus",
+    # (httpx itself is on this path: the network's Ollama is asked for its details, an
+    # answer's body; tests/probes/test_without_httpx.py shows a sweep that needs none)
+    "agent.edges.topology_fetch": "a URL topology",
 }
 
 RECORD_MODULES = """
