@@ -24,11 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.core.confirm import MonitorState, Track, Verdict
 from agent.core.events import Event, EventKind, format_duration
 from agent.core.model import Impact, Node, Topology
+
+if TYPE_CHECKING:  # the monitor's state: check, which reads snoozes only, never loads it
+    from agent.core.confirm import MonitorState, Track
 
 __all__ = [
     "FILE_VERSION",
@@ -126,6 +128,8 @@ def quiet(events: Iterable[Event], snoozed: frozenset[SnoozeKey]) -> tuple[Event
 
 def still_wrong(state: MonitorState, node: Node, service: str, self_id: str | None) -> list[str]:
     """What of a snoozed subject is confirmed wrong now: "offline", "relayed", service names."""
+    from agent.core.confirm import Verdict
+
     wrong: list[str] = []
     if not service and node.id != self_id:
         peer = state.peers.get(node.id)
@@ -145,6 +149,8 @@ def still_wrong(state: MonitorState, node: Node, service: str, self_id: str | No
 
 def _settled_good(track: Track | None) -> bool:
     """Confirmed good with no contrary streak running (a first bad reading is no "back")."""
+    from agent.core.confirm import Verdict
+
     return track is not None and track.confirmed is Verdict.GOOD and track.pending is None
 
 
