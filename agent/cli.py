@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from agent.app import AgentOptions
     from agent.core.model import Topology
     from agent.desktop.autostart import AutostartState
+    from agent.edges.child_process import StartedChild
     from agent.edges.topology_source import TopologyLocation
 
 __all__ = ["build_parser", "main"]
@@ -511,30 +512,46 @@ def _write_out(text: str) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    # Imported here: the probes (and httpx) are loaded only by the command that probes, so
-    # `--help`, `topology`, `history` and `autostart` start without them.
-    from agent.core.first_run import first_run_words
-    from agent.core.health import with_snoozes
-    from agent.core.report import render_nagios, render_table, selection_error, snapshot_to_dict
-    from agent.core.snooze import active_keys
-    from agent.edges import event_loop, paths
-    from agent.edges.snooze_file import load_snoozes
-    from agent.edges.tailscale import find_cli
-    from agent.edges.topology_source import is_bundled_topology
-    from agent.sweep import sweep
-
     if (args.target is not None or args.service is not None) and not args.nagios:
         raise UsageError("--target and --service go with --nagios")
     if args.nagios and args.json:
         raise UsageError("choose one output: --nagios or --json")
+    from agent.core.report import selection_error
+    from agent.edges.tailscale import find_cli, start_status
+
     _, topology = _load_for_command(args.topology)
     _require_node(topology, args.node)
     if args.nagios and (error := selection_error(topology, args.target, args.service)):
         raise UsageError(error)
     cli = find_cli(args.tailscale, os.environ)
+    # Asked before the probes are imported: the CLI (a Go program asking tailscaled)
+    # answers meanwhile, instead of after. A refused command line never runs it.
+    status = start_status(cli)
+    try:
+        return _check_with(args, topology, cli, status)
+    finally:
+        if status is not None:
+            status.kill()  # a check that stopped before reading it leaves no CLI behind
+
+
+def _check_with(
+    args: argparse.Namespace, topology: Topology, cli: str | None, status: StartedChild | None
+) -> int:
+    # Imported here: the probes (and httpx) are loaded only by the command that probes, so
+    # `--help`, `topology`, `history` and `autostart` start without them.
+    from agent.core.first_run import first_run_words
+    from agent.core.health import with_snoozes
+    from agent.core.report import render_nagios, render_table, snapshot_to_dict
+    from agent.core.snooze import active_keys
+    from agent.edges import event_loop, paths
+    from agent.edges.snooze_file import load_snoozes
+    from agent.edges.topology_source import is_bundled_topology
+    from agent.sweep import sweep
+
     probes = topology.service_count
     snapshot = event_loop.run(
-        sweep(topology, tailscale_cli=cli, node_override=args.node), probes=probes
+        sweep(topology, tailscale_cli=cli, node_override=args.node, started_status=status),
+        probes=probes,
     )
     # what the monitor snoozed (its state file) is shown as such and colours nothing
     snoozes = load_snoozes(paths.snooze_path())

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from agent.core.drift import detect_drift
 from agent.core.exposure import ExposureAudit, ListenerScan, audit_exposure, exposure_findings
@@ -49,6 +49,9 @@ from agent.edges.path_ping import PathPinger
 from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 from agent.edges.topology_source import is_bundled_topology
+
+if TYPE_CHECKING:
+    from agent.edges.child_process import StartedChild
 
 __all__ = [
     "TAILSCALE_TIMEOUT_S",
@@ -98,13 +101,16 @@ async def sweep(
     share: PeerViewsPartner | None = None,
     listeners: Callable[[], ListenerScan] = scan_listeners,
     is_example: Callable[[Topology], bool] = is_bundled_topology,
+    started_status: StartedChild | None = None,
 ) -> Snapshot:
     """Run one sweep and judge it. Never raises for an operational failure. With `share`
     (--share-view) the peers' views are fetched while the probes run, place the failures,
     and the judged sweep is shared. `listeners` reads this machine's listening sockets (the
-    monitor passes a ListenerCache); `is_example` tells the bundled example."""
+    monitor passes a ListenerCache); `is_example` tells the bundled example;
+    `started_status` is `tailscale.start_status(tailscale_cli)`'s, when the caller started
+    the Tailscale read early (check does, before its imports)."""
     if read_tailnet is None:
-        tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S)
+        tailnet = await read_status(tailscale_cli, TAILSCALE_TIMEOUT_S, started=started_status)
     else:
         tailnet = await read_tailnet()
     self_id = which_node(topology, tailnet, node_override)

@@ -3,10 +3,11 @@ and read on a thread of their own, bounded and killed from the event loop.
 
 `run_child(argv, timeout_s=T)` runs an argv list (never a shell), stdin from /dev/null and
 no console window on Windows, and returns its exit code and output; `until=b"..."` stops
-reading (and kills the process) at the first stdout line that starts so. The event loop
-owns the bound and the cancel: past `timeout_s`, or when the caller is cancelled, the
-process is killed and reaped before `run_child` raises TimeoutError or CancelledError, so
-no child outlives its caller.
+reading (and kills the process) at the first stdout line that starts so. `StartedChild` is
+the same in two steps: spawned at once (no event loop needed), collected later with `wait`.
+The event loop owns the bound and the cancel: past `timeout_s`, or when the caller is
+cancelled, the process is killed and reaped before `wait` raises TimeoutError or
+CancelledError, so no child outlives its caller.
 
 Why a thread and not asyncio's subprocesses: on uvloop's loop (check from 48 probes on) a
 spawn blocks the loop for fork and exec, about 9 ms for a 40 MiB agent; ten peers' pings
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-__all__ = ["ChildResult", "run_child"]
+__all__ = ["ChildResult", "StartedChild", "run_child"]
 
 _KILL_WAIT_S = 5.0  # after a kill: how long the reader thread may take to see the end
 
@@ -111,6 +112,60 @@ def _has_line(out: bytes, start: bytes) -> bool:
     return out.startswith(start) or b"\n" + start in out
 
 
+class StartedChild:
+    """A child spawned now (no event loop needed) and read on a thread of its own until it
+    ends; `wait` collects it on an event loop, `kill` ends it from any thread (a no-op once
+    it has ended). `check` starts `tailscale status` so before its imports and the topology."""
+
+    def __init__(
+        self, argv: Sequence[str], *, until: bytes | None = None, max_output: int = 16 * 1024
+    ) -> None:
+        self._child = _Child(argv, until, max_output)
+        self._lock = threading.Lock()
+        self._outcome: ChildResult | BaseException | None = None
+        self._waiting: list[tuple[asyncio.AbstractEventLoop, _Outcome]] = []
+        threading.Thread(target=self._work, name=f"child {argv[0]}", daemon=True).start()
+
+    def _work(self) -> None:
+        outcome = self._child.run()
+        with self._lock:
+            self._outcome = outcome
+            waiting, self._waiting = self._waiting, []
+        for loop, future in waiting:
+            with contextlib.suppress(RuntimeError):  # that loop closed first: nobody waits
+                loop.call_soon_threadsafe(_settle, future, outcome)
+
+    def kill(self) -> None:
+        self._child.kill()
+
+    async def wait(self, timeout_s: float) -> ChildResult:
+        """Its result within `timeout_s` from now. Raises OSError when it could not be
+        spawned (FileNotFoundError, PermissionError, ...), TimeoutError past the bound; the
+        process is gone by then (killed and reaped, on a cancel too)."""
+        loop = asyncio.get_running_loop()
+        finished: _Outcome = loop.create_future()
+        with self._lock:
+            if self._outcome is not None:
+                finished.set_result(self._outcome)
+            else:
+                self._waiting.append((loop, finished))
+        try:
+            async with asyncio.timeout(timeout_s):
+                outcome = await asyncio.shield(finished)
+        except BaseException:  # TimeoutError or CancelledError: kill, reap, then say so
+            self.kill()
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout(_KILL_WAIT_S):
+                    await asyncio.shield(finished)
+            raise
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+
+_Outcome = asyncio.Future[ChildResult | BaseException]
+
+
 async def run_child(
     argv: Sequence[str],
     *,
@@ -119,31 +174,9 @@ async def run_child(
     max_output: int = 16 * 1024,
 ) -> ChildResult:
     """Run `argv` to its end (or to its first stdout line starting with `until`, reading at
-    most `max_output` bytes of each stream then) within `timeout_s`. Raises OSError when
-    it cannot be spawned (FileNotFoundError, PermissionError, ...), TimeoutError past the
-    bound; the process is gone by then."""
-    loop = asyncio.get_running_loop()
-    child = _Child(argv, until, max_output)
-    finished: asyncio.Future[ChildResult | BaseException] = loop.create_future()
-
-    def work() -> None:
-        outcome = child.run()
-        with contextlib.suppress(RuntimeError):  # the loop closed first: nobody waits
-            loop.call_soon_threadsafe(_settle, finished, outcome)
-
-    threading.Thread(target=work, name=f"child {argv[0]}", daemon=True).start()
-    try:
-        async with asyncio.timeout(timeout_s):
-            outcome = await asyncio.shield(finished)
-    except BaseException:  # TimeoutError or CancelledError: kill, reap, then say so
-        child.kill()
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            async with asyncio.timeout(_KILL_WAIT_S):
-                await asyncio.shield(finished)
-        raise
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
+    most `max_output` bytes of each stream then) within `timeout_s`: StartedChild(...).wait.
+    """
+    return await StartedChild(argv, until=until, max_output=max_output).wait(timeout_s)
 
 
 def _settle(

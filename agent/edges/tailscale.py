@@ -21,7 +21,7 @@ from agent.core.constants import TAILSCALE_ENV
 from agent.core.hints import NOT_THE_CLI, tailscale_detail, tailscale_title
 from agent.core.model import TailnetView, TailscaleProblem
 from agent.core.tailnet import parse_status_json
-from agent.edges.child_process import run_child
+from agent.edges.child_process import StartedChild
 
 __all__ = [
     "NOT_INSTALLED_DETAIL",
@@ -29,6 +29,7 @@ __all__ = [
     "find_cli",
     "install_locations",
     "read_status",
+    "start_status",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,13 +112,23 @@ def _env_get(env: Mapping[str, str], name: str) -> str:
 # ==== running it ===============================================================
 
 
-async def read_status(cli: str | None, timeout_s: float = 5.0) -> TailnetView:
-    """Run `cli status --json` and parse what it prints; never raises for a failure.
+def start_status(cli: str | None) -> StartedChild | None:
+    """`cli status --json` started now, for read_status to collect (None: no CLI). `check`
+    starts it before its imports and the topology: the CLI (a Go program asking tailscaled)
+    runs meanwhile. Whoever starts it kills it if it ends up unread."""
+    return None if cli is None else StartedChild([cli, "status", "--json"])
+
+
+async def read_status(
+    cli: str | None, timeout_s: float = 5.0, *, started: StartedChild | None = None
+) -> TailnetView:
+    """Run `cli status --json` (or collect `started`, start_status's for the same CLI) and
+    parse what it prints; never raises for a failure.
 
     The run (the command, its exit code, its time) and its outcome are logged at DEBUG."""
-    started = time.monotonic()
-    view = await _read_status(cli, timeout_s)
-    took_ms = (time.monotonic() - started) * 1000
+    began = time.monotonic()
+    view = await _read_status(cli, timeout_s, started)
+    took_ms = (time.monotonic() - began) * 1000
     if view.problem is None:
         log.debug(
             "status: %s, version %s, %d peers (%.0f ms)",
@@ -131,13 +142,16 @@ async def read_status(cli: str | None, timeout_s: float = 5.0) -> TailnetView:
     return view
 
 
-async def _read_status(cli: str | None, timeout_s: float) -> TailnetView:
+async def _read_status(
+    cli: str | None, timeout_s: float, started: StartedChild | None
+) -> TailnetView:
     if cli is None:
         log.debug("no tailscale CLI: none given, in $%s, on PATH or installed", TAILSCALE_ENV)
         return TailnetView(problem=TailscaleProblem.NOT_INSTALLED, detail=NOT_INSTALLED_DETAIL)
-    started = time.monotonic()
+    asked = time.monotonic()
     try:
-        result = await run_child([cli, "status", "--json"], timeout_s=timeout_s)
+        child = started if started is not None else StartedChild([cli, "status", "--json"])
+        result = await child.wait(timeout_s)
     except TimeoutError:  # an OSError too: first
         log.debug("ran %s status --json: no answer within %g s, killed", cli, timeout_s)
         return _problem(
@@ -167,7 +181,7 @@ async def _read_status(cli: str | None, timeout_s: float) -> TailnetView:
         "ran %s status --json: exit %s in %.0f ms, %d bytes out, %d bytes on stderr",
         cli,
         result.returncode,
-        (time.monotonic() - started) * 1000,
+        (time.monotonic() - asked) * 1000,
         len(out),
         len(err),
     )
