@@ -516,13 +516,15 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError("--target and --service go with --nagios")
     if args.nagios and args.json:
         raise UsageError("choose one output: --nagios or --json")
-    from agent.core.report import selection_error
     from agent.edges.tailscale import find_cli, start_status
 
     _, topology = _load_for_command(args.topology)
     _require_node(topology, args.node)
-    if args.nagios and (error := selection_error(topology, args.target, args.service)):
-        raise UsageError(error)
+    if args.nagios:
+        from agent.core.report.nagios import selection_error  # the plugin line: --nagios only
+
+        if error := selection_error(topology, args.target, args.service):
+            raise UsageError(error)
     cli = find_cli(args.tailscale, os.environ)
     # Asked before the probes are imported: the CLI (a Go program asking tailscaled)
     # answers meanwhile, instead of after. A refused command line never runs it.
@@ -541,7 +543,7 @@ def _check_with(
     # `--help`, `topology`, `history` and `autostart` start without them.
     from agent.core.first_run import first_run_words
     from agent.core.health import with_snoozes
-    from agent.core.report import render_nagios, render_table, snapshot_to_dict
+    from agent.core.report.check import render_table, snapshot_to_dict
     from agent.core.snooze import active_keys
     from agent.edges import event_loop, paths
     from agent.edges.snooze_file import load_snoozes
@@ -563,6 +565,8 @@ def _check_with(
     if first_run is not None and snapshot.tailnet.running:
         return _first_run_check(args, first_run, snapshot_to_dict(snapshot, snoozes=snoozes))
     if args.nagios:
+        from agent.core.report.nagios import render_nagios
+
         result = render_nagios(snapshot, target=args.target, service=args.service)
         print(result.line)
         return result.exit_code
@@ -580,10 +584,11 @@ def _first_run_check(args: argparse.Namespace, words: str, data: dict[str, Any])
     probed, which says nothing of this network — grey, exit 3 (core.first_run)."""
     from agent.core.first_run import first_run_check
     from agent.core.model import Health
-    from agent.core.report import nagios_unknown
 
     verdict, instead = first_run_check(words)
     if args.nagios:
+        from agent.core.report.nagios import nagios_unknown
+
         print(nagios_unknown(verdict).line)
     elif args.json:
         data.update(overall=Health.GREY.value, exit_code=Health.GREY.exit_code, summary=verdict)
@@ -713,7 +718,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from agent.core.report import history_to_json, render_history
+    from agent.core.report.history import history_to_json, render_history
     from agent.edges import history, paths
 
     now = time.time()
@@ -849,7 +854,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("agent").info("%s; started at login: nothing to do", error.message)
             return 0
         if args.command == "check" and args.nagios:
-            from agent.core.report import nagios_unknown
+            from agent.core.report.nagios import nagios_unknown
 
             print(nagios_unknown(error.message).line)  # Nagios reads stdout alone
             return EXIT_UNUSABLE

@@ -48,7 +48,7 @@ from agent.core.model import (
     TailnetView,
     Topology,
 )
-from agent.core.report import history_to_json, render_history
+from agent.core.report.history import history_to_json, render_history
 from agent.edges.history import History, HistoryError, Uptime, parse_since, schema
 from agent.errors import AgentError, UsageError
 from tests.core import snapshots as build

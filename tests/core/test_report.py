@@ -8,7 +8,8 @@ import pytest
 
 from agent.core.events import EventKind, EventRecord
 from agent.core.model import Health
-from agent.core.report import render_history, render_table, snapshot_to_dict
+from agent.core.report.check import render_table, snapshot_to_dict
+from agent.core.report.history import render_history
 from tests.core.sample_network import ALL_DIRECT, LAPTOP, MACMINI, REFUSED, judged, peer, running
 
 

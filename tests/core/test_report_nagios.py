@@ -6,8 +6,7 @@ import pytest
 
 from agent.core.health import judge
 from agent.core.model import Node, Topology
-from agent.core.report import nagios_unknown, render_nagios
-from agent.core.report.nagios import perf_label, selection_error
+from agent.core.report.nagios import nagios_unknown, perf_label, render_nagios, selection_error
 from tests.core.sample_network import (
     ALL_DIRECT,
     FASTAPI,
