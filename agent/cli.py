@@ -668,7 +668,7 @@ def _topology(args: argparse.Namespace) -> int:
 
 def _cached_copy_line(location: TopologyLocation) -> str:
     """ "cached copy: PATH, fetched 3 min ago, ETag "abc", last asked 10 s ago"."""
-    from agent.core.events import format_duration
+    from agent.core.figures import format_duration
     from agent.edges.topology_fetch import RemoteTopology
 
     copy = RemoteTopology(location.url or "", location.path).cached()

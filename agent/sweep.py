@@ -42,7 +42,6 @@ from agent.core.model import (
     Topology,
 )
 from agent.core.plan import plan_sweep
-from agent.core.share_view import PeerReading
 from agent.core.tailnet import find_peer, identify_self_by, self_node_line
 from agent.edges.listeners import scan_listeners
 from agent.edges.path_ping import PathPinger
@@ -50,7 +49,8 @@ from agent.edges.probes import run_probes
 from agent.edges.tailscale import read_status
 from agent.edges.topology_source import is_bundled_topology
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # --share-view's readings come from its partner (agent.fleet): check has none
+    from agent.core.share_view import PeerReading
     from agent.edges.child_process import StartedChild
 
 __all__ = [

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Generic, TypeVar
 
 from agent.core.evidence import Evidence
+from agent.core.figures import format_duration
 from agent.core.hints import (
     RELAYED,
     peer_offline_hint,
@@ -49,7 +50,6 @@ __all__ = [
     "describe_failure",
     "finding_event",
     "finding_fixed_event",
-    "format_duration",
     "link_direct_event",
     "link_relayed_event",
     "peer_offline_event",
@@ -193,23 +193,6 @@ class EventRecord(EventFields[str, str]):
 
 
 # ==== words ====================================================================
-
-
-def format_duration(seconds: float, *, seconds_below: int = 60) -> str:
-    """12 -> "12 s", 250 -> "4 min", 3900 -> "1 h 5 min", 90000 -> "1 d 1 h": how long, for
-    a person. The one formatter of durations people read; in whole seconds below
-    `seconds_below` (where more precision matters: "shown 70 s ago")."""
-    s = max(0, round(seconds))
-    if s < seconds_below:
-        return f"{s} s"
-    minutes = s // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def describe_failure(service: str, hostname: str, result: ProbeResult) -> str:

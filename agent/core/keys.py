@@ -15,11 +15,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from agent.core.events import Event, EventKind, format_duration
+from agent.core.figures import format_duration
 from agent.core.health import short_name
 from agent.core.hints import key_expiry_hint
 from agent.core.model import NodeStatus, Snapshot
+
+if TYPE_CHECKING:  # the monitor's events: check, which shows the warning only, never loads them
+    from agent.core.events import Event
 
 __all__ = [
     "DAY_S",
@@ -88,6 +92,8 @@ def announce(
 ) -> tuple[KeyNotices, tuple[Event, ...]]:
     """The key_expiring events of one sweep: a node's key entering a stage not announced
     for that key yet. Reaching DAY first (the agent started late) announces DAY alone."""
+    from agent.core.events import Event, EventKind  # the monitor's: check never announces
+
     events: list[Event] = []
     known = set(notices)
     current: set[tuple[str, float, Stage]] = set()

@@ -28,10 +28,10 @@ from enum import Enum
 
 from agent.core.confirm import Settling
 from agent.core.details import detail_line
-from agent.core.events import Event, Subject, format_duration
+from agent.core.events import Event, Subject
 from agent.core.evidence import Change, why_text
 from agent.core.exposure import exposed_line
-from agent.core.figures import format_latency
+from agent.core.figures import format_duration, format_latency
 from agent.core.first_run import first_run_words
 from agent.core.health import problem_words, worst
 from agent.core.hints import explain, peer_offline_hint

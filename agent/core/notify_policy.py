@@ -43,7 +43,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from agent.core.events import Event, EventKind, Subject, format_duration
+from agent.core.events import Event, EventKind, Subject
+from agent.core.figures import format_duration
 
 __all__ = [
     "RATE_LIMIT_S",

@@ -26,11 +26,12 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from agent.core.events import Event, EventKind, format_duration
+from agent.core.figures import format_duration
 from agent.core.model import Impact, Node, Topology
 
-if TYPE_CHECKING:  # the monitor's state: check, which reads snoozes only, never loads it
+if TYPE_CHECKING:  # the monitor's state and events: check, which reads snoozes only, loads neither
     from agent.core.confirm import MonitorState, Track
+    from agent.core.events import Event
 
 __all__ = [
     "FILE_VERSION",
@@ -178,6 +179,8 @@ def _window(snooze: Snooze) -> str:
 
 def snooze_started_event(snooze: Snooze, node: Node, at: float) -> Event:
     """Alerts for a node or service snoozed: a record of the window's start."""
+    from agent.core.events import Event, EventKind  # the monitor's: check never makes one
+
     what = _subject_name(node, snooze.service)
     return Event(
         kind=EventKind.SNOOZE_STARTED,
@@ -203,6 +206,8 @@ def snooze_ended_event(
 ) -> Event:
     """A snooze ended (`why`: "it is back", "its time is up", ...). Announced when something
     is still wrong, which the user has not been told of while it lasted."""
+    from agent.core.events import Event, EventKind  # the monitor's: check never makes one
+
     what = _subject_name(node, snooze.service)
     services = {s.name: s for s in node.services}
     down = tuple(n for n in still_wrong if n in services and services[n].impact is not Impact.INFO)

@@ -144,7 +144,7 @@ def parse_duration(value: object) -> float:
 
 def format_topology_duration(seconds: float) -> str:
     """The shortest of "1m", "10s", "1.5s", "500ms" that parse_duration reads back exactly:
-    a duration as the topology file spells it (for people, events.format_duration).
+    a duration as the topology file spells it (for people, figures.format_duration).
 
     `seconds` must be finite and > 0 (what parse_duration returns).
     """

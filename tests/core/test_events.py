@@ -7,7 +7,6 @@ import pytest
 from agent.core.events import (
     EventKind,
     describe_failure,
-    format_duration,
     link_direct_event,
     link_relayed_event,
     peer_offline_event,
@@ -21,6 +20,7 @@ from agent.core.events import (
     topology_error_event,
     topology_fixed_event,
 )
+from agent.core.figures import format_duration
 from agent.core.model import (
     BackendState,
     ProbeResult,
