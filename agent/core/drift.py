@@ -26,8 +26,7 @@ from __future__ import annotations
 
 from agent.core.health import short_name
 from agent.core.model import Finding, FindingKind, Node, PeerView, TailnetView, Topology
-from agent.core.starter import is_mullvad, node_slug, preferred_ip
-from agent.core.tailnet import dns_label
+from agent.core.tailnet import dns_label, is_mullvad, node_slug, preferred_ip
 from agent.core.topology import toml_string
 
 __all__ = ["detect_drift"]

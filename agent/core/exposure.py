@@ -27,7 +27,7 @@ from enum import StrEnum
 from agent.core.hints import listen_fix
 from agent.core.model import Access, Finding, FindingKind, Service, Topology
 from agent.core.plan import format_address
-from agent.core.starter import preferred_ip
+from agent.core.tailnet import preferred_ip
 from agent.core.topology import access_of
 
 __all__ = [

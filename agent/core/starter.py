@@ -14,18 +14,18 @@ commented examples). It owns the rules that turn real status documents into vali
 - skipped, with the reason in the file: machines with no Tailscale IP (signed out, or
   expired) and Mullvad exit nodes (not the user's machines).
 
-It also holds the well-known ports `init --discover` tries (WELL_KNOWN_PORTS).
+It also holds the well-known ports `init --discover` tries (WELL_KNOWN_PORTS). The rules
+the drift check shares (the id's slug, the preferred IP, a Mullvad exit node) are
+agent.core.tailnet's: `check` does not load this module.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent.core.model import CheckKind, Defaults, PeerView, Service, TailnetView
-from agent.core.tailnet import dns_label
+from agent.core.tailnet import dns_label, is_mullvad, node_slug, preferred_ip
 from agent.core.topology import (
     NODE_ID_PATTERN,
     SUPPORTED_VERSION,
@@ -38,17 +38,13 @@ __all__ = [
     "Found",
     "KnownPort",
     "StarterNode",
-    "is_mullvad",
     "known_port",
-    "node_slug",
-    "preferred_ip",
     "starter_nodes",
     "starter_topology",
 ]
 
 MOBILE_OSES = ("ios", "android")
 LAPTOP_WORD = "macbook"
-MULLVAD_SUFFIX = ".mullvad.ts.net"
 UNNAMED_HOSTS = ("", "localhost")
 
 _OS_NAMES = {
@@ -172,12 +168,6 @@ def starter_nodes(view: TailnetView) -> tuple[tuple[StarterNode, ...], tuple[str
     return tuple(nodes), tuple(skipped)
 
 
-def is_mullvad(peer: PeerView) -> bool:
-    """A Mullvad exit node of Tailscale's add-on: listed as a peer, no machine of this
-    network."""
-    return peer.dns_name.rstrip(".").endswith(MULLVAD_SUFFIX)
-
-
 def starter_topology(
     view: TailnetView,
     found: Mapping[str, Sequence[Found]] | None = None,
@@ -266,28 +256,6 @@ def _always_on(peer: PeerView) -> tuple[bool, str]:
         if LAPTOP_WORD in name.casefold():
             return False, "its name says MacBook: a laptop, offline (lid closed) is no alarm"
     return True, "a guess: Tailscale cannot tell; set false for a laptop"
-
-
-def preferred_ip(ips: Sequence[str]) -> str | None:
-    """A machine's Tailscale IP as a topology writes it: the first IPv4 (newer clients may
-    list IPv6 first), else the first valid IP."""
-    valid = []
-    for text in ips:
-        try:
-            valid.append(ipaddress.ip_address(text))
-        except ValueError:
-            continue
-    for ip in valid:
-        if ip.version == 4:
-            return str(ip)
-    return str(valid[0]) if valid else None
-
-
-def node_slug(text: str) -> str:
-    """A node id made from a machine's name: "Borja’s MacBook Air" -> "borjas-macbook-air"."""
-    slug = re.sub(r"[^a-z0-9_]+", "-", text.casefold().replace("’", "").replace("'", ""))
-    slug = slug.strip("-_")[:32].rstrip("-_")
-    return slug or "node"
 
 
 def _unique_id(base: str, used: set[str]) -> str:

@@ -3,7 +3,9 @@
 Pure: it turns the decoded JSON object into a TailnetView, tolerating missing keys, nulls
 and values of the wrong type everywhere (the CLI warns the JSON changes between releases;
 tailscale-facts.md sections 2-3). It also holds the agent's direct/relay rule (section 4)
-and the matching of topology nodes to Tailscale peers and to this machine.
+and the matching of topology nodes to Tailscale peers and to this machine, and how a
+machine is written in a topology (its id's slug, its preferred IP; a Mullvad exit node is
+none of the network's machines): `init`'s starter and the drift check share these.
 
 Real tailnets as they are (tests/fixtures/tailscale/real/): clients before 1.0 print
 `BackendState ""`, a peer's address as `TailAddr` and no `Online`; several phones can all
@@ -13,9 +15,10 @@ when it is unambiguous, and Self is also known by its MagicDNS name.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from agent.core.decoding import load_json
@@ -35,11 +38,16 @@ __all__ = [
     "find_peer",
     "identify_self",
     "identify_self_by",
+    "is_mullvad",
     "link_of",
+    "node_slug",
     "parse_status",
     "parse_status_json",
+    "preferred_ip",
     "self_node_line",
 ]
+
+MULLVAD_SUFFIX = ".mullvad.ts.net"
 
 _UNSET_TIME_PREFIX = "0001-01-01"  # Go's zero time.Time: "0001-01-01T00:00:00Z"
 _RFC3339 = re.compile(
@@ -297,3 +305,34 @@ def _peer_names(peer: PeerView) -> set[str]:
     names = {peer.hostname.casefold(), dns_label(peer.dns_name).casefold()}
     names.discard("")
     return names
+
+
+# ==== a machine as a topology writes it (init's starter and the drift check) ======
+
+
+def is_mullvad(peer: PeerView) -> bool:
+    """A Mullvad exit node of Tailscale's add-on: listed as a peer, no machine of this
+    network."""
+    return peer.dns_name.rstrip(".").endswith(MULLVAD_SUFFIX)
+
+
+def preferred_ip(ips: Sequence[str]) -> str | None:
+    """A machine's Tailscale IP as a topology writes it: the first IPv4 (newer clients may
+    list IPv6 first), else the first valid IP."""
+    valid = []
+    for text in ips:
+        try:
+            valid.append(ipaddress.ip_address(text))
+        except ValueError:
+            continue
+    for ip in valid:
+        if ip.version == 4:
+            return str(ip)
+    return str(valid[0]) if valid else None
+
+
+def node_slug(text: str) -> str:
+    """A node id made from a machine's name: "Borja’s MacBook Air" -> "borjas-macbook-air"."""
+    slug = re.sub(r"[^a-z0-9_]+", "-", text.casefold().replace("’", "").replace("'", ""))
+    slug = slug.strip("-_")[:32].rstrip("-_")
+    return slug or "node"
