@@ -10,7 +10,6 @@ agent.edges.topology_fetch's.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tomllib
 import unicodedata
@@ -150,6 +149,8 @@ def redirect_refusal(origin: str, target: str) -> str | None:
 
 def cache_stem(url: str) -> str:
     """The cached copy's file name (no suffix) for `url`: its host, readable, and a hash."""
+    import hashlib  # (OpenSSL's) only a URL topology has a cached copy to name
+
     host = urllib.parse.urlsplit(url).hostname or "topology"
     readable = re.sub(r"[^A-Za-z0-9.-]+", "-", host)[:40]
     digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
