@@ -87,8 +87,9 @@ _ACCESS_VALUES = tuple(a.value for a in Access)
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_SYNTAX_POS_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
-_SYNTAX_END_RE = re.compile(r"\s*\(at end of document\)\s*$")
+# The patterns of a refused file alone are strings: re compiles (and caches) them at first use.
+_SYNTAX_POS = r"\s*\(at line (\d+), column (\d+)\)\s*$"
+_SYNTAX_END = r"\s*\(at end of document\)\s*$"
 
 _Path = tuple[str | int, ...]
 _Table = dict[str, object]
@@ -438,12 +439,12 @@ def _short(name: str) -> str:
 def _syntax_error(source: str, text: str, error: tomllib.TOMLDecodeError) -> TopologyError:
     message = str(error)
     line: int | None = None
-    position = _SYNTAX_POS_RE.search(message)
+    position = re.search(_SYNTAX_POS, message)
     if position is not None:
         line = int(position.group(1))
         message = f"{message[: position.start()]} (column {position.group(2)})"
     else:
-        end = _SYNTAX_END_RE.search(message)
+        end = re.search(_SYNTAX_END, message)
         if end is not None:
             line = text.count("\n") + 1
             message = f"{message[: end.start()]} (at the end of the file)"
@@ -452,16 +453,16 @@ def _syntax_error(source: str, text: str, error: tomllib.TOMLDecodeError) -> Top
 
 # ==== where keys are written ===================================================
 
+# Strings, as the syntax patterns: only a refused file is read for its lines.
 _KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
 _DOTTED_KEY = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
-_HEADER_RE = re.compile(rf"\s*(\[\[|\[)\s*({_DOTTED_KEY})\s*\]")
-_KEY_LINE_RE = re.compile(rf"\s*({_DOTTED_KEY})\s*=")
-_KEY_PART_RE = re.compile(_KEY_PART)
+_HEADER = rf"\s*(\[\[|\[)\s*({_DOTTED_KEY})\s*\]"
+_KEY_LINE = rf"\s*({_DOTTED_KEY})\s*="
 
 
 def _key_parts(dotted: str) -> list[str]:
     parts = []
-    for raw in _KEY_PART_RE.findall(dotted):
+    for raw in re.findall(_KEY_PART, dotted):
         if raw.startswith('"'):
             try:
                 raw = str(load_toml(f"k = {raw}")["k"])
@@ -494,8 +495,8 @@ class _LineIndex:
         for index in range(len(lines)):
             if index == start:
                 line = lines[index].rstrip("\r")
-                header = _HEADER_RE.match(line)
-                key_line = None if header else _KEY_LINE_RE.match(line)
+                header = re.match(_HEADER, line)
+                key_line = None if header else re.match(_KEY_LINE, line)
                 if header is not None:
                     current = self._header(
                         header.group(1) == "[[", header.group(2), counts, index + 1
