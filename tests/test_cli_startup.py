@@ -18,7 +18,17 @@ import pytest
 
 # What the command line may load before it knows which command runs.
 ALLOWED_AGENT_MODULES = {"agent", "agent.cli", "agent.core", "agent.core.constants", "agent.errors"}
-HEAVY = ("httpx", "h11", "asyncio", "uvloop", "platformdirs", "logging", "sqlite3", "tomllib")
+HEAVY = (
+    "httpx",
+    "h11",
+    "httptools",
+    "asyncio",
+    "uvloop",
+    "platformdirs",
+    "logging",
+    "sqlite3",
+    "tomllib",
+)
 
 LIST_MODULES = """
 import json, sys

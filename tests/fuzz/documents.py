@@ -26,6 +26,7 @@ __all__ = [
     "edited_bytes",
     "edited_text",
     "json_values",
+    "maybe_edited",
     "mutated",
     "to_json",
     "to_toml",
@@ -297,3 +298,8 @@ def edited_text(text: str) -> st.SearchStrategy[str]:
 def edited_bytes(data: bytes) -> st.SearchStrategy[bytes]:
     """`data` cut short, or with a span deleted, replaced by random bytes or repeated."""
     return _edited(data, st.binary(max_size=40))
+
+
+def maybe_edited(base: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    """What `base` gives, as it is or edited (`edited_bytes`)."""
+    return base | base.flatmap(edited_bytes)

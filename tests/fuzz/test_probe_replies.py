@@ -18,7 +18,6 @@ import gzip
 import json
 import re
 import struct
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +30,8 @@ from agent.edges.probes import PROBES, make_http_client
 from agent.edges.probes.details import NAMES_MAX, STARTUP_MESSAGE, fetch_details
 from agent.edges.probes.redis import PING
 from agent.edges.probes.websocket import accept_for
-from tests.fuzz.documents import edited_bytes, json_values, mutated, to_json
+from tests.fuzz.documents import edited_bytes, json_values, maybe_edited, mutated, to_json
+from tests.fuzz.http_replies import http_replies
 from tests.fuzz.replies import Reply, answer, replies
 from tests.fuzz.settings import fuzz
 from tests.probes.support import fixed_clock, target
@@ -67,50 +67,7 @@ def _is_a_finding(result: ProbeResult) -> None:
     assert result.latency_ms is not None
 
 
-def _maybe_edited(base: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
-    return base | base.flatmap(edited_bytes)
-
-
 # ==== HTTP ======================================================================
-
-_STATUS_LINES = st.sampled_from(
-    [b"HTTP/1.1 200 OK", b"HTTP/1.0 204 No Content", b"HTTP/1.1 503 Service Unavailable",
-     b"HTTP/1.1 302 Found", b"HTTP/1.1 101 Switching Protocols", b"HTTP/1.1 999 Odd",
-     b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", b"HTTP/1.1 000 zero", b"HTTP/2 200",
-     b"HTTP/1.1 200", b"HTTP/1.1 2000 OK", b"ICY 200 OK", b"SSH-2.0-OpenSSH_9.6",
-     b"+PONG", b"\x16\x03\x01\x02\x00", b"HTTP/1.1 200 \xff\xfe", b""]
-)  # fmt: skip
-_BODIES = st.sampled_from(
-    [b"", b"ok", b"status: ok\n", gzip.compress(b"status: ok"), zlib.compress(b"ok"),
-     b"2\r\nok\r\n0\r\n\r\n", b"zz\r\nok\r\n", b"ffffffffffffffffff\r\n", b"\xff" * 10,
-     b"x" * 300_000, "état: prêt ✓".encode(), "ok".encode("utf-16")]
-) | st.binary(max_size=64)  # fmt: skip
-
-
-@st.composite
-def _headers(draw: st.DrawFn, body: bytes) -> list[bytes]:
-    length = draw(
-        st.sampled_from([str(len(body)), "0", "5", "99999999999999999999", "-1", "abc", "1,2"])
-    )
-    choices = st.sampled_from(
-        [b"Content-Length: " + length.encode(), b"Transfer-Encoding: chunked",
-         b"Transfer-Encoding: gzip, chunked", b"Content-Encoding: gzip",
-         b"Content-Encoding: deflate", b"Content-Encoding: br", b"Content-Encoding: zstd",
-         b"Content-Encoding: gzip, gzip", b"Content-Encoding: x-unknown",
-         b"Content-Type: text/plain; charset=utf-16", b"Content-Type: text/plain; charset=bogus",
-         b"Content-Type: text/plain; charset=\xff", b"Connection: close", b"Connection: keep-alive",
-         b"X-Long: " + b"a" * 120_000, b" folded continuation", b"No-Colon-Here", b"\xc3\xa9: v",
-         b"Set-Cookie: a=b; Max-Age=abc"]
-    )  # fmt: skip
-    return draw(st.lists(choices | st.binary(max_size=30), max_size=5))
-
-
-@st.composite
-def _http_replies(draw: st.DrawFn) -> bytes:
-    body = draw(_BODIES)
-    head = [draw(_STATUS_LINES), *draw(_headers(body))]
-    return b"\r\n".join(head) + b"\r\n\r\n" + body
-
 
 _EXPECT = st.sampled_from(
     [{}, {"expect_status": (200,)}, {"expect_body": "ok"}, {"expect_status": (204, 503)}]
@@ -118,7 +75,7 @@ _EXPECT = st.sampled_from(
 
 
 @fuzz
-@given(replies(_maybe_edited(_http_replies())), _EXPECT)
+@given(replies(maybe_edited(http_replies())), _EXPECT)
 @example(Reply(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\nnot gzip"), {}).via(
     "a gzip body that is not gzip, and no body wanted"
 )
@@ -143,7 +100,7 @@ _REDIS_REPLIES = st.sampled_from(
 
 
 @fuzz
-@given(replies(_maybe_edited(_REDIS_REPLIES)))
+@given(replies(maybe_edited(_REDIS_REPLIES)))
 def test_redis_probe_reads_any_reply(reply: Reply) -> None:
     result = _probe(CheckKind.REDIS, reply, lambda r: len(r) >= len(PING))
     _is_a_finding(result)
@@ -156,7 +113,7 @@ _PG_REPLIES = st.sampled_from(
 
 
 @fuzz
-@given(replies(_maybe_edited(_PG_REPLIES)))
+@given(replies(maybe_edited(_PG_REPLIES)))
 def test_postgres_probe_reads_any_reply(reply: Reply) -> None:
     _is_a_finding(_probe(CheckKind.POSTGRES, reply, lambda r: len(r) >= 8))
 
@@ -183,7 +140,7 @@ def _ws_key(request: bytes) -> str:
 
 
 @fuzz
-@given(replies(_maybe_edited(_WS_REPLIES)))
+@given(replies(maybe_edited(_WS_REPLIES)))
 def test_websocket_probe_reads_any_reply(reply: Reply) -> None:
     def with_accept(request: bytes) -> Reply:
         accept = accept_for(_ws_key(request)).encode()

@@ -33,7 +33,8 @@ def _serialized(request: h11.Request) -> bytes:
 
 
 def _httpx_head(client: httpx.AsyncClient, host: str, port: int, path: str) -> bytes:
-    """The head httpx's client builds for the probe's URL, as h11 writes it."""
+    """The head httpx's client builds for the probe's URL, as h11 (httpx's own writer) writes
+    it: the reference the plain path's hand-written head is held to."""
     built = client.build_request("GET", _client.probe_url(host, port, path))
     return _serialized(
         h11.Request(method=b"GET", target=built.url.raw_path, headers=built.headers.raw)
@@ -41,8 +42,7 @@ def _httpx_head(client: httpx.AsyncClient, host: str, port: int, path: str) -> b
 
 
 def _plain_head(client: _client.ProbeClient, host: str, port: int, path: str) -> bytes | None:
-    request = http._plain_request(host, port, path, client.headers.raw)
-    return None if request is None else _serialized(request)
+    return http._plain_request(host, port, path, client.headers.raw)
 
 
 # ==== the head =================================================================

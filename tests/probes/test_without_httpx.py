@@ -1,5 +1,6 @@
 """A sweep of plain HTTP targets never imports httpx (issue 12 item 7: 4 MiB of RSS and a
-twentieth of `check`'s start-up), and still says the same of every answer.
+twentieth of `check`'s start-up) nor h11 (the wire reads answers with httptools), and still
+says the same of every answer.
 
 Each case probes real loopback servers from a fresh interpreter (the test process has
 httpx loaded long since) and lists what that interpreter imported.
@@ -37,7 +38,7 @@ print(json.dumps({
                 for t, r in zip(targets, results)},
     "httpx": sorted(
         name for name, module in sys.modules.items()
-        if module is not None and (name == "httpx" or name.startswith("httpx."))
+        if module is not None and name.partition(".")[0] in ("httpx", "h11")
     ),
 }))
 """

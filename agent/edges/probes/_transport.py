@@ -11,7 +11,8 @@ this transport, with the client's other settings, takes a sweep from 1.23 to 0.3
 of CPU per probe on asyncio's loop.
 
 `ProbeTransport` does, per request, `_wire`'s exchange: connect with asyncio, write the
-request and read the answer through h11, and hand httpx a response whose body stream
+request (`_wire.request_head`, and the body as its headers frame it) and read the answer
+with httptools, and hand httpx a response whose body stream
 closes the socket when the response is closed. Per-request timeouts (connect, read,
 write) are honoured; errors are raised as the httpx exceptions httpx's own transport
 raises (`_wire`'s WireErrors turned into their httpx names), chained to the OS error that
@@ -29,15 +30,10 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from typing import NoReturn, TypeVar
 
-import h11
 import httpx
 
-from agent.edges.probes._errors import WireError, WireWriteError
-from agent.edges.probes._wire import (
-    Exchange,
-    answer_head,
-    connect,
-)
+from agent.edges.probes._errors import WireError, WireLocalProtocolError, WireWriteError
+from agent.edges.probes._wire import AnswerHead, Exchange, connect, request_head
 
 __all__ = ["ProbeTransport", "answer_response", "as_httpx_error"]
 
@@ -46,7 +42,7 @@ T = TypeVar("T")
 
 def as_httpx_error(exc: WireError) -> NoReturn:
     """Raise the httpx exception `exc` stands for, chained to its cause as httpx's own
-    transport chains it (the OS error, the h11 error), or to nothing."""
+    transport chains it (the OS error, the parser's error), or to nothing."""
     raise getattr(httpx, exc.httpx_name)(str(exc)) from exc.__cause__
 
 
@@ -64,37 +60,43 @@ class _Body(httpx.AsyncByteStream):
         self._exchange = exchange
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        while True:
-            event = await _in_httpx_terms(self._exchange.next_event())
-            if isinstance(event, h11.Data):
-                yield bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
-                return
+        try:
+            async for chunk in self._exchange.body():
+                yield chunk
+        except WireError as exc:
+            as_httpx_error(exc)
 
     async def aclose(self) -> None:
         self._exchange.wire.close()
 
 
 async def _send(request: httpx.Request, exchange: Exchange, timeout: float | None) -> None:
-    """Write the request; a GET goes out in one write, head and end together."""
-    url = request.url
-    head = h11.Request(method=request.method, target=url.raw_path, headers=request.headers.raw)
-    unsent = exchange.send(head)
+    """Write the request: the head, then the body as its headers frame it (chunked, or the
+    Content-Length's bytes); a GET goes out in one write."""
+    head = request_head(request.method.encode("ascii"), request.url.raw_path, request.headers.raw)
+    chunked = request.headers.get("transfer-encoding", "").lower() == "chunked"
+    length = None if chunked else int(request.headers.get("content-length", "0"))
+    unsent, sent = head, 0
     assert isinstance(request.stream, httpx.AsyncByteStream)  # noqa: S101 — narrows a type the lines above guarantee; not an input check
     async for chunk in request.stream:
-        if chunk:
-            await exchange.wire.write(unsent + exchange.send(h11.Data(data=chunk)), timeout)
-            unsent = b""
-    await exchange.wire.write(unsent + exchange.send(h11.EndOfMessage()), timeout)
+        if not chunk:
+            continue
+        sent += len(chunk)
+        if length is not None and sent > length:
+            raise WireLocalProtocolError("more body than the request's Content-Length")
+        framed = b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk
+        await exchange.wire.write(unsent + framed, timeout)
+        unsent = b""
+    if length is not None and sent < length:
+        raise WireLocalProtocolError("less body than the request's Content-Length")
+    await exchange.wire.write(unsent + (b"0\r\n\r\n" if chunked else b""), timeout)
 
 
-def answer_response(
-    head: h11.Response | h11.InformationalResponse, exchange: Exchange
-) -> httpx.Response:
+def answer_response(head: AnswerHead, exchange: Exchange) -> httpx.Response:
     """The httpx.Response for an answer whose head was read: the body still arriving."""
     return httpx.Response(
         head.status_code,
-        headers=head.headers.raw_items(),
+        headers=head.headers,
         stream=_Body(exchange),
         extensions={
             "http_version": b"HTTP/" + head.http_version,
@@ -126,7 +128,7 @@ class ProbeTransport(httpx.AsyncBaseTransport):
                 # If it answered and hung up early, read what it said (as httpcore does).
                 with contextlib.suppress(WireWriteError):
                     await _send(request, exchange, timeouts.get("write"))
-                head = await answer_head(exchange)
+                head = await exchange.head()
             except WireError as exc:
                 as_httpx_error(exc)
         except BaseException:

@@ -1,8 +1,9 @@
 """One plain HTTP/1.1 exchange on a fresh connection, without httpx: the wire under probes.
 
 `plain_get(host, port, head, timeout)` connects with asyncio (a small BufferedProtocol, no
-streams), writes an h11 request head and reads the answer's head through h11 (the HTTP/1.1
-state machine httpcore itself uses); the `PlainAnswer` it returns keeps the body on the
+streams), writes a request head (`request_head`: the bytes h11 would write) and reads the
+answer's head with httptools (llhttp, in C: a thirtieth of h11's cost per answer, and no
+h11 import on `check`'s path); the `PlainAnswer` it returns keeps the body on the
 connection and becomes an httpx.Response only when the body is wanted. `_transport`'s
 ProbeTransport, under the httpx client, runs the same exchange for httpx requests.
 
@@ -21,9 +22,10 @@ import functools
 import ipaddress
 import socket
 import threading
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, cast
 
-import h11
+import httptools
 
 from agent.edges.probes._errors import (
     WireConnectError,
@@ -41,11 +43,12 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "AnswerHead",
     "Exchange",
     "PlainAnswer",
-    "answer_head",
     "connect",
     "plain_get",
+    "request_head",
 ]
 
 
@@ -53,6 +56,8 @@ _SCRATCH_SIZE = 64 * 1024
 _READ_HIGH_WATER = 256 * 1024  # stop reading the socket while this much is unread
 _MAX_HEAD = 100 * 1024  # the largest response head accepted (httpcore's limit)
 _DISCONNECTED = "Server disconnected without sending a response."  # httpcore's words
+_CUT_BODY = "the connection closed in the middle of the body"
+_UNASKED_SWITCH = "101 Switching Protocols, which the request did not ask for"
 
 
 # One receive buffer per thread (so per event loop), shared by all its connections. The
@@ -220,42 +225,161 @@ async def connect_name(loop: asyncio.AbstractEventLoop, host: str, port: int) ->
     raise OSError("All connection attempts failed") from ExceptionGroup(host, errors)
 
 
+class AnswerHead:
+    """The head of an answer: status, reason phrase, HTTP version, headers as they came."""
+
+    __slots__ = ("headers", "http_version", "reason", "status_code")
+
+    def __init__(
+        self,
+        status_code: int,
+        reason: bytes,
+        http_version: bytes,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        self.status_code = status_code
+        self.reason = reason
+        self.http_version = http_version
+        self.headers = headers
+
+
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NOT_IN_TARGET = frozenset(range(0x21)) | {0x7F}
+_NOT_IN_VALUE = frozenset(b"\x00\r\n")
+
+
+def request_head(method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The bytes of an HTTP/1.1 request head, as h11 writes it (Host first); a method, target
+    or header that could not go on the wire as one line is a WireLocalProtocolError."""
+    lines = [b"%s %s HTTP/1.1\r\n" % (method, target)]
+    if not method or not _TOKEN.issuperset(method) or not target or _NOT_IN_TARGET & set(target):
+        raise WireLocalProtocolError(f"not a usable request line: {lines[0]!r}")
+    host: list[bytes] = []
+    for name, value in headers:
+        if not name or not _TOKEN.issuperset(name) or _NOT_IN_VALUE & set(value):
+            raise WireLocalProtocolError(f"not a usable header: {name!r}")
+        line = b"%s: %s\r\n" % (name, value.strip(b" \t"))
+        (host if name.lower() == b"host" else lines).append(line)
+    if len(host) != 1:
+        raise WireLocalProtocolError("a request needs exactly one Host header")
+    return b"".join([lines[0], *host, *lines[1:], b"\r\n"])
+
+
 class Exchange:
-    """One request/response on one connection, parsed by h11."""
+    """One request/response on one connection; the answer read by httptools (llhttp, the
+    parser Node.js uses), held to what h11 (httpx's own parser) accepts where the two differ.
+
+    Lenient where h11 is: bare LF line ends, folded header lines, control characters in a
+    header value, a Content-Length beside `Transfer-Encoding: chunked` (chunked wins). Strict
+    where h11 is: a status below 100, a transfer coding other than chunked, a 101 (no request
+    here asks to switch protocols), NUL in a header value, a head over 100 KiB. What follows
+    a whole answer on the connection is not read.
+    """
 
     def __init__(self, wire: _Wire, read_timeout: float | None) -> None:
         self.wire = wire
         self.read_timeout = read_timeout
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        self._parser = httptools.HttpResponseParser(self)
+        self._parser.set_dangerous_leniencies(
+            lenient_headers=True, lenient_optional_cr_before_lf=True, lenient_chunked_length=True
+        )
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._unread_head = 0  # bytes fed while no head is complete
+        self._head: AnswerHead | None = None
+        self._delimited = False  # the body's end is given (a length, chunked), not the close
+        self._body: list[bytes] = []
+        self._complete = False
+        self._refusal = ""  # a head that parses but that h11 would refuse: why
+        self._broken: httptools.HttpParserError | None = None  # the body's parse error
 
-    def send(self, event: h11.Event) -> bytes:
+    # ---- httptools' callbacks (they must not raise: a refusal is kept and raised after)
+
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self._reason = b""
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value.rstrip(b" \t")))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return  # an interim answer (100 Continue): the answer follows
+        codings = [v.lower() for n, v in self._headers if n.lower() == b"transfer-encoding"]
+        if status == 101:
+            self._refusal = _UNASKED_SWITCH
+        elif status < 100:
+            self._refusal = f"status {status} is not an HTTP status"
+        elif any(b"\x00" in value for _, value in self._headers):
+            self._refusal = "a header value holds NUL"
+        elif codings and codings != [b"chunked"]:
+            self._refusal = "only Transfer-Encoding: chunked is supported"
+        else:
+            self._delimited = bool(codings) or any(
+                n.lower() == b"content-length" for n, _ in self._headers
+            )
+            version = self._parser.get_http_version().encode("ascii")
+            self._head = AnswerHead(status, self._reason, version, self._headers)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self._head is not None:
+            self._complete = True
+
+    # ---- reading
+
+    def _feed(self, data: bytes) -> None:
+        if self._complete or self._broken is not None:
+            return  # after the answer, or after a body that went wrong: not ours to read
         try:
-            return self.h11.send(event) or b""
-        except h11.LocalProtocolError as exc:
-            raise WireLocalProtocolError(str(exc)) from exc
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            raise WireRemoteProtocolError(_UNASKED_SWITCH) from exc
+        except httptools.HttpParserError as exc:
+            if self._head is None and not self._refusal:
+                raise WireRemoteProtocolError(str(exc) or type(exc).__name__) from exc
+            if not self._complete:  # the head stands, as h11 reads it; the body is broken
+                self._broken = exc
+        if self._refusal:
+            raise WireRemoteProtocolError(self._refusal)
+        if self._head is None:
+            self._unread_head += len(data)
+            if self._unread_head > _MAX_HEAD:
+                raise WireRemoteProtocolError("the answer's head is over 100 KiB")
 
-    async def next_event(self) -> h11.Event | type[h11.PAUSED]:
-        while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise WireRemoteProtocolError(str(exc)) from exc
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]
+    async def head(self) -> AnswerHead:
+        """Read up to the answer's head (an interim 1xx skipped)."""
+        while self._head is None:
             data = await self.wire.read(self.read_timeout)
-            if not data and self.h11.their_state is h11.SEND_RESPONSE:
+            if not data:
                 raise WireRemoteProtocolError(_DISCONNECTED)
-            self.h11.receive_data(data)
+            self._feed(data)
+        return self._head
 
-
-async def answer_head(exchange: Exchange) -> h11.Response | h11.InformationalResponse:
-    """Read up to the answer's head (1xx other than 101 skipped)."""
-    while True:
-        event = await exchange.next_event()
-        if isinstance(event, h11.Response):
-            return event
-        if isinstance(event, h11.InformationalResponse) and event.status_code == 101:
-            return event  # switching protocols: the answer, as httpcore treats it
+    async def body(self) -> AsyncIterator[bytes]:
+        """The body after the head, as it arrives, to its end."""
+        while True:
+            if self._body:
+                chunks, self._body = self._body, []
+                for chunk in chunks:
+                    yield chunk
+            if self._complete:
+                return
+            if self._broken is not None:
+                raise WireRemoteProtocolError(str(self._broken)) from self._broken
+            data = await self.wire.read(self.read_timeout)
+            if data:
+                self._feed(data)
+            elif self._delimited:
+                raise WireRemoteProtocolError(_CUT_BODY)
+            else:
+                self._complete = True  # a body that lasts until the close
 
 
 class PlainAnswer:
@@ -266,7 +390,7 @@ class PlainAnswer:
     `close()` closes the connection, as closing that response does.
     """
 
-    def __init__(self, head: h11.Response | h11.InformationalResponse, exchange: Exchange) -> None:
+    def __init__(self, head: AnswerHead, exchange: Exchange) -> None:
         self.status_code: int = head.status_code
         self._head = head
         self._exchange = exchange
@@ -280,8 +404,8 @@ class PlainAnswer:
         self._exchange.wire.close()
 
 
-async def plain_get(host: str, port: int, request: h11.Request, timeout: float) -> PlainAnswer:
-    """Send one GET (`request`, a head without a body) over plain http and read the
+async def plain_get(host: str, port: int, request: bytes, timeout: float) -> PlainAnswer:
+    """Send one GET (`request`, a `request_head` without a body) over plain http and read the
     answer's head: what `ProbeTransport` does for an httpx request with `timeout` for
     connect, read and write alike, without httpx. Errors are WireErrors (ProbeTransport
     raises the httpx exceptions of the same names); the caller closes the answer."""
@@ -289,9 +413,8 @@ async def plain_get(host: str, port: int, request: h11.Request, timeout: float) 
     exchange = Exchange(wire, timeout)
     try:
         with contextlib.suppress(WireWriteError):
-            unsent = exchange.send(request) + exchange.send(h11.EndOfMessage())
-            await wire.write(unsent, timeout)
-        head = await answer_head(exchange)
+            await wire.write(request, timeout)
+        head = await exchange.head()
     except BaseException:
         wire.close()
         raise

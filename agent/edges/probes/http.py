@@ -29,12 +29,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
-import h11
-
 from agent.core.model import ProbeResult, ProbeState, ProbeTarget, Reason
 from agent.edges.probes._errors import Finding, one_line
 from agent.edges.probes._run import REQUEST_HEADERS, USER_AGENT, Clock, guarded, record_answer
-from agent.edges.probes._wire import plain_get
+from agent.edges.probes._wire import plain_get, request_head
 
 if TYPE_CHECKING:
     import httpx
@@ -161,16 +159,16 @@ def _is_plain_path(path: str) -> bool:
 
 def _plain_request(
     host: str, port: int, path: str, client_headers: Sequence[tuple[bytes, bytes]]
-) -> h11.Request | None:
-    """The GET head httpx would send for this target, or None when its URL needs httpx's
-    parsing (anything but a plain host and an unreserved path)."""
+) -> bytes | None:
+    """The GET head httpx would send for this target, as bytes, or None when its URL needs
+    httpx's parsing (anything but a plain host and an unreserved path)."""
     if not _is_plain_host(host) or not _is_plain_path(path) or not 0 < port < 65536:
         return None
     if not path.startswith("/"):
         path = "/" + path
     netloc = host if port == 80 else f"{host}:{port}"  # httpx leaves out the default port
     headers = [(b"Host", netloc.encode("ascii")), *client_headers]
-    return h11.Request(method=b"GET", target=path.encode("ascii"), headers=headers)
+    return request_head(b"GET", path.encode("ascii"), headers)
 
 
 async def _judge(
@@ -215,7 +213,7 @@ async def _attempt(target: ProbeTarget, client: HttpClient) -> Finding:
         return await _judge(target, response.status_code, lambda: response)
 
 
-async def _attempt_plain(target: ProbeTarget, request: h11.Request) -> Finding:
+async def _attempt_plain(target: ProbeTarget, request: bytes) -> Finding:
     answer = await plain_get(target.host, target.service.port, request, target.timeout_s)
     try:
         return await _judge(target, answer.status_code, answer.response)
