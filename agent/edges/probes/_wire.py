@@ -404,10 +404,11 @@ class PlainAnswer:
         self._exchange.wire.close()
 
 
-async def plain_get(host: str, port: int, request: bytes, timeout: float) -> PlainAnswer:
+async def plain_get(host: str, port: int, request: bytes, timeout: float | None) -> PlainAnswer:
     """Send one GET (`request`, a `request_head` without a body) over plain http and read the
     answer's head: what `ProbeTransport` does for an httpx request with `timeout` for
-    connect, read and write alike, without httpx. Errors are WireErrors (ProbeTransport
+    connect, read and write alike (None: none of its own, the caller's deadline bounds it),
+    without httpx. Errors are WireErrors (ProbeTransport
     raises the httpx exceptions of the same names); the caller closes the answer."""
     wire = await connect(host, port, timeout)
     exchange = Exchange(wire, timeout)
