@@ -21,9 +21,9 @@ import os
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeAlias
 
 from agent import __version__
 from agent.core.constants import EXIT_UNKNOWN, SHARE_VIEW_PORT, TAILSCALE_ENV
@@ -125,10 +125,12 @@ def _speed(text: str) -> float:
 
 ExitCodes = Sequence[tuple[int, str]]
 _USAGE = (EXIT_UNUSABLE, "a command line that cannot be used")
+_Commands: TypeAlias = "argparse._SubParsersAction[_CommandParser]"
+ALL_COMMANDS = "*"  # build_parser's `only` for every command (no command is named so)
 
 
 def _command(
-    actions: argparse._SubParsersAction[_CommandParser],
+    actions: _Commands,
     name: str,
     summary: str,
     description: str,
@@ -146,20 +148,7 @@ def _command(
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="tailnet-agent",
-        description="Watch a small Tailscale network: peers, links and services. "
-        "With no command: the tray, so `tailnet-agent --topology P --node ID` (what start at "
-        "login registers) starts it.",
-    )
-    parser.add_argument("--version", action="version", version=f"tailnet-agent {__version__}")
-    _add_verbose(parser)
-    # Before a command they count for the tray (no command) or for a command that takes them.
-    _add_sweep_options(parser, _TOP)
-    _add_metrics_option(parser, _TOP)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
-
+def _add_check(commands: _Commands) -> None:
     check = _command(
         commands,
         "check",
@@ -190,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--service", metavar="NAME", help="with --nagios: judge only this service (by name)"
     )
 
+
+def _add_audit(commands: _Commands) -> None:
     audit = _command(
         commands,
         "audit",
@@ -207,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_options(audit)
     audit.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+
+def _add_acl(commands: _Commands) -> None:
     acl = _command(
         commands,
         "acl",
@@ -219,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_topology_option(acl)
     acl.add_argument("--json", action="store_true", help="strict JSON (no comments)")
 
+
+def _add_topology(commands: _Commands) -> None:
     topology = _command(
         commands,
         "topology",
@@ -249,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_topology_option(show)
 
+
+def _add_init(commands: _Commands) -> None:
     init = _command(
         commands,
         "init",
@@ -295,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the tailscale CLI (default: ${TAILSCALE_ENV}, PATH, the standard install places)",
     )
 
+
+def _add_run(commands: _Commands) -> None:
     run = _command(
         commands,
         "run",
@@ -316,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no tray icon")
     _add_share_view_option(run)
 
+
+def _add_tray(commands: _Commands) -> None:
     tray = _command(
         commands,
         "tray",
@@ -333,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_metrics_option(tray)
     _add_share_view_option(tray)
 
+
+def _add_demo(commands: _Commands) -> None:
     demo = _command(
         commands,
         "demo",
@@ -361,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="play the walk X times faster (default 1: about two minutes)",
     )
 
+
+def _add_history(commands: _Commands) -> None:
     history = _command(
         commands,
         "history",
@@ -374,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", default="24h", metavar="WHEN", help="how far back: 24h, 30m, 7d or a date"
     )
 
+
+def _add_autostart(commands: _Commands) -> None:
     autostart = _command(
         commands,
         "autostart",
@@ -410,6 +417,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for action in (enable, disable, status):
         action.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+_COMMANDS: dict[str, Callable[[_Commands], None]] = {
+    "check": _add_check,
+    "audit": _add_audit,
+    "acl": _add_acl,
+    "topology": _add_topology,
+    "init": _add_init,
+    "run": _add_run,
+    "tray": _add_tray,
+    "demo": _add_demo,
+    "history": _add_history,
+    "autostart": _add_autostart,
+}
+"""Each command and what adds its parser, in the order `--help` lists them."""
+
+
+def build_parser(only: str | None = ALL_COMMANDS) -> argparse.ArgumentParser:
+    """The command line's parser: every command's, or `only` this one's (None: no
+    command's, for a command line that names none)."""
+    parser = _Parser(
+        prog="tailnet-agent",
+        description="Watch a small Tailscale network: peers, links and services. "
+        "With no command: the tray, so `tailnet-agent --topology P --node ID` (what start at "
+        "login registers) starts it.",
+    )
+    parser.add_argument("--version", action="version", version=f"tailnet-agent {__version__}")
+    _add_verbose(parser)
+    # Before a command they count for the tray (no command) or for a command that takes them.
+    _add_sweep_options(parser, _TOP)
+    _add_metrics_option(parser, _TOP)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
+    for name, add in _COMMANDS.items():
+        if only in (ALL_COMMANDS, name):
+            add(commands)
     return parser
 
 
@@ -804,8 +846,45 @@ def _autostart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The command `argv` names, for `build_parser(only=...)`: building every command's
+    parser is most of the command line's cost (~8 ms of each start). Read by a parser of
+    the top-level options alone, so an option's value is never taken for a command. None:
+    it names none; ALL_COMMANDS when in doubt (a help flag, "--", an unknown command, a line
+    that does not parse), so what argparse says about those stays what the whole parser says."""
+    if any(_is_help_flag(word) or word == "--" for word in argv):
+        return ALL_COMMANDS
+    top = _PreParser(add_help=False)
+    _add_verbose(top)
+    _add_sweep_options(top, _TOP)
+    _add_metrics_option(top, _TOP)
+    top.add_argument("command", nargs="?")
+    try:
+        named: str | None = top.parse_known_args(argv)[0].command
+    except _Unparsed:
+        return ALL_COMMANDS
+    return named if named is None or named in _COMMANDS else ALL_COMMANDS
+
+
+def _is_help_flag(word: str) -> bool:
+    """-h (alone or among short flags: -vh), or --help as argparse takes it (--he too)."""
+    if word.startswith("--"):
+        return len(word) > 2 and "--help".startswith(word)
+    return word.startswith("-") and "h" in word
+
+
+class _Unparsed(Exception):
+    """A command line the top-level options alone do not parse."""
+
+
+class _PreParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _Unparsed(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_named(argv))
     args = parser.parse_args(argv)
     _merge_top_level_options(parser, args)
     import logging  # after parsing: --help and --version load neither logging nor the edges
