@@ -514,10 +514,7 @@ def _require_node(topology: Topology, node: str | None) -> None:
 
 def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]:
     """The topology in use for a one-shot command. A URL is asked once (a conditional
-    request); when its source fails, the cached copy serves and a warning says so. The
-    text's parsed TOML is kept in the cache folder for the next command (Nagios runs
-    `check` every minute over a file that rarely changes)."""
-    from agent.edges.paths import parsed_topology_path
+    request); when its source fails, the cached copy serves and a warning says so."""
     from agent.edges.topology_source import load_location, locate_topology
 
     location = locate_topology(explicit, os.environ)
@@ -529,7 +526,7 @@ def _load_for_command(explicit: str | None) -> tuple[TopologyLocation, Topology]
         warning = remote.warning()
         if warning is not None and not location.path.exists():
             raise TopologyError(location.source, warning.removeprefix(f"{location.source}: "))
-    return location, load_location(location, parsed=parsed_topology_path())
+    return location, load_location(location)
 
 
 def _print_json(data: Any) -> None:

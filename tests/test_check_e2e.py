@@ -163,27 +163,6 @@ def test_backend_down_is_red_with_the_reason(sandbox: AgentSandbox) -> None:
     assert sandbox.outside_connections() == []
 
 
-def test_a_second_check_reads_the_kept_document_and_an_edit_is_seen(
-    sandbox: AgentSandbox,
-) -> None:
-    """check keeps the topology's parsed TOML in the cache folder for the next run (Nagios
-    runs it every minute); the next run says the same, and an edited file is read anew."""
-    sandbox.use_fake_tailscale("loopback_all_direct.json")
-    kept = sandbox.root / "cache" / "tailnet-agent" / "parsed-topology.json"
-    with loopback_network(fastapi_up=False) as ports:
-        path = write_topology(sandbox, ports)
-        first = check_json(sandbox, "--topology", str(path))
-        assert json.loads(kept.read_text(encoding="utf-8"))["text"] == path.read_text("utf-8")
-        second = check_json(sandbox, "--topology", str(path))
-        path.write_text(path.read_text("utf-8").replace('"FastAPI"', '"Backend API"'), "utf-8")
-        edited = check_json(sandbox, "--topology", str(path))
-    assert first[0] == second[0] == edited[0] == 2
-    assert first[1]["summary"] == second[1]["summary"]
-    assert second[1]["summary"].startswith("Mac mini: FastAPI down")
-    assert edited[1]["summary"].startswith("Mac mini: Backend API down")
-    assert sandbox.outside_connections() == []
-
-
 def test_relayed_link_is_amber_and_names_the_region(sandbox: AgentSandbox) -> None:
     sandbox.use_fake_tailscale("loopback_mac_relayed.json")
     with loopback_network() as ports:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -330,96 +329,3 @@ def test_an_unwritable_state_folder_is_logged_and_the_refusal_lasts_the_process(
     user.unlink()
     with pytest.raises(TopologyError):
         locate()
-
-
-# ==== the parsed document kept for the next command ============================
-
-
-def _kept(parsed: Path) -> dict[str, object]:
-    kept = json.loads(parsed.read_text(encoding="utf-8"))
-    assert isinstance(kept, dict)
-    return kept
-
-
-def test_a_kept_document_serves_the_same_text_and_is_validated_as_if_just_read(
-    tmp_path: Path,
-) -> None:
-    path, parsed = tmp_path / "topology.toml", tmp_path / "cache" / "parsed-topology.json"
-    path.write_text(topology_text("first"), encoding="utf-8")
-    first = read_topology_file(path, str(path), parsed=parsed)
-    assert first == read_topology_file(path, str(path))  # the same as without the cache
-    assert _kept(parsed)["text"] == topology_text("first")
-
-    # The kept document, not the TOML parser, gives the next read of the same text: a
-    # document edited in place shows through, and is validated like a file's.
-    kept = _kept(parsed)
-    kept["document"]["name"] = "from the kept document"  # type: ignore[index]
-    parsed.write_text(json.dumps(kept), encoding="utf-8")
-    assert read_topology_file(path, str(path), parsed=parsed).name == "from the kept document"
-    kept["document"]["nodes"][0]["ip"] = "999.1.1.1"  # type: ignore[index]
-    parsed.write_text(json.dumps(kept), encoding="utf-8")
-    with pytest.raises(TopologyError, match=r"999\.1\.1\.1"):
-        read_topology_file(path, str(path), parsed=parsed)
-
-    path.write_text(topology_text("second"), encoding="utf-8")  # another text: parsed anew
-    assert read_topology_file(path, str(path), parsed=parsed).name == "second"
-    assert _kept(parsed)["text"] == topology_text("second")
-
-
-@pytest.mark.parametrize(
-    "kept",
-    [
-        b"",
-        b"not json",
-        b"[1, 2]",
-        b'{"format": 99, "text": "%s", "document": {}}',
-        b'{"format": 1, "text": "another text", "document": {"name": "wrong"}}',
-        b'{"format": 1, "text": "%s", "document": ["not", "a", "table"]}',
-        b"[" * 100_000,
-        b"\xff\xfe",
-    ],
-    ids=[
-        "empty",
-        "garbage",
-        "a list",
-        "another format",
-        "another text",
-        "no table",
-        "deep",
-        "bytes",
-    ],
-)
-def test_a_broken_or_foreign_kept_file_is_read_past_and_replaced(
-    tmp_path: Path, kept: bytes
-) -> None:
-    path, parsed = tmp_path / "topology.toml", tmp_path / "parsed-topology.json"
-    path.write_text(topology_text("real"), encoding="utf-8")
-    escaped = json.dumps(topology_text("real"))[1:-1].encode()
-    parsed.write_bytes(kept.replace(b"%s", escaped))
-    assert read_topology_file(path, str(path), parsed=parsed).name == "real"
-    assert _kept(parsed)["text"] == topology_text("real")
-
-
-def test_a_refused_text_is_not_kept(tmp_path: Path) -> None:
-    path, parsed = tmp_path / "topology.toml", tmp_path / "parsed-topology.json"
-    for text in ("version = [", topology_text("x").replace('"127.0.0.1"', '"999.1.1.1"')):
-        path.write_text(text, encoding="utf-8")
-        with pytest.raises(TopologyError) as cached:
-            read_topology_file(path, str(path), parsed=parsed)
-        with pytest.raises(TopologyError) as plain:
-            read_topology_file(path, str(path))
-        assert str(cached.value) == str(plain.value)
-    assert not parsed.exists()
-
-
-def test_a_kept_file_that_cannot_be_written_costs_nothing_but_the_time(tmp_path: Path) -> None:
-    path = tmp_path / "topology.toml"
-    path.write_text(topology_text("real"), encoding="utf-8")
-    (tmp_path / "cache").write_text("a file where the folder would be", encoding="utf-8")
-    parsed = tmp_path / "cache" / "parsed-topology.json"
-    assert read_topology_file(path, str(path), parsed=parsed).name == "real"
-    assert read_topology_file(path, str(path), parsed=parsed).name == "real"
-
-
-def test_one_shot_commands_keep_it_in_the_cache_folder(home: Path) -> None:
-    assert paths.parsed_topology_path() == home / "cache" / "tailnet-agent" / "parsed-topology.json"

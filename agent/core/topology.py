@@ -18,7 +18,6 @@ import math
 import re
 import tomllib
 from collections.abc import Sequence
-from typing import Any
 
 from agent.core import cells
 from agent.core.decoding import DocumentLimitError, finite_number, load_toml
@@ -38,7 +37,6 @@ __all__ = [
     "parse_topology",
     "quoted",
     "toml_string",
-    "topology_document",
 ]
 
 SUPPORTED_VERSION = 1
@@ -101,32 +99,23 @@ _MISSING = object()
 # ==== public API ===============================================================
 
 
-def parse_topology(text: str, source: str, *, document: dict[str, Any] | None = None) -> Topology:
+def parse_topology(text: str, source: str) -> Topology:
     """Parse and validate topology TOML; `source` names the file in errors and in the result.
 
-    `document`: `topology_document(text)` when the caller has it already (a cache of an
-    earlier read of the same text); it is validated as if just read.
     Raises TopologyError (all problems listed in its message) when the text is refused.
     """
     text = text.removeprefix("\ufeff")
-    data = topology_document(text, source) if document is None else document
+    try:
+        data = load_toml(text)
+    except tomllib.TOMLDecodeError as error:
+        raise _syntax_error(source, text, error) from None
+    except DocumentLimitError as error:
+        raise TopologyError(source, f"TOML not read: {error}") from None
     checker = _Checker(source, text)
     topology = checker.topology(data)
     if checker.problems or topology is None:
         raise checker.error()
     return topology
-
-
-def topology_document(text: str, source: str) -> dict[str, Any]:
-    """The TOML document of a topology's text, not yet validated; TopologyError naming the
-    line and column when it is not TOML."""
-    text = text.removeprefix("\ufeff")
-    try:
-        return load_toml(text)
-    except tomllib.TOMLDecodeError as error:
-        raise _syntax_error(source, text, error) from None
-    except DocumentLimitError as error:
-        raise TopologyError(source, f"TOML not read: {error}") from None
 
 
 def parse_duration(value: object) -> float:

@@ -35,7 +35,6 @@ __all__ = [
     "is_frozen",
     "local_config_path",
     "log_dir",
-    "parsed_topology_path",
     "resource_dir",
     "snooze_path",
     "state_dir",
@@ -79,12 +78,6 @@ def user_topology_seen_path() -> Path:
 def local_config_path() -> Path:
     """`config.toml` in the config folder: this machine's settings (a topology URL)."""
     return config_dir() / "config.toml"
-
-
-def parsed_topology_path() -> Path:
-    """The last topology file read by a one-shot command, with its parsed TOML, in the
-    user's cache folder: disposable (topology_source reads it only for the same text)."""
-    return Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR)) / "parsed-topology.json"
 
 
 def topology_cache_dir(*, ensure: bool = False) -> Path:

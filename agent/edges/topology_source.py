@@ -12,17 +12,14 @@ it); reading it is reading that copy. Parsing and validation are core.topology's
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from agent.core.decoding import load_json
 from agent.core.model import Topology
-from agent.core.topology import parse_topology, topology_document
+from agent.core.topology import parse_topology
 from agent.core.topology_url import (
     DEFAULT_REFRESH_S,
     LocalConfig,
@@ -189,56 +186,14 @@ def is_bundled_topology(topology: Topology) -> bool:
     return topology.source == TopologyLocation(paths.bundled_topology_path(), ORIGIN_BUNDLED).source
 
 
-def read_topology_file(path: Path, source: str, *, parsed: Path | None = None) -> Topology:
-    """Read a topology file as UTF-8 (a BOM is allowed) and parse it; errors name `source`.
-
-    `parsed`: a file that keeps the last text read with its TOML document
-    (`paths.parsed_topology_path`), so that reading the same text again skips the TOML
-    parser (tomllib is pure Python: 12-17 ms for 500 services, and `check` runs every
-    minute under Nagios). The document is validated as if just read; a missing, foreign or
-    broken file is read past, and one that cannot be written is left as it is.
-    """
+def read_topology_file(path: Path, source: str) -> Topology:
+    """Read a topology file as UTF-8 (a BOM is allowed) and parse it; errors name `source`."""
     try:
         data = path.read_bytes()
     except OSError as error:
         why = error.strerror or error.__class__.__name__
         raise TopologyError(source, f"cannot read the file: {why}") from None
-    text = decode_topology(data, source)
-    if parsed is None:
-        return parse_topology(text, source)
-    document = _parsed_document(parsed, text)
-    if document is not None:
-        return parse_topology(text, source, document=document)
-    document = topology_document(text, source)
-    topology = parse_topology(text, source, document=document)
-    _keep_parsed(parsed, text, document)
-    return topology
-
-
-_PARSED_FORMAT = 1
-
-
-def _parsed_document(parsed: Path, text: str) -> dict[str, Any] | None:
-    """The document kept in `parsed` for exactly this text, or None."""
-    try:
-        kept = load_json(parsed.read_bytes())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(kept, dict) or kept.get("format") != _PARSED_FORMAT:
-        return None
-    document = kept.get("document")
-    return document if kept.get("text") == text and isinstance(document, dict) else None
-
-
-def _keep_parsed(parsed: Path, text: str, document: dict[str, Any]) -> None:
-    try:
-        kept = json.dumps({"format": _PARSED_FORMAT, "text": text, "document": document})
-    except (TypeError, ValueError):
-        return  # a TOML date or time, which JSON has no word for: parsed each time
-    try:
-        paths.write_atomically(parsed, kept)
-    except OSError as error:
-        log.debug("the parsed topology is not kept in %s: %s", parsed, error)
+    return parse_topology(decode_topology(data, source), source)
 
 
 def load_topology(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Topology:
@@ -250,12 +205,11 @@ def load_topology(explicit: str | None = None, env: Mapping[str, str] | None = N
     return load_location(locate_topology(explicit, os.environ if env is None else env))
 
 
-def load_location(location: TopologyLocation, *, parsed: Path | None = None) -> Topology:
-    """Read and parse the topology at `location` (for a URL: its cached copy); `parsed` as
-    for `read_topology_file`."""
+def load_location(location: TopologyLocation) -> Topology:
+    """Read and parse the topology at `location` (for a URL: its cached copy)."""
     if location.url is not None and not location.path.exists():
         raise TopologyError(location.source, "no copy of it has been downloaded yet")
-    topology = read_topology_file(location.path, location.source, parsed=parsed)
+    topology = read_topology_file(location.path, location.source)
     log.debug(
         "topology %r from %s: %s (%d nodes, %d services)",
         topology.name,
