@@ -19,10 +19,8 @@ import gc
 import math
 import os
 import sys
-import textwrap
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeAlias
 
 from agent import __version__
@@ -138,6 +136,8 @@ def _command(
 ) -> _CommandParser:
     """A command with its one-line `summary` (in its parent's list), a `description` and its
     exit codes (in its own --help)."""
+    import textwrap  # here: --version and a line naming no command build no command's parser
+
     lines = [f"  {code}  {meaning}" for code, meaning in exits]
     return actions.add_parser(
         name,
@@ -725,6 +725,8 @@ def _cached_copy_line(location: TopologyLocation) -> str:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from agent.edges import paths
     from agent.edges.tailscale import find_cli
     from agent.init import init_topology
